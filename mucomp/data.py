@@ -1,0 +1,478 @@
+"""Data sets, scenarios and the fixed subsets every view reads.
+
+Three data sets are registered in :data:`DATASETS`:
+
+- ``digits`` (the default): scikit-learn's bundled 8x8 hand-written digits (1,797 images), split
+  once into train and test with a fixed seeded stratified split. Needs no network.
+- ``fashion_mnist`` and ``cifar10``: torchvision's loaders, downloaded on first use into
+  ``$MUCOMP_HOME/data``. With no network (or ``MUCOMP_OFFLINE=1``) a missing data set raises
+  :class:`DatasetUnavailableError` saying what is missing and how to get it.
+
+Every split keeps its images as a ``uint8`` tensor of shape ``[N, C, H, W]`` and normalises a batch
+only when it is used, so CIFAR-10 costs 150 MB in memory rather than 600 MB.
+
+A :class:`Scenario` (data set, forget class, seed) cuts the splits into forget / retain /
+test-forget / test-retain indices straight from the label arrays, and draws the fixed,
+class-balanced subsets that embeddings, CKA and the membership-inference attack read.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import zlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mucomp import settings
+
+DIGITS_SPLIT_SEED = 0
+DIGITS_TEST_SHARE = 0.25
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A data set is not on disk and could not be downloaded; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What is known about a data set before it is loaded.
+
+    ``mean`` and ``std`` are per channel, for images scaled to [0, 1]. The ``*_cap`` fields size
+    the fixed subsets a :class:`Scenario` draws (numbers of images).
+    """
+
+    name: str
+    label: str
+    arch: str
+    class_names: tuple[str, ...]
+    channels: int
+    size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    needs_download: bool
+    hub_repo: str | None = None
+    embedding_per_class: int = 200
+    cka_forget_cap: int = 250
+    cka_retain_cap: int = 250
+    mia_cap: int = 5000
+    description: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def class_index(self, value: int | str) -> int:
+        """Resolve a class given as an index (``3``, ``"3"``) or a name (``"cat"``) to its index."""
+        if isinstance(value, str):
+            stripped = value.strip()
+            lowered = [name.lower() for name in self.class_names]
+            if stripped.lower() in lowered:
+                return lowered.index(stripped.lower())
+            if stripped.lstrip("-").isdigit():
+                value = int(stripped)
+            else:
+                raise ValueError(
+                    f"unknown class {value!r} for {self.name}; use an index 0-{self.num_classes - 1} "
+                    f"or one of {', '.join(self.class_names)}"
+                )
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"a class must be an int or a class name, got {value!r}")
+        if not 0 <= int(value) < self.num_classes:
+            raise ValueError(
+                f"class {value} is out of range for {self.name}: use 0-{self.num_classes - 1}"
+            )
+        return int(value)
+
+
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+
+DATASETS: dict[str, DatasetSpec] = {
+    "digits": DatasetSpec(
+        name="digits",
+        label="Digits (8x8, bundled)",
+        arch="digits_cnn",
+        class_names=tuple(str(k) for k in range(10)),
+        channels=1,
+        size=8,
+        # Measured over all 1,797 images scaled to [0, 1].
+        mean=(0.3053,),
+        std=(0.3760,),
+        needs_download=False,
+        description="scikit-learn's 1,797 hand-written 8x8 digits; runs offline on a CPU in seconds",
+    ),
+    "fashion_mnist": DatasetSpec(
+        name="fashion_mnist",
+        label="Fashion-MNIST (28x28)",
+        arch="resnet18_fmnist",
+        class_names=FASHION_CLASSES,
+        channels=1,
+        size=28,
+        mean=(0.2860,),
+        std=(0.3530,),
+        needs_download=True,
+        hub_repo="Yurim0507/resnet18-fashionmnist-unlearning",
+        description="70,000 28x28 grey clothing images; ResNet-18; a GPU is advised",
+    ),
+    "cifar10": DatasetSpec(
+        name="cifar10",
+        label="CIFAR-10 (32x32)",
+        arch="resnet18_cifar",
+        class_names=CIFAR10_CLASSES,
+        channels=3,
+        size=32,
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2023, 0.1994, 0.2010),
+        needs_download=True,
+        hub_repo="jaeunglee/resnet18-cifar10-unlearning",
+        description="60,000 32x32 colour images; ResNet-18 with published checkpoints; a GPU is advised",
+    ),
+}
+
+
+def get_spec(name: str) -> DatasetSpec:
+    """The :class:`DatasetSpec` registered as ``name``; a clear error lists the known names."""
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}") from None
+
+
+@dataclass
+class Split:
+    """One split of a data set: ``images`` uint8 ``[N, C, H, W]`` and ``labels`` int64 ``[N]``."""
+
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    _mean: torch.Tensor = field(init=False, repr=False)
+    _std: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError("Split.images must be a uint8 tensor of shape [N, C, H, W]")
+        if self.labels.shape != (self.images.shape[0],):
+            raise ValueError("Split.labels must have one label per image")
+        self.labels = self.labels.to(torch.int64)
+        self._mean = torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self._std = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @cached_property
+    def labels_np(self) -> np.ndarray:
+        """The labels as a numpy int64 array ``[N]``."""
+        return self.labels.numpy()
+
+    def normalize(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[n, C, H, W]`` -> float32 ``[n, C, H, W]``: scaled to [0, 1], then standardised."""
+        return (images_uint8.float().div_(255.0) - self._mean) / self._std
+
+    def batch(self, indices: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised images ``[n, C, H, W]`` float32 and labels ``[n]`` for dataset indices."""
+        index = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
+        return self.normalize(self.images[index]), self.labels[index]
+
+    def display_images(self, indices: np.ndarray) -> np.ndarray:
+        """Images for display: uint8 ``[n, H, W, C]`` (C = 1 or 3), unnormalised."""
+        index = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
+        return self.images[index].permute(0, 2, 3, 1).contiguous().numpy()
+
+
+@dataclass
+class LoadedDataset:
+    """A data set in memory: its spec and its ``train`` and ``test`` splits."""
+
+    spec: DatasetSpec
+    train: Split
+    test: Split
+    root: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.spec.class_names
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    def split(self, name: str) -> Split:
+        if name not in ("train", "test"):
+            raise ValueError(f"unknown split {name!r}; use 'train' or 'test'")
+        return self.train if name == "train" else self.test
+
+
+_CACHE: dict[tuple[str, str], LoadedDataset] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool | None = None) -> LoadedDataset:
+    """Load a registered data set into memory (cached per process and root).
+
+    Parameters
+    ----------
+    name:
+        A key of :data:`DATASETS`.
+    root:
+        Folder for torchvision data sets; default ``$MUCOMP_HOME/data``. Ignored for ``digits``.
+    download:
+        Whether a missing torchvision data set may be downloaded. Default: yes, unless
+        ``MUCOMP_OFFLINE=1``.
+
+    Raises
+    ------
+    DatasetUnavailableError
+        The files are not under ``root`` and could not be downloaded.
+    """
+    spec = get_spec(name)
+    root_path = Path(root) if root is not None else settings.data_dir()
+    key = (name, str(root_path.resolve()) if spec.needs_download else "")
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            if name == "digits":
+                _CACHE[key] = _load_digits(spec)
+            else:
+                if download is None:
+                    download = os.environ.get("MUCOMP_OFFLINE", "") not in ("1", "true", "yes")
+                _CACHE[key] = _load_torchvision(spec, root_path, download)
+        return _CACHE[key]
+
+
+def clear_dataset_cache() -> None:
+    """Forget every data set loaded in this process (tests use it after rewriting files)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _load_digits(spec: DatasetSpec) -> LoadedDataset:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    # Values are 0..16; scale to 0..255 so every data set is stored the same way.
+    images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None, :, :]
+    labels = bunch.target.astype(np.int64)
+    train_idx, test_idx = train_test_split(
+        np.arange(labels.size),
+        test_size=DIGITS_TEST_SHARE,
+        stratify=labels,
+        random_state=DIGITS_SPLIT_SEED,
+    )
+    train_idx.sort()
+    test_idx.sort()
+
+    def make(split_name: str, idx: np.ndarray) -> Split:
+        return Split(
+            split_name,
+            torch.from_numpy(np.ascontiguousarray(images[idx])),
+            torch.from_numpy(labels[idx]),
+            spec.mean,
+            spec.std,
+        )
+
+    return LoadedDataset(spec, make("train", train_idx), make("test", test_idx))
+
+
+def _expected_files(spec: DatasetSpec, root: Path) -> str:
+    if spec.name == "cifar10":
+        return f"{root / 'cifar-10-batches-py'} (data_batch_1..5, test_batch, batches.meta)"
+    return f"{root / 'FashionMNIST' / 'raw'} (train/t10k -images-idx3-ubyte and -labels-idx1-ubyte)"
+
+
+def _load_torchvision(spec: DatasetSpec, root: Path, download: bool) -> LoadedDataset:
+    from torchvision import datasets as tv
+
+    cls = {"cifar10": tv.CIFAR10, "fashion_mnist": tv.FashionMNIST}[spec.name]
+
+    def construct(train: bool, allow_download: bool):
+        return cls(str(root), train=train, download=allow_download)
+
+    splits = []
+    for train in (True, False):
+        try:
+            raw = construct(train, False)
+        except RuntimeError as missing:
+            if not download:
+                raise DatasetUnavailableError(
+                    f"{spec.label} is not in {root} and downloads are off (offline mode). "
+                    f"Expected {_expected_files(spec, root)}. Connect to the network and run "
+                    f"`mucomp download {spec.name}`, or copy the files there."
+                ) from missing
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+                raw = construct(train, True)
+            except Exception as err:  # urllib, ssl and checksum errors all mean the same here
+                raise DatasetUnavailableError(
+                    f"{spec.label} is not in {root} and could not be downloaded "
+                    f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no details'}). "
+                    f"Connect to the network and run `mucomp download {spec.name}`, or copy "
+                    f"{_expected_files(spec, root)} there yourself."
+                ) from err
+        data = raw.data
+        if isinstance(data, np.ndarray):  # CIFAR: [N, H, W, C] uint8
+            images = torch.from_numpy(np.ascontiguousarray(data)).permute(0, 3, 1, 2).contiguous()
+        else:  # FashionMNIST: uint8 tensor [N, H, W]
+            images = data.unsqueeze(1).contiguous()
+        labels = torch.as_tensor(np.asarray(raw.targets), dtype=torch.int64)
+        splits.append(Split("train" if train else "test", images, labels, spec.mean, spec.std))
+    return LoadedDataset(spec, splits[0], splits[1], root=root)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenario and seeded subsets
+
+
+def seeded_rng(seed: int, purpose: str) -> np.random.Generator:
+    """A numpy generator for one purpose of one experiment seed.
+
+    Different purposes (``"embedding"``, ``"mia"``, ...) get independent streams, so adding a
+    new random choice never shifts the others.
+    """
+    return np.random.default_rng([int(seed), zlib.crc32(purpose.encode())])
+
+
+def derive_seed(seed: int, purpose: str) -> int:
+    """An integer seed for one purpose of one experiment seed (for torch generators)."""
+    return int(seeded_rng(seed, purpose).integers(0, 2**62))
+
+
+def balanced_subset(
+    labels: np.ndarray, classes: list[int] | np.ndarray, total: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Up to ``total`` indices spread as evenly as possible over ``classes``, sorted.
+
+    Each class gives ``total // len(classes)`` samples (the remainder goes to the first classes);
+    a class with fewer samples gives all it has. Indices index ``labels``.
+    """
+    classes = list(classes)
+    if not classes or total <= 0:
+        return np.zeros(0, dtype=np.int64)
+    base, extra = divmod(int(total), len(classes))
+    chosen = []
+    for position, cls in enumerate(classes):
+        members = np.flatnonzero(labels == cls)
+        take = min(members.size, base + (1 if position < extra else 0))
+        if take:
+            chosen.append(rng.choice(members, size=take, replace=False))
+    if not chosen:
+        return np.zeros(0, dtype=np.int64)
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A data set, the class to forget and the seed that drives every random choice.
+
+    Indices are positions in the train or test split, sorted ascending, computed from the labels
+    alone. ``forget_class`` may be given as an index or a class name; it is stored as an index.
+    """
+
+    dataset: str = "digits"
+    forget_class: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        spec = get_spec(self.dataset)
+        object.__setattr__(self, "forget_class", spec.class_index(self.forget_class))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        object.__setattr__(self, "seed", int(self.seed))
+
+    @property
+    def spec(self) -> DatasetSpec:
+        return DATASETS[self.dataset]
+
+    @property
+    def forget_class_name(self) -> str:
+        return self.spec.class_names[self.forget_class]
+
+    @property
+    def retain_classes(self) -> list[int]:
+        return [k for k in range(self.spec.num_classes) if k != self.forget_class]
+
+    @property
+    def key(self) -> str:
+        """A short stable text id, e.g. ``digits-c3-s0``."""
+        return f"{self.dataset}-c{self.forget_class}-s{self.seed}"
+
+    @cached_property
+    def data(self) -> LoadedDataset:
+        return load_dataset(self.dataset)
+
+    # --- the four cuts ---------------------------------------------------------------------
+    @cached_property
+    def forget_indices(self) -> np.ndarray:
+        """Train indices of the forget class (D_f)."""
+        return np.flatnonzero(self.data.train.labels_np == self.forget_class)
+
+    @cached_property
+    def retain_indices(self) -> np.ndarray:
+        """Train indices of every other class (D_r)."""
+        return np.flatnonzero(self.data.train.labels_np != self.forget_class)
+
+    @cached_property
+    def test_forget_indices(self) -> np.ndarray:
+        return np.flatnonzero(self.data.test.labels_np == self.forget_class)
+
+    @cached_property
+    def test_retain_indices(self) -> np.ndarray:
+        return np.flatnonzero(self.data.test.labels_np != self.forget_class)
+
+    # --- fixed seeded subsets ----------------------------------------------------------------
+    @cached_property
+    def embedding_indices(self) -> np.ndarray:
+        """Train indices for the embedding view: up to ``embedding_per_class`` per class."""
+        labels = self.data.train.labels_np
+        per_class = self.spec.embedding_per_class
+        classes = list(range(self.spec.num_classes))
+        return balanced_subset(labels, classes, per_class * len(classes), seeded_rng(self.seed, "embedding"))
+
+    @cached_property
+    def cka_indices(self) -> dict[str, np.ndarray]:
+        """The four CKA subsets: ``train_forget``, ``train_retain``, ``test_forget``, ``test_retain``.
+
+        Forget subsets hold up to ``cka_forget_cap`` images, retain subsets up to
+        ``cka_retain_cap`` spread evenly over the retain classes.
+        """
+        spec = self.spec
+        out = {}
+        for split_name in ("train", "test"):
+            labels = self.data.split(split_name).labels_np
+            rng = seeded_rng(self.seed, f"cka-{split_name}")
+            out[f"{split_name}_forget"] = balanced_subset(labels, [self.forget_class], spec.cka_forget_cap, rng)
+            out[f"{split_name}_retain"] = balanced_subset(labels, self.retain_classes, spec.cka_retain_cap, rng)
+        return out
+
+    def activation_indices(self, split_name: str) -> np.ndarray:
+        """All indices of one split whose layer activations are kept (union of its CKA subsets)."""
+        subsets = self.cka_indices
+        return np.union1d(subsets[f"{split_name}_forget"], subsets[f"{split_name}_retain"])
+
+    @cached_property
+    def mia_indices(self) -> tuple[np.ndarray, np.ndarray]:
+        """(members, non-members) for MIA-Efficacy: retain train and test-retain images.
+
+        Equal counts, at most ``mia_cap`` each, drawn with the scenario seed.
+        """
+        rng = seeded_rng(self.seed, "mia")
+        count = min(self.retain_indices.size, self.test_retain_indices.size, self.spec.mia_cap)
+        members = np.sort(rng.choice(self.retain_indices, size=count, replace=False))
+        non_members = np.sort(rng.choice(self.test_retain_indices, size=count, replace=False))
+        return members.astype(np.int64), non_members.astype(np.int64)

@@ -1,0 +1,248 @@
+"""The Original and Retrained reference models of a scenario.
+
+- ``digits``: both are trained locally (seconds on a CPU) with :func:`mucomp.training.train`,
+  seeded from the scenario seed, and cached as safetensors under
+  ``$MUCOMP_HOME/references/<dataset>/<arch>/<recipe hash>/``. The Retrained model never sees a
+  forget-class image. A second request loads from that cache.
+- ``cifar10`` and ``fashion_mnist``: the published checkpoints on the Hugging Face Hub (repos in
+  :data:`mucomp.data.DATASETS`), fetched with ``hf_hub_download`` (its cache, or
+  ``$MUCOMP_REFERENCE_DIR`` as a ``local_dir``), read with ``torch.load(weights_only=True)``
+  and loaded with ``strict=True``. Fashion-MNIST references can also be trained locally
+  (``source="train"``; a GPU is advised).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mucomp import settings
+from mucomp.data import DatasetSpec, Scenario, derive_seed
+from mucomp.models import model_from_state_dict, seeded_model
+from mucomp.training import CancelFn, ProgressFn, TrainRecipe, train
+
+KINDS = ("original", "retrained")
+
+#: Local training recipes. Digits: about 4 s per model on 2 CPU cores, about 0.98 test accuracy.
+#: CIFAR-10 follows the usual published recipe (200 epochs, lr 0.1, batch 128, augmentation).
+RECIPES: dict[str, TrainRecipe] = {
+    "digits": TrainRecipe(epochs=20, lr=0.05, batch_size=64),
+    "fashion_mnist": TrainRecipe(epochs=30, lr=0.1, batch_size=128),
+    "cifar10": TrainRecipe(epochs=200, lr=0.1, batch_size=128, augment=True),
+}
+
+
+class ReferenceUnavailableError(RuntimeError):
+    """A reference model could not be obtained; the message says what to do."""
+
+
+@dataclass
+class ReferenceModel:
+    """A loaded reference model (in eval mode) and where it came from.
+
+    ``source`` is ``"trained"`` (just trained and cached), ``"cache"`` (loaded from the local
+    cache) or ``"hub"`` (a published checkpoint); ``path`` is the file it was read from or
+    written to; ``seconds`` the time taken to obtain it.
+    """
+
+    kind: str
+    model: nn.Module
+    source: str
+    path: Path
+    seconds: float
+    checkpoint_id: str
+
+
+def hub_filename(spec: DatasetSpec, kind: str, forget_class: int) -> str:
+    """The published checkpoint file of a reference model on the Hub."""
+    if spec.name == "cifar10":
+        return "resnet18_cifar10_full.pth" if kind == "original" else f"resnet18_cifar10_no_{spec.class_names[forget_class]}.pth"
+    if spec.name == "fashion_mnist":
+        return "resnet18_fashionmnist_original.pth" if kind == "original" else f"resnet18_fashionmnist_forget{forget_class}.pth"
+    raise ValueError(f"{spec.name} has no published reference checkpoints; its references are trained locally")
+
+
+def default_source(dataset: str) -> str:
+    """``"train"`` for digits, ``"hub"`` for the data sets with published checkpoints."""
+    return "train" if dataset == "digits" else "hub"
+
+
+def _recipe_hash(arch: str, recipe: TrainRecipe) -> str:
+    text = json.dumps({"arch": arch, "recipe": recipe.as_dict()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def cache_path(scenario: Scenario, kind: str, recipe: TrainRecipe | None = None) -> Path:
+    """Where a locally trained reference of ``scenario`` is cached.
+
+    The Original does not depend on the forget class, so every scenario with the same data set and
+    seed shares it.
+    """
+    _check_kind(kind)
+    spec = scenario.spec
+    recipe = recipe or RECIPES[spec.name]
+    folder = settings.references_dir() / spec.name / spec.arch / _recipe_hash(spec.arch, recipe)
+    name = f"original-s{scenario.seed}" if kind == "original" else f"retrained-c{scenario.forget_class}-s{scenario.seed}"
+    return folder / f"{name}.safetensors"
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown reference kind {kind!r}; use one of {KINDS}")
+
+
+_TRAIN_LOCKS: dict[Path, threading.Lock] = {}
+_TRAIN_LOCKS_GUARD = threading.Lock()
+
+
+def load_reference(
+    scenario: Scenario,
+    kind: str,
+    *,
+    source: str | None = None,
+    device: torch.device | str | None = None,
+    progress: ProgressFn | None = None,
+    cancelled: CancelFn | None = None,
+) -> ReferenceModel:
+    """The ``kind`` (``"original"`` or ``"retrained"``) reference model of ``scenario``.
+
+    ``source``: ``"train"`` (train locally, or load the local cache) or ``"hub"`` (published
+    checkpoint); default :func:`default_source`. ``progress(epoch, total, loss=..., reference=kind)``
+    reports local training. The model is returned on ``device`` in eval mode.
+    """
+    _check_kind(kind)
+    source = source or default_source(scenario.dataset)
+    device = torch.device(device) if device is not None else settings.default_device()
+    if source == "hub":
+        ref = _load_from_hub(scenario, kind)
+    elif source == "train":
+        ref = _train_or_load(scenario, kind, device, progress, cancelled)
+    else:
+        raise ValueError(f"unknown reference source {source!r}; use 'train' or 'hub'")
+    ref.model.to(device).eval()
+    return ref
+
+
+def load_references(scenario: Scenario, **kwargs) -> tuple[ReferenceModel, ReferenceModel]:
+    """``(original, retrained)`` for ``scenario``; keyword arguments go to :func:`load_reference`."""
+    return load_reference(scenario, "original", **kwargs), load_reference(scenario, "retrained", **kwargs)
+
+
+def _train_or_load(
+    scenario: Scenario,
+    kind: str,
+    device: torch.device,
+    progress: ProgressFn | None,
+    cancelled: CancelFn | None,
+) -> ReferenceModel:
+    from safetensors.torch import load_file, save_file
+
+    spec = scenario.spec
+    recipe = RECIPES[spec.name]
+    path = cache_path(scenario, kind, recipe)
+    checkpoint_id = f"{path.parent.name}/{path.stem}"
+    with _TRAIN_LOCKS_GUARD:
+        lock = _TRAIN_LOCKS.setdefault(path, threading.Lock())
+    with lock:  # two pages asking for the same reference train it once
+        start = time.perf_counter()
+        if path.exists():
+            try:
+                model = model_from_state_dict(spec.arch, spec.num_classes, load_file(str(path)))
+                return ReferenceModel(kind, model, "cache", path, time.perf_counter() - start, checkpoint_id)
+            except Exception:
+                # A damaged cache file is only a cache: train again and replace it.
+                path.unlink(missing_ok=True)
+        seed = derive_seed(scenario.seed, f"reference-{kind}")
+        model = seeded_model(spec.arch, spec.num_classes, seed)
+        data = scenario.data
+        indices = scenario.retain_indices if kind == "retrained" else np.arange(len(data.train))
+
+        def report(epoch: int, total: int, **figures) -> None:
+            if progress is not None:
+                progress(epoch, total, reference=kind, **figures)
+
+        train(model, data.train, indices, recipe, seed, device=device, progress=report, cancelled=cancelled)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp), metadata={"kind": kind, "scenario": scenario.key, "recipe": json.dumps(recipe.as_dict())})
+        os.replace(tmp, path)
+        return ReferenceModel(kind, model, "trained", path, time.perf_counter() - start, checkpoint_id)
+
+
+def _load_from_hub(scenario: Scenario, kind: str) -> ReferenceModel:
+    spec = scenario.spec
+    if spec.hub_repo is None:
+        raise ReferenceUnavailableError(f"{spec.label} has no published references; use source='train'")
+    filename = hub_filename(spec, kind, scenario.forget_class)
+    start = time.perf_counter()
+    path = download_checkpoint(spec.hub_repo, filename)
+    model = load_checkpoint(path, spec.arch, spec.num_classes)
+    return ReferenceModel(kind, model, "hub", path, time.perf_counter() - start, f"{spec.hub_repo}/{filename}")
+
+
+def download_checkpoint(repo_id: str, filename: str) -> Path:
+    """Fetch ``filename`` from Hub repo ``repo_id`` (or find it offline) and return its path.
+
+    Uses ``$MUCOMP_REFERENCE_DIR`` as ``local_dir`` when set, else the Hugging Face cache
+    (``$HF_HUB_CACHE``). Raises :class:`ReferenceUnavailableError` with what to do.
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
+    local_dir = os.environ.get("MUCOMP_REFERENCE_DIR") or None
+    try:
+        return Path(hf_hub_download(repo_id, filename, local_dir=local_dir))
+    except LocalEntryNotFoundError as err:
+        where = f" or in {local_dir}" if local_dir else ""
+        raise ReferenceUnavailableError(
+            f"{filename} from the Hub repo {repo_id} is not in the local cache{where}, and the Hub "
+            f"cannot be reached (offline or HF_HUB_OFFLINE=1). Connect to the network once, or run "
+            f"`hf download {repo_id} {filename} --local-dir DIR` elsewhere and set MUCOMP_REFERENCE_DIR=DIR."
+        ) from err
+    except (EntryNotFoundError, RepositoryNotFoundError) as err:
+        raise ReferenceUnavailableError(f"the Hub repo {repo_id} has no file {filename} ({err})") from err
+    except (HfHubHTTPError, OSError) as err:
+        raise ReferenceUnavailableError(
+            f"downloading {filename} from {repo_id} failed ({type(err).__name__}: {err}); check the "
+            "network and try again"
+        ) from err
+
+
+def load_checkpoint(path: Path, arch: str, num_classes: int) -> nn.Module:
+    """Read a ``.pth`` / ``.pt`` (``torch.load(weights_only=True)``) or ``.safetensors`` file and
+    load it into ``arch`` with ``strict=True``.
+
+    Raises ValueError for an unreadable file and
+    :class:`~mucomp.models.StateDictMismatchError` (which names the differing keys and shapes)
+    for weights of another architecture.
+    """
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(
+            f"{path.name} is not a readable PyTorch or safetensors weights file "
+            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}). "
+            "Delete it and download or export it again."
+        ) from err
+    return model_from_state_dict(arch, num_classes, state)

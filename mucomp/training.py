@@ -1,0 +1,256 @@
+"""The one seeded training loop and the optimisation step every method shares.
+
+:class:`Stepper` owns what happens to a loss: the cancellation check, the divergence check,
+backward, an optional gradient mask, optional gradient-norm clipping and the optimiser step.
+:func:`train` is plain supervised training built on it; reference models and Retrain use it, and
+the unlearning methods drive the same :class:`Stepper` with their own losses.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mucomp.data import Split
+
+ProgressFn = Callable[..., None]
+CancelFn = Callable[[], bool]
+
+
+class RunStopped(Exception):
+    """A run ended early. ``status`` is ``"diverged"`` or ``"cancelled"``; the message says why."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """Hyper-parameters of supervised training (SGD with momentum)."""
+
+    epochs: int
+    lr: float
+    batch_size: int
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # "cosine" (to 0 over the run) or "constant"
+    augment: bool = False  # random crop (4 px padding) + horizontal flip, for CIFAR-style data
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def make_generator(seed: int) -> torch.Generator:
+    """A CPU torch generator seeded with ``seed``: every shuffle and random draw of a run uses it."""
+    generator = torch.Generator()
+    generator.manual_seed(int(seed))
+    return generator
+
+
+def augment_batch(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crop after zero padding and random horizontal flip, per image, from ``generator``."""
+    n, _, height, width = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad))
+    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
+    flips = torch.rand(n, generator=generator) < 0.5
+    out = torch.empty_like(images)
+    for i in range(n):
+        dy, dx = int(offsets[i, 0]), int(offsets[i, 1])
+        crop = padded[i, :, dy : dy + height, dx : dx + width]
+        out[i] = crop.flip(-1) if flips[i] else crop
+    return out
+
+
+def iterate_batches(
+    split: Split,
+    indices: np.ndarray,
+    batch_size: int,
+    generator: torch.Generator | None,
+    *,
+    labels: np.ndarray | torch.Tensor | None = None,
+    augment: bool = False,
+    device: torch.device | str = "cpu",
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Mini-batches ``(images [b, C, H, W] float32, labels [b] int64)`` over ``indices``.
+
+    With a ``generator`` the order is shuffled from it, else kept. ``labels`` (aligned with
+    ``indices``) replaces the true labels, e.g. for random relabelling. The last batch may be
+    smaller.
+    """
+    indices = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
+    targets = split.labels[indices] if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+    if targets.shape != indices.shape:
+        raise ValueError("labels must be aligned with indices")
+    order = torch.randperm(indices.numel(), generator=generator) if generator is not None else torch.arange(indices.numel())
+    for start in range(0, order.numel(), batch_size):
+        pick = order[start : start + batch_size]
+        images = split.normalize(split.images[indices[pick]])
+        if augment:
+            images = augment_batch(images, generator if generator is not None else make_generator(0))
+        yield images.to(device), targets[pick].to(device)
+
+
+class Stepper:
+    """Applies one loss to a model: checks, backward, mask, clipping, optimiser step.
+
+    Parameters
+    ----------
+    model, optimizer:
+        What is trained and how.
+    clip_grad_norm:
+        Clip the global gradient norm to this value before each step (``None``: no clipping).
+    grad_mask:
+        Parameter name -> 0/1 tensor of the parameter's shape; gradients outside the mask are
+        zeroed before the step (and before clipping), so only masked weights move.
+    cancelled:
+        Called before every step; ``True`` stops the run with status ``"cancelled"``.
+
+    A loss that is NaN or infinite stops the run with status ``"diverged"``, naming the epoch
+    (set :attr:`epoch` as the loop advances) and the learning rate.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        clip_grad_norm: float | None = None,
+        grad_mask: dict[str, torch.Tensor] | None = None,
+        cancelled: CancelFn | None = None,
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.clip_grad_norm = clip_grad_norm
+        self.cancelled = cancelled
+        self.epoch = 1
+        self.steps = 0
+        self._params = [p for p in model.parameters() if p.requires_grad]
+        self._masked = []
+        if grad_mask:
+            named = dict(model.named_parameters())
+            unknown = sorted(set(grad_mask) - set(named))
+            if unknown:
+                raise ValueError(f"grad_mask names parameters the model does not have: {unknown[:5]}")
+            self._masked = [(named[name], mask.to(named[name].device)) for name, mask in grad_mask.items()]
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def check_cancelled(self) -> None:
+        if self.cancelled is not None and self.cancelled():
+            raise RunStopped("cancelled", f"cancelled by the user during epoch {self.epoch}")
+
+    def step(self, loss: torch.Tensor) -> float:
+        """Back-propagate ``loss`` and take one optimiser step; returns the loss as a float."""
+        self.check_cancelled()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise RunStopped(
+                "diverged",
+                f"the loss became {value} in epoch {self.epoch} at learning rate {self.lr:g}; "
+                "lower the learning rate or the number of epochs",
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for param, mask in self._masked:
+            if param.grad is not None:
+                param.grad.mul_(mask)
+        if self.clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self._params, self.clip_grad_norm)
+        self.optimizer.step()
+        self.steps += 1
+        return value
+
+    def check_weights(self) -> None:
+        """Stop as diverged if any weight is no longer finite (called once per epoch)."""
+        for param in self._params:
+            if not torch.isfinite(param).all():
+                raise RunStopped(
+                    "diverged",
+                    f"weights became NaN or infinite in epoch {self.epoch} at learning rate "
+                    f"{self.lr:g}; lower the learning rate or the number of epochs",
+                )
+
+
+def sgd(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4) -> torch.optim.SGD:
+    """The default optimiser: SGD with momentum 0.9 and weight decay 5e-4."""
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def epoch_scheduler(optimizer: torch.optim.Optimizer, epochs: int, schedule: str):
+    """A per-epoch learning-rate schedule: cosine annealing to 0, or ``None`` for constant."""
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    return None
+
+
+@dataclass
+class TrainOutcome:
+    """What :func:`train` did: epochs run, optimiser steps, mean loss of the last epoch, seconds."""
+
+    epochs: int
+    steps: int
+    last_loss: float
+    seconds: float
+
+
+def train(
+    model: nn.Module,
+    split: Split,
+    indices: np.ndarray,
+    recipe: TrainRecipe,
+    seed: int,
+    *,
+    device: torch.device | str = "cpu",
+    progress: ProgressFn | None = None,
+    cancelled: CancelFn | None = None,
+) -> TrainOutcome:
+    """Train ``model`` in place with cross-entropy on ``split[indices]``.
+
+    Data order and augmentation come from ``seed`` alone, so the same model, data, recipe and
+    seed give the same weights. ``progress(epoch, total, loss=...)`` is called after each epoch.
+    Raises :class:`RunStopped` on divergence or cancellation.
+    """
+    generator = make_generator(seed)
+    model.to(device).train()
+    optimizer = sgd(model, recipe.lr, recipe.momentum, recipe.weight_decay)
+    scheduler = epoch_scheduler(optimizer, recipe.epochs, recipe.schedule)
+    stepper = Stepper(model, optimizer, cancelled=cancelled)
+    start = time.perf_counter()
+    mean_loss = float("nan")
+    for epoch in range(1, recipe.epochs + 1):
+        stepper.epoch = epoch
+        total, batches = 0.0, 0
+        for images, labels in iterate_batches(
+            split, indices, recipe.batch_size, generator, augment=recipe.augment, device=device
+        ):
+            total += stepper.step(F.cross_entropy(model(images), labels))
+            batches += 1
+        stepper.check_weights()
+        if scheduler is not None:
+            scheduler.step()
+        mean_loss = total / max(batches, 1)
+        if progress is not None:
+            progress(epoch, recipe.epochs, loss=mean_loss)
+    model.eval()
+    return TrainOutcome(recipe.epochs, stepper.steps, mean_loss, time.perf_counter() - start)

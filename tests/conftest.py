@@ -1,0 +1,45 @@
+"""Test set-up: offline, CPU, and a private MUCOMP_HOME for the whole session.
+
+The environment is set before anything imports huggingface_hub (it reads HF_HUB_OFFLINE at
+import time) or mucomp.
+"""
+
+import os
+import tempfile
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["MUCOMP_OFFLINE"] = "1"
+os.environ["MUCOMP_DEVICE"] = "cpu"
+os.environ.setdefault("MUCOMP_HOME", tempfile.mkdtemp(prefix="mucomp-test-home-"))
+os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="mucomp-test-hf-")
+os.environ.pop("MUCOMP_REFERENCE_DIR", None)
+
+import pytest  # noqa: E402
+
+from mucomp.data import Scenario  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def digits_scenario() -> Scenario:
+    """Digits, forget class 3, seed 0: the acceptance scenario."""
+    return Scenario("digits", 3, 0)
+
+
+@pytest.fixture(scope="session")
+def digits_references(digits_scenario):
+    """(original, retrained) ReferenceModels of the acceptance scenario, trained once per session."""
+    from mucomp.references import load_references
+
+    return load_references(digits_scenario)
+
+
+@pytest.fixture(scope="session")
+def digits_reference_evals(digits_scenario, digits_references):
+    """{"original": {"train": Evaluation, "test": Evaluation}, "retrained": {...}}."""
+    from mucomp.evaluation import evaluate_scenario
+
+    original, retrained = digits_references
+    return {
+        "original": evaluate_scenario(original.model, digits_scenario),
+        "retrained": evaluate_scenario(retrained.model, digits_scenario),
+    }

@@ -1,0 +1,171 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from mucomp.data import Scenario
+from mucomp.evaluation import evaluate_scenario
+from mucomp.metrics import accuracy_metrics
+from mucomp.models import StateDictMismatchError, build_model, seeded_model
+from mucomp.references import (
+    ReferenceUnavailableError,
+    cache_path,
+    hub_filename,
+    load_reference,
+)
+
+
+def metrics_of(model, scenario):
+    evals = evaluate_scenario(model, scenario, layers=())
+    return accuracy_metrics(evals["train"], evals["test"], scenario.forget_class)
+
+
+def test_digits_references_meet_the_acceptance_figures(digits_scenario, digits_references):
+    original, retrained = digits_references
+    o = metrics_of(original.model, digits_scenario)
+    r = metrics_of(retrained.model, digits_scenario)
+    assert o["UA"] >= 0.95 and o["TRA"] >= 0.95
+    assert r["UA"] == 0.0 and r["TRA"] >= 0.95
+
+
+def test_second_request_is_served_from_the_disk_cache(digits_scenario, digits_references):
+    original, retrained = digits_references
+    again = load_reference(digits_scenario, "retrained")
+    assert again.source == "cache"
+    assert again.path == retrained.path == cache_path(digits_scenario, "retrained")
+    for key, value in retrained.model.state_dict().items():
+        assert torch.equal(value, again.model.state_dict()[key])
+
+
+def test_same_seed_gives_identical_models_and_metrics(digits_scenario, digits_references, tmp_path, monkeypatch):
+    _, retrained = digits_references
+    monkeypatch.setenv("MUCOMP_HOME", str(tmp_path))
+    fresh = load_reference(digits_scenario, "retrained")
+    assert fresh.source == "trained" and str(fresh.path).startswith(str(tmp_path))
+    for key, value in retrained.model.state_dict().items():
+        assert torch.equal(value, fresh.model.state_dict()[key]), key
+    assert metrics_of(fresh.model, digits_scenario) == metrics_of(retrained.model, digits_scenario)
+
+
+def test_retrained_never_sees_the_forget_class(digits_scenario, monkeypatch, tmp_path):
+    import mucomp.references as references
+
+    seen = []
+
+    def spy(model, split, indices, *args, **kwargs):
+        seen.append(split.labels_np[indices])
+        raise RuntimeError("stop after recording")
+
+    monkeypatch.setenv("MUCOMP_HOME", str(tmp_path))
+    monkeypatch.setattr(references, "train", spy)
+    with pytest.raises(RuntimeError, match="stop after recording"):
+        load_reference(digits_scenario, "retrained")
+    assert seen and 3 not in set(seen[0].tolist()) and seen[0].size == digits_scenario.retain_indices.size
+
+
+def test_a_damaged_cache_file_is_retrained(digits_scenario, tmp_path, monkeypatch):
+    monkeypatch.setenv("MUCOMP_HOME", str(tmp_path))
+    path = cache_path(digits_scenario, "retrained")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a safetensors file")
+    ref = load_reference(digits_scenario, "retrained")
+    assert ref.source == "trained" and path.stat().st_size > 1000
+
+
+def fake_hub_cache(cache_root, repo_id, files: dict):
+    """The Hugging Face cache layout: models--org--name/refs/main + snapshots/<commit>/<file>."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo_dir = cache_root / f"models--{repo_id.replace('/', '--')}"
+    (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
+    (repo_dir / "refs" / "main").write_text(commit)
+    snapshot = repo_dir / "snapshots" / commit
+    snapshot.mkdir(parents=True, exist_ok=True)
+    for name, state in files.items():
+        torch.save(state, snapshot / name)
+    return snapshot
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    return tmp_path / "hub"
+
+
+def test_published_cifar_checkpoint_loads_through_the_hub_cache(hub_cache):
+    scenario = Scenario("cifar10", "cat")
+    state = seeded_model("resnet18_cifar", 10, 5).state_dict()
+    fake_hub_cache(hub_cache, "jaeunglee/resnet18-cifar10-unlearning", {"resnet18_cifar10_no_cat.pth": state})
+    ref = load_reference(scenario, "retrained", device="cpu")
+    assert ref.source == "hub" and ref.path.name == "resnet18_cifar10_no_cat.pth"
+    loaded = ref.model.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
+    assert hub_filename(scenario.spec, "original", 3) == "resnet18_cifar10_full.pth"
+
+
+def test_published_fashion_checkpoint_loads_from_a_local_dir(tmp_path, monkeypatch):
+    scenario = Scenario("fashion_mnist", 4)
+    state = seeded_model("resnet18_fmnist", 10, 6).state_dict()
+    torch.save(state, tmp_path / "resnet18_fashionmnist_forget4.pth")
+    monkeypatch.setenv("MUCOMP_REFERENCE_DIR", str(tmp_path))
+    ref = load_reference(scenario, "retrained", device="cpu")
+    assert ref.path == tmp_path / "resnet18_fashionmnist_forget4.pth"
+    assert torch.equal(ref.model.state_dict()["conv1.weight"], state["conv1.weight"])
+
+
+def test_hub_file_of_the_wrong_architecture_names_keys(hub_cache):
+    bad = build_model("resnet18_fmnist", 10).state_dict()  # 1-channel stem in a CIFAR slot
+    fake_hub_cache(hub_cache, "jaeunglee/resnet18-cifar10-unlearning", {"resnet18_cifar10_full.pth": bad})
+    with pytest.raises(StateDictMismatchError, match=r"conv1.weight \(64, 1, 3, 3\) vs expected \(64, 3, 3, 3\)"):
+        load_reference(Scenario("cifar10", 0), "original", device="cpu")
+
+
+def test_unreadable_hub_file_says_so(hub_cache):
+    snapshot = fake_hub_cache(hub_cache, "jaeunglee/resnet18-cifar10-unlearning", {})
+    (snapshot / "resnet18_cifar10_full.pth").write_bytes(b"\x00garbage")
+    with pytest.raises(ValueError, match="not a readable PyTorch"):
+        load_reference(Scenario("cifar10", 0), "original", device="cpu")
+
+
+def test_pickled_code_is_refused_by_weights_only(hub_cache, tmp_path):
+    snapshot = fake_hub_cache(hub_cache, "jaeunglee/resnet18-cifar10-unlearning", {})
+    torch.save({"fn": np.random.default_rng}, snapshot / "resnet18_cifar10_full.pth")
+    with pytest.raises(ValueError, match="not a readable PyTorch"):
+        load_reference(Scenario("cifar10", 0), "original", device="cpu")
+
+
+def test_missing_hub_file_offline_says_what_to_do(hub_cache):
+    with pytest.raises(ReferenceUnavailableError) as info:
+        load_reference(Scenario("cifar10", 1), "retrained", device="cpu")
+    message = str(info.value)
+    assert "resnet18_cifar10_no_automobile.pth" in message and "MUCOMP_REFERENCE_DIR" in message
+
+
+def test_cli_references_json(digits_references):
+    done = subprocess.run(
+        [sys.executable, "-m", "mucomp.cli", "references", "--dataset", "digits", "--forget-class", "3", "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert set(payload) == {"original", "retrained"}
+    for kind in payload:
+        metrics = payload[kind]
+        for key in ("UA", "RA", "TUA", "TRA", "accs", "t_accs", "label_dist", "conf_dist", "t_label_dist", "t_conf_dist"):
+            assert key in metrics
+        assert len(metrics["accs"]) == 10 and np.array(metrics["label_dist"]).shape == (10, 10)
+    assert payload["retrained"]["UA"] == 0.0 and payload["original"]["UA"] >= 0.95
+    assert "cache" in done.stderr  # served from the session's cache
+
+
+def test_cli_bad_forget_class_exits_2():
+    done = subprocess.run(
+        [sys.executable, "-m", "mucomp.cli", "references", "--forget-class", "eleven"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2
+    assert "--forget-class" in done.stderr and "unknown class" in done.stderr
