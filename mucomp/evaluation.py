@@ -39,6 +39,9 @@ class Evaluation:
     activation_indices: ``[m]`` int64, the dataset indices whose activations were kept, in order.
     activations: layer name -> ``[m, D]`` float32, one flattened row per kept image.
     seconds: wall-clock time of the pass.
+    grams: cache of layer Gram matrices for CKA, ``(layer, fingerprint of the dataset indices)``
+        -> float64 ``[k, k]``; filled by :mod:`mucomp.similarity` (``layer_gram``,
+        ``precompute_grams``), which may also empty ``activations`` to save memory.
     """
 
     split: str
@@ -49,6 +52,7 @@ class Evaluation:
     activation_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     activations: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: float = 0.0
+    grams: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.indices.size)
@@ -80,6 +84,11 @@ class Evaluation:
     def layer_activations(self, layer: str, dataset_indices: np.ndarray) -> np.ndarray:
         """Activations ``[k, D]`` of ``layer`` for ``dataset_indices`` (which must have been kept)."""
         if layer not in self.activations:
+            if any(name == layer for name, _ in self.grams):
+                raise KeyError(
+                    f"the activations of layer {layer!r} were dropped after precomputing its Gram matrices "
+                    "(mucomp.similarity.precompute_grams); only CKA on those subsets is available"
+                )
             raise KeyError(f"layer {layer!r} was not recorded; recorded: {sorted(self.activations)}")
         rows = _positions(self.activation_indices, dataset_indices, "kept activations")
         return self.activations[layer][rows]

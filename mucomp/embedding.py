@@ -1,0 +1,596 @@
+"""Embedding space: seeded UMAP of penultimate features, twin layouts for Model A and Model B.
+
+- :func:`embed` lays out ``[n, d]`` features in 2-D with umap-learn (``n_neighbors=9``,
+  ``min_dist=0.45``, ``random_state=seed``, so single-threaded and identical in every process on
+  the same machine and library versions). The exact Euclidean k-nearest-neighbour graph is
+  computed here in float64 with numpy and handed to UMAP (``precomputed_knn``): the neighbours are
+  the ones UMAP's own exact small-data path finds, without its per-pair Python loop (about 2 s of
+  the 3 s a warm 1,347-point fit takes otherwise).
+- UMAP compiles its numba kernels on the first fit of every process (about 7-14 s on 2 cores).
+  :func:`warm_up` pays that once in a daemon thread at start-up of the app or CLI worker;
+  :func:`embed` waits for a warm-up in progress instead of compiling a second time.
+- Twin layouts (:func:`twin_embeddings`): each model's features are embedded on their own with
+  the same seed, then Model B's layout is aligned onto Model A's by orthogonal Procrustes
+  (:func:`procrustes_align`: translation, one isotropic scale, rotation or reflection, fitted on
+  the shared images, applied to all of B's points). Model A's layout is never changed. A model
+  against itself gives two identical layouts and the identity transform.
+- Layouts are cached in process (:class:`EmbeddingCache`, an LRU keyed by model id, subset key and
+  seed; model ids are caller-supplied strings such as experiment or checkpoint ids).
+- :func:`embedding_points` builds the per-point table the Contrast page draws: coordinates of both
+  twins, true and predicted classes, forget flag, a status per model for the filters, and both
+  models' softmax probabilities at temperature 2 for the hover panel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from mucomp._threads import limited_blas
+from mucomp.evaluation import Evaluation
+from mucomp.metrics import softmax
+
+N_NEIGHBORS = 9
+MIN_DIST = 0.45
+N_COMPONENTS = 2
+#: Temperature of the softmax probabilities shown in the hover panel.
+PROBABILITY_TEMPERATURE = 2.0
+#: numpy BLAS threads during a fit (kNN distances, spectral initialisation); ``None`` leaves the
+#: process setting alone. UMAP with a seed is single-threaded anyway (see :mod:`mucomp._threads`).
+BLAS_THREADS: int | None = 1
+#: Fewest points :func:`embed` accepts (UMAP needs more points than neighbours).
+MIN_POINTS = N_NEIGHBORS + 1
+
+#: Per-model point status (mutually exclusive), see :func:`point_status`.
+STATUSES = ("correctly_forgotten", "not_forgotten", "overly_forgotten", "retained")
+#: The embedding filters (key -> label on the page), see :func:`filter_mask`.
+FILTERS = {
+    "all": "All",
+    "target": "Target to forget",
+    "correctly_forgotten": "Correctly forgotten",
+    "not_forgotten": "Not forgotten",
+    "overly_forgotten": "Overly forgotten",
+}
+
+# umap-learn warns that transform() is unavailable without a search index (we never transform).
+warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]", category=UserWarning)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def _check_features(features: object, name: str = "features") -> np.ndarray:
+    array = np.asarray(features)
+    if array.dtype == object or not np.issubdtype(array.dtype, np.number) or np.issubdtype(
+        array.dtype, np.complexfloating
+    ):
+        raise ValueError(f"{name} must be a real numeric array, got dtype {array.dtype}")
+    if array.ndim != 2:
+        raise ValueError(f"{name} must have shape [n, d], got shape {array.shape}")
+    if array.shape[0] < MIN_POINTS:
+        raise ValueError(f"UMAP needs at least {MIN_POINTS} points (n_neighbors={N_NEIGHBORS}), got {array.shape[0]}")
+    if array.shape[1] == 0:
+        raise ValueError(f"{name} has no feature columns")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return array
+
+
+def _check_layout(layout: object, name: str, n: int | None = None) -> np.ndarray:
+    array = np.asarray(layout, dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] != N_COMPONENTS:
+        raise ValueError(f"{name} must have shape [n, {N_COMPONENTS}], got {array.shape}")
+    if n is not None and array.shape[0] != n:
+        raise ValueError(f"{name} has {array.shape[0]} points, expected {n}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return array
+
+
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    return int(seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# UMAP
+
+
+def exact_knn(features: np.ndarray, k: int = N_NEIGHBORS) -> tuple[np.ndarray, np.ndarray]:
+    """Exact Euclidean k-nearest neighbours of every row, itself included first.
+
+    Returns ``(indices, distances)``: int64 ``[n, k]`` and float32 ``[n, k]``, ascending by
+    distance (ties by row number), ``indices[i, 0] == i`` with distance 0. Squared distances are
+    computed in float64 as ``|a|² + |b|² - 2 a·b`` on centred features. Memory ``8 n²`` bytes.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    x = x - x.mean(axis=0)
+    n = x.shape[0]
+    if not 1 <= k <= n:
+        raise ValueError(f"k must lie in [1, {n}], got {k}")
+    sq = np.einsum("ij,ij->i", x, x)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)
+    np.maximum(d2, 0.0, out=d2)
+    np.fill_diagonal(d2, -1.0)  # self first, even among duplicates
+    candidates = np.argpartition(d2, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (n, 1))
+    values = np.take_along_axis(d2, candidates, axis=1)
+    # Sort by distance, then by row number, so ties come out the same everywhere.
+    order = np.lexsort((candidates, values), axis=1)
+    indices = np.take_along_axis(candidates, order, axis=1)
+    values = np.take_along_axis(values, order, axis=1)
+    values[:, 0] = 0.0
+    return indices.astype(np.int64), np.sqrt(np.maximum(values, 0.0)).astype(np.float32)
+
+
+def umap_params(seed: int) -> dict:
+    """The fixed UMAP settings of the embedding view for ``seed``."""
+    return {
+        "n_neighbors": N_NEIGHBORS,
+        "min_dist": MIN_DIST,
+        "n_components": N_COMPONENTS,
+        "metric": "euclidean",
+        "random_state": int(seed),
+        "n_jobs": 1,
+    }
+
+
+def _fit_umap(features: np.ndarray, seed: int, init: np.ndarray | None) -> np.ndarray:
+    """One UMAP fit; ``features`` validated ``[n, d]``; returns float64 ``[n, 2]``."""
+    import umap
+
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    with limited_blas(BLAS_THREADS):
+        knn_indices, knn_distances = exact_knn(x, N_NEIGHBORS)
+        reducer = umap.UMAP(
+            **umap_params(seed),
+            init="spectral" if init is None else np.asarray(init, dtype=np.float32),
+            precomputed_knn=(knn_indices, knn_distances),
+        )
+        return np.asarray(reducer.fit_transform(x), dtype=np.float64)
+
+
+_WARM_LOCK = threading.Lock()
+_WARM_DONE = threading.Event()
+_warm_thread: threading.Thread | None = None
+_warm_error: BaseException | None = None
+
+
+def _warm_up_data() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    centres = np.repeat(np.arange(4), 16)[:, None] * 3.0
+    return (rng.standard_normal((64, 8)) + centres).astype(np.float32)
+
+
+def _warm_up_worker() -> None:
+    global _warm_error
+    try:
+        _fit_umap(_warm_up_data(), 0, None)
+    except BaseException as err:  # noqa: BLE001 - reported by warm_up_error(); embed() raises its own
+        _warm_error = err
+    finally:
+        _WARM_DONE.set()
+
+
+def warm_up(background: bool = True) -> threading.Thread | None:
+    """Compile UMAP's numba kernels once per process by fitting a tiny data set (64 x 8).
+
+    Idempotent and thread-safe: the first call starts a daemon thread (``mucomp-umap-warm-up``);
+    later calls return that same thread (or ``None`` when a fit already warmed the process without
+    it). ``background=False`` waits until the warm-up has finished. Call it at start-up of the app
+    and of the CLI worker; :func:`embed` waits for a warm-up in progress rather than compiling
+    again. A failure is kept in :func:`warm_up_error` (the next :func:`embed` raises its own).
+    """
+    global _warm_thread
+    with _WARM_LOCK:
+        if _warm_thread is None and not _WARM_DONE.is_set():
+            _warm_thread = threading.Thread(target=_warm_up_worker, name="mucomp-umap-warm-up", daemon=True)
+            _warm_thread.start()
+        thread = _warm_thread
+    if not background:
+        _WARM_DONE.wait()
+    return thread
+
+
+def is_warm() -> bool:
+    """Whether UMAP has finished compiling in this process (by :func:`warm_up` or a fit)."""
+    return _WARM_DONE.is_set() and _warm_error is None
+
+
+def warm_up_error() -> BaseException | None:
+    """The exception of a failed :func:`warm_up`, if any."""
+    return _warm_error
+
+
+def embed(features: object, seed: int, init: object | None = None) -> np.ndarray:
+    """2-D UMAP layout of ``features``, reproducible for a given ``seed``.
+
+    Parameters
+    ----------
+    features:
+        ``[n, d]`` real, finite, ``n >= 10`` (e.g. penultimate features of the embedding subset).
+        Used as float32.
+    seed:
+        UMAP's ``random_state`` (non-negative int): the same features and seed give the same
+        coordinates, bit for bit, in every process on the same machine and library versions.
+    init:
+        ``None`` for UMAP's spectral initialisation, or an ``[n, 2]`` starting layout (e.g. another
+        model's layout of the same images).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 ``[n, 2]`` coordinates, row ``i`` for ``features[i]`` (arbitrary units).
+    """
+    x = _check_features(features)
+    seed = _check_seed(seed)
+    start = None if init is None else _check_layout(init, "init", x.shape[0])
+    with _WARM_LOCK:
+        warming = _warm_thread is not None and not _WARM_DONE.is_set()
+    if warming:
+        _WARM_DONE.wait()
+    layout = _fit_umap(x, seed, start)
+    if _warm_error is None:
+        _WARM_DONE.set()
+    return layout
+
+
+# ---------------------------------------------------------------------------------------------
+# Procrustes alignment
+
+
+@dataclass(frozen=True)
+class ProcrustesTransform:
+    """``p -> scale * (p - moving_center) @ rotation + fixed_center`` for ``[n, 2]`` points.
+
+    ``rotation`` is a 2x2 orthogonal matrix (a rotation, or a reflection when its determinant is
+    -1); ``scale`` > 0.
+    """
+
+    rotation: np.ndarray
+    scale: float
+    moving_center: np.ndarray
+    fixed_center: np.ndarray
+
+    def apply(self, points: object) -> np.ndarray:
+        p = _check_layout(points, "points")
+        return self.scale * (p - self.moving_center) @ self.rotation + self.fixed_center
+
+
+def procrustes_align(
+    moving: object,
+    fixed: object,
+    pairs: tuple[object, object] | None = None,
+    *,
+    scale: bool = True,
+) -> tuple[np.ndarray, ProcrustesTransform]:
+    """Align the 2-D layout ``moving`` onto ``fixed`` by orthogonal Procrustes.
+
+    Fitted on corresponding points (the shared images): ``pairs = (moving_rows, fixed_rows)``
+    (equal-length row indices), or, by default, row ``i`` of ``moving`` with row ``i`` of
+    ``fixed`` (then both need the same number of rows). Both point sets are centred on their
+    centroids over the pairs; the rotation/reflection ``R`` maximises ``tr(Rᵀ Mᵀ F)`` (SVD of
+    ``Mᵀ F``); with ``scale=True`` the isotropic scale is ``trace(Σ) / ||M||²``, the
+    least-squares optimum. The transform is applied to every row of ``moving``.
+
+    Returns ``(aligned moving [n_moving, 2] float64, transform)``. ``fixed`` is not modified.
+    """
+    moving = _check_layout(moving, "moving")
+    fixed = _check_layout(fixed, "fixed")
+    if pairs is None:
+        if moving.shape[0] != fixed.shape[0]:
+            raise ValueError(
+                f"moving has {moving.shape[0]} points and fixed {fixed.shape[0]}; pass pairs=(moving_rows, fixed_rows)"
+            )
+        m, f = moving, fixed
+    else:
+        rows_m = np.asarray(pairs[0], dtype=np.int64)
+        rows_f = np.asarray(pairs[1], dtype=np.int64)
+        if rows_m.ndim != 1 or rows_m.shape != rows_f.shape:
+            raise ValueError("pairs must be two 1-D row-index arrays of the same length")
+        m, f = moving[rows_m], fixed[rows_f]
+    if m.shape[0] < 2:
+        raise ValueError("Procrustes alignment needs at least 2 shared points")
+    m_center, f_center = m.mean(axis=0), f.mean(axis=0)
+    m0, f0 = m - m_center, f - f_center
+    norm = float(np.sum(m0 * m0))
+    if norm == 0.0:
+        raise ValueError("the moving layout has all shared points in one place; nothing to align")
+    u, sigma, vt = np.linalg.svd(m0.T @ f0)
+    rotation = u @ vt
+    factor = float(sigma.sum() / norm) if scale else 1.0
+    transform = ProcrustesTransform(rotation, factor, m_center, f_center)
+    return transform.apply(moving), transform
+
+
+def layout_spread(layout: object) -> float:
+    """Root-mean-square distance of the points from their centroid (the layout's size)."""
+    p = _check_layout(layout, "layout")
+    return float(np.sqrt(np.mean(np.sum((p - p.mean(axis=0)) ** 2, axis=1))))
+
+
+def mean_displacement(a: object, b: object) -> float:
+    """Mean Euclidean distance between corresponding rows of two ``[n, 2]`` layouts."""
+    a = _check_layout(a, "a")
+    b = _check_layout(b, "b", a.shape[0])
+    return float(np.mean(np.linalg.norm(a - b, axis=1)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Cache
+
+
+def features_digest(features: np.ndarray) -> str:
+    """A short hash of an array's shape, dtype and bytes (guards the cache against stale ids)."""
+    array = np.ascontiguousarray(features)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{array.shape}{array.dtype}".encode())
+    h.update(array.tobytes())
+    return h.hexdigest()
+
+
+class EmbeddingCache:
+    """A small thread-safe in-process LRU of layouts, keyed by ``(model_id, subset_key, seed)``.
+
+    Each entry also stores a digest of the features it was computed from; a request with the same
+    key but different features recomputes (and replaces) instead of returning a stale layout.
+    Concurrent requests for the same key compute once: the others wait for the first.
+    """
+
+    def __init__(self, maxsize: int = 64, compute: Callable[[np.ndarray, int], np.ndarray] | None = None) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        self.maxsize = int(maxsize)
+        self._compute = compute
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[str, str, int], tuple[str, np.ndarray]] = OrderedDict()
+        self._pending: dict[tuple[str, str, int], threading.Event] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def keys(self) -> list[tuple[str, str, int]]:
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def get(self, model_id: str, subset_key: str, seed: int, features: object) -> np.ndarray:
+        """The layout of ``features`` for this key (computed with :func:`embed` on a miss).
+
+        Returns a read-only float64 ``[n, 2]`` array shared with the cache.
+        """
+        if not isinstance(model_id, str) or not model_id:
+            raise ValueError(f"model_id must be a non-empty string (an experiment or checkpoint id), got {model_id!r}")
+        x = _check_features(features)
+        key = (model_id, str(subset_key), _check_seed(seed))
+        digest = features_digest(x)
+        while True:
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is not None and entry[0] == digest:
+                    self._entries.move_to_end(key)
+                    self.hits += 1
+                    return entry[1]
+                waiting = self._pending.get(key)
+                if waiting is None:
+                    done = threading.Event()
+                    self._pending[key] = done
+                    self.misses += 1
+                    break
+            waiting.wait()
+        try:
+            compute = self._compute or embed
+            layout = np.asarray(compute(x, key[2]), dtype=np.float64)
+            layout.setflags(write=False)
+            with self._lock:
+                self._entries[key] = (digest, layout)
+                self._entries.move_to_end(key)
+                while len(self._entries) > self.maxsize:
+                    self._entries.popitem(last=False)
+            return layout
+        finally:
+            with self._lock:
+                self._pending.pop(key, None)
+            done.set()
+
+
+#: The process-wide layout cache used when no cache is passed.
+DEFAULT_CACHE = EmbeddingCache()
+
+
+def cached_embed(
+    model_id: str, subset_key: str, features: object, seed: int, *, cache: EmbeddingCache | None = None
+) -> np.ndarray:
+    """:func:`embed` through the LRU cache (default :data:`DEFAULT_CACHE`); read-only result."""
+    return (DEFAULT_CACHE if cache is None else cache).get(model_id, subset_key, seed, features)
+
+
+def twin_embeddings(
+    features_a: object,
+    features_b: object,
+    seed: int,
+    *,
+    model_ids: tuple[str, str] | None = None,
+    subset_key: str = "embedding",
+    cache: EmbeddingCache | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Layouts of the same images under Model A and Model B, B aligned onto A.
+
+    ``features_a`` and ``features_b`` are ``[n, d_a]`` and ``[n, d_b]``, row ``i`` the same image.
+    Each is embedded with the same ``seed`` (cached when ``model_ids`` are given, under
+    ``(model_id, subset_key, seed)``); B's layout is then mapped onto A's by
+    :func:`procrustes_align` over all ``n`` images. Returns ``(layout_a, layout_b_aligned)``,
+    float64 ``[n, 2]`` each. For the same features and seed the two coincide.
+    """
+    a = _check_features(features_a, "features_a")
+    b = _check_features(features_b, "features_b")
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"features_a and features_b must describe the same images: {a.shape[0]} vs {b.shape[0]} rows")
+    if model_ids is None:
+        layout_a, layout_b = embed(a, seed), embed(b, seed)
+    else:
+        id_a, id_b = model_ids
+        layout_a = cached_embed(id_a, subset_key, a, seed, cache=cache)
+        layout_b = cached_embed(id_b, subset_key, b, seed, cache=cache)
+    aligned_b, _ = procrustes_align(layout_b, layout_a)
+    return np.array(layout_a, dtype=np.float64), aligned_b
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-point table
+
+
+def point_status(true_class: object, predicted: object, forget_class: int) -> np.ndarray:
+    """Status of each point under one model, one of :data:`STATUSES` (object array ``[n]``).
+
+    - ``correctly_forgotten``: true class is the forget class, the model predicts another class;
+    - ``not_forgotten``: true class is the forget class and the model still predicts it;
+    - ``overly_forgotten``: true class is a retain class and the model predicts a different class
+      (any misclassified retain image, whatever the Original did with it);
+    - ``retained``: true class is a retain class and the model predicts it.
+    """
+    true_class = np.asarray(true_class, dtype=np.int64)
+    predicted = np.asarray(predicted, dtype=np.int64)
+    if true_class.shape != predicted.shape:
+        raise ValueError("true_class and predicted must have the same shape")
+    forget = true_class == int(forget_class)
+    status = np.where(
+        forget,
+        np.where(predicted == int(forget_class), "not_forgotten", "correctly_forgotten"),
+        np.where(predicted == true_class, "retained", "overly_forgotten"),
+    )
+    return status.astype(object)
+
+
+def filter_mask(points, name: str, model: str = "a") -> np.ndarray:
+    """Boolean ``[n]`` mask of the points one embedding filter shows for Model ``model``.
+
+    ``name`` is a key of :data:`FILTERS` (``all``; ``target``: every forget-class image;
+    ``correctly_forgotten`` / ``not_forgotten`` / ``overly_forgotten``: the points with that
+    status under that model, see :func:`point_status`). ``model`` is ``"a"`` or ``"b"``.
+    """
+    if name not in FILTERS:
+        raise ValueError(f"unknown filter {name!r}; choose one of {', '.join(FILTERS)}")
+    if model not in ("a", "b"):
+        raise ValueError(f"model must be 'a' or 'b', got {model!r}")
+    if name == "all":
+        return np.ones(len(points), dtype=bool)
+    if name == "target":
+        return points["is_forget"].to_numpy(dtype=bool)
+    return (points[f"status_{model}"] == name).to_numpy(dtype=bool)
+
+
+def probability_columns(num_classes: int, model: str) -> list[str]:
+    """Names of one model's probability columns in :func:`embedding_points`: ``prob_a_0`` ..."""
+    return [f"prob_{model}_{k}" for k in range(num_classes)]
+
+
+def probabilities(points, model: str = "a") -> np.ndarray:
+    """Model ``model``'s T = 2 softmax probabilities from an :func:`embedding_points` table, ``[n, C]``."""
+    columns = [c for c in points.columns if c.startswith(f"prob_{model}_")]
+    return points[columns].to_numpy(dtype=np.float64)
+
+
+def embedding_points(
+    eval_a: Evaluation,
+    eval_b: Evaluation,
+    indices: object,
+    forget_class: int,
+    seed: int,
+    *,
+    model_ids: tuple[str, str] | None = None,
+    subset_key: str = "embedding",
+    temperature: float = PROBABILITY_TEMPERATURE,
+    cache: EmbeddingCache | None = None,
+):
+    """The table behind the twin embedding scatter: one row per image of ``indices``.
+
+    Parameters
+    ----------
+    eval_a, eval_b:
+        Evaluations of Model A and Model B on the same split, covering ``indices``.
+    indices:
+        Dataset indices to embed (normally ``scenario.embedding_indices``, train split), no
+        repeats; row order of the result.
+    forget_class:
+        The scenario's forget class.
+    seed:
+        UMAP seed (the scenario seed).
+    model_ids:
+        ``(id_a, id_b)`` stable ids to cache the layouts under (with ``subset_key``); ``None``
+        computes without the cache.
+    temperature:
+        Softmax temperature of the probability columns (2 by default).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``index`` (dataset index), ``true_class``, ``pred_a``, ``pred_b``,
+        ``is_forget``, ``x_a``, ``y_a`` (A's layout), ``x_b``, ``y_b`` (B's layout aligned onto
+        A's, see :func:`twin_embeddings`), ``status_a``, ``status_b`` (:func:`point_status`),
+        ``conf_a``, ``conf_b`` (probability of the predicted class), then ``prob_a_0`` ..
+        ``prob_a_{C-1}`` and ``prob_b_0`` .. (softmax of the logits / ``temperature``; each row
+        sums to 1).
+    """
+    import pandas as pd
+
+    if eval_a.split != eval_b.split:
+        raise ValueError(f"Model A and Model B were evaluated on different splits ({eval_a.split!r}, {eval_b.split!r})")
+    if eval_a.num_classes != eval_b.num_classes:
+        raise ValueError("Model A and Model B have different numbers of classes")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    idx = np.asarray(indices)
+    if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+        raise ValueError("indices must be a 1-D array of dataset indices")
+    idx = idx.astype(np.int64)
+    if np.unique(idx).size != idx.size:
+        raise ValueError("indices must not repeat an image")
+    num_classes = eval_a.num_classes
+    if not 0 <= int(forget_class) < num_classes:
+        raise ValueError(f"forget_class must lie in [0, {num_classes - 1}], got {forget_class}")
+    rows_a, rows_b = eval_a.positions(idx), eval_b.positions(idx)
+    layout_a, layout_b = twin_embeddings(
+        eval_a.features[rows_a],
+        eval_b.features[rows_b],
+        seed,
+        model_ids=model_ids,
+        subset_key=subset_key,
+        cache=cache,
+    )
+    true_class = eval_a.labels[rows_a].astype(np.int64)
+    pred_a = eval_a.predictions[rows_a]
+    pred_b = eval_b.predictions[rows_b]
+    prob_a = softmax(eval_a.logits[rows_a], temperature)
+    prob_b = softmax(eval_b.logits[rows_b], temperature)
+    columns = {
+        "index": idx,
+        "true_class": true_class,
+        "pred_a": pred_a,
+        "pred_b": pred_b,
+        "is_forget": true_class == int(forget_class),
+        "x_a": layout_a[:, 0],
+        "y_a": layout_a[:, 1],
+        "x_b": layout_b[:, 0],
+        "y_b": layout_b[:, 1],
+        "status_a": point_status(true_class, pred_a, forget_class),
+        "status_b": point_status(true_class, pred_b, forget_class),
+        "conf_a": prob_a[np.arange(idx.size), pred_a],
+        "conf_b": prob_b[np.arange(idx.size), pred_b],
+    }
+    columns.update(dict(zip(probability_columns(num_classes, "a"), prob_a.T, strict=True)))
+    columns.update(dict(zip(probability_columns(num_classes, "b"), prob_b.T, strict=True)))
+    return pd.DataFrame(columns)

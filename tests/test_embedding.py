@@ -1,0 +1,330 @@
+"""Embedding space: seeded UMAP, twin alignment, the layout cache and the per-point table.
+
+UMAP compiles for about 10 s on the first fit of a process: the real fits here share one
+module-scoped warm-up and use small inputs; everything else runs on a stub layout function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mucomp import embedding as emb
+from mucomp.embedding import (
+    FILTERS,
+    STATUSES,
+    EmbeddingCache,
+    embed,
+    embedding_points,
+    exact_knn,
+    filter_mask,
+    layout_spread,
+    mean_displacement,
+    point_status,
+    probabilities,
+    procrustes_align,
+    twin_embeddings,
+)
+from mucomp.evaluation import Evaluation
+
+SMALL_SEED = 7
+
+# umap-learn warns that transform() is unavailable with a precomputed kNN graph; mucomp.embedding
+# silences that at import, but pytest resets warning filters per test.
+pytestmark = pytest.mark.filterwarnings("ignore:precomputed_knn")
+
+
+def small_features() -> np.ndarray:
+    """150 points in 16-D around three centres; the child processes rebuild exactly this."""
+    rng = np.random.default_rng(42)
+    centres = np.repeat(np.arange(3), 50)[:, None] * 4.0
+    return (rng.standard_normal((150, 16)) + centres).astype(np.float32)
+
+
+CHILD = """
+import hashlib, sys
+sys.path.insert(0, {tests!r})
+from test_embedding import small_features, SMALL_SEED
+from mucomp.embedding import embed
+print(hashlib.sha256(embed(small_features(), SMALL_SEED).tobytes()).hexdigest())
+"""
+
+
+def digest(layout: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(layout).tobytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def warm():
+    """Compile UMAP once for this module (the warm-up is idempotent across the session)."""
+    thread = emb.warm_up(background=True)
+    assert emb.warm_up(background=False) is thread
+    assert emb.is_warm() and emb.warm_up_error() is None
+    return thread
+
+
+@pytest.fixture(scope="module")
+def small_layout(warm):
+    return embed(small_features(), SMALL_SEED)
+
+
+def stub_layout(features: np.ndarray, seed: int) -> np.ndarray:
+    """A cheap deterministic stand-in for UMAP: the first two centred columns plus a seed shift."""
+    x = np.asarray(features, dtype=np.float64)
+    return x[:, :2] - x[:, :2].mean(axis=0) + seed
+
+
+# --- UMAP --------------------------------------------------------------------------------------
+
+
+def test_warm_up_is_idempotent(warm):
+    assert emb.warm_up() is warm
+    assert warm.daemon and warm.name == "mucomp-umap-warm-up"
+    assert not warm.is_alive()
+
+
+def test_same_seed_gives_identical_coordinates_in_two_processes(small_layout):
+    code = CHILD.format(tests=str(Path(__file__).parent))
+    children = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = []
+    for child in children:
+        out, err = child.communicate(timeout=300)
+        assert child.returncode == 0, err[-2000:]
+        outputs.append(out.strip().splitlines()[-1])
+    assert outputs[0] == outputs[1] == digest(small_layout)
+    assert small_layout.shape == (150, 2) and small_layout.dtype == np.float64
+    assert np.isfinite(small_layout).all()
+
+
+def test_layout_keeps_the_clusters_apart(small_layout):
+    groups = [small_layout[k * 50 : (k + 1) * 50] for k in range(3)]
+    centres = np.array([g.mean(axis=0) for g in groups])
+    within = max(float(np.linalg.norm(g - g.mean(axis=0), axis=1).mean()) for g in groups)
+    between = min(np.linalg.norm(centres[i] - centres[j]) for i in range(3) for j in range(i + 1, 3))
+    assert between > 2 * within
+
+
+def test_aligned_twin_of_a_model_with_itself_lies_on_top(small_layout):
+    features = small_features()
+    layout_a, layout_b = twin_embeddings(features, features, SMALL_SEED)  # two separate fits
+    np.testing.assert_array_equal(layout_a, small_layout)
+    assert mean_displacement(layout_a, layout_b) < 1e-6 * layout_spread(layout_a)
+
+
+def test_initialised_layout_and_seed_change(small_layout):
+    features = small_features()
+    other_seed = embed(features, SMALL_SEED + 1)
+    assert not np.array_equal(other_seed, small_layout)
+    started = embed(features, SMALL_SEED, init=small_layout)
+    assert started.shape == (150, 2) and np.isfinite(started).all()
+
+
+def test_embed_rejects_bad_input():
+    x = small_features()
+    with pytest.raises(ValueError, match="at least 10 points"):
+        embed(x[:9], 0)
+    with pytest.raises(ValueError, match="NaN"):
+        embed(np.where(x > 3, np.nan, x), 0)
+    with pytest.raises(ValueError, match=r"\[n, d\]"):
+        embed(x[:, 0], 0)
+    with pytest.raises(ValueError, match="seed"):
+        embed(x, -1)
+    with pytest.raises(ValueError, match="init"):
+        embed(x, 0, init=np.zeros((150, 3)))
+
+
+def test_exact_knn_matches_brute_force():
+    from sklearn.neighbors import NearestNeighbors
+
+    x = small_features()[::2] + 100.0  # a large offset must not cost precision
+    indices, distances = exact_knn(x, 9)
+    assert indices.shape == distances.shape == (75, 9)
+    np.testing.assert_array_equal(indices[:, 0], np.arange(75))
+    assert (distances[:, 0] == 0).all() and (np.diff(distances, axis=1) >= 0).all()
+    ref_dist, ref_idx = NearestNeighbors(n_neighbors=9, algorithm="brute").fit(x.astype(np.float64)).kneighbors()
+    np.testing.assert_allclose(distances[:, 1:], ref_dist[:, :8], rtol=1e-5)
+    np.testing.assert_array_equal(np.sort(indices[:, 1:], axis=1), np.sort(ref_idx[:, :8], axis=1))
+
+
+# --- Procrustes --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reflect", [False, True])
+def test_procrustes_recovers_a_similarity_transform(reflect):
+    rng = np.random.default_rng(0)
+    fixed = rng.standard_normal((80, 2)) * [3.0, 1.0]
+    angle = 1.1
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    if reflect:
+        rotation = rotation @ np.diag([1.0, -1.0])
+    moving = 0.37 * fixed @ rotation + [5.0, -2.0]
+    aligned, transform = procrustes_align(moving, fixed)
+    np.testing.assert_allclose(aligned, fixed, atol=1e-10)
+    assert transform.scale == pytest.approx(1 / 0.37)
+    assert np.linalg.det(transform.rotation) == pytest.approx(-1.0 if reflect else 1.0)
+    np.testing.assert_allclose(transform.apply(moving), aligned)
+
+
+def test_procrustes_fits_on_shared_points_and_moves_all():
+    rng = np.random.default_rng(1)
+    fixed = rng.standard_normal((50, 2))
+    moving = np.vstack([2.0 * fixed[:, ::-1], rng.standard_normal((5, 2))])  # 5 extra points of B
+    aligned, _ = procrustes_align(moving, fixed, pairs=(np.arange(50), np.arange(50)))
+    assert aligned.shape == (55, 2)
+    np.testing.assert_allclose(aligned[:50], fixed, atol=1e-10)
+    unscaled, transform = procrustes_align(2.0 * fixed, fixed, scale=False)
+    assert transform.scale == 1.0 and layout_spread(unscaled) == pytest.approx(2 * layout_spread(fixed))
+    with pytest.raises(ValueError, match="pairs"):
+        procrustes_align(moving, fixed)
+    with pytest.raises(ValueError, match="one place"):
+        procrustes_align(np.zeros((4, 2)), fixed[:4])
+    with pytest.raises(ValueError, match=r"\[n, 2\]"):
+        procrustes_align(np.zeros((4, 3)), fixed[:4])
+
+
+# --- cache -------------------------------------------------------------------------------------
+
+
+def test_cache_is_an_lru_keyed_by_model_subset_and_seed():
+    calls = []
+    cache = EmbeddingCache(maxsize=2, compute=lambda x, seed: calls.append(seed) or stub_layout(x, seed))
+    x = small_features()
+    first = cache.get("exp-1", "embedding", 0, x)
+    assert cache.get("exp-1", "embedding", 0, x) is first and len(calls) == 1
+    assert not first.flags.writeable
+    cache.get("exp-1", "embedding", 1, x)  # another seed: another entry
+    cache.get("exp-2", "embedding", 0, x)  # evicts the least recently used (exp-1, seed 0)
+    assert cache.keys() == [("exp-1", "embedding", 1), ("exp-2", "embedding", 0)]
+    cache.get("exp-1", "embedding", 0, x)
+    assert len(calls) == 4 and (cache.hits, cache.misses) == (1, 4)
+    # same key, different features: recomputed, never stale
+    changed = cache.get("exp-1", "embedding", 0, x * 2)
+    np.testing.assert_allclose(changed, stub_layout(x * 2, 0))
+    with pytest.raises(ValueError, match="model_id"):
+        cache.get("", "embedding", 0, x)
+
+
+def test_cache_computes_a_key_once_under_concurrency():
+    calls = []
+
+    def slow(x, seed):
+        calls.append(seed)
+        time.sleep(0.2)
+        return stub_layout(x, seed)
+
+    cache = EmbeddingCache(compute=slow)
+    x = small_features()
+    results = [None] * 4
+
+    def worker(i):
+        results[i] = cache.get("exp", "embedding", 3, x)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and all(r is results[0] for r in results)
+
+
+# --- per-point table ---------------------------------------------------------------------------
+
+
+def test_point_status_definitions():
+    true = np.array([3, 3, 1, 1, 2])
+    pred = np.array([3, 5, 1, 3, 0])
+    assert list(point_status(true, pred, 3)) == [
+        "not_forgotten", "correctly_forgotten", "retained", "overly_forgotten", "overly_forgotten",
+    ]
+    assert set(point_status(true, pred, 3)) <= set(STATUSES)
+
+
+def make_eval(indices, labels, logits, features) -> Evaluation:
+    return Evaluation("train", np.asarray(indices), np.asarray(labels), np.asarray(logits, np.float32),
+                      np.asarray(features, np.float32))
+
+
+def test_embedding_points_table_and_filters():
+    rng = np.random.default_rng(3)
+    n, classes = 40, 4
+    dataset_indices = np.arange(500, 500 + n)
+    labels = np.arange(n) % classes
+    logits_a = np.eye(classes)[labels] * 5 + rng.standard_normal((n, classes))
+    logits_b = rng.standard_normal((n, classes)) * 3
+    eval_a = make_eval(dataset_indices, labels, logits_a, rng.standard_normal((n, 6)))
+    eval_b = make_eval(dataset_indices, labels, logits_b, rng.standard_normal((n, 6)))
+    wanted = dataset_indices[::-1][:30]  # any order, a subset
+    cache = EmbeddingCache(compute=stub_layout)
+    points = embedding_points(eval_a, eval_b, wanted, forget_class=1, seed=0, model_ids=("A", "B"), cache=cache)
+
+    assert list(points.columns[:13]) == [
+        "index", "true_class", "pred_a", "pred_b", "is_forget", "x_a", "y_a", "x_b", "y_b",
+        "status_a", "status_b", "conf_a", "conf_b",
+    ]
+    assert list(points.columns[13:]) == [f"prob_a_{k}" for k in range(classes)] + [f"prob_b_{k}" for k in range(classes)]
+    np.testing.assert_array_equal(points["index"], wanted)
+    rows = wanted - 500
+    np.testing.assert_array_equal(points["true_class"], labels[rows])
+    np.testing.assert_array_equal(points["pred_a"], logits_a[rows].argmax(1))
+    np.testing.assert_array_equal(points["is_forget"], labels[rows] == 1)
+    prob_b = probabilities(points, "b")
+    expected = np.exp(logits_b[rows] / 2) / np.exp(logits_b[rows] / 2).sum(1, keepdims=True)
+    np.testing.assert_allclose(prob_b, expected, rtol=1e-5)
+    np.testing.assert_allclose(probabilities(points, "a").sum(1), 1.0)
+    np.testing.assert_allclose(points["conf_b"], expected.max(1), rtol=1e-5)
+    # layouts: A as computed, B aligned onto A
+    layout_a = stub_layout(eval_a.features[rows], 0)
+    np.testing.assert_allclose(points[["x_a", "y_a"]].to_numpy(), layout_a)
+    aligned, _ = procrustes_align(stub_layout(eval_b.features[rows], 0), layout_a)
+    np.testing.assert_allclose(points[["x_b", "y_b"]].to_numpy(), aligned)
+    assert set(cache.keys()) == {("A", "embedding", 0), ("B", "embedding", 0)}
+
+    for model in ("a", "b"):
+        status = points[f"status_{model}"].to_numpy()
+        assert filter_mask(points, "all", model).all()
+        np.testing.assert_array_equal(filter_mask(points, "target", model), points["is_forget"])
+        for name in ("correctly_forgotten", "not_forgotten", "overly_forgotten"):
+            np.testing.assert_array_equal(filter_mask(points, name, model), status == name)
+        target = filter_mask(points, "target", model)
+        assert (target == (filter_mask(points, "correctly_forgotten", model)
+                           | filter_mask(points, "not_forgotten", model))).all()
+    assert set(FILTERS) == {"all", "target", "correctly_forgotten", "not_forgotten", "overly_forgotten"}
+    with pytest.raises(ValueError, match="unknown filter"):
+        filter_mask(points, "forgotten")
+    with pytest.raises(ValueError, match="repeat"):
+        embedding_points(eval_a, eval_b, np.array([500, 500] + list(range(501, 520))), 1, 0, cache=cache)
+    with pytest.raises(KeyError):
+        embedding_points(eval_a, eval_b, np.arange(10), 1, 0, cache=cache)
+    with pytest.raises(ValueError, match="forget_class"):
+        embedding_points(eval_a, eval_b, wanted, 7, 0, cache=cache)
+
+
+def test_digits_twin_embedding_of_the_references(warm, digits_scenario, digits_reference_evals):
+    """Real UMAP on the digits embedding subset: Original as A, Retrained as B."""
+    idx = digits_scenario.embedding_indices
+    cache = EmbeddingCache()
+    points = embedding_points(
+        digits_reference_evals["original"]["train"], digits_reference_evals["retrained"]["train"],
+        idx, digits_scenario.forget_class, digits_scenario.seed, model_ids=("original", "retrained"), cache=cache,
+    )
+    assert len(points) == idx.size and np.isfinite(points[["x_a", "y_a", "x_b", "y_b"]].to_numpy()).all()
+    forget = points["is_forget"].to_numpy()
+    assert forget.sum() == (digits_scenario.data.train.labels_np[idx] == 3).sum()
+    # the Retrained model never saw class 3: it forgets (almost) all of it; the Original does not
+    assert (points.loc[forget, "status_b"] == "correctly_forgotten").mean() > 0.95
+    assert (points.loc[forget, "status_a"] == "not_forgotten").mean() > 0.9
+    again = embedding_points(
+        digits_reference_evals["original"]["train"], digits_reference_evals["retrained"]["train"],
+        idx, 3, 0, model_ids=("original", "retrained"), cache=cache,
+    )
+    assert cache.hits == 2 and again.equals(points)
