@@ -83,6 +83,37 @@ def cmd_download(args) -> int:
     return 0
 
 
+def _format_value(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _methods_text(dataset: str, methods: list[dict]) -> str:
+    lines = [f"unlearning methods, defaults for {dataset}:"]
+    for method in methods:
+        where = "" if method["source"] == "builtin" else f"  [{method['source']}]"
+        lines.append(f"\n{method['name']:<10} {method['label']}{where}")
+        if method["description"]:
+            lines.append(f"  {method['description']}")
+        for param in method["params"]:
+            default = method["defaults"].get(param["name"])
+            shown = "(required)" if default is None else _format_value(default)
+            lines.append(f"  {param['name']:<20} {shown:<10} {param['allowed']}{'; ' + param['help'] if param['help'] else ''}")
+    return "\n".join(lines)
+
+
+def cmd_methods(args) -> int:
+    """List every unlearning method (built-in and plugin) with its defaults for a data set."""
+    from mucomp.methods import available_methods, plugin_errors
+
+    methods = [info.as_dict(args.dataset) for info in available_methods().values()]
+    errors = plugin_errors()
+    for error in errors:
+        print(f"mucomp: plugin not loaded: {error}", file=sys.stderr)
+    payload = {"dataset": args.dataset, "methods": methods, "plugin_errors": [vars(e) for e in errors]}
+    _emit(payload, args.json, lambda: _methods_text(args.dataset, methods))
+    return 0
+
+
 def _add_scenario_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="digits", choices=sorted(DATASETS), help="data set (default: digits)")
     parser.add_argument("--forget-class", required=True, help="class to forget: index or name")
@@ -99,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="train locally or use published checkpoints (default: train for digits, hub otherwise)")
     refs.add_argument("--json", action="store_true", help="print JSON")
     refs.set_defaults(func=cmd_references)
+
+    methods = sub.add_parser("methods", help="list the unlearning methods (built-in and plugins) with their defaults")
+    methods.add_argument("--dataset", default="digits", choices=sorted(DATASETS), help="whose defaults to show (default: digits)")
+    methods.add_argument("--json", action="store_true", help="print JSON")
+    methods.set_defaults(func=cmd_methods)
 
     download = sub.add_parser("download", help="download a torchvision data set")
     download.add_argument("dataset", choices=[n for n, s in DATASETS.items() if s.needs_download])

@@ -2,8 +2,10 @@
 
 :class:`Stepper` owns what happens to a loss: the cancellation check, the divergence check,
 backward, an optional gradient mask, optional gradient-norm clipping and the optimiser step.
-:func:`train` is plain supervised training built on it; reference models and Retrain use it, and
-the unlearning methods drive the same :class:`Stepper` with their own losses.
+:func:`epoch_loop` owns what happens between epochs: the weights check, the scheduler step and
+the end-of-epoch callback. :func:`train` is plain supervised training built on both; reference
+models and Retrain use it, and the unlearning methods (:mod:`mucomp.methods`) drive the same
+:class:`Stepper` and :func:`epoch_loop` with their own losses.
 """
 
 from __future__ import annotations
@@ -117,10 +119,11 @@ class Stepper:
     model, optimizer:
         What is trained and how.
     clip_grad_norm:
-        Clip the global gradient norm to this value before each step (``None``: no clipping).
+        Clip the global gradient norm to this value before each step (``None`` or 0: no
+        clipping).
     grad_mask:
-        Parameter name -> 0/1 tensor of the parameter's shape; gradients outside the mask are
-        zeroed before the step (and before clipping), so only masked weights move.
+        Parameter name -> 0/1 tensor of the parameter's shape: only the weights where it is 1
+        move (see :meth:`set_grad_mask`).
     cancelled:
         Called before every step; ``True`` stops the run with status ``"cancelled"``.
 
@@ -144,17 +147,46 @@ class Stepper:
         self.epoch = 1
         self.steps = 0
         self._params = [p for p in model.parameters() if p.requires_grad]
-        self._masked = []
+        self._masked: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._loss_sum = 0.0
+        self._loss_count = 0
         if grad_mask:
-            named = dict(model.named_parameters())
-            unknown = sorted(set(grad_mask) - set(named))
-            if unknown:
-                raise ValueError(f"grad_mask names parameters the model does not have: {unknown[:5]}")
-            self._masked = [(named[name], mask.to(named[name].device)) for name, mask in grad_mask.items()]
+            self.set_grad_mask(grad_mask)
 
     @property
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
+
+    def set_grad_mask(self, grad_mask: dict[str, torch.Tensor] | None) -> None:
+        """Restrict updates to the weights where ``grad_mask`` is 1 (``None``: no restriction).
+
+        Gradients outside the mask are zeroed before clipping and the step, and after each step
+        the weights outside the mask are put back to their values at this call, so that weight
+        decay and momentum cannot move them either. Parameters the mask does not name are free.
+        """
+        self._masked = []
+        if not grad_mask:
+            return
+        named = dict(self.model.named_parameters())
+        unknown = sorted(set(grad_mask) - set(named))
+        if unknown:
+            raise ValueError(f"grad_mask names parameters the model does not have: {unknown[:5]}")
+        for name, mask in grad_mask.items():
+            param = named[name]
+            if tuple(mask.shape) != tuple(param.shape):
+                raise ValueError(f"grad_mask[{name!r}] has shape {tuple(mask.shape)}, the parameter {tuple(param.shape)}")
+            keep = mask.to(device=param.device, dtype=torch.bool)
+            self._masked.append((param, keep, param.detach().clone()))
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Start counting a new epoch: messages name it, :attr:`epoch_loss` restarts."""
+        self.epoch = epoch
+        self._loss_sum, self._loss_count = 0.0, 0
+
+    @property
+    def epoch_loss(self) -> float:
+        """Mean of the losses stepped so far in this epoch (NaN before the first step)."""
+        return self._loss_sum / self._loss_count if self._loss_count else float("nan")
 
     def check_cancelled(self) -> None:
         if self.cancelled is not None and self.cancelled():
@@ -172,13 +204,19 @@ class Stepper:
             )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        for param, mask in self._masked:
+        for param, keep, _frozen in self._masked:
             if param.grad is not None:
-                param.grad.mul_(mask)
-        if self.clip_grad_norm is not None:
+                param.grad.masked_fill_(~keep, 0.0)
+        if self.clip_grad_norm:
             nn.utils.clip_grad_norm_(self._params, self.clip_grad_norm)
         self.optimizer.step()
+        if self._masked:
+            with torch.no_grad():
+                for param, keep, frozen in self._masked:
+                    param.copy_(torch.where(keep, param, frozen))
         self.steps += 1
+        self._loss_sum += value
+        self._loss_count += 1
         return value
 
     def check_weights(self) -> None:
@@ -202,6 +240,32 @@ def epoch_scheduler(optimizer: torch.optim.Optimizer, epochs: int, schedule: str
     if schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     return None
+
+
+EpochEndFn = Callable[[int, float], None]
+
+
+def epoch_loop(
+    stepper: Stepper,
+    epochs: int,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    end_of_epoch: EpochEndFn | None = None,
+) -> Iterator[int]:
+    """Yield the epoch numbers ``1..epochs``; the caller runs one epoch's steps per number.
+
+    The bookkeeping every training loop shares happens here and nowhere else: before an epoch
+    the stepper learns its number (messages name it) and restarts its loss mean; after it the
+    weights are checked for NaN / inf, the scheduler steps and ``end_of_epoch(epoch,
+    mean_loss)`` runs (records, progress). An exception in the caller's epoch ends the loop.
+    """
+    for epoch in range(1, epochs + 1):
+        stepper.begin_epoch(epoch)
+        yield epoch
+        stepper.check_weights()
+        if scheduler is not None:
+            scheduler.step()
+        if end_of_epoch is not None:
+            end_of_epoch(epoch, stepper.epoch_loss)
 
 
 @dataclass
@@ -237,20 +301,15 @@ def train(
     scheduler = epoch_scheduler(optimizer, recipe.epochs, recipe.schedule)
     stepper = Stepper(model, optimizer, cancelled=cancelled)
     start = time.perf_counter()
-    mean_loss = float("nan")
-    for epoch in range(1, recipe.epochs + 1):
-        stepper.epoch = epoch
-        total, batches = 0.0, 0
+
+    def end_of_epoch(epoch: int, loss: float) -> None:
+        if progress is not None:
+            progress(epoch, recipe.epochs, loss=loss)
+
+    for _epoch in epoch_loop(stepper, recipe.epochs, scheduler, end_of_epoch):
         for images, labels in iterate_batches(
             split, indices, recipe.batch_size, generator, augment=recipe.augment, device=device
         ):
-            total += stepper.step(F.cross_entropy(model(images), labels))
-            batches += 1
-        stepper.check_weights()
-        if scheduler is not None:
-            scheduler.step()
-        mean_loss = total / max(batches, 1)
-        if progress is not None:
-            progress(epoch, recipe.epochs, loss=mean_loss)
+            stepper.step(F.cross_entropy(model(images), labels))
     model.eval()
-    return TrainOutcome(recipe.epochs, stepper.steps, mean_loss, time.perf_counter() - start)
+    return TrainOutcome(recipe.epochs, stepper.steps, stepper.epoch_loss, time.perf_counter() - start)

@@ -1,0 +1,290 @@
+"""What a method works with: :class:`UnlearnContext`.
+
+A method only says what is particular to it (its losses, its data mix, its mask). The loop
+mechanics live here and in :mod:`mucomp.training`, once: data batches drawn from the experiment
+seed, the optimiser (SGD, momentum 0.9, weight decay 5e-4 unless the method sets another), the
+step (cancellation and divergence checks, backward, gradient mask, clipping), the epoch
+bookkeeping (weights check, scheduler, forget accuracy, progress, timing) and the preparation
+timer (teacher copy, saliency mask) whose seconds are kept out of RT.
+
+A method looks like::
+
+    @register("ga", label="Gradient ascent", defaults={...}, params=[...])
+    def gradient_ascent(ctx: UnlearnContext) -> None:
+        ctx.set_clip_grad_norm(ctx.hyper["clip_grad_norm"])
+        for _epoch in ctx.epochs():
+            for images, labels in ctx.forget_batches():
+                ctx.step(-F.cross_entropy(ctx.model(images), labels))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mucomp.data import Scenario, Split, derive_seed
+from mucomp.evaluation import evaluate
+from mucomp.training import (
+    CancelFn,
+    ProgressFn,
+    RunStopped,
+    Stepper,
+    epoch_loop,
+    iterate_batches,
+    make_generator,
+    sgd,
+)
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class UnlearnContext:
+    """Everything one unlearning run needs, and the shared loop helpers.
+
+    Attributes
+    ----------
+    method: the registered name of the method being run.
+    model: the model being unlearned, on :attr:`device`; the method updates it in place.
+    scenario: data set, forget class and seed (its indices say which images are D_f and D_r).
+    hyper: the validated hyper-parameters of this run (read-only), e.g. ``hyper["lr"]``.
+    seed: the experiment seed; :attr:`generator` draws every random choice from it.
+    device: where the model and the batches live.
+    generator: a CPU ``torch.Generator``; shuffles and random labels come from it, so the same
+        configuration gives the same weights.
+    records: one dict per finished epoch: ``epoch``, ``forget_accuracy`` (fraction of
+        train-forget images still classified as their class), ``loss`` (mean loss stepped in the
+        epoch), ``seconds`` (RT so far: unlearning-loop seconds, preparation and the per-epoch
+        evaluation excluded).
+    """
+
+    def __init__(
+        self,
+        method: str,
+        model: nn.Module,
+        scenario: Scenario,
+        hyper: Mapping[str, Any],
+        seed: int,
+        *,
+        device: torch.device | str = "cpu",
+        progress: ProgressFn | None = None,
+        cancelled: CancelFn | None = None,
+    ) -> None:
+        self.method = method
+        self.model = model
+        self.scenario = scenario
+        self.hyper: Mapping[str, Any] = MappingProxyType(dict(hyper))
+        self.seed = int(seed)
+        self.device = torch.device(device)
+        self.generator = make_generator(derive_seed(self.seed, "unlearn"))
+        self.records: list[dict] = []
+        self._progress = progress
+        self._cancelled = cancelled
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        self._stepper: Stepper | None = None
+        self._clip: float | None = None
+        self._mask: dict[str, torch.Tensor] | None = None
+        self._teacher: nn.Module | None = None
+        self.external_steps = 0  # steps taken by a loop of its own (Retrain's train())
+        self.prep_seconds = 0.0
+        self.eval_seconds = 0.0
+        self._started = time.perf_counter()
+
+    # --- the run's figures ---------------------------------------------------------------------
+    @property
+    def num_epochs(self) -> int:
+        """The ``epochs`` hyper-parameter."""
+        return int(self.hyper["epochs"])
+
+    @property
+    def lr(self) -> float:
+        return float(self.hyper["lr"])
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.hyper["batch_size"])
+
+    @property
+    def split(self) -> Split:
+        """The training split that D_f and D_r index."""
+        return self.scenario.data.train
+
+    @property
+    def forget_indices(self) -> np.ndarray:
+        """Train indices of the forget class (D_f), ``[n_f]`` int64."""
+        return self.scenario.forget_indices
+
+    @property
+    def retain_indices(self) -> np.ndarray:
+        """Train indices of the other classes (D_r), ``[n_r]`` int64."""
+        return self.scenario.retain_indices
+
+    @property
+    def num_classes(self) -> int:
+        return self.scenario.spec.num_classes
+
+    @property
+    def forget_class(self) -> int:
+        return self.scenario.forget_class
+
+    @property
+    def steps(self) -> int:
+        """Optimiser steps taken so far."""
+        return self.external_steps + (self._stepper.steps if self._stepper is not None else 0)
+
+    def elapsed_rt(self) -> float:
+        """Seconds of unlearning loop so far (wall clock minus preparation and evaluation)."""
+        return time.perf_counter() - self._started - self.prep_seconds - self.eval_seconds
+
+    # --- data ----------------------------------------------------------------------------------
+    def batches(
+        self,
+        indices: np.ndarray,
+        *,
+        labels: np.ndarray | torch.Tensor | None = None,
+        batch_size: int | None = None,
+        shuffle: bool = True,
+    ) -> Iterator[Batch]:
+        """Batches ``(images [b, C, H, W], labels [b])`` over train ``indices``, on the device.
+
+        Shuffled from :attr:`generator` unless ``shuffle=False``; never augmented. ``labels``
+        (aligned with ``indices``) replaces the true labels. Cancellation is checked before
+        each batch.
+        """
+        for batch in iterate_batches(
+            self.split, indices, batch_size or self.batch_size, self.generator if shuffle else None,
+            labels=labels, device=self.device,
+        ):
+            self.check_cancelled()
+            yield batch
+
+    def forget_batches(
+        self, batch_size: int | None = None, *, labels: np.ndarray | torch.Tensor | None = None, shuffle: bool = True
+    ) -> Iterator[Batch]:
+        """:meth:`batches` over the forget set D_f."""
+        return self.batches(self.forget_indices, labels=labels, batch_size=batch_size, shuffle=shuffle)
+
+    def retain_batches(self, batch_size: int | None = None, *, shuffle: bool = True) -> Iterator[Batch]:
+        """:meth:`batches` over the retain set D_r."""
+        return self.batches(self.retain_indices, batch_size=batch_size, shuffle=shuffle)
+
+    # --- optimisation --------------------------------------------------------------------------
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The optimiser; by default SGD with momentum 0.9 and weight decay 5e-4 at ``lr``."""
+        if self._optimizer is None:
+            self._optimizer = sgd(self.model, self.lr)
+        return self._optimizer
+
+    def set_optimizer(
+        self,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    ) -> None:
+        """Use another optimiser (and optionally a per-epoch scheduler); before the first step."""
+        self._before_first_step("set_optimizer")
+        self._optimizer, self._scheduler, self._stepper = optimizer, scheduler, None
+
+    def set_clip_grad_norm(self, max_norm: float | None) -> None:
+        """Clip the global gradient norm to ``max_norm`` before every step (``None`` / 0: off)."""
+        self._clip = float(max_norm) if max_norm else None
+        if self._stepper is not None:
+            self._stepper.clip_grad_norm = self._clip
+
+    def set_grad_mask(self, mask: Mapping[str, torch.Tensor] | None) -> None:
+        """Only the weights where ``mask`` (parameter name -> 0/1 tensor) is 1 move from now on;
+        the others keep their current values exactly (weight decay included)."""
+        self._mask = dict(mask) if mask else None
+        if self._stepper is not None:
+            self._stepper.set_grad_mask(self._mask)
+
+    @property
+    def stepper(self) -> Stepper:
+        if self._stepper is None:
+            self._stepper = Stepper(self.model, self.optimizer, clip_grad_norm=self._clip, cancelled=self.cancelled)
+            if self._mask:
+                self._stepper.set_grad_mask(self._mask)
+        return self._stepper
+
+    def step(self, loss: torch.Tensor) -> float:
+        """One optimiser step on ``loss`` (scalar tensor); returns its value.
+
+        Checks cancellation first and stops the run as ``"diverged"`` on a NaN / inf loss.
+        """
+        return self.stepper.step(loss)
+
+    def cancelled(self) -> bool:
+        """Whether the user asked to stop."""
+        return bool(self._cancelled is not None and self._cancelled())
+
+    def check_cancelled(self) -> None:
+        """Stop the run with status ``"cancelled"`` if the user asked to."""
+        if self.cancelled():
+            epoch = self._stepper.epoch if self._stepper is not None else 0
+            raise RunStopped("cancelled", f"cancelled by the user during epoch {epoch}")
+
+    def epochs(self, total: int | None = None) -> Iterator[int]:
+        """Yield ``1..total`` (default: the ``epochs`` hyper-parameter), one per epoch.
+
+        The model is put in train mode for each epoch. After each: weights checked, scheduler
+        stepped, forget accuracy measured (not counted in RT), a record appended and
+        ``progress(epoch, total, ...)`` called.
+        """
+        total = self.num_epochs if total is None else int(total)
+        for epoch in epoch_loop(self.stepper, total, self._scheduler, lambda e, loss: self.end_epoch(e, total, loss)):
+            self.model.train()
+            yield epoch
+
+    def end_epoch(self, epoch: int, total: int, loss: float) -> None:
+        """Record a finished epoch and report progress (used by :meth:`epochs`, and as the
+        ``progress`` callback of :func:`mucomp.training.train` by Retrain)."""
+        accuracy = self.forget_accuracy()
+        record = {"epoch": int(epoch), "forget_accuracy": accuracy, "loss": float(loss), "seconds": self.elapsed_rt()}
+        self.records.append(record)
+        if self._progress is not None:
+            self._progress(epoch, total, method=self.method, **{k: v for k, v in record.items() if k != "epoch"})
+
+    def forget_accuracy(self) -> float:
+        """Share of the train-forget images predicted as their class (one eval pass; its time
+        is not counted in RT)."""
+        start = time.perf_counter()
+        result = evaluate(self.model, self.split, self.forget_indices, device=self.device)
+        accuracy = float((result.predictions == result.labels).mean()) if len(result) else float("nan")
+        self.eval_seconds += time.perf_counter() - start
+        return accuracy
+
+    # --- preparation ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def preparation(self) -> Iterator[None]:
+        """Time spent inside counts as preparation (reported apart, not in RT)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.prep_seconds += time.perf_counter() - start
+
+    def teacher(self) -> nn.Module:
+        """A frozen copy of the model as it was before the run (eval mode, no gradients).
+
+        The first call makes the copy (preparation time); call it before the first step.
+        """
+        if self._teacher is None:
+            self._before_first_step("teacher")
+            with self.preparation():
+                teacher = copy.deepcopy(self.model).eval()
+                for param in teacher.parameters():
+                    param.requires_grad_(False)
+                self._teacher = teacher
+        return self._teacher
+
+    def _before_first_step(self, what: str) -> None:
+        if self.steps:
+            raise RuntimeError(f"ctx.{what}() must be called before the first ctx.step()")

@@ -1,0 +1,523 @@
+"""The method registry: ``@register``, hyper-parameter declarations and plugin discovery.
+
+A method is a function ``fn(ctx: UnlearnContext) -> None`` that updates ``ctx.model`` in place,
+registered under a short name with :func:`register`. Built-in methods and a user's own methods
+are registered the same way, so :func:`available_methods` lists both alike.
+
+User methods are found in two places (searched on first use, again after
+:func:`refresh_plugins`):
+
+- ``MUCOMP_PLUGINS``: ``os.pathsep``-separated ``.py`` files or folders (every ``*.py`` in a
+  folder, sorted, not recursive, names starting with ``_`` or ``.`` skipped);
+- the entry-point group ``mucomp.methods`` of installed distributions (each entry point's
+  object is loaded; loading a module that calls ``@register`` is enough).
+
+A plugin that fails to import or to register never breaks the app: the error is kept, with
+where it came from, in :func:`plugin_errors`, and whatever that plugin had registered is
+dropped again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import math
+import os
+import re
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mucomp.data import DATASETS
+
+if TYPE_CHECKING:
+    from mucomp.methods.context import UnlearnContext
+
+MethodFn = Callable[["UnlearnContext"], None]
+
+PARAM_TYPES = ("float", "int", "choice", "bool")
+ENTRY_POINT_GROUP = "mucomp.methods"
+PLUGINS_ENV = "MUCOMP_PLUGINS"
+ALL_DATASETS = "*"
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_PARAM_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One hyper-parameter of a method; it drives a control in the app and the validation.
+
+    ``type`` is ``"float"``, ``"int"``, ``"choice"`` or ``"bool"``. ``min`` / ``max`` bound
+    numbers (inclusive; ``exclusive_min`` makes the lower bound strict, e.g. a learning rate
+    > 0). ``choices`` lists the values of a ``"choice"``. ``default`` is used for a data set the
+    method's ``defaults`` do not cover. ``log`` hints that a slider should be logarithmic.
+    """
+
+    name: str
+    type: str = "float"
+    default: Any = None
+    min: float | None = None
+    max: float | None = None
+    choices: tuple = ()
+    help: str = ""
+    exclusive_min: bool = False
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _PARAM_RE.match(self.name):
+            raise ValueError(f"parameter name {self.name!r} must be a Python identifier of at most 40 characters")
+        if self.type not in PARAM_TYPES:
+            raise ValueError(f"parameter {self.name!r}: type must be one of {PARAM_TYPES}, got {self.type!r}")
+        if self.type == "choice" and not self.choices:
+            raise ValueError(f"parameter {self.name!r} is a choice: give its choices")
+        object.__setattr__(self, "choices", tuple(self.choices))
+        if self.default is not None:
+            object.__setattr__(self, "default", self.validate(self.default))
+
+    def allowed(self) -> str:
+        """The allowed values in words, for error messages and help texts."""
+        if self.type == "bool":
+            return "true or false"
+        if self.type == "choice":
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        kind = "an integer" if self.type == "int" else "a number"
+        if self.min is None and self.max is None:
+            return kind
+        low = "(" if self.exclusive_min else "["
+        lo = "-inf" if self.min is None else f"{self.min:g}"
+        hi = "inf" if self.max is None else f"{self.max:g}"
+        return f"{kind} in {low}{lo}, {hi}]"
+
+    def validate(self, value: Any) -> Any:
+        """``value`` converted to this parameter's type; ValueError naming the parameter and the
+        allowed values when it does not fit. Strings are parsed (the CLI and forms pass them)."""
+        try:
+            converted = self._convert(value)
+        except (TypeError, ValueError):
+            converted = None
+        if converted is None or not self._in_range(converted):
+            raise ValueError(f"{self.name} must be {self.allowed()}, got {value!r}")
+        return converted
+
+    def _convert(self, value: Any) -> Any:
+        if self.type == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.strip().lower() in ("true", "1", "yes")
+            return None
+        if self.type == "choice":
+            for choice in self.choices:
+                if value == choice or (isinstance(value, str) and value.strip() == str(choice)):
+                    return choice
+            return None
+        if isinstance(value, bool):
+            return None
+        if self.type == "int":
+            number = float(value.strip()) if isinstance(value, str) else value
+            if isinstance(number, float):
+                if not number.is_integer():
+                    return None
+                number = int(number)
+            return int(number) if isinstance(number, int) or hasattr(number, "__index__") else None
+        number = float(value.strip() if isinstance(value, str) else value)
+        return number if math.isfinite(number) else None
+
+    def _in_range(self, value: Any) -> bool:
+        if self.type in ("bool", "choice"):
+            return True
+        if self.min is not None and (value <= self.min if self.exclusive_min else value < self.min):
+            return False
+        return self.max is None or value <= self.max
+
+    def as_dict(self) -> dict:
+        """A JSON-ready description (what the app builds a control from)."""
+        return {
+            "name": self.name, "type": self.type, "default": self.default, "min": self.min,
+            "max": self.max, "exclusive_min": self.exclusive_min, "choices": list(self.choices),
+            "log": self.log, "help": self.help, "allowed": self.allowed(),
+        }
+
+
+#: The hyper-parameters every method has; the app's grid varies them.
+COMMON_PARAMS: tuple[Param, ...] = (
+    Param("epochs", "int", min=1, max=1000, help="passes of the method's loop over its data"),
+    Param("lr", "float", min=0.0, max=1e6, exclusive_min=True, log=True, help="learning rate"),
+    Param("batch_size", "int", min=1, max=8192, help="images per optimisation step"),
+)
+COMMON_NAMES = tuple(p.name for p in COMMON_PARAMS)
+
+
+@dataclass
+class MethodInfo:
+    """A registered method: its function, its declared hyper-parameters and their defaults.
+
+    ``params`` holds every hyper-parameter, the common ones (:data:`COMMON_PARAMS`) first.
+    ``defaults`` maps a data-set name (or ``"*"`` for any data set) to default values.
+    ``source`` is ``"builtin"``, the plugin file's path, ``"entry point NAME (VALUE)"``, or
+    ``"module NAME"`` for a method registered by a plain import.
+    """
+
+    name: str
+    label: str
+    fn: MethodFn
+    params: dict[str, Param]
+    defaults: dict[str, dict[str, Any]]
+    description: str = ""
+    source: str = "builtin"
+
+    @property
+    def module(self) -> str:
+        return getattr(self.fn, "__module__", "") or ""
+
+    @property
+    def builtin(self) -> bool:
+        return self.source == "builtin"
+
+    @property
+    def own_params(self) -> list[Param]:
+        """The method's own hyper-parameters (not the common ones)."""
+        return [p for name, p in self.params.items() if name not in COMMON_NAMES]
+
+    def defaults_for(self, dataset: str) -> dict[str, Any]:
+        """The default value of every hyper-parameter on ``dataset`` (``None`` where the method
+        gives none, so the user must set it)."""
+        values = {name: param.default for name, param in self.params.items()}
+        values.update(self.defaults.get(ALL_DATASETS, {}))
+        values.update(self.defaults.get(dataset, {}))
+        return values
+
+    def resolve(self, dataset: str, hyper: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The hyper-parameters a run uses: the defaults for ``dataset`` updated with ``hyper``,
+        every value validated. ValueError names the parameter and what is allowed."""
+        hyper = dict(hyper or {})
+        unknown = sorted(set(hyper) - set(self.params))
+        if unknown:
+            raise ValueError(
+                f"method {self.name!r} has no hyper-parameter {', '.join(map(repr, unknown))}; "
+                f"it takes {', '.join(self.params)}"
+            )
+        values = self.defaults_for(dataset)
+        values.update(hyper)
+        missing = [name for name, value in values.items() if value is None]
+        if missing:
+            raise ValueError(
+                f"method {self.name!r} has no default for {', '.join(missing)} on {dataset}; set "
+                + ", ".join(f"{name} ({self.params[name].allowed()})" for name in missing)
+            )
+        return {name: self.params[name].validate(values[name]) for name in self.params}
+
+    def as_dict(self, dataset: str | None = None) -> dict:
+        """A JSON-ready description; with ``dataset``, its defaults there."""
+        out = {
+            "name": self.name, "label": self.label, "description": self.description,
+            "source": self.source, "params": [p.as_dict() for p in self.params.values()],
+        }
+        if dataset is not None:
+            out["defaults"] = self.defaults_for(dataset)
+        return out
+
+
+@dataclass(frozen=True)
+class PluginError:
+    """A plugin that could not be loaded: where it came from and what went wrong."""
+
+    source: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.message}"
+
+
+@dataclass
+class _State:
+    methods: dict[str, MethodInfo] = field(default_factory=dict)
+    errors: list[PluginError] = field(default_factory=list)
+    loaded_env: str | None = None
+    entry_points_loaded: bool = False
+    source: str | None = None  # who is registering right now (None: a plain import)
+    added: list[str] = field(default_factory=list)  # names registered by the plugin being loaded
+
+
+_STATE = _State()
+_LOCK = threading.RLock()
+
+
+def _normalise_params(params: Mapping[str, Any] | list | tuple | None) -> dict[str, Param]:
+    """``params`` as ``{name: Param}``: accepts Params, or dicts of Param fields, in a list or a
+    mapping keyed by name. The common parameters come first; a method may redeclare one of them
+    (e.g. a narrower range), keeping its place."""
+    declared: dict[str, Param] = {}
+    items = params.items() if isinstance(params, Mapping) else ((None, p) for p in (params or ()))
+    for key, spec in items:
+        if isinstance(spec, dict):
+            spec = Param(**{"name": key, **spec}) if key is not None else Param(**spec)
+        if not isinstance(spec, Param):
+            raise TypeError(f"params must hold Param objects or dicts of Param fields, got {spec!r}")
+        if key is not None and key != spec.name:
+            raise ValueError(f"params key {key!r} differs from the Param's name {spec.name!r}")
+        declared[spec.name] = spec
+    out = {p.name: declared.pop(p.name, p) for p in COMMON_PARAMS}
+    out.update(declared)
+    return out
+
+
+def _normalise_defaults(defaults: Mapping[str, Any] | None, params: dict[str, Param], name: str) -> dict[str, dict]:
+    """``defaults`` as ``{dataset or "*": {param: value}}``, every value validated.
+
+    Either flat (``{"lr": 0.01, ...}``: any data set) or per data set
+    (``{"digits": {...}, "cifar10": {...}, "*": {...}}``)."""
+    defaults = dict(defaults or {})
+    per_dataset = bool(defaults) and all(isinstance(v, Mapping) for v in defaults.values())
+    table = defaults if per_dataset else {ALL_DATASETS: defaults}
+    out: dict[str, dict] = {}
+    for dataset, values in table.items():
+        if dataset != ALL_DATASETS and dataset not in DATASETS:
+            raise ValueError(
+                f"method {name!r}: defaults for unknown data set {dataset!r}; use {', '.join(DATASETS)} or '*'"
+            )
+        unknown = sorted(set(values) - set(params))
+        if unknown:
+            raise ValueError(f"method {name!r}: defaults name undeclared parameters {unknown}; declare them in params")
+        try:
+            out[dataset] = {key: params[key].validate(value) for key, value in values.items()}
+        except ValueError as err:
+            raise ValueError(f"method {name!r}, default on {dataset}: {err}") from None
+    return out
+
+
+def register(
+    name: str,
+    *,
+    label: str | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | list | tuple | None = None,
+    description: str | None = None,
+) -> Callable[[MethodFn], MethodFn]:
+    """Register ``fn(ctx: UnlearnContext) -> None`` as the unlearning method ``name``.
+
+    Parameters
+    ----------
+    name:
+        Short key, lower case letters, digits and ``_`` (``"my_method"``).
+    label:
+        What the app shows (default: ``name``).
+    defaults:
+        Default hyper-parameters, flat (any data set) or per data set:
+        ``{"digits": {"epochs": 5, "lr": 0.01, "batch_size": 32}, "*": {...}}``. Every method
+        has ``epochs``, ``lr`` and ``batch_size``; give them defaults, or the user must set them.
+    params:
+        The method's own hyper-parameters: :class:`Param` objects (or dicts of their fields),
+        in a list or keyed by name. They become controls in the app.
+    description:
+        One line saying what the method does (default: the first line of its docstring).
+
+    The function is returned unchanged, so it can still be called directly.
+    """
+
+    def decorate(fn: MethodFn) -> MethodFn:
+        if not callable(fn):
+            raise TypeError(f"@register({name!r}) must decorate a function fn(ctx), got {fn!r}")
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise ValueError(f"method name {name!r} must be lower case letters, digits and _ (max 40), starting with a letter")
+        declared = _normalise_params(params)
+        info = MethodInfo(
+            name=name,
+            label=label or name,
+            fn=fn,
+            params=declared,
+            defaults=_normalise_defaults(defaults, declared, name),
+            description=description or _first_line(fn.__doc__),
+            source=_STATE.source or _source_of(fn),
+        )
+        with _LOCK:
+            existing = _STATE.methods.get(name)
+            if existing is not None and existing.source != info.source:
+                raise ValueError(
+                    f"method name {name!r} is already taken by {existing.source}; choose another name"
+                )
+            _STATE.methods[name] = info
+            if _STATE.source is not None:  # a plugin is being loaded: remember what it added
+                _STATE.added.append(name)
+        return fn
+
+    return decorate
+
+
+def unregister(name: str) -> None:
+    """Remove a method registered by a plugin or an import (built-ins cannot be removed)."""
+    with _LOCK:
+        info = _STATE.methods.get(name)
+        if info is None:
+            raise ValueError(f"no method {name!r} is registered")
+        if info.builtin:
+            raise ValueError(f"{name!r} is a built-in method and cannot be removed")
+        del _STATE.methods[name]
+
+
+def _source_of(fn: MethodFn) -> str:
+    module = getattr(fn, "__module__", "") or ""
+    return "builtin" if module.startswith("mucomp.methods.") else f"module {module}"
+
+
+def _first_line(text: str | None) -> str:
+    return text.strip().splitlines()[0].strip() if text and text.strip() else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Discovery
+
+
+@contextlib.contextmanager
+def _loading(source: str) -> Iterator[None]:
+    """Register everything done inside as coming from ``source``; on an error, drop it again
+    and keep the error."""
+    previous_source, previous_added = _STATE.source, _STATE.added
+    _STATE.source, _STATE.added = source, []
+    try:
+        yield
+    except (Exception, SystemExit) as err:  # a plugin may raise anything, even sys.exit()
+        for name in _STATE.added:
+            info = _STATE.methods.get(name)
+            if info is not None and info.source == source:
+                del _STATE.methods[name]
+        _STATE.errors.append(PluginError(source, _describe(err)))
+    finally:
+        _STATE.source, _STATE.added = previous_source, previous_added
+
+
+def _describe(err: BaseException) -> str:
+    """``Type: message (file:line)``, the line being the innermost frame in plugin code."""
+    frames = traceback.extract_tb(err.__traceback__)
+    where = ""
+    for frame in reversed(frames):
+        if "importlib" not in frame.filename and not frame.filename.endswith("registry.py"):
+            where = f" ({Path(frame.filename).name}, line {frame.lineno})"
+            break
+    if isinstance(err, SyntaxError) and err.filename:
+        where = f" ({Path(err.filename).name}, line {err.lineno})"
+    text = str(err).strip() or "no details"
+    return f"{type(err).__name__}: {text}{where}"
+
+
+def plugin_paths(value: str | None = None) -> tuple[list[Path], list[PluginError]]:
+    """The ``.py`` files named by ``MUCOMP_PLUGINS`` (or ``value``), and errors for entries
+    that do not exist or are not Python files."""
+    value = os.environ.get(PLUGINS_ENV, "") if value is None else value
+    files: list[Path] = []
+    errors: list[PluginError] = []
+    for entry in (e.strip() for e in value.split(os.pathsep)):
+        if not entry:
+            continue
+        path = Path(entry).expanduser()
+        if path.is_dir():
+            files += sorted(p for p in path.glob("*.py") if not p.name.startswith(("_", ".")))
+        elif path.is_file() and path.suffix == ".py":
+            files.append(path)
+        elif path.exists():
+            errors.append(PluginError(str(path), f"{PLUGINS_ENV} names a file that is not a .py file"))
+        else:
+            errors.append(PluginError(str(path), f"{PLUGINS_ENV} names a file or folder that does not exist"))
+    return files, errors
+
+
+def load_plugin_file(path: str | os.PathLike) -> list[str]:
+    """Import one plugin file; returns the names it registered (errors go to
+    :func:`plugin_errors`). A file loaded again (after an edit) replaces its methods."""
+    path = Path(path).resolve()
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+    module_name = f"mucomp_plugin_{re.sub(r'[^0-9a-zA-Z_]', '_', path.stem)}_{digest}"
+    with _LOCK, _loading(str(path)):
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(module_name, None)
+            raise
+        if not _STATE.added:
+            raise LookupError("the file registered no method; decorate a function fn(ctx) with @register(...)")
+        return list(_STATE.added)
+    return []
+
+
+def _load_entry_points() -> None:
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: (e.name, e.value)):
+        source = f"entry point {ep.name} ({ep.value})"
+        with _loading(source):
+            obj = ep.load()
+            registered = any(info.fn is obj or info.module == ep.module for info in _STATE.methods.values())
+            if not _STATE.added and not registered:
+                raise LookupError("loading it registered no method; decorate a function fn(ctx) with @register(...)")
+
+
+def _ensure_plugins() -> None:
+    """Load what ``MUCOMP_PLUGINS`` names (again when it changed) and, once, the entry points."""
+    with _LOCK:
+        value = os.environ.get(PLUGINS_ENV, "")
+        if not _STATE.entry_points_loaded:
+            _STATE.entry_points_loaded = True
+            try:
+                _load_entry_points()
+            except Exception as err:  # a broken installed distribution must not break the app
+                _STATE.errors.append(PluginError("entry points", _describe(err)))
+        if _STATE.loaded_env != value:
+            _STATE.loaded_env = value
+            for name in [n for n, info in _STATE.methods.items() if _is_file_source(info.source)]:
+                del _STATE.methods[name]
+            _STATE.errors = [e for e in _STATE.errors if not _is_file_source(e.source)]
+            files, errors = plugin_paths(value)
+            _STATE.errors += errors
+            for path in files:
+                load_plugin_file(path)
+
+
+def _is_file_source(source: str) -> bool:
+    return not source.startswith(("builtin", "entry point", "module "))
+
+
+def refresh_plugins() -> None:
+    """Forget the methods of plugin files and every plugin error, then search
+    ``MUCOMP_PLUGINS`` and the entry points again (after installing or editing a plugin, or in
+    tests). Methods of imported modules stay: a module runs its decorators only once."""
+    with _LOCK:
+        _STATE.errors = []
+        _STATE.loaded_env = None
+        _STATE.entry_points_loaded = False
+    _ensure_plugins()
+
+
+def available_methods() -> dict[str, MethodInfo]:
+    """Every registered method, built-ins first (in their fixed order), then plugins."""
+    _ensure_plugins()
+    with _LOCK:
+        return dict(_STATE.methods)
+
+
+def get_method(name: str) -> MethodInfo:
+    """The method registered as ``name``; ValueError lists the available ones."""
+    methods = available_methods()
+    try:
+        return methods[name]
+    except KeyError:
+        hint = ""
+        if plugin_errors():
+            hint = f" ({len(plugin_errors())} plugin(s) failed to load: see `mucomp methods`)"
+        raise ValueError(f"unknown method {name!r}; available: {', '.join(methods)}{hint}") from None
+
+
+def plugin_errors() -> list[PluginError]:
+    """Plugins that could not be loaded, each with its source and a readable message."""
+    _ensure_plugins()
+    with _LOCK:
+        return list(_STATE.errors)
