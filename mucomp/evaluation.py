@@ -15,6 +15,7 @@ Every metric reads from an :class:`Evaluation`; none runs its own forward pass.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -115,6 +116,7 @@ def evaluate(
     *,
     batch_size: int = 512,
     device: torch.device | str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Evaluation:
     """Run ``model`` once over ``split[indices]`` and collect logits, features and activations.
 
@@ -136,6 +138,8 @@ def evaluate(
         Images per forward call.
     device:
         Where to run; default: the device of the model's parameters.
+    progress:
+        ``progress(images_done, images_total)`` after every batch.
     """
     indices = np.arange(len(split), dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
     layers = list(layers)
@@ -180,6 +184,8 @@ def evaluate(
                 batch_keep["mask"] = torch.from_numpy(keep[lo : lo + batch_size]).to(device)
                 images, _ = split.batch(batch)
                 logits.append(model(images.to(device)).float().cpu())
+                if progress is not None:
+                    progress(min(lo + batch_size, indices.size), indices.size)
     finally:
         for handle in handles:
             handle.remove()
@@ -206,18 +212,27 @@ def evaluate_scenario(
     layers: list[str] | tuple[str, ...] | None = None,
     *,
     device: torch.device | str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Evaluation]:
     """``{"train": Evaluation, "test": Evaluation}`` of ``model`` on a scenario's whole splits.
 
     One pass per split. Activations of ``layers`` (default: every layer CKA reads) are kept for
-    the scenario's CKA subsets only; pass ``layers=()`` to keep none.
+    the scenario's CKA subsets only; pass ``layers=()`` to keep none. ``progress(done, total)``
+    counts images over both splits.
     """
     from mucomp.models import layer_names
 
     layers = layer_names(scenario.spec.arch) if layers is None else list(layers)
     out = {}
+    total = len(scenario.data.train) + len(scenario.data.test)
+    offset = 0
     for split_name in ("train", "test"):
         split = scenario.data.split(split_name)
+
+        def report(done: int, _total: int, offset: int = offset) -> None:
+            if progress is not None:
+                progress(offset + done, total)
+
         out[split_name] = evaluate(
             model,
             split,
@@ -225,5 +240,7 @@ def evaluate_scenario(
             layers,
             scenario.activation_indices(split_name) if layers else None,
             device=device,
+            progress=report,
         )
+        offset += len(split)
     return out

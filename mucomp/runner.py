@@ -1,0 +1,486 @@
+"""One experiment end to end: method -> one evaluation pass per split -> every figure -> store.
+
+:func:`run_experiment` copies the base model (a cached reference is never mutated), runs the
+unlearning method, then :func:`evaluate_model` computes every figure the pages show from ONE
+forward pass per split, and the store saves it atomically. Reference models go through the same
+:func:`evaluate_model` once per scenario (:func:`prepare_scenario`); their evaluations are kept in
+memory and reused by every experiment of the scenario.
+
+Progress is reported as ``progress(stage, fraction, **figures)`` with ``stage`` one of
+:data:`STAGES` and ``fraction`` the completed share of that stage, counted in real work units
+(batches, layers, steps), not timers.
+
+A stored result (``result.json``, see :mod:`mucomp.store`) holds:
+
+- ``id``, ``kind`` (``original`` / ``retrained`` / ``unlearned`` / ``custom``), ``schema_version``,
+  ``created_at``, ``code_version``, ``owner`` (browser session that made it, or null),
+  ``method_label``;
+- ``config``: ``dataset``, ``forget_class``, ``seed``, ``method``, ``base``, ``epochs``, ``lr``,
+  ``batch_size``, ``params`` (the method's own hyper-parameters as used);
+- ``metrics``: ``UA``, ``RA``, ``TUA``, ``TRA``, ``RT`` (s; null for references and uploads),
+  ``PS``, ``MIA_efficacy``, ``MIA_svc_accuracy``, ``avg_gap``, ``accs``, ``t_accs`` ([C]),
+  ``label_dist``, ``conf_dist``, ``t_label_dist``, ``t_conf_dist`` ([C][C]);
+- ``attack``: per forget-class training image (``indices``, in scenario order): ``entropy``,
+  ``confidence`` (top-1 log-odds), ``probs`` ([n][C], softmax at T = 1), and ``worst_case``
+  (the strongest threshold attack against the Retrained model: strategy, metric, direction,
+  threshold, fpr, fnr, attack_score, success_rate, privacy_score);
+- ``cka``: ``layers`` and ``{"original" | "retrained": {subset: {layer: CKA}}}`` for the subsets
+  ``train_forget``, ``train_retain``, ``test_forget``, ``test_retain``;
+- ``embedding``: the model's own UMAP layout of the scenario's embedding subset: ``indices``,
+  ``x``, ``y``, ``pred``, ``probs_t2`` ([n][C], softmax at T = 2);
+- ``epochs``: per-epoch records ``{"epoch", "forget_accuracy", "loss", "seconds"}``;
+- ``timings``: seconds per stage.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from mucomp import __version__, settings
+from mucomp.data import Scenario
+from mucomp.evaluation import Evaluation, evaluate_scenario
+from mucomp.metrics import avg_gap, model_metrics, softmax
+from mucomp.models import layer_names, model_from_state_dict
+from mucomp.references import load_reference
+from mucomp.store import Experiment, ExperimentStore
+
+STAGES = ("references", "unlearning", "evaluating", "privacy", "similarity", "embedding", "saving")
+ProgressFn = Callable[..., None]
+CancelFn = Callable[[], bool]
+
+
+class ExperimentStopped(RuntimeError):
+    """An experiment ended without a result: ``status`` is ``"diverged"`` or ``"cancelled"``."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything that defines one experiment (the seed drives every random choice).
+
+    ``base`` is ``"original"`` or the id of a stored experiment to start from; ``epochs``, ``lr``
+    and ``batch_size`` default to the method's defaults for the data set; ``params`` holds the
+    method's own hyper-parameters.
+    """
+
+    dataset: str = "digits"
+    forget_class: int = 0
+    seed: int = 0
+    method: str = "ga"
+    base: str = "original"
+    epochs: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        scenario = Scenario(self.dataset, self.forget_class, self.seed)  # validates
+        self.forget_class = scenario.forget_class
+
+    @property
+    def scenario(self) -> Scenario:
+        return Scenario(self.dataset, self.forget_class, self.seed)
+
+    def hyper(self) -> dict:
+        """User-set hyper-parameters (common ones and the method's own), unset ones left out."""
+        common = {k: getattr(self, k) for k in ("epochs", "lr", "batch_size") if getattr(self, k) is not None}
+        return {**common, **self.params}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ExperimentConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+GRID_KEYS = ("epochs", "lr", "batch_size")
+
+
+def expand_grid(config: ExperimentConfig, grid: dict[str, list]) -> list[ExperimentConfig]:
+    """One config per combination of the ``grid`` values (keys: epochs, lr, batch_size or a
+    method parameter), in a stable order (the last key varies fastest)."""
+    if not grid:
+        return [config]
+    keys = list(grid)
+    for key, values in grid.items():
+        if not isinstance(values, (list, tuple)) or not values:
+            raise ValueError(f"grid values for {key!r} must be a non-empty list")
+    configs = []
+    for combination in itertools.product(*(grid[k] for k in keys)):
+        updated = copy.deepcopy(config)
+        for key, value in zip(keys, combination, strict=True):
+            if key in GRID_KEYS:
+                setattr(updated, key, value)
+            else:
+                updated.params[key] = value
+        configs.append(updated)
+    return configs
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenario state: the references, evaluated once per scenario and process
+
+
+@dataclass
+class ReferenceState:
+    """A reference model of a scenario with its evaluations (never mutated)."""
+
+    kind: str
+    model: nn.Module
+    checkpoint_id: str
+    evals: dict[str, Evaluation]
+    experiment_id: str
+
+
+@dataclass
+class ScenarioState:
+    """What every experiment of one scenario reuses: both references and their evaluations."""
+
+    scenario: Scenario
+    original: ReferenceState
+    retrained: ReferenceState
+    device: torch.device
+    figures: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def reference_evals(self) -> dict[str, dict[str, Evaluation]]:
+        return {"original": self.original.evals, "retrained": self.retrained.evals}
+
+
+_STATES: dict[tuple, ScenarioState] = {}
+_STATES_LOCK = threading.Lock()
+
+
+def reference_experiment_id(scenario: Scenario, kind: str, checkpoint_id: str) -> str:
+    """The store id of a scenario's reference: kind, data set, class, seed and a checkpoint hash.
+
+    Built only from validated fields (never from user text), so it is a safe path component; a
+    new checkpoint or recipe gives a new id instead of overwriting the old figures.
+    """
+    import hashlib
+
+    digest = hashlib.sha256(checkpoint_id.encode()).hexdigest()[:6]
+    return f"{kind}-{scenario.dataset.replace('_', '-')}-c{scenario.forget_class}-s{scenario.seed}-{digest}"
+
+
+def _stage(progress: ProgressFn | None, stage: str):
+    """A ``progress(done, total, **figures)`` callback reporting one stage's real fraction."""
+
+    def report(done: float, total: float, **figures) -> None:
+        if progress is not None:
+            progress(stage, min(max(done / total, 0.0), 1.0) if total else 1.0, **figures)
+
+    return report
+
+
+def prepare_scenario(
+    scenario: Scenario,
+    store: ExperimentStore,
+    *,
+    source: str | None = None,
+    device: torch.device | str | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+) -> ScenarioState:
+    """Load (or train) both references, evaluate each once per split and store their figures.
+
+    Cached per process: the second call for the same scenario returns the same state at once.
+    The references' results are saved in ``store`` (once; reference experiments can't be
+    deleted) so that the Screen table lists them beside the experiments.
+    """
+    device = torch.device(device) if device is not None else settings.default_device()
+    key = (scenario.key, source, str(device), str(store.root.resolve()))
+    with _STATES_LOCK:
+        state = _STATES.get(key)
+    if state is not None:
+        return state
+    report = _stage(progress, "references")
+    refs = {}
+    for position, kind in enumerate(("original", "retrained")):
+
+        def training_progress(epoch, total, position=position, **figures):
+            report(position + 0.5 * epoch / total, 2, **figures)
+
+        ref = load_reference(scenario, kind, device=device, progress=training_progress, cancelled=cancel)
+        evals = evaluate_scenario(
+            ref.model, scenario, progress=lambda done, total, position=position: report(position + 0.5 + 0.5 * done / total, 2)
+        )
+        refs[kind] = ReferenceState(
+            kind, ref.model, ref.checkpoint_id, evals, reference_experiment_id(scenario, kind, ref.checkpoint_id)
+        )
+    state = ScenarioState(scenario, refs["original"], refs["retrained"], device)
+    for kind in ("retrained", "original"):  # the Original's figures compare it with the Retrained
+        ref = refs[kind]
+        figures = model_figures(ref.evals, state, model_id=ref.experiment_id)
+        state.figures[kind] = figures
+        if not store.exists(ref.experiment_id):
+            store.save(_result(ref.experiment_id, kind, _reference_config(scenario, ref), figures, {}),
+                       ref.model.state_dict())
+    for ref in refs.values():  # keep only the Gram matrices CKA needs, not the activations
+        _compact(ref.evals, scenario)
+    with _STATES_LOCK:
+        state = _STATES.setdefault(key, state)
+    return state
+
+
+def clear_scenario_cache() -> None:
+    """Forget every prepared scenario of this process."""
+    with _STATES_LOCK:
+        _STATES.clear()
+
+
+def _compact(evals: dict[str, Evaluation], scenario: Scenario) -> None:
+    """Replace kept activations by the Gram matrices of the CKA subsets (all CKA needs)."""
+    from mucomp.similarity import precompute_grams
+
+    for evaluation in evals.values():
+        precompute_grams(evaluation, scenario.cka_indices, drop_activations=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every figure of one model, from its evaluations
+
+
+def model_figures(
+    evals: dict[str, Evaluation],
+    state: ScenarioState,
+    *,
+    model_id: str,
+    progress: ProgressFn | None = None,
+) -> dict:
+    """Every figure the pages show for one model, read from its train and test evaluations.
+
+    Returns ``{"metrics", "attack", "mia", "cka", "embedding", "timings"}``; nothing here runs a
+    model. ``model_id`` keys the embedding cache (an experiment or reference id).
+    """
+    from mucomp.embedding import cached_embed
+    from mucomp.privacy import feature_values, forget_logits, privacy_metrics
+    from mucomp.similarity import cka_report
+
+    scenario = state.scenario
+    train, test = evals["train"], evals["test"]
+    timings = {}
+
+    start = time.perf_counter()
+    metrics = model_metrics(train, test, scenario.forget_class)
+    report = _stage(progress, "privacy")
+    report(0, 3)
+    privacy = privacy_metrics(scenario, train, test, state.retrained.evals["train"])
+    report(2, 3)
+    logits = forget_logits(scenario, train)
+    values = feature_values(logits)
+    attack = {
+        "indices": scenario.forget_indices.tolist(),
+        "entropy": values["entropy"].tolist(),
+        "confidence": values["confidence"].tolist(),
+        "probs": softmax(logits).tolist(),
+        "worst_case": privacy.pop("PS_worst_case"),
+    }
+    report(3, 3)
+    metrics.update(privacy)
+    retrained_metrics = state.figures.get("retrained", {}).get("metrics", metrics)
+    metrics["avg_gap"] = avg_gap(metrics, retrained_metrics)
+    timings["privacy"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    subsets = scenario.cka_indices
+    report = _stage(progress, "similarity")
+    cka = {}
+    for position, (reference, ref_evals) in enumerate(state.reference_evals.items()):
+        cka.update(cka_report({reference: ref_evals}, evals, subsets))
+        report(position + 1, 2)
+    timings["similarity"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    report = _stage(progress, "embedding")
+    report(0, 1)
+    indices = scenario.embedding_indices
+    rows = train.positions(indices)
+    layout = cached_embed(model_id, "embedding", train.features[rows], scenario.seed)
+    embedding = {
+        "indices": indices.tolist(),
+        "x": layout[:, 0].tolist(),
+        "y": layout[:, 1].tolist(),
+        "pred": train.predictions[rows].tolist(),
+        "probs_t2": softmax(train.logits[rows], 2.0).tolist(),
+    }
+    report(1, 1)
+    timings["embedding"] = time.perf_counter() - start
+    return {
+        "metrics": metrics,
+        "attack": attack,
+        "cka": {"layers": layer_names(scenario.spec.arch), **cka},
+        "embedding": embedding,
+        "timings": timings,
+    }
+
+
+def evaluate_model(
+    model: nn.Module, state: ScenarioState, *, model_id: str, progress: ProgressFn | None = None
+) -> dict:
+    """ONE forward pass per split of ``model``, then :func:`model_figures`; adds the evaluation
+    time to ``timings``."""
+    start = time.perf_counter()
+    evals = evaluate_scenario(model, state.scenario, progress=_stage(progress, "evaluating"))
+    seconds = time.perf_counter() - start
+    figures = model_figures(evals, state, model_id=model_id, progress=progress)
+    figures["timings"] = {"evaluation": seconds, **figures["timings"]}
+    return figures
+
+
+def _reference_config(scenario: Scenario, ref: ReferenceState) -> dict:
+    return {
+        "dataset": scenario.dataset,
+        "forget_class": scenario.forget_class,
+        "seed": scenario.seed,
+        "method": ref.kind,
+        "base": None,
+        "checkpoint": ref.checkpoint_id,
+    }
+
+
+def _result(experiment_id: str, kind: str, config: dict, figures: dict, extra: dict) -> dict:
+    return {
+        "id": experiment_id,
+        "kind": kind,
+        "config": config,
+        "code_version": __version__,
+        **figures,
+        **extra,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# One experiment
+
+
+def load_base_model(config: ExperimentConfig, state: ScenarioState, store: ExperimentStore) -> nn.Module:
+    """A private copy of the base model: the Original, or a stored experiment of the same scenario."""
+    if config.base == "original":
+        return copy.deepcopy(state.original.model)
+    base = store.load(config.base)
+    scenario = state.scenario
+    if (base.config.get("dataset"), base.config.get("forget_class")) != (scenario.dataset, scenario.forget_class):
+        raise ValueError(
+            f"base experiment {config.base} belongs to {base.config.get('dataset')} / class "
+            f"{base.config.get('forget_class')}, not to this scenario; pick a base of the same scenario"
+        )
+    spec = scenario.spec
+    return model_from_state_dict(spec.arch, spec.num_classes, base.state_dict()).to(state.device)
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    store: ExperimentStore,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+    *,
+    owner: str | None = None,
+) -> Experiment:
+    """Run one experiment end to end and store it.
+
+    Stages (``progress(stage, fraction, **figures)``): ``references`` (first experiment of a
+    scenario in this process only), ``unlearning`` (per epoch, with ``epoch``, ``epochs``,
+    ``forget_accuracy``), ``evaluating`` (images done), ``privacy``, ``similarity``,
+    ``embedding``, ``saving``.
+
+    Raises :class:`ExperimentStopped` (status ``"diverged"`` / ``"cancelled"`` / ``"failed"``)
+    when the method did not complete: nothing is stored then. ValueError for a bad config.
+    """
+    from mucomp.methods import get_method, run_unlearning
+
+    info = get_method(config.method)
+    scenario = config.scenario
+    info.resolve(scenario.dataset, config.hyper())  # validate before any work
+    state = prepare_scenario(scenario, store, progress=progress, cancel=cancel)
+    model = load_base_model(config, state, store)
+
+    def unlearning_progress(epoch, total, **figures):
+        if progress is not None:
+            progress("unlearning", epoch / total, epoch=epoch, epochs=total, **figures)
+
+    outcome = run_unlearning(
+        info.name, model, scenario, config.hyper(), config.seed,
+        device=state.device, progress=unlearning_progress, cancelled=cancel,
+    )
+    if not outcome.ok:
+        raise ExperimentStopped(outcome.status, outcome.message)
+    experiment_id = store.new_id()
+    figures = evaluate_model(model, state, model_id=experiment_id, progress=progress)
+    figures["metrics"]["RT"] = outcome.rt_seconds
+    figures["timings"] = {"unlearning": outcome.rt_seconds, "preparation": outcome.prep_seconds,
+                          "epoch_checks": outcome.eval_seconds, **figures["timings"]}
+    _stage(progress, "saving")(0, 1)
+    resolved = {**config.to_dict(), **{k: outcome.hyper[k] for k in GRID_KEYS if k in outcome.hyper}}
+    resolved["params"] = {k: v for k, v in outcome.hyper.items() if k not in GRID_KEYS}
+    result = _result(experiment_id, "unlearned", resolved, figures, {
+        "method_label": info.label,
+        "epochs": outcome.epochs,
+        "owner": owner,
+    })
+    experiment = store.save(result, model.state_dict())
+    _stage(progress, "saving")(1, 1)
+    return experiment
+
+
+def run_grid(
+    config: ExperimentConfig,
+    grid: dict[str, list],
+    store: ExperimentStore,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+) -> list[Experiment | ExperimentStopped]:
+    """Every combination of ``grid`` one after another; a stopped run does not stop the others
+    (its :class:`ExperimentStopped` takes its place in the returned list)."""
+    outcomes: list[Experiment | ExperimentStopped] = []
+    for position, item in enumerate(expand_grid(config, grid)):
+
+        def report(stage, fraction, position=position, **figures):
+            if progress is not None:
+                progress(stage, fraction, run=position + 1, **figures)
+
+        try:
+            outcomes.append(run_experiment(item, store, report, cancel))
+        except ExperimentStopped as stopped:
+            outcomes.append(stopped)
+            if stopped.status == "cancelled":
+                break
+    return outcomes
+
+
+def store_custom_model(
+    model: nn.Module,
+    scenario: Scenario,
+    store: ExperimentStore,
+    *,
+    label: str,
+    owner: str | None = None,
+    progress: ProgressFn | None = None,
+) -> Experiment:
+    """Evaluate an uploaded (or otherwise external) model as is and store it as a ``custom``
+    experiment of ``scenario``. ``label`` is shown in the table; it never reaches a path."""
+    state = prepare_scenario(scenario, store, progress=progress)
+    model = model.to(state.device).eval()
+    experiment_id = store.new_id()
+    figures = evaluate_model(model, state, model_id=experiment_id, progress=progress)
+    figures["metrics"]["RT"] = None
+    config = {"dataset": scenario.dataset, "forget_class": scenario.forget_class, "seed": scenario.seed,
+              "method": "custom", "base": None, "epochs": None, "lr": None, "batch_size": None, "params": {}}
+    result = _result(experiment_id, "custom", config, figures, {"method_label": str(label)[:120], "owner": owner})
+    return store.save(result, model.state_dict())
