@@ -114,6 +114,214 @@ def cmd_methods(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# Experiments: run, list, show, export, import, delete
+
+
+def _parse_value(method_info, key: str, text: str):
+    """Convert one command-line value with the method's declared parameter (names the key on error)."""
+    params = method_info.params
+    if key not in params:
+        raise UsageError(
+            f"--grid/--param: {key!r} is not a parameter of {method_info.name}; use one of {', '.join(params)}"
+        )
+    try:
+        return params[key].validate(text)
+    except ValueError as err:
+        raise UsageError(str(err)) from err  # the message names the parameter and its range
+
+
+def _parse_assignments(method_info, items: list[str], many: bool) -> dict:
+    parsed = {}
+    for item in items or []:
+        key, sep, values = item.partition("=")
+        if not sep or not key or not values:
+            raise UsageError(f"--grid/--param: expected NAME=VALUE{'[,VALUE...]' if many else ''}, got {item!r}")
+        key = key.strip().replace("-", "_")
+        texts = values.split(",") if many else [values]
+        converted = [_parse_value(method_info, key, t.strip()) for t in texts]
+        parsed[key] = converted if many else converted[0]
+    return parsed
+
+
+def _run_progress(enabled: bool, total_runs: int):
+    if not enabled:
+        return None
+
+    def report(stage: str, fraction: float, **figures) -> None:
+        run = figures.get("run", 1)
+        detail = ""
+        if "epoch" in figures:
+            detail = f" epoch {figures['epoch']}/{figures.get('epochs', '?')}"
+        if figures.get("forget_accuracy") is not None and stage == "unlearning":
+            detail += f" forget acc {figures['forget_accuracy']:.3f}"
+        line = f"[run {run}/{total_runs}] {stage:<11} {fraction * 100:5.1f}%{detail}"
+        print(f"\r{line:<78}", end="", file=sys.stderr, flush=True)
+
+    return report
+
+
+def _config_from_args(args):
+    from mucomp.methods import available_methods
+    from mucomp.runner import ExperimentConfig
+
+    methods = available_methods()
+    if args.method not in methods:
+        raise UsageError(f"--method: unknown method {args.method!r}; choose one of {', '.join(methods)}")
+    info = methods[args.method]
+    scenario = _scenario(args)
+    common = {}
+    for key in ("epochs", "lr", "batch_size"):
+        value = getattr(args, key)
+        if value is not None:
+            common[key] = _parse_value(info, key, str(value))
+    config = ExperimentConfig(scenario.dataset, scenario.forget_class, scenario.seed, info.name,
+                              base=args.base, params=_parse_assignments(info, args.param, many=False), **common)
+    grid = _parse_assignments(info, args.grid, many=True)
+    try:
+        info.resolve(scenario.dataset, config.hyper())
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    return config, grid
+
+
+def cmd_run(args) -> int:
+    """Run one experiment or a grid, store the results and print them."""
+    from mucomp.embedding import warm_up
+    from mucomp.runner import ExperimentStopped, expand_grid, run_experiment
+    from mucomp.store import ExperimentStore
+
+    config, grid = _config_from_args(args)
+    configs = expand_grid(config, grid)
+    warm_up(background=True)  # numba compiles while the references and the method run
+    store = ExperimentStore()
+    progress = _run_progress(sys.stderr.isatty() and not args.quiet, len(configs))
+    results, failures = [], []
+    for position, item in enumerate(configs, start=1):
+
+        def report(stage, fraction, position=position, **figures):
+            if progress is not None:
+                progress(stage, fraction, run=position, **figures)
+
+        try:
+            experiment = run_experiment(item, store, report)
+        except ExperimentStopped as stopped:
+            failures.append(f"run {position} ({item.hyper()}): {stopped.status}: {stopped}")
+            continue
+        finally:
+            if progress is not None:
+                print(file=sys.stderr)
+        results.append(experiment.result)
+    for failure in failures:
+        print(f"mucomp: {failure}", file=sys.stderr)
+    payload = results[0] if len(configs) == 1 and results else results
+    if results:
+        _emit(payload, args.json, lambda: _table_text([r for r in results]))
+    return 1 if failures else 0
+
+
+LIST_COLUMNS = ("UA", "RA", "TUA", "TRA", "RT", "PS", "MIA_efficacy", "avg_gap")
+
+
+def _summary(result: dict) -> dict:
+    config, metrics = result["config"], result["metrics"]
+    row = {"id": result["id"], "kind": result["kind"], "dataset": config.get("dataset"),
+           "forget_class": config.get("forget_class"), "seed": config.get("seed"), "method": config.get("method"),
+           "base": config.get("base"), "epochs": config.get("epochs"), "lr": config.get("lr"),
+           "batch_size": config.get("batch_size"), "created_at": result.get("created_at")}
+    row.update({key: metrics.get(key) for key in LIST_COLUMNS})
+    return row
+
+
+def _format_cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _table_text(results: list[dict]) -> str:
+    rows = [_summary(r) for r in results]
+    if not rows:
+        return "no experiments"
+    columns = ["id", "kind", "dataset", "forget_class", "method", "epochs", "lr", "batch_size", *LIST_COLUMNS]
+    cells = [[_format_cell(row[c]) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) for line in cells]
+    return "\n".join(lines)
+
+
+def _store_call(fn, *args, **kwargs):
+    """Run a store operation; a malformed or unknown id is the caller's argument error."""
+    from mucomp.store import ExperimentNotFoundError, StoreError
+
+    try:
+        return fn(*args, **kwargs)
+    except ExperimentNotFoundError as err:
+        raise UsageError(str(err)) from err
+    except StoreError as err:
+        if "not a valid experiment id" in str(err):
+            raise UsageError(str(err)) from err
+        raise
+
+
+def cmd_list(args) -> int:
+    """List stored experiments (optionally of one scenario)."""
+    from mucomp.store import ExperimentStore
+
+    store = ExperimentStore()
+    filters = {}
+    if args.dataset:
+        filters["dataset"] = args.dataset
+    if args.forget_class is not None:
+        filters["forget_class"] = DATASETS[args.dataset or "digits"].class_index(args.forget_class)
+    results = [e.result for e in store.list(**filters)]
+    for name, problem in store.problems.items():
+        print(f"mucomp: skipped {name}: {problem}", file=sys.stderr)
+    _emit([_summary(r) for r in results], args.json, lambda: _table_text(results))
+    return 0
+
+
+def cmd_show(args) -> int:
+    """Print one stored experiment."""
+    from mucomp.store import ExperimentStore
+
+    experiment = _store_call(ExperimentStore().load, args.id)
+    _emit(experiment.result, args.json, lambda: json.dumps(_summary(experiment.result), indent=1))
+    return 0
+
+
+def cmd_export(args) -> int:
+    """Write chosen experiments to a zip file."""
+    from mucomp.store import ExperimentStore
+
+    ids = _store_call(ExperimentStore().export, args.ids, args.output)
+    print(f"exported {len(ids)} experiment(s) to {args.output}")
+    return 0
+
+
+def cmd_import(args) -> int:
+    """Import the experiments of an exported zip file."""
+    from mucomp.store import ExperimentStore
+
+    imported = ExperimentStore().import_(args.archive, on_conflict="skip" if args.skip_existing else "error")
+    print(f"imported {len(imported)} experiment(s): {', '.join(imported) or '-'}")
+    return 0
+
+
+def cmd_delete(args) -> int:
+    """Delete stored experiments (references can't be deleted)."""
+    from mucomp.store import ExperimentStore
+
+    store = ExperimentStore()
+    for experiment_id in args.ids:
+        _store_call(store.delete, experiment_id)
+        print(f"deleted {experiment_id}")
+    return 0
+
+
 def _add_scenario_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="digits", choices=sorted(DATASETS), help="data set (default: digits)")
     parser.add_argument("--forget-class", required=True, help="class to forget: index or name")
@@ -135,6 +343,46 @@ def build_parser() -> argparse.ArgumentParser:
     methods.add_argument("--dataset", default="digits", choices=sorted(DATASETS), help="whose defaults to show (default: digits)")
     methods.add_argument("--json", action="store_true", help="print JSON")
     methods.set_defaults(func=cmd_methods)
+
+    run = sub.add_parser("run", help="run an unlearning experiment (or a grid of them) and store it")
+    _add_scenario_arguments(run)
+    run.add_argument("--method", required=True, help="unlearning method (see `mucomp methods`)")
+    run.add_argument("--base", default="original", help="start from the Original (default) or a stored experiment id")
+    run.add_argument("--epochs", default=None, help="epochs (default: the method's default for the data set)")
+    run.add_argument("--lr", default=None, help="learning rate")
+    run.add_argument("--batch-size", dest="batch_size", default=None, help="batch size")
+    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="a method parameter, e.g. --param clip_grad_norm=1 (repeatable)")
+    run.add_argument("--grid", nargs="+", default=[], metavar="NAME=V1,V2",
+                     help="run every combination, e.g. --grid epochs=3,5 lr=1e-4,3e-4")
+    run.add_argument("--json", action="store_true", help="print the stored result(s) as JSON")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=cmd_run)
+
+    listing = sub.add_parser("list", help="list stored experiments")
+    listing.add_argument("--dataset", default=None, choices=sorted(DATASETS))
+    listing.add_argument("--forget-class", default=None, help="only this forget class (index or name)")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_list)
+
+    show = sub.add_parser("show", help="show one stored experiment")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true", help="the whole stored result as JSON")
+    show.set_defaults(func=cmd_show)
+
+    export = sub.add_parser("export", help="export experiments to a zip file")
+    export.add_argument("ids", nargs="+")
+    export.add_argument("-o", "--output", required=True, help="zip file to write")
+    export.set_defaults(func=cmd_export)
+
+    importing = sub.add_parser("import", help="import experiments from a zip file made by export")
+    importing.add_argument("archive")
+    importing.add_argument("--skip-existing", action="store_true", help="leave experiments that exist as they are")
+    importing.set_defaults(func=cmd_import)
+
+    delete = sub.add_parser("delete", help="delete stored experiments")
+    delete.add_argument("ids", nargs="+")
+    delete.set_defaults(func=cmd_delete)
 
     download = sub.add_parser("download", help="download a torchvision data set")
     download.add_argument("dataset", choices=[n for n, s in DATASETS.items() if s.needs_download])

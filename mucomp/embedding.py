@@ -58,8 +58,6 @@ FILTERS = {
     "overly_forgotten": "Overly forgotten",
 }
 
-# umap-learn warns that transform() is unavailable without a search index (we never transform).
-warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]", category=UserWarning)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,7 +152,10 @@ def _fit_umap(features: np.ndarray, seed: int, init: np.ndarray | None) -> np.nd
             init="spectral" if init is None else np.asarray(init, dtype=np.float32),
             precomputed_knn=(knn_indices, knn_distances),
         )
-        return np.asarray(reducer.fit_transform(x), dtype=np.float64)
+        with warnings.catch_warnings():
+            # umap-learn warns that transform() needs its own search index; we never transform.
+            warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\]", category=UserWarning)
+            return np.asarray(reducer.fit_transform(x), dtype=np.float64)
 
 
 _WARM_LOCK = threading.Lock()

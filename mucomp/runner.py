@@ -337,7 +337,9 @@ def evaluate_model(
     """ONE forward pass per split of ``model``, then :func:`model_figures`; adds the evaluation
     time to ``timings``."""
     start = time.perf_counter()
-    evals = evaluate_scenario(model, state.scenario, progress=_stage(progress, "evaluating"))
+    report = _stage(progress, "evaluating")
+    report(0, 1)
+    evals = evaluate_scenario(model, state.scenario, progress=report)
     seconds = time.perf_counter() - start
     figures = model_figures(evals, state, model_id=model_id, progress=progress)
     figures["timings"] = {"evaluation": seconds, **figures["timings"]}

@@ -1,0 +1,198 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mucomp.data as data_module
+from mucomp.jobs import JobQueue
+from mucomp.runner import (
+    ExperimentConfig,
+    ExperimentStopped,
+    expand_grid,
+    prepare_scenario,
+    run_experiment,
+)
+from mucomp.store import ExperimentStore, StoreError
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return ExperimentStore(tmp_path_factory.mktemp("runner-store"))
+
+
+@pytest.fixture(scope="module")
+def ga_experiment(store, digits_references):
+    return run_experiment(ExperimentConfig("digits", 3, 0, "ga"), store)
+
+
+def test_experiment_holds_every_figure_the_pages_need(ga_experiment, digits_scenario):
+    result = ga_experiment.result
+    metrics = result["metrics"]
+    for key in ("UA", "RA", "TUA", "TRA", "RT", "PS", "MIA_efficacy", "avg_gap", "accs", "t_accs",
+                "label_dist", "conf_dist", "t_label_dist", "t_conf_dist"):
+        assert key in metrics, key
+    assert 0 <= metrics["PS"] <= 1 and metrics["RT"] > 0
+    assert set(result["cka"]) == {"layers", "original", "retrained"}
+    assert set(result["cka"]["original"]) == {"train_forget", "train_retain", "test_forget", "test_retain"}
+    assert list(result["cka"]["retrained"]["train_forget"]) == result["cka"]["layers"]
+    n_embed = digits_scenario.embedding_indices.size
+    assert len(result["embedding"]["x"]) == n_embed == len(result["embedding"]["probs_t2"])
+    assert len(result["attack"]["entropy"]) == digits_scenario.forget_indices.size
+    assert [record["epoch"] for record in result["epochs"]] == list(range(1, result["config"]["epochs"] + 1))
+    assert result["config"]["lr"] is not None and result["config"]["method"] == "ga"
+
+
+def test_references_are_stored_and_protected(store, ga_experiment):
+    kinds = sorted(e.kind for e in store.list())
+    assert kinds.count("original") == 1 and kinds.count("retrained") == 1
+    reference = next(e for e in store.list() if e.kind == "retrained")
+    assert reference.metrics["PS"] == 1.0 and reference.metrics["avg_gap"] == 0.0
+    with pytest.raises(StoreError, match="can't be deleted"):
+        store.delete(reference.id)
+
+
+def test_reference_evaluations_are_reused(store, ga_experiment, digits_scenario):
+    first = prepare_scenario(digits_scenario, store)
+    assert prepare_scenario(digits_scenario, store) is first
+
+
+def test_one_forward_pass_per_model_and_split(store, digits_references, monkeypatch, digits_scenario):
+    state = prepare_scenario(digits_scenario, store)  # references already evaluated
+    seen = []
+    stage = {"name": None}
+    original_batch = data_module.Split.batch
+
+    def counting_batch(self, indices):
+        seen.append((stage["name"], self.name, np.asarray(indices).copy()))
+        return original_batch(self, indices)
+
+    def progress(name, fraction, **_):
+        stage["name"] = name
+
+    monkeypatch.setattr(data_module.Split, "batch", counting_batch)
+    run_experiment(ExperimentConfig("digits", 3, 0, "ft", epochs=1), store, progress)
+    for split_name in ("train", "test"):
+        evaluated = [idx for name, split, idx in seen if name == "evaluating" and split == split_name]
+        all_indices = np.sort(np.concatenate(evaluated))
+        size = len(state.scenario.data.split(split_name))
+        assert np.array_equal(all_indices, np.arange(size)), split_name  # every image exactly once
+    assert not [s for s in seen if s[0] in ("privacy", "similarity", "embedding", "saving")]
+
+
+def test_diverged_run_is_reported_and_not_stored(store, digits_references):
+    before = len(store.list())
+    with pytest.raises(ExperimentStopped) as info:
+        run_experiment(ExperimentConfig("digits", 3, 0, "ga", lr=1e6, params={"clip_grad_norm": 0.0}), store)
+    assert info.value.status == "diverged" and "learning rate" in str(info.value)
+    assert len(store.list()) == before
+
+
+def test_base_can_be_an_earlier_experiment_of_the_same_scenario(store, ga_experiment):
+    second = run_experiment(ExperimentConfig("digits", 3, 0, "ft", epochs=1, base=ga_experiment.id), store)
+    assert second.config["base"] == ga_experiment.id
+    with pytest.raises(ValueError, match="not to this scenario"):
+        run_experiment(ExperimentConfig("digits", 4, 0, "ft", epochs=1, base=ga_experiment.id), store)
+
+
+def test_bad_configs_are_refused_before_any_work(store):
+    with pytest.raises(ValueError, match="out of range"):
+        ExperimentConfig("digits", 12)
+    with pytest.raises(ValueError):
+        run_experiment(ExperimentConfig("digits", 3, 0, "no-such-method"), store)
+    with pytest.raises(ValueError, match="lr"):
+        run_experiment(ExperimentConfig("digits", 3, 0, "ga", lr=-1.0), store)
+
+
+def test_grid_expands_every_combination_in_order():
+    configs = expand_grid(ExperimentConfig("digits", 3, 0, "ga"), {"epochs": [3, 5], "lr": [1e-4, 3e-4]})
+    assert [(c.epochs, c.lr) for c in configs] == [(3, 1e-4), (3, 3e-4), (5, 1e-4), (5, 3e-4)]
+    configs = expand_grid(ExperimentConfig("digits", 3, 0, "scrub"), {"kd_T": [2.0, 4.0]})
+    assert [c.params["kd_T"] for c in configs] == [2.0, 4.0]
+
+
+def test_job_queue_runs_in_order_and_a_second_request_waits():
+    import threading
+
+    release = threading.Event()
+    order = []
+
+    class Done:
+        def __init__(self, name):
+            self.id = name
+
+    def run(config, progress, cancel, owner):
+        progress("unlearning", 0.5, epoch=1)
+        if config == "slow":
+            release.wait(10)
+        if config == "boom":
+            raise RuntimeError("exploded")
+        if config == "stop":
+            raise ExperimentStopped("diverged", "loss became nan")
+        order.append(config)
+        return Done(config)
+
+    queue = JobQueue(run)
+    first = queue.submit(["slow"], owner="a")
+    second = queue.submit(["fast", "boom", "stop", "never"], owner="b")
+    assert queue.cancel(second[3], owner="a") is False  # not a's job
+    assert queue.cancel(second[3], owner="b") is True
+    assert queue.get(second[0])["state"] == "queued"  # waits behind the running one
+    release.set()
+    assert queue.wait(10)
+    states = {j["id"]: j["state"] for j in queue.jobs()}
+    assert states == {first[0]: "completed", second[0]: "completed", second[1]: "failed",
+                      second[2]: "diverged", second[3]: "cancelled"}
+    assert order == ["slow", "fast"]
+    assert queue.get(second[1])["message"] == "exploded"
+    assert [j["id"] for j in queue.jobs(owner="a")] == first
+
+
+def test_job_queue_cancels_a_running_experiment(store, digits_references):
+    queue = JobQueue(lambda config, progress, cancel, owner: run_experiment(config, store, progress, cancel, owner=owner))
+    [job] = queue.submit([ExperimentConfig("digits", 3, 0, "retrain")])
+    import time
+
+    deadline = time.monotonic() + 60
+    while queue.get(job)["stage"] != "unlearning" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    queue.cancel(job)
+    assert queue.wait(60)
+    assert queue.get(job)["state"] == "cancelled"
+
+
+def test_cli_run_list_show_restart(tmp_path, digits_references):
+    import os
+
+    env = dict(os.environ)
+    store_root = tmp_path / "home"
+    env["MUCOMP_HOME"] = str(store_root)
+    # Reuse the session's trained references: same recipe, same files.
+    from mucomp import settings
+
+    (store_root).mkdir()
+    (store_root / "references").symlink_to(settings.references_dir(), target_is_directory=True)
+
+    def mucomp(*args, timeout=600):
+        return subprocess.run([sys.executable, "-m", "mucomp.cli", *args], capture_output=True, text=True,
+                              env=env, timeout=timeout)
+
+    done = mucomp("run", "--dataset", "digits", "--forget-class", "3", "--method", "ga", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    for key in ("UA", "RA", "TUA", "TRA", "RT", "PS", "MIA_efficacy", "avg_gap", "accs", "label_dist"):
+        assert key in result["metrics"]
+    assert result["cka"]["original"]["train_forget"] and result["embedding"]["x"]
+    listed = mucomp("list", "--json")  # a new process: the store survives the restart
+    assert listed.returncode == 0, listed.stderr
+    ids = [row["id"] for row in json.loads(listed.stdout)]
+    assert result["id"] in ids
+    shown = mucomp("show", result["id"], "--json")
+    assert json.loads(shown.stdout)["metrics"] == result["metrics"]
+    bad = mucomp("run", "--forget-class", "3", "--method", "nope")
+    assert bad.returncode == 2 and "--method" in bad.stderr
+    bad = mucomp("run", "--forget-class", "3", "--method", "ga", "--grid", "epochs=x")
+    assert bad.returncode == 2 and "epochs" in bad.stderr
+    missing = mucomp("show", "../etc")
+    assert missing.returncode == 2 and "not a valid experiment id" in missing.stderr
