@@ -183,7 +183,11 @@ def evaluate(
                 batch = indices[lo : lo + batch_size]
                 batch_keep["mask"] = torch.from_numpy(keep[lo : lo + batch_size]).to(device)
                 images, _ = split.batch(batch)
-                logits.append(model(images.to(device)).float().cpu())
+                images = images.to(device)
+                if images.device.type == "cpu":
+                    # oneDNN convolutions run about 25% faster on channels-last input on a CPU.
+                    images = images.contiguous(memory_format=torch.channels_last)
+                logits.append(model(images).float().cpu())
                 if progress is not None:
                     progress(min(lo + batch_size, indices.size), indices.size)
     finally:
