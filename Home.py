@@ -70,10 +70,10 @@ def guide(s: Scenario, ready: bool) -> None:
          "A privacy score near 1 means it cannot: the model forgot like retraining would.", "attack"),
     ]
     for number, (done, title, text, page) in enumerate(steps, start=1):
-        mark = "✅" if done else "⬜"
+        mark = ":green[:material/check_circle:]" if done else ":gray[:material/radio_button_unchecked:]"
         st.markdown(f"{mark} **{number}.** {title} {text}")
         if page is not None:
-            st.page_link(session.PAGES[page], label=f"Go to {page.capitalize()}", icon="➡️")
+            st.page_link(session.PAGES[page], label=f"Go to {page.capitalize()}", icon=":material/arrow_forward:")
 
 
 st.title("Machine Unlearning Comparator")

@@ -98,16 +98,8 @@ def main() -> None:
     runs = []
     for repeat in range(args.repeats):
         DEFAULT_CACHE.clear()
-        stage_start = {}
-        stage_seconds: dict[str, float] = {}
-
-        def progress(stage, fraction, **_):
-            now = time.perf_counter()
-            stage_start.setdefault(stage, now)
-            stage_seconds[stage] = now - stage_start[stage]
-
         start = time.perf_counter()
-        figures = evaluate_model(candidate, state, model_id=f"candidate-{repeat}", progress=progress)
+        figures = evaluate_model(candidate, state, model_id=f"candidate-{repeat}")
         total = time.perf_counter() - start
         runs.append({"total": total, **figures["timings"]})
 

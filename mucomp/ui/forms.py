@@ -1,0 +1,106 @@
+"""The Build page's hyper-parameter grid as plain functions (no Streamlit): parse what a user
+typed, validate it against the method's declared :class:`~mucomp.methods.Param`\\ s, and expand
+it into experiment configs. Tested without a browser; the page only draws the widgets."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mucomp.methods import MethodInfo, Param
+from mucomp.runner import ExperimentConfig, expand_grid
+
+#: Most runs one click may queue (the queue is shared by every visitor of a server).
+MAX_GRID_RUNS = 24
+#: Most values one list may hold.
+MAX_VALUES = 8
+_SEPARATORS = re.compile(r"[,;\s]+")
+PARAM_LABELS = {"epochs": "Epochs", "lr": "Learning rate", "batch_size": "Batch size"}
+
+
+class GridError(ValueError):
+    """A value the user typed was refused; the message names the field and what is allowed."""
+
+
+def label_of(param: Param) -> str:
+    """How a parameter is named on the page."""
+    return PARAM_LABELS.get(param.name, param.name.replace("_", " ").capitalize())
+
+
+def format_value(value: Any) -> str:
+    """A value as the user would type it (``0.05``, ``1e-05``, ``12``)."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return "" if value is None else str(value)
+
+
+def default_text(param: Param, value: Any) -> str:
+    """The text a list field starts with: the method's default on the data set."""
+    return format_value(value)
+
+
+def parse_values(param: Param, text: str) -> list:
+    """The values typed into a list field (separated by commas, semicolons or spaces), each
+    validated by ``param`` (type and range); duplicates removed, order kept.
+
+    Raises :class:`GridError` for an empty field, too many values, or a value that is not
+    allowed (e.g. a learning rate of 0 or a word), naming the field and the allowed values.
+    """
+    label = label_of(param)
+    items = [item for item in _SEPARATORS.split(str(text or "").strip()) if item]
+    if not items:
+        raise GridError(f"{label}: enter at least one value ({param.allowed()}).")
+    if len(items) > MAX_VALUES:
+        raise GridError(f"{label}: at most {MAX_VALUES} values per list, got {len(items)}.")
+    values: list = []
+    for item in items:
+        try:
+            value = param.validate(item)
+        except ValueError:
+            raise GridError(f"{label}: {item!r} is refused; it must be {param.allowed()}.") from None
+        if value not in values:
+            values.append(value)
+    return values
+
+
+def run_count(grid: Mapping[str, Sequence]) -> int:
+    """How many runs a grid makes (the product of its list lengths)."""
+    count = 1
+    for values in grid.values():
+        count *= len(values)
+    return count
+
+
+def grid_configs(
+    info: MethodInfo,
+    dataset: str,
+    forget_class: int,
+    seed: int,
+    base: str,
+    grid: Mapping[str, Sequence],
+    fixed: Mapping[str, Any] | None = None,
+) -> list[ExperimentConfig]:
+    """One validated :class:`ExperimentConfig` per combination of ``grid`` (epochs, lr,
+    batch_size and the method's list-valued parameters), with ``fixed`` single-valued
+    parameters. Raises :class:`GridError` when the grid is too large or a combination is refused
+    by the method."""
+    count = run_count(grid)
+    if count == 0:
+        raise GridError("The grid is empty: give every list at least one value.")
+    if count > MAX_GRID_RUNS:
+        raise GridError(f"This grid makes {count} runs; at most {MAX_GRID_RUNS} can be queued at once. Shorten a list.")
+    config = ExperimentConfig(dataset, forget_class, seed, info.name, base, params=dict(fixed or {}))
+    configs = expand_grid(config, {k: list(v) for k, v in grid.items()})
+    for item in configs:
+        try:
+            info.resolve(dataset, item.hyper())
+        except ValueError as err:
+            raise GridError(str(err)) from None
+    return configs
+
+
+def clean_label(text: str, limit: int = 60) -> str:
+    """A user's label as every visitor sees it: letters, digits, spaces and ``-_.,()+`` only (no
+    markdown or HTML), runs of spaces collapsed, at most ``limit`` characters."""
+    return re.sub(r"\s+", " ", re.sub(r"[^\w .,()+-]", "", str(text))).strip()[:limit]

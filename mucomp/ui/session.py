@@ -1,0 +1,405 @@
+"""What every page of the app shares: set-up, per-session state and process-wide resources.
+
+Every page calls :func:`setup` first. It sets the page config, fills the session's defaults under
+the app's own (non-widget) keys, which survive page changes:
+
+- ``mucomp_owner``: a random id per browser session (recorded in the experiments it makes; only
+  that session can delete them or cancel its runs);
+- ``mucomp_scenario``: the :class:`~mucomp.data.Scenario` chosen on Home;
+- ``mucomp_model_a`` / ``mucomp_model_b``: the experiment ids picked on Screen (or None);
+- ``mucomp_attack``: the Attack page's settings (metric, strategy, custom thresholds);
+- ``mucomp_instance``: the dataset index of the image selected in an instance panel.
+
+Process-wide resources (``st.cache_resource``, shared by every session, never mutated by a
+page): the :class:`~mucomp.store.ExperimentStore` under ``$MUCOMP_HOME`` and one
+:class:`~mucomp.jobs.JobQueue` whose background worker runs experiments, prepares reference
+models (:class:`PrepareReferences`) and evaluates uploads (:class:`UploadedModel`). The worker
+never calls Streamlit; pages read its snapshots. The reference models themselves are loaded by
+that worker through :func:`mucomp.runner.prepare_scenario`, which keeps them in a process-wide
+cache and only ever hands out deep copies for unlearning; the pages read stored results only.
+
+Stored results are immutable, so they are cached by experiment id (``st.cache_data``); the list of
+a scenario's experiments is cached until the store's folder changes.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+from torch import nn
+
+from mucomp import settings
+from mucomp.data import DATASETS, Scenario
+from mucomp.jobs import JobQueue
+from mucomp.store import ExperimentStore
+
+PAGE_ICON = "🧽"
+DEFAULT_SCENARIO = Scenario("digits", 0, 0)
+
+KEY_OWNER = "mucomp_owner"
+KEY_SCENARIO = "mucomp_scenario"
+KEY_MODEL_A = "mucomp_model_a"
+KEY_MODEL_B = "mucomp_model_b"
+KEY_ATTACK = "mucomp_attack"
+KEY_INSTANCE = "mucomp_instance"
+KEY_SEEN_JOBS = "mucomp_seen_jobs"
+KEY_FORM = "mucomp_build_form"
+KEY_VISITED = "mucomp_visited"
+
+#: Result blocks the Screen page does not need: left out of the cached scenario listing.
+HEAVY_BLOCKS = ("attack", "embedding", "cka")
+
+PAGES = {
+    "home": "Home.py",
+    "build": "pages/1_Build.py",
+    "screen": "pages/2_Screen.py",
+    "contrast": "pages/3_Contrast.py",
+    "attack": "pages/4_Attack.py",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Background work
+
+
+@dataclass(frozen=True)
+class PrepareReferences:
+    """A request to the job queue: load or train both reference models of ``scenario``,
+    evaluate them once and store their results."""
+
+    scenario: Scenario
+
+
+@dataclass
+class UploadedModel:
+    """A request to the job queue: evaluate an uploaded, already validated model of ``scenario``
+    as is and store it as a ``custom`` experiment labelled ``label``. The worker drops the model
+    once it has run (finished jobs stay listed, their weights need not stay in memory)."""
+
+    scenario: Scenario
+    model: nn.Module | None
+    label: str
+
+
+def run_request(request: Any, *, store: ExperimentStore, progress: Callable, cancel: Callable, owner: str | None):
+    """The job queue's ``run_fn``: dispatch one request to the core (runs in the worker thread,
+    never calls Streamlit). Returns the stored experiment (or None for references)."""
+    from mucomp.runner import ExperimentConfig, prepare_scenario, run_experiment, store_custom_model
+
+    if isinstance(request, ExperimentConfig):
+        return run_experiment(request, store, progress, cancel, owner=owner)
+    if isinstance(request, PrepareReferences):
+        prepare_scenario(request.scenario, store, progress=progress, cancel=cancel)
+        return None
+    if isinstance(request, UploadedModel):
+        model, request.model = request.model, None
+        if model is None:
+            raise ValueError("this upload was already evaluated; upload the file again")
+        return store_custom_model(model, request.scenario, store, label=request.label, owner=owner, progress=progress)
+    raise TypeError(f"the job queue cannot run a {type(request).__name__}")
+
+
+def request_scenario(request: Any) -> Scenario | None:
+    """The scenario a queued request belongs to."""
+    if isinstance(request, (PrepareReferences, UploadedModel)):
+        return request.scenario
+    return getattr(request, "scenario", None)
+
+
+def describe_request(request: Any) -> str:
+    """One line naming a queued request, e.g. ``"Gradient ascent (GA): epochs 12, lr 0.05, batch 32"``."""
+    from mucomp.methods import available_methods
+
+    if isinstance(request, PrepareReferences):
+        s = request.scenario
+        return f"Reference models ({s.spec.label}, forget class '{s.forget_class_name}', seed {s.seed})"
+    if isinstance(request, UploadedModel):
+        return f"Uploaded model '{request.label}'"
+    info = available_methods().get(getattr(request, "method", ""), None)
+    label = info.label if info is not None else str(getattr(request, "method", "?"))
+    parts = [f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
+             for name, value in (("epochs", request.epochs), ("lr", request.lr), ("batch", request.batch_size))
+             if value is not None]
+    parts += [f"{k} {v}" for k, v in sorted(request.params.items())]
+    base = "" if request.base == "original" else f" from {request.base}"
+    return f"{label}{base}: " + (", ".join(parts) or "defaults")
+
+
+@st.cache_resource(show_spinner=False)
+def _store(root: str) -> ExperimentStore:
+    return ExperimentStore(Path(root) / "experiments")
+
+
+#: torch threads of the app process (``MUCOMP_TORCH_THREADS`` overrides). Measured on 2 busy cores:
+#: preparing the digits references took 190 s with 2 threads and 41 s with 1, because torch's
+#: threads wait for a core that the UI, UMAP or another process holds.
+DEFAULT_TORCH_THREADS = 1
+
+
+def torch_threads() -> int:
+    """The torch thread count the app uses for background work."""
+    value = os.environ.get("MUCOMP_TORCH_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_TORCH_THREADS
+
+
+@st.cache_resource(show_spinner=False)
+def _queue(root: str) -> JobQueue:
+    import torch
+
+    torch.set_num_threads(torch_threads())
+    store = _store(root)
+
+    def run(request, *, progress, cancel, owner):
+        return run_request(request, store=store, progress=progress, cancel=cancel, owner=owner)
+
+    return JobQueue(run)
+
+
+@st.cache_resource(show_spinner=False)
+def _warm_up() -> bool:
+    """Compile UMAP's kernels once per process, in a daemon thread (first experiment is faster)."""
+    from mucomp.embedding import warm_up
+
+    warm_up(background=True)
+    return True
+
+
+def home_root() -> str:
+    """``$MUCOMP_HOME``, resolved (the key of the process-wide resources)."""
+    return str(settings.home().expanduser().resolve())
+
+
+def get_store() -> ExperimentStore:
+    """The experiment store under ``$MUCOMP_HOME/experiments`` (one per process and home)."""
+    return _store(home_root())
+
+
+def get_queue() -> JobQueue:
+    """The process-wide job queue (one background worker for every session)."""
+    return _queue(home_root())
+
+
+# ---------------------------------------------------------------------------------------------
+# Session state
+
+
+def _defaults() -> dict[str, Any]:
+    return {
+        KEY_OWNER: secrets.token_hex(8),
+        KEY_SCENARIO: DEFAULT_SCENARIO,
+        KEY_MODEL_A: None,
+        KEY_MODEL_B: None,
+        KEY_ATTACK: {"metric": "entropy", "strategy": "max_attack_score", "thresholds": {}},
+        KEY_INSTANCE: None,
+        KEY_SEEN_JOBS: set(),
+        KEY_FORM: {},
+        KEY_VISITED: set(),
+    }
+
+
+def init_state() -> None:
+    """Fill the session's defaults (only the missing keys)."""
+    for key, value in _defaults().items():
+        if key not in st.session_state:
+            st.session_state[key] = value
+
+
+def setup(title: str, *, icon: str = PAGE_ICON) -> None:
+    """The first call of every page: page config, session defaults, UMAP warm-up, sidebar."""
+    st.set_page_config(page_title=f"{title} · mucomp", page_icon=icon, layout="wide")
+    init_state()
+    st.session_state[KEY_VISITED].add(title.lower())
+    _warm_up()
+    _sidebar()
+
+
+def owner() -> str:
+    return st.session_state[KEY_OWNER]
+
+
+def scenario() -> Scenario:
+    return st.session_state[KEY_SCENARIO]
+
+
+def set_scenario(new: Scenario) -> None:
+    """Switch the session to ``new``; Model A / B and the selected instance are cleared when the
+    scenario changes (they belong to the old one)."""
+    if new != st.session_state.get(KEY_SCENARIO):
+        st.session_state[KEY_SCENARIO] = new
+        st.session_state[KEY_MODEL_A] = None
+        st.session_state[KEY_MODEL_B] = None
+        st.session_state[KEY_INSTANCE] = None
+
+
+def model_ids() -> tuple[str | None, str | None]:
+    return st.session_state[KEY_MODEL_A], st.session_state[KEY_MODEL_B]
+
+
+def set_model(which: str, experiment_id: str | None) -> None:
+    """Set Model ``"a"`` or ``"b"``."""
+    st.session_state[KEY_MODEL_A if which == "a" else KEY_MODEL_B] = experiment_id
+
+
+def scenario_label(s: Scenario) -> str:
+    return f"{DATASETS[s.dataset].label} · forget '{s.forget_class_name}' · seed {s.seed}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Widgets bound to the app's own keys (widget keys vanish when a page without them runs)
+
+
+_MISSING = object()
+
+
+def bind(widget_key: str, value: Any) -> None:
+    """Make the widget ``widget_key`` show ``value`` before it is drawn (the app's own state is
+    the truth; the widget copies it back with an ``on_change`` callback)."""
+    if st.session_state.get(widget_key, _MISSING) != value:
+        st.session_state[widget_key] = value
+
+
+# ---------------------------------------------------------------------------------------------
+# Stored results
+
+
+def _store_stamp(store: ExperimentStore) -> tuple[int, int]:
+    """Changes whenever an experiment is added or removed (folder mtime and entry count)."""
+    stat = os.stat(store.root)
+    return stat.st_mtime_ns, stat.st_nlink
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _listing(root: str, stamp: tuple[int, int], dataset: str, forget_class: int, seed: int) -> tuple[list[dict], dict]:
+    store = _store(root)
+    found = store.list(dataset=dataset, forget_class=forget_class, seed=seed)
+    light = [{k: v for k, v in e.result.items() if k not in HEAVY_BLOCKS} for e in found]
+    return light, dict(store.problems)
+
+
+def experiments(s: Scenario | None = None) -> list[dict]:
+    """Every stored result of the scenario (the session's by default), without the heavy blocks
+    (attack, embedding, CKA): what the table, the pickers and the Pareto view need."""
+    s = s or scenario()
+    store = get_store()
+    listing, _ = _listing(home_root(), _store_stamp(store), s.dataset, s.forget_class, s.seed)
+    return listing
+
+
+def store_problems() -> dict[str, str]:
+    """Folders of the store that could not be read at the last listing (id -> why)."""
+    s = scenario()
+    store = get_store()
+    return _listing(home_root(), _store_stamp(store), s.dataset, s.forget_class, s.seed)[1]
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _result(root: str, experiment_id: str) -> dict:
+    return _store(root).load(experiment_id).result
+
+
+def load_result(experiment_id: str) -> dict:
+    """The full stored result of one experiment (cached: results never change)."""
+    return _result(home_root(), experiment_id)
+
+
+def reference_ids(listing: list[dict]) -> dict[str, str]:
+    """``{"original": id, "retrained": id}`` for the references found in ``listing``."""
+    return {r["kind"]: r["id"] for r in listing if r.get("kind") in ("original", "retrained")}
+
+
+def references_ready(s: Scenario | None = None) -> bool:
+    """Whether both reference models of the scenario are stored."""
+    return len(reference_ids(experiments(s))) == 2
+
+
+def existing(experiment_id: str | None, listing: list[dict]) -> str | None:
+    """``experiment_id`` if it is still in ``listing`` (it may have been deleted), else None."""
+    return experiment_id if experiment_id in {r["id"] for r in listing} else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs
+
+
+def scenario_jobs(s: Scenario, kind: type | None = None) -> list[dict]:
+    """Snapshots of every job (any session) of scenario ``s``, optionally of one request type."""
+    return [
+        job for job in get_queue().jobs()
+        if request_scenario(job["config"]) == s and (kind is None or isinstance(job["config"], kind))
+    ]
+
+
+def reference_job(s: Scenario) -> dict | None:
+    """The latest reference-preparation job of ``s`` (queued, running or finished), if any."""
+    jobs = scenario_jobs(s, PrepareReferences)
+    return jobs[-1] if jobs else None
+
+
+def prepare_references(s: Scenario) -> None:
+    """Queue the preparation of ``s``'s references unless one is already queued or running."""
+    job = reference_job(s)
+    if job is None or job["state"] in ("completed", "failed", "cancelled", "diverged"):
+        get_queue().submit([PrepareReferences(s)], owner=owner())
+
+
+def _sidebar() -> None:
+    from mucomp.ui.widgets import sidebar
+
+    sidebar()
+
+
+def _save_form(widget_key: str, name: str) -> None:
+    st.session_state[KEY_FORM][name] = st.session_state[widget_key]
+
+
+def form_widget(factory: Callable, label: str, name: str, default: Any, **kwargs: Any) -> Any:
+    """Draw ``factory(label, ...)`` (a Streamlit input) whose value lives under the session's
+    own ``mucomp_build_form[name]``, so it survives page changes. ``default`` is used until the
+    user changes it."""
+    key = f"form_{name}"
+    bind(key, st.session_state[KEY_FORM].get(name, default))
+    return factory(label, key=key, on_change=_save_form, args=(key, name), **kwargs)
+
+
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _memo(name: str, key: tuple, _build: Callable[[], Any]) -> Any:
+    return _build()
+
+
+def memo(name: str, key: tuple, build: Callable[[], Any]) -> Any:
+    """``build()`` computed once per process for ``(name, key)`` and shared by every session.
+
+    For views of stored results (frames, plotly figures): ``key`` must name everything the value
+    depends on (experiment ids, which never change content, and the view's options); callers never
+    mutate the returned object. Building a plotly figure costs 40-140 ms (validation), far more
+    than the page budget, so the pages draw memoised figures.
+    """
+    return _memo(name, (home_root(), *key), build)
+
+
+KEY_SEEN_SELECTIONS = "mucomp_seen_selections"
+
+
+def new_selection(widget_key: str, read: Callable[[Any], list]) -> list | None:
+    """The selection of chart or table ``widget_key`` (``read`` turns its event into a list) when
+    it changed since the last run, else None.
+
+    Lets the latest selection among several linked charts win. A widget that is not in the
+    session yet (the page was just opened) is no change, so returning to a page keeps what was
+    selected before.
+    """
+    seen = st.session_state.setdefault(KEY_SEEN_SELECTIONS, {})
+    if widget_key not in st.session_state:
+        seen[widget_key] = []
+        return None
+    current = read(st.session_state[widget_key])
+    if seen.get(widget_key, []) == current:
+        return None
+    seen[widget_key] = current
+    return current

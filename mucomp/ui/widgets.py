@@ -1,0 +1,200 @@
+"""Streamlit pieces several pages draw: the sidebar, the live jobs panel, reference readiness,
+"do this first" hints and image helpers. Thin: every figure and number comes from the core or
+from :mod:`mucomp.ui.figures`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import streamlit as st
+
+from mucomp.jobs import FINISHED
+from mucomp.runner import STAGES
+from mucomp.ui import session
+
+STAGE_LABELS = {
+    "references": "Preparing the reference models",
+    "unlearning": "Unlearning",
+    "evaluating": "Evaluating (one pass per split)",
+    "privacy": "Privacy attack",
+    "similarity": "Layer-wise similarity",
+    "embedding": "Embedding (UMAP)",
+    "saving": "Saving",
+}
+STATE_ICONS = {
+    "queued": ":material/schedule:", "running": ":material/play_circle:", "completed": ":green[:material/check_circle:]",
+    "diverged": ":material/warning:", "cancelled": ":material/stop_circle:", "failed": ":material/error:",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Sidebar and hints
+
+
+def sidebar() -> None:
+    """The scenario, Model A / B and the queue, on every page."""
+    s = session.scenario()
+    listing = session.experiments(s)
+    labels = {r["id"]: _short_label(r) for r in listing}
+    a, b = session.model_ids()
+    with st.sidebar:
+        st.markdown("**Scenario**")
+        st.caption(session.scenario_label(s))
+        st.markdown("**Models**")
+        st.caption(f"Model A: {labels.get(a, 'not chosen')}  \nModel B: {labels.get(b, 'not chosen')}")
+        queue = session.get_queue()
+        jobs = queue.jobs()
+        running = sum(j["state"] == "running" for j in jobs)
+        queued = sum(j["state"] == "queued" for j in jobs)
+        if running or queued:
+            st.caption(f"Background work: {running} running, {queued} queued")
+
+
+def _short_label(result: dict) -> str:
+    from mucomp.compare import experiment_label
+
+    return experiment_label(result)
+
+
+def hint(message: str, page: str, label: str) -> None:
+    """An info box saying what to do first, with a link to the page where it is done."""
+    st.info(message)
+    st.page_link(session.PAGES[page], label=label, icon=":material/arrow_forward:")
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs
+
+
+#: Rough share of a run's time per stage after the references (digits, 2 CPU cores), for one
+#: progress bar that moves steadily instead of restarting at every stage.
+STAGE_WEIGHTS = {"unlearning": 0.7, "evaluating": 0.06, "privacy": 0.04, "similarity": 0.04, "embedding": 0.14,
+                 "saving": 0.02}
+
+
+def overall_fraction(job: dict) -> float:
+    """The job's progress in [0, 1]: the references stage on its own, the later stages weighted
+    by :data:`STAGE_WEIGHTS`."""
+    stage, fraction = job.get("stage") or "", min(max(float(job.get("fraction") or 0.0), 0.0), 1.0)
+    if stage not in STAGE_WEIGHTS:
+        return fraction
+    done = 0.0
+    for name, weight in STAGE_WEIGHTS.items():
+        if name == stage:
+            return min(1.0, done + weight * fraction)
+        done += weight
+    return fraction
+
+
+def stage_text(job: dict) -> str:
+    """One line describing a running job's progress (stage, epoch, forget accuracy)."""
+    stage = job.get("stage") or ""
+    figures = job.get("figures") or {}
+    if not stage:
+        return "starting…"
+    number = STAGES.index(stage) + 1 if stage in STAGES else 0
+    text = f"Stage {number}/{len(STAGES)}: {STAGE_LABELS.get(stage, stage)}"
+    if stage == "unlearning" and figures.get("epoch") is not None:
+        text += f" · epoch {figures['epoch']}/{figures.get('epochs', '?')}"
+        if figures.get("forget_accuracy") is not None:
+            text += f" · forget accuracy {float(figures['forget_accuracy']):.1%}"
+    if stage == "references" and figures.get("reference"):
+        text += f" · training the {figures['reference']} model"
+    return text
+
+
+def _draw_job(job: dict, mine: bool, position: int | None) -> None:
+    title = session.describe_request(job["config"]) if mine else "A run of another session"
+    state = job["state"]
+    icon = STATE_ICONS.get(state, "")
+    if state == "running":
+        st.progress(overall_fraction(job), text=f"{icon} {title} — {stage_text(job)}")
+    elif state == "queued":
+        st.caption(f"{icon} {title} — queued" + (f", {position} ahead of it" if position else ""))
+    elif state == "completed":
+        stored = f" → stored as `{job['experiment_id']}`" if job.get("experiment_id") else ""
+        st.success(f"{title} — done{stored}", icon=":material/check_circle:")
+    elif state == "failed":
+        st.error(f"{icon} {title} failed: {job['message']}")
+    else:
+        st.warning(f"{icon} {title} {state}: {job['message']}")
+    cancel = mine and state in ("queued", "running")
+    if cancel and st.button("Cancel", key=f"cancel-{job['id']}", help="Stop this run; nothing of it is stored."):
+        session.get_queue().cancel(job["id"], owner=session.owner())
+        st.toast("Cancel requested: the run stops at its next batch.")
+
+
+def jobs_panel(keep: Callable[[dict], bool], *, finished_shown: int = 3, empty: str | None = None) -> None:
+    """Live progress of the queue's jobs that ``keep`` accepts: the running one, the queue, and
+    this session's latest finished ones. Refreshes itself every 0.5 s while work is queued and
+    reruns the whole page once when a shown job ends (so new results appear)."""
+    queue = session.get_queue()
+    me = session.owner()
+    seen: set = st.session_state[session.KEY_SEEN_JOBS]
+    seen.update(j["id"] for j in queue.jobs() if j["state"] in FINISHED)
+
+    @st.fragment(run_every=0.5 if queue.busy() else None)
+    def panel() -> None:
+        jobs = [j for j in queue.jobs() if keep(j)]
+        active = [j for j in queue.jobs() if j["state"] in ("queued", "running")]
+        shown = False
+        for job in jobs:
+            if job["state"] in ("queued", "running") and (job["owner"] == me or job["state"] == "running"):
+                ahead = active.index(job) if job in active else None
+                _draw_job(job, job["owner"] == me, ahead)
+                shown = True
+        finished = [j for j in jobs if j["state"] in FINISHED and j["owner"] == me][::-1][:finished_shown]
+        for job in finished:  # newest first
+            _draw_job(job, True, None)
+            shown = True
+        if not shown and empty:
+            st.caption(empty)
+        ended = [j["id"] for j in jobs if j["state"] in FINISHED and j["id"] not in seen]
+        if ended:
+            seen.update(ended)
+            st.rerun()
+
+    panel()
+
+
+def reference_status(s: session.Scenario, *, key: str) -> bool:
+    """Readiness of the scenario's references: ready, being prepared (live progress), failed, or
+    not started (with a button to prepare them). Returns whether they are ready."""
+    if session.references_ready(s):
+        st.success("The reference models (Original and Retrained) of this scenario are ready.", icon=":material/check_circle:")
+        return True
+    job = session.reference_job(s)
+    if job is not None and job["state"] in ("queued", "running"):
+        st.info("Preparing the reference models: training (or downloading) the Original and the Retrained model, "
+                "then evaluating both. You can keep browsing; this runs in the background.")
+    else:
+        if job is not None and job["state"] == "failed":
+            st.error(f"Preparing the reference models failed: {job['message']}")
+        st.warning("The reference models of this scenario are not ready yet. Prepare them first: every "
+                   "experiment is compared with them.", icon=":material/warning:")
+        spec = s.spec
+        note = (" The files are downloaded first; a GPU is advised." if spec.needs_download else
+                " On digits this takes under a minute on a laptop CPU.")
+        if st.button("Prepare reference models", key=key, type="primary",
+                     help="Train (or download) the Original model, trained on every class, and the Retrained "
+                          "model, trained without the forget class, then evaluate both." + note):
+            session.prepare_references(s)
+            st.rerun()
+    jobs_panel(lambda j: isinstance(j["config"], session.PrepareReferences) and j["config"].scenario == s,
+               finished_shown=0)  # a failure is reported above
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# Images
+
+
+def display_image(s: session.Scenario, dataset_index: int, size: int = 160) -> np.ndarray:
+    """One training image, upscaled (nearest neighbour) to about ``size`` pixels, uint8
+    ``[H, W, 3]`` for ``st.image``."""
+    image = s.data.train.display_images(np.array([int(dataset_index)]))[0]
+    if image.shape[2] == 1:
+        image = np.repeat(image, 3, axis=2)
+    factor = max(1, size // image.shape[0])
+    return np.kron(image, np.ones((factor, factor, 1), dtype=np.uint8))

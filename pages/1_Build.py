@@ -1,0 +1,196 @@
+"""Build: run unlearning methods over a grid of hyper-parameters in the background, follow their
+progress, cancel them; or upload a model's weights to compare as a "Custom" experiment."""
+
+import streamlit as st
+
+from mucomp.compare import experiment_label
+from mucomp.methods import COMMON_PARAMS, MethodInfo, Param, available_methods, plugin_errors
+from mucomp.ui import forms, session, widgets
+from mucomp.uploads import EXTENSIONS, MAX_UPLOAD_BYTES, UploadError, load_uploaded_model
+
+session.setup("Build")
+
+
+def choose_base(listing: list[dict]) -> str:
+    """The model the method starts from: the Original or an earlier experiment."""
+    options = ["original"] + [r["id"] for r in listing if r.get("kind") in ("unlearned", "custom")]
+    labels = {r["id"]: experiment_label(r) for r in listing}
+    form = st.session_state[session.KEY_FORM]
+    if form.get("base") not in options:
+        form["base"] = "original"
+    return session.form_widget(
+        st.selectbox, "Start from", "base", "original", options=options,
+        format_func=lambda i: "Original (trained on every class)" if i == "original" else labels.get(i, i),
+        help="The model the unlearning method changes: usually the Original; pick an earlier experiment to "
+             "continue from it.",
+    )
+
+
+def choose_method() -> MethodInfo:
+    """Built-in and registered custom methods, the same way."""
+    methods = available_methods()
+    form = st.session_state[session.KEY_FORM]
+    if form.get("method") not in methods:
+        form["method"] = "ga" if "ga" in methods else next(iter(methods))
+    name = session.form_widget(
+        st.selectbox, "Method", "method", "ga", options=list(methods),
+        format_func=lambda k: methods[k].label + ("" if methods[k].builtin else "  (custom)"),
+        help="The unlearning method. Custom methods registered through MUCOMP_PLUGINS or an installed "
+             "package appear here beside the built-in ones.",
+    )
+    info = methods[name]
+    st.caption(info.description or "No description.")
+    for error in plugin_errors():
+        st.warning(f"A custom method could not be loaded and is not listed: {error}")
+    return info
+
+
+def list_field(container, info: MethodInfo, param: Param, default) -> list | None:
+    """A text field taking one or more values of ``param``; refused values are shown at once."""
+    with container:
+        text = session.form_widget(
+            st.text_input, forms.label_of(param), f"{info.name}.{param.name}", forms.default_text(param, default),
+            help=f"{param.help.capitalize() if param.help else forms.label_of(param)}. "
+                 f"One value or several separated by commas (each makes its own run): {param.allowed()}.",
+        )
+        try:
+            return forms.parse_values(param, text)
+        except forms.GridError as err:
+            st.error(str(err), icon=":material/block:")
+            return None
+
+
+def own_param(container, info: MethodInfo, param: Param, default):
+    """A control for one of the method's own parameters: a list for numbers, a multi-choice for
+    choices (both vary in the grid), a checkbox for booleans. Returns (values or None, fixed)."""
+    name = f"{info.name}.{param.name}"
+    help_text = f"{param.help.capitalize() if param.help else param.name}. Allowed: {param.allowed()}."
+    if param.type in ("float", "int"):
+        return list_field(container, info, param, default), False
+    with container:
+        if param.type == "choice":
+            values = session.form_widget(
+                st.multiselect, forms.label_of(param), name, [default] if default is not None else [],
+                options=list(param.choices), help=help_text + " Each choice makes its own run.",
+            )
+            if not values:
+                st.error(f"{forms.label_of(param)}: choose at least one.", icon=":material/block:")
+                return None, False
+            return list(values), False
+        value = session.form_widget(st.checkbox, forms.label_of(param), name, bool(default), help=help_text)
+        return value, True
+
+
+def grid_form(info: MethodInfo, dataset: str) -> tuple[dict, dict, bool]:
+    """Every hyper-parameter control; returns (grid, fixed, ok)."""
+    defaults = info.defaults_for(dataset)
+    grid, fixed, ok = {}, {}, True
+    columns = st.columns(3)
+    for column, param in zip(columns, COMMON_PARAMS, strict=True):
+        values = list_field(column, info, info.params[param.name], defaults.get(param.name))
+        ok &= values is not None
+        grid[param.name] = values or []
+    own = info.own_params
+    if own:
+        st.markdown("**The method's own parameters**")
+        columns = st.columns(max(3, len(own)))
+        for column, param in zip(columns, own, strict=False):
+            values, single = own_param(column, info, param, defaults.get(param.name))
+            ok &= values is not None
+            if single:
+                fixed[param.name] = values
+            else:
+                grid[param.name] = values or []
+    return grid, fixed, ok
+
+
+def run_section(s: session.Scenario, listing: list[dict], ready: bool) -> None:
+    st.header("Run an unlearning method")
+    left, right = st.columns(2)
+    with left:
+        base = choose_base(listing)
+    with right:
+        info = choose_method()
+    grid, fixed, ok = grid_form(info, s.dataset)
+    count = forms.run_count(grid) if ok else 0
+    configs, problem = [], None
+    if ok:
+        try:
+            configs = forms.grid_configs(info, s.dataset, s.forget_class, s.seed, base, grid, fixed)
+        except forms.GridError as err:
+            problem = str(err)
+    st.markdown(f"This grid makes **{count} run{'s' if count != 1 else ''}**" + (
+        " (every combination of the lists above)." if count > 1 else "."))
+    if problem:
+        st.error(problem, icon=":material/block:")
+    busy_refs = (job := session.reference_job(s)) is not None and job["state"] in ("queued", "running")
+    if not ready and not busy_refs:
+        st.caption("Prepare the reference models first (above).")
+    clicked = st.button(
+        f"Run {count} experiment{'s' if count != 1 else ''}", type="primary", key="build_run",
+        disabled=not configs or not (ready or busy_refs),
+        help="Queue the runs; they run one after another in the background while you use the other pages.",
+    )
+    if clicked:
+        session.get_queue().submit(configs, owner=session.owner())
+        st.toast(f"Queued {len(configs)} run(s).")
+        st.rerun()
+
+
+def progress_section(s: session.Scenario) -> None:
+    st.header("Progress")
+    widgets.jobs_panel(
+        lambda j: not isinstance(j["config"], session.PrepareReferences),
+        finished_shown=5,
+        empty="No runs yet in this session. Results appear on the Screen page when a run is done.",
+    )
+    st.page_link(session.PAGES["screen"], label="See the results on Screen", icon=":material/arrow_forward:")
+
+
+def upload_section(s: session.Scenario, ready: bool) -> None:
+    st.header("Upload a model")
+    spec = s.spec
+    st.markdown(
+        f"Compare a model trained elsewhere: upload its state dict (`.pth`, `.pt` or `.safetensors`, at most "
+        f"{MAX_UPLOAD_BYTES // 1024**2} MB) for the `{spec.arch}` architecture with {spec.num_classes} classes. "
+        "It is evaluated as is and listed as a *Custom* experiment. Files are read with `weights_only=True`: "
+        "no code inside them runs."
+    )
+    uploaded = st.file_uploader(
+        "Weights file", type=[e.lstrip(".") for e in EXTENSIONS], key="build_upload",
+        help="A state dict saved with torch.save(model.state_dict(), path) or safetensors' save_file.",
+    )
+    label = st.text_input("Label in the table", value="My model", max_chars=60, key="build_upload_label",
+                          help="How the experiment is named on Screen.")
+    if uploaded is None:
+        return
+    data = uploaded.getvalue()
+    try:
+        model = load_uploaded_model(uploaded.name, data, spec)
+    except UploadError as err:
+        st.error(f"{err} Nothing was stored.", icon=":material/block:")
+        return
+    st.success(f"{uploaded.name} fits `{spec.arch}` ({len(data) / 1024:.0f} kB).", icon=":material/check_circle:")
+    if not ready:
+        st.info("Prepare the reference models first (above): the upload is compared with them.")
+        return
+    if st.button("Evaluate and store", key="build_upload_run", type="primary",
+                 help="Evaluate the uploaded model in the background and store it as a Custom experiment."):
+        session.get_queue().submit([session.UploadedModel(s, model, forms.clean_label(label) or "Uploaded model")],
+                                   owner=session.owner())
+        st.toast("Upload queued for evaluation.")
+        st.rerun()
+
+
+s = session.scenario()
+st.title("Build")
+st.caption(f"Scenario: {session.scenario_label(s)}. Each run copies the base model, applies the method, then "
+           "evaluates accuracy, privacy and representations and stores everything.")
+listing = session.experiments(s)
+ready = session.references_ready(s)
+if not ready:
+    st.subheader("Reference models")
+    widgets.reference_status(s, key="build_prepare")
+run_section(s, listing, ready)
+progress_section(s)
+upload_section(s, ready)

@@ -1,0 +1,236 @@
+"""Screen: every experiment of the scenario in one table (sort, filter, colour scales), choice of
+Model A and Model B, details of one experiment (per-epoch curves, downloads, delete) and the
+trade-off (Pareto) view across all experiments."""
+
+import json
+
+import streamlit as st
+
+from mucomp.compare import (
+    COLUMN_HELP,
+    METRIC_DIRECTIONS,
+    epoch_curves,
+    experiment_label,
+    experiment_table,
+    pareto_front,
+)
+from mucomp.store import RESULT_FILE, StoreError
+from mucomp.ui import figures, session, tables, widgets
+
+session.setup("Screen")
+
+KEY_DETAIL = "mucomp_screen_detail"
+KEY_ORDER = "mucomp_screen_order"
+METRIC_COLUMNS = ("UA", "RA", "TUA", "TRA", "RT", "PS", "MIA", "Avg. Gap")
+
+
+def _labels(listing: list[dict]) -> dict[str, str]:
+    return {r["id"]: experiment_label(r) for r in listing}
+
+
+def _table_rows(event) -> list[int]:
+    try:
+        return list(event["selection"]["rows"])
+    except (KeyError, TypeError):
+        return []
+
+
+def pick_detail_from_selections() -> None:
+    """A click on a table row or a Pareto point picks the experiment shown in Details."""
+    rows = session.new_selection("screen_table", _table_rows)
+    order = st.session_state.get(KEY_ORDER, [])
+    if rows and rows[0] < len(order):
+        st.session_state[KEY_DETAIL] = order[rows[0]]
+    points = session.new_selection("screen_pareto", figures.selection_ids)
+    if points:
+        st.session_state[KEY_DETAIL] = str(points[0])
+
+
+def table_section(table):
+    """Filters, sort, colour scales and the table itself; returns the shown rows."""
+    left, middle, right, far = st.columns([3, 2, 2, 3], vertical_alignment="bottom")
+    methods = left.multiselect(
+        "Methods shown", sorted(table["Method"].unique()), key="screen_methods", placeholder="All methods",
+        help="Show only the experiments of these methods (empty: all).",
+    )
+    sort_by = middle.selectbox(
+        "Sort by", ["Created", *METRIC_COLUMNS, "Method", "LR", "Epochs"], key="screen_sort",
+        help="Order the rows by this column (you can also click a column header).",
+    )
+    ranked = sort_by in METRIC_DIRECTIONS
+    flipped = right.toggle("Best first" if ranked else "Newest first" if sort_by == "Created" else "Descending",
+                           value=ranked, key=f"screen_desc_{sort_by}", help="Reverse the order.")
+    ascending = (METRIC_DIRECTIONS[sort_by] == "lower") == flipped if ranked else not flipped
+    groups = far.segmented_control(
+        "Colour scales", list(tables.COLOR_GROUPS), selection_mode="multi", default=list(tables.COLOR_GROUPS),
+        key="screen_colors", format_func=str.capitalize,
+        help="Tint the accuracy (blue), efficiency (orange) and privacy (green) columns: the darker a cell, "
+             "the better its value among the rows shown.",
+    )
+    natural = sort_by == "Created" and ascending  # the table's own order: references first, then by time
+    shown = tables.filter_and_sort(table, methods, None if natural else sort_by, ascending)
+    st.session_state[KEY_ORDER] = shown["ID"].tolist()
+    view = tables.readable(shown, session.owner())
+    narrow = {"ID": "small", "Base": "small", "Type": "small", "Owner": "small"}
+    config = {c: st.column_config.Column(c, help=COLUMN_HELP[c], width=narrow.get(c))
+              for c in view.columns if c in COLUMN_HELP}
+    st.dataframe(
+        tables.styled(view, groups or []), hide_index=True, column_config=config, key="screen_table",
+        on_select="rerun", selection_mode="single-row", width="stretch", placeholder="—",
+    )
+    st.caption("Click a row to see its details below. Hover a column name for what it measures and which "
+               "direction is better.")
+    return shown
+
+
+def model_pickers(listing: list[dict]) -> None:
+    """Model A and Model B, bound to the session's own keys."""
+    labels = _labels(listing)
+    options = [None, *labels]
+    columns = st.columns(2)
+    for which, key, column, help_text in (
+        ("a", session.KEY_MODEL_A, 0, "The first model to contrast and attack (often the Original or a baseline)."),
+        ("b", session.KEY_MODEL_B, 1, "The second model to contrast and attack (often your new experiment)."),
+    ):
+        current = session.existing(st.session_state[key], listing)
+        st.session_state[key] = current
+        widget_key = f"screen_model_{which}"
+        session.bind(widget_key, current)
+        columns[column].selectbox(
+            f"Model {which.upper()}", options, key=widget_key,
+            format_func=lambda i: "— not chosen —" if i is None else f"{labels[i]}" + (
+                "" if labels[i].endswith(i) else f" · {i}"),
+            on_change=lambda k=key, w=widget_key: st.session_state.__setitem__(k, st.session_state[w]),
+            help=help_text,
+        )
+
+
+def _set_model(which: str, experiment_id: str) -> None:
+    session.set_model(which, experiment_id)
+
+
+def _delete(experiment_id: str) -> None:
+    try:
+        session.get_store().delete(experiment_id, owner=session.owner())
+    except StoreError as err:
+        st.session_state["screen_message"] = ("error", str(err))
+        return
+    for key in (session.KEY_MODEL_A, session.KEY_MODEL_B, KEY_DETAIL):
+        if st.session_state.get(key) == experiment_id:
+            st.session_state[key] = None
+    st.session_state["screen_message"] = ("success", f"Deleted experiment {experiment_id}.")
+
+
+def details_section(listing: list[dict]) -> None:
+    """One experiment: set it as A or B, download it, delete it, its per-epoch curves."""
+    labels = _labels(listing)
+    ids = list(labels)
+    detail = st.session_state.get(KEY_DETAIL)
+    if detail not in labels:
+        detail = st.session_state[session.KEY_MODEL_B] or ids[-1]
+        st.session_state[KEY_DETAIL] = detail
+    session.bind("screen_detail", detail)
+    chosen = st.selectbox(
+        "Experiment", ids, key="screen_detail", format_func=lambda i: f"{labels[i]}" + (
+            "" if labels[i].endswith(i) else f" · {i}"),
+        on_change=lambda: st.session_state.__setitem__(KEY_DETAIL, st.session_state["screen_detail"]),
+        help="The experiment whose details are shown (clicking a table row picks it too).",
+    )
+    result = next(r for r in listing if r["id"] == chosen)
+    store = session.get_store()
+    experiment_path = store.root / chosen
+    buttons = st.columns(5)
+    buttons[0].button("Use as Model A", key="screen_use_a", on_click=_set_model, args=("a", chosen),
+                      help="Contrast and attack this experiment as Model A.")
+    buttons[1].button("Use as Model B", key="screen_use_b", on_click=_set_model, args=("b", chosen),
+                      help="Contrast and attack this experiment as Model B.")
+    buttons[2].download_button(
+        "Result JSON", data=lambda: (experiment_path / RESULT_FILE).read_bytes(), file_name=f"{chosen}.json",
+        mime="application/json", key="screen_download_json", on_click="ignore",
+        help="Every figure of this experiment as stored (config, metrics, attack values, CKA, embedding).",
+    )
+    weights = experiment_path / "model.safetensors"
+    buttons[3].download_button(
+        "Weights", data=lambda: weights.read_bytes(), file_name=f"{chosen}.safetensors",
+        mime="application/octet-stream", key="screen_download_weights", on_click="ignore",
+        disabled=not weights.is_file(), help="The model's weights (safetensors state dict).",
+    )
+    protected = result.get("kind") in ("original", "retrained")
+    mine = result.get("owner") == session.owner()
+    reason = ("Reference models can't be deleted." if protected else
+              "Delete this experiment for everyone." if mine else
+              "Only the session that made an experiment can delete it.")
+    buttons[4].button("Delete", key="screen_delete", on_click=_delete, args=(chosen,),
+                      disabled=protected or not mine, help=reason)
+    message = st.session_state.pop("screen_message", None)
+    if message:
+        (st.error if message[0] == "error" else st.success)(message[1])
+    config = {k: v for k, v in result.get("config", {}).items() if v not in (None, {}, "")}
+    st.caption("Config: " + json.dumps(config))
+    curves = epoch_curves(result)
+    if len(curves):
+        fig = session.memo("screen.epochs", (chosen,), lambda: figures.epoch_figure(
+            curves, title=f"Per-epoch progress of {labels[chosen]}"))
+        st.plotly_chart(fig, key="screen_epochs", width="stretch")
+        st.caption("Forget accuracy and loss after each epoch of the method.",
+                   help="Forget accuracy should fall towards the Retrained model's (about 0); a loss that keeps "
+                        "growing without bound is a sign the model is breaking.")
+    else:
+        st.caption("No per-epoch records: references and uploaded models have none.")
+
+
+def front_of_experiments(table, objectives):
+    """The Pareto front among the unlearned and uploaded models; the references (the Retrained
+    model would dominate everything) are drawn for comparison but are never on it."""
+    experiments = table["Type"].isin(["Unlearned", "Custom"])
+    front = pareto_front(table[experiments], objectives) if experiments.any() else None
+    return (front.reindex(table.index, fill_value=False) if front is not None
+            else experiments & False).to_numpy(dtype=bool)
+
+
+def pareto_section(table) -> None:
+    """Forgetting vs retained accuracy vs privacy across every experiment."""
+    st.caption("Each point is an experiment (square: Original, star: Retrained, for comparison). The ringed points "
+               "are the best trade-offs: no other experiment is at least as good on all three axes and better on "
+               "one. Click a point to see its details.")
+    columns = st.columns(3)
+    x = columns[0].selectbox("x axis", METRIC_COLUMNS, index=0, key="screen_pareto_x",
+                             help="Forgetting: usually UA (lower is better).")
+    y = columns[1].selectbox("y axis", METRIC_COLUMNS, index=METRIC_COLUMNS.index("TRA"), key="screen_pareto_y",
+                             help="Retained accuracy: usually TRA (higher is better).")
+    colour = columns[2].selectbox("Colour", METRIC_COLUMNS, index=METRIC_COLUMNS.index("PS"), key="screen_pareto_c",
+                                  help="Privacy: usually PS (higher is better).")
+    objectives = [(c, "min" if METRIC_DIRECTIONS[c] == "lower" else "max") for c in dict.fromkeys((x, y, colour))]
+    ids = tuple(table["ID"])
+    fig = session.memo("screen.pareto", (ids, x, y, colour), lambda: figures.pareto_figure(
+        table, front_of_experiments(table, objectives), x=x, y=y, color=colour))
+    st.plotly_chart(fig, key="screen_pareto",
+                    on_select="rerun", selection_mode="points", width="stretch")
+
+
+s = session.scenario()
+st.title("Screen")
+st.caption(f"Scenario: {session.scenario_label(s)}. Every experiment of this scenario, with its accuracy, "
+           "efficiency and privacy figures. Pick Model A and Model B to contrast and attack.")
+listing = session.experiments(s)
+problems = session.store_problems()
+if problems:
+    st.warning("Some stored experiments could not be read and are not listed: "
+               + "; ".join(f"{k}: {v}" for k, v in problems.items()))
+if not listing:
+    widgets.hint("No experiments yet for this scenario. Start on Home: prepare the reference models; then run an "
+                 "unlearning method on Build.", "home", "Go to Home")
+    st.stop()
+pick_detail_from_selections()
+table = session.memo("screen.table", tuple(r["id"] for r in listing),
+                     lambda: experiment_table(listing, s.spec.class_names))
+st.header("Experiments", help="One row per experiment of this scenario; the darker a coloured cell, the better its value among the rows shown.")
+table_section(table)
+st.header("Model A and Model B")
+model_pickers(listing)
+if all(session.model_ids()):
+    st.page_link(session.PAGES["contrast"], label="Contrast Model A with Model B", icon=":material/arrow_forward:")
+st.header("Details")
+details_section(listing)
+st.header("Trade-off across experiments", help="Each experiment placed by how well it forgets (x), what it keeps (y) and how private it is (colour); the ringed ones are the best trade-offs.")
+pareto_section(table)

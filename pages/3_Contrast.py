@@ -1,0 +1,176 @@
+"""Contrast: Model A vs Model B class by class (accuracy, prediction matrices), image by image
+(the twin embedding, with linked selection and an instance panel) and layer by layer (CKA)."""
+
+import numpy as np
+import streamlit as st
+
+from mucomp.compare import (
+    cka_frame_for,
+    cka_layers,
+    class_accuracy,
+    experiment_label,
+    retain_gap_of,
+    stored_prediction_matrix,
+    twin_embedding,
+)
+from mucomp.embedding import FILTERS
+from mucomp.ui import figures, session, widgets
+
+session.setup("Contrast")
+
+KEY_SELECTION = "mucomp_contrast_selection"
+SPLIT_LABELS = {"train": "Training images", "test": "Test images"}
+
+
+def split_choice(key: str, help_text: str) -> str:
+    return st.segmented_control("Split", list(SPLIT_LABELS), default="train", key=key, format_func=SPLIT_LABELS.get,
+                                help=help_text) or "train"
+
+
+def accuracy_section(ids: tuple[str, str], a: dict, b: dict, names, forget: int, labels: tuple[str, str]) -> None:
+    st.header("Class-wise accuracy", help="Share of each class's images each model recognises: higher is better for the other classes, lower is better for the forget class.")
+    split = split_choice("contrast_acc_split", "Accuracy on the training images (what the model saw) or on the "
+                                               "held-out test images.")
+    table = session.memo("contrast.accuracy", (*ids, split), lambda: class_accuracy(a, b, forget, split,
+                                                                                    class_names=names))
+    gap = retain_gap_of(table)
+    left, right, _ = st.columns([1, 1, 2])
+    left.metric(f"Forget class '{names[forget]}': A − B", f"{table['diff'][forget] * 100:+.1f} pp",
+                help="Accuracy of Model A minus Model B on the forget class (lower accuracy = more forgotten).")
+    right.metric("Average retain gap", "n/a" if np.isnan(gap) else f"{gap * 100:.1f} pp",
+                 help="Mean absolute accuracy difference between A and B over the other classes "
+                      "(lower = the two models keep the other classes alike).")
+    fig = session.memo("contrast.accuracy_figure", (*ids, split),
+                       lambda: figures.class_accuracy_figure(table, names, forget, *labels))
+    st.plotly_chart(fig, key="contrast_accuracy", width="stretch")
+    st.caption("Bars: share of each class's images recognised by each model (higher = better kept; for the "
+               "red-marked forget class lower = more forgotten).")
+
+
+def matrix_section(ids: tuple[str, str], a: dict, b: dict, names, forget: int, labels: tuple[str, str]) -> None:
+    st.header("Prediction matrices", help="Which class each model predicts for the images of each true class: a good unlearned model moves the forget-class row off the diagonal and keeps the others on it.")
+    left, right = st.columns(2)
+    with left:
+        split = split_choice("contrast_matrix_split", "Predictions on the training or the test images.")
+    kind = right.segmented_control(
+        "Cell value", ["label", "conf"], default="label", key="contrast_matrix_kind",
+        format_func={"label": "Share predicted", "conf": "Mean probability"}.get,
+        help="Share predicted: which classes the images of each true class were assigned to. Mean probability: "
+             "how much probability the model gave each class on average.",
+    ) or "label"
+    columns = st.columns(2)
+    for column, result, label, which, experiment_id in ((columns[0], a, labels[0], "a", ids[0]),
+                                                        (columns[1], b, labels[1], "b", ids[1])):
+        fig = session.memo("contrast.matrix", (experiment_id, label, split, kind), lambda r=result, lb=label:
+                           figures.prediction_matrix_figure(stored_prediction_matrix(r, split, kind), names, lb, kind,
+                                                            forget_class=forget))
+        column.plotly_chart(fig, key=f"contrast_matrix_{which}", width="stretch")
+    st.caption("Rows: true class; columns: predicted class. A model that forgot the red-outlined class spreads "
+               "its row over other classes; the other rows should stay on the diagonal.")
+
+
+def _clear_selection() -> None:
+    st.session_state[KEY_SELECTION] = []
+
+
+def embedding_section(s, ids: tuple[str, str], a: dict, b: dict, names, forget: int, labels: tuple[str, str]) -> None:
+    st.header("Embedding space", help="Where each model places the images in its feature space: forget-class images that leave their cluster were forgotten; other images should stay put.")
+    st.caption("Each point is a training image placed by UMAP from the model's penultimate features: images a "
+               "model sees as alike sit together. Colour = the class the model predicts; × = an image of the "
+               "forget class. Model B's map is aligned onto Model A's so they read side by side. Select points "
+               "(click, box or lasso) in either map to highlight the same images in the other.")
+    points = session.memo("contrast.points", ids, lambda: twin_embedding(a, b, forget, labels=s.data.train.labels_np))
+    filter_name = st.columns([1, 2])[0].selectbox(
+        "Show", list(FILTERS), format_func=FILTERS.get, key="contrast_filter",
+        help="Target to forget: the forget-class images. Correctly forgotten: forget images the model no longer "
+             "recognises. Not forgotten: forget images still recognised. Overly forgotten: other images the "
+             "model now gets wrong.",
+    )
+    present = session.memo("contrast.point_set", ids, lambda: frozenset(points["index"].tolist()))
+    for which in ("a", "b"):  # the latest selection in either map wins
+        picked = session.new_selection(f"contrast_embedding_{which}", figures.selection_indices)
+        if picked is not None:
+            st.session_state[KEY_SELECTION] = picked
+    selected = [i for i in st.session_state.get(KEY_SELECTION, []) if i in present]
+    columns = st.columns(2)
+    for column, which, label in ((columns[0], "a", labels[0]), (columns[1], "b", labels[1])):
+        fig = session.memo("contrast.embedding", (*ids, which, label, filter_name, tuple(selected)), lambda w=which, lb=label:
+                           figures.embedding_figure(points, w, names, forget, filter_name, highlight=selected, title=lb))
+        column.plotly_chart(fig, key=f"contrast_embedding_{which}", on_select="rerun",
+                            selection_mode=("points", "box", "lasso"), width="stretch")
+    if not selected:
+        st.caption("Select a point to see its image and both models' probabilities.")
+        return
+    st.button(f"Clear the selection ({len(selected)} image{'s' if len(selected) != 1 else ''})",
+              on_click=_clear_selection, key="contrast_clear")
+    instance_panel(s, ids, points, selected, names, forget, labels)
+
+
+def _probability_figure(points, index: int, names, forget: int, labels: tuple[str, str]):
+    row = points[points["index"] == index].iloc[0]
+    num = len(names)
+    probs_a = row[[f"prob_a_{k}" for k in range(num)]].to_numpy(dtype=float)
+    probs_b = row[[f"prob_b_{k}" for k in range(num)]].to_numpy(dtype=float)
+    fig = figures.probability_bars_figure(probs_a, probs_b, names, *labels, forget_class=forget,
+                                          title=f"Class probabilities for image #{index}")
+    fig.update_yaxes(title_text="Probability (softmax, T = 2)")
+    return fig
+
+
+def instance_panel(s, ids: tuple[str, str], points, selected: list[int], names, forget: int,
+                   labels: tuple[str, str]) -> None:
+    """The image of one selected point and both models' class probabilities."""
+    index = selected[0]
+    if len(selected) > 1:
+        index = st.selectbox("Image", selected, key="contrast_instance", format_func=lambda i: f"#{i}",
+                             help="The selected images; pick one to inspect.")
+    row = points[points["index"] == index].iloc[0]
+    left, right = st.columns([1, 3])
+    left.image(widgets.display_image(s, index), caption=f"Image #{index} · true class {names[int(row['true_class'])]}")
+    fig = session.memo("contrast.probabilities", (*ids, *labels, index),
+                       lambda: _probability_figure(points, index, names, forget, labels))
+    right.plotly_chart(fig, key="contrast_probabilities", width="stretch")
+
+
+def cka_section(ids: tuple[str, str], a: dict, b: dict, labels: tuple[str, str]) -> None:
+    st.header("Layer-wise similarity", help="CKA per layer between each model and the reference (1 = same representation): against the Retrained model, higher is better.")
+    left, right = st.columns(2)
+    reference = left.segmented_control(
+        "Compared with", ["original", "retrained"], default="retrained", key="contrast_cka_reference",
+        format_func=str.capitalize,
+        help="CKA measures how alike two models' representations are at each layer (1 = identical up to rotation "
+             "and scale). Against the Retrained model, higher on the forget images means closer to the gold standard.",
+    ) or "retrained"
+    with right:
+        split = split_choice("contrast_cka_split", "Images the representations are computed on.")
+    fig = session.memo("contrast.cka", (*ids, *labels, reference, split), lambda: figures.cka_figure(
+        cka_frame_for(a, b, reference), cka_layers(a), f"CKA against the {reference.capitalize()} model", split=split,
+        model_labels={"A": labels[0], "B": labels[1]}))
+    st.plotly_chart(fig, key="contrast_cka", width="stretch")
+    st.caption("Solid lines: forget-class images; dashed: the other classes. Unlearning usually changes the last "
+               "layers most.")
+
+
+s = session.scenario()
+st.title("Contrast")
+st.caption(f"Scenario: {session.scenario_label(s)}. Model A against Model B, class by class, image by image and "
+           "layer by layer.")
+listing = session.experiments(s)
+a_id, b_id = (session.existing(i, listing) for i in session.model_ids())
+if not listing:
+    widgets.hint("No experiments yet for this scenario. Start on Home: prepare the reference models; then run an "
+                 "unlearning method on Build.", "home", "Go to Home")
+    st.stop()
+if a_id is None or b_id is None:
+    widgets.hint("Choose Model A and Model B on Screen first (for a first look: the Original as A and your "
+                 "experiment as B).", "screen", "Go to Screen")
+    st.stop()
+result_a, result_b = session.load_result(a_id), session.load_result(b_id)
+model_labels = (f"A: {experiment_label(result_a)}", f"B: {experiment_label(result_b)}")
+class_names = list(s.spec.class_names)
+forget_class = s.forget_class
+pair = (a_id, b_id)
+accuracy_section(pair, result_a, result_b, class_names, forget_class, model_labels)
+matrix_section(pair, result_a, result_b, class_names, forget_class, model_labels)
+embedding_section(s, pair, result_a, result_b, class_names, forget_class, model_labels)
+cka_section(pair, result_a, result_b, model_labels)

@@ -1,0 +1,440 @@
+"""The Streamlit app through AppTest: every page, the complete first pass on digits (forget class
+3: references -> GA through the background worker -> Screen -> Contrast -> Attack), bad inputs,
+uploads, two sessions at once.
+
+The app's process-wide resources (store, job queue) are keyed by ``MUCOMP_HOME``; this module
+uses a private home (and each empty-store test its own), so nothing here sees other tests' files.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import re
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+from mucomp import privacy
+from mucomp.compare import instance_probabilities
+from mucomp.data import Scenario
+from mucomp.models import build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+HOME, BUILD, SCREEN, CONTRAST, ATTACK = (
+    "Home.py", "pages/1_Build.py", "pages/2_Screen.py", "pages/3_Contrast.py", "pages/4_Attack.py")
+WAIT_S = 600
+
+
+def new_app() -> AppTest:
+    at = AppTest.from_file(str(ROOT / HOME), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def goto(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    """The plotly charts on the page by key, as figure JSON."""
+    return {c.key: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+
+
+def metric_values(at: AppTest, label: str) -> list[str]:
+    return [m.value for m in at.metric if m.label == label]
+
+
+def run_until(at: AppTest, done, what: str, timeout: float = WAIT_S, seen: list | None = None) -> None:
+    """Rerun the page (fragment timers don't fire in AppTest) until ``done(at)``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        if seen is not None:
+            seen.extend(p.proto.text for p in at.get("progress"))
+        if done(at):
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}; errors: {texts(at.error)}")
+        time.sleep(0.5)
+
+
+def stored_ids(home: Path) -> set[str]:
+    return {p.name for p in (home / "experiments").iterdir() if not p.name.startswith(".")}
+
+
+def clear_caches() -> None:
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture()
+def empty_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("MUCOMP_HOME", str(tmp_path / "home"))
+    yield tmp_path / "home"
+
+
+@pytest.fixture(scope="module")
+def app_home(tmp_path_factory):
+    """A private MUCOMP_HOME for the module; torch's thread count restored afterwards."""
+    home = tmp_path_factory.mktemp("app-home")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MUCOMP_HOME", str(home))
+    threads = torch.get_num_threads()
+    clear_caches()
+    yield home
+    from mucomp.ui import session
+
+    session._queue(str(home.resolve())).wait(timeout=120)
+    patch.undo()
+    torch.set_num_threads(threads)
+    clear_caches()
+
+
+@pytest.fixture(scope="module")
+def flow(app_home):
+    """The first pass a new user makes, driven through the UI: pick class 3, prepare the
+    references, run GA with the defaults, pick Original as A and the new run as B."""
+    at = new_app()
+    at.selectbox(key="home_forget").set_value(3).run()
+    assert at.session_state["mucomp_scenario"] == Scenario("digits", 3, 0)
+    at.button(key="home_prepare").click().run()
+    reference_progress: list[str] = []
+    run_until(at, lambda a: any("are ready" in t for t in texts(a.success)), "the reference models",
+              seen=reference_progress)
+    goto(at, BUILD)
+    at.button(key="build_run").click().run()
+    run_progress: list[str] = []
+    run_until(at, lambda a: any("stored as" in t for t in texts(a.success)), "the GA run", seen=run_progress)
+    caption = next(t for t in texts(at.success) if "stored as" in t)
+    experiment_id = re.search(r"stored as `([a-z0-9-]+)`", caption).group(1)
+    from mucomp.ui import session
+
+    store = session._store(str(app_home.resolve()))
+    results = {e.kind: e.result for e in store.list()}
+    goto(at, SCREEN)
+    at.selectbox(key="screen_model_a").set_value(results["original"]["id"]).run()
+    at.selectbox(key="screen_model_b").set_value(experiment_id).run()
+    assert not at.exception
+    return SimpleNamespace(at=at, home=app_home, store=store, experiment=experiment_id,
+                           original=results["original"], retrained=results["retrained"],
+                           result=store.load(experiment_id).result, reference_progress=reference_progress,
+                           run_progress=run_progress)
+
+
+# ---------------------------------------------------------------------------------------------
+# An empty store: every page renders and says what to do first
+
+
+def test_every_page_renders_with_an_empty_store_and_says_what_to_do(empty_home):
+    at = new_app()
+    assert any("not ready" in t for t in texts(at.warning))
+    assert at.button(key="home_prepare").label == "Prepare reference models"
+    assert any("Prepare the reference models" in t for t in texts(at.markdown))  # the guide's first step
+    goto(at, BUILD)
+    assert any("not ready" in t for t in texts(at.warning))
+    assert at.button(key="build_run").disabled
+    for page in (SCREEN, CONTRAST, ATTACK):
+        goto(at, page)
+        assert any("Start on Home: prepare the reference models" in t for t in texts(at.info)), page
+    assert not (empty_home / "experiments").exists() or not stored_ids(empty_home)
+
+
+# ---------------------------------------------------------------------------------------------
+# The first pass
+
+
+def test_home_showed_progress_while_the_references_were_prepared(flow):
+    assert any("Preparing the reference models" in text for text in flow.reference_progress)
+    assert flow.original["config"]["forget_class"] == 3 and flow.retrained["kind"] == "retrained"
+
+
+def test_build_showed_live_progress_of_the_background_run(flow):
+    assert any("Unlearning · epoch" in text and "forget accuracy" in text for text in flow.run_progress)
+    assert flow.result["config"]["method"] == "ga" and flow.result["owner"] == flow.at.session_state["mucomp_owner"]
+
+
+def test_screen_lists_the_experiments_and_keeps_model_a_and_b(flow):
+    at = goto(flow.at, SCREEN)
+    table = at.dataframe[0].value
+    assert list(table["ID"]) == [flow.original["id"], flow.retrained["id"], flow.experiment]
+    assert {"UA", "RA", "TUA", "TRA", "RT", "PS", "MIA", "Avg. Gap"} <= set(table.columns)
+    assert at.session_state["mucomp_model_a"] == flow.original["id"]
+    assert at.session_state["mucomp_model_b"] == flow.experiment
+    assert "screen_epochs" in charts(at)  # details default to Model B
+    front = charts(at)["screen_pareto"]["data"][1]  # ringed: the best trade-offs among the experiments
+    assert [row[0] for row in front["customdata"]] == [flow.experiment]
+    # The selection survives a page change (widget keys vanish; the app's own keys don't).
+    goto(at, HOME)
+    goto(at, SCREEN)
+    assert at.selectbox(key="screen_model_b").value == flow.experiment
+
+
+def test_screen_filters_and_sorts(flow):
+    at = goto(flow.at, SCREEN)
+    at.multiselect(key="screen_methods").set_value(["Gradient ascent (GA)"]).run()
+    assert list(at.dataframe[0].value["ID"]) == [flow.experiment]
+    at.multiselect(key="screen_methods").set_value([]).run()
+    at.selectbox(key="screen_sort").set_value("UA").run()  # best (lowest) first
+    ids = list(at.dataframe[0].value["ID"])
+    assert ids[0] == flow.retrained["id"] and ids[-1] == flow.original["id"]
+    at.selectbox(key="screen_sort").set_value("Created").run()
+
+
+def test_contrast_renders_the_four_views(flow):
+    at = goto(flow.at, CONTRAST)
+    shown = charts(at)
+    for key in ("contrast_accuracy", "contrast_matrix_a", "contrast_matrix_b", "contrast_embedding_a",
+                "contrast_embedding_b", "contrast_cka"):
+        assert key in shown, key
+    accuracy = shown["contrast_accuracy"]["data"]
+    assert np.allclose(accuracy[0]["y"], flow.original["metrics"]["accs"])
+    assert np.allclose(accuracy[1]["y"], flow.result["metrics"]["accs"])
+    matrix = shown["contrast_matrix_b"]["data"][0]["z"]
+    assert np.allclose(matrix, flow.result["metrics"]["label_dist"])
+    layers = flow.result["cka"]["layers"]
+    assert shown["contrast_cka"]["layout"]["xaxis"]["categoryarray"] == layers
+
+
+def test_contrast_selection_in_one_map_highlights_the_image_in_the_other(flow):
+    at = goto(flow.at, CONTRAST)
+    index = int(flow.result["attack"]["indices"][0])  # a forget image, embedded by both models
+    at.session_state["contrast_embedding_a"] = {"selection": {"points": [{"customdata": [index, "3"]}],
+                                                              "point_indices": [0], "box": [], "lasso": []}}
+    at.run()
+    assert not at.exception
+    assert at.session_state["mucomp_contrast_selection"] == [index]
+    selected = [t for t in charts(at)["contrast_embedding_b"]["data"] if t.get("name") == "Selected"]
+    assert selected and selected[0]["customdata"][0][0] == index
+    assert "contrast_probabilities" in charts(at) and len(at.image) == 1
+    at.button(key="contrast_clear").click().run()
+    assert at.session_state["mucomp_contrast_selection"] == []
+
+
+def _values(result: dict, metric: str) -> np.ndarray:
+    return np.asarray(result["attack"][metric], dtype=float)
+
+
+def test_attack_privacy_score_equals_the_core_on_the_same_data(flow):
+    at = goto(flow.at, ATTACK)
+    r = flow.retrained
+    expected = [1 - privacy.max_attack_score(_values(m, "entropy"), _values(r, "entropy"), "entropy").attack_score
+                for m in (flow.original, flow.result)]
+    assert metric_values(at, "Privacy score") == [f"{v:.3f}" for v in expected]
+    at.selectbox(key="attack_strategy").set_value("worst_case").run()
+    worst = [privacy.worst_case({k: _values(m, k) for k in privacy.METRICS},
+                                {k: _values(r, k) for k in privacy.METRICS}).privacy_score
+             for m in (flow.original, flow.result)]
+    assert metric_values(at, "Privacy score") == [f"{v:.3f}" for v in worst]
+    assert [f"{v:.3f}" for v in worst] == [f"{m['metrics']['PS']:.3f}" for m in (flow.original, flow.result)]
+    shown = charts(at)
+    for key in ("attack_distribution_a", "attack_curves_a", "attack_distribution_b", "attack_curves_b"):
+        assert key in shown, key
+
+
+def test_attack_threshold_slider_switches_to_a_custom_threshold(flow):
+    at = goto(flow.at, ATTACK)
+    at.segmented_control(key="attack_metric").set_value("entropy").run()
+    at.slider(key="attack_threshold_b").set_value(1.0).run()
+    assert at.session_state["mucomp_attack"]["strategy"] == "custom"
+    choice = privacy.custom_threshold(_values(flow.result, "entropy"), _values(flow.retrained, "entropy"), "entropy", 1.0)
+    assert metric_values(at, "Privacy score")[1] == f"{choice.privacy_score:.3f}"
+    # The thresholds survive a page change.
+    goto(at, SCREEN)
+    goto(at, ATTACK)
+    assert at.slider(key="attack_threshold_b").value == pytest.approx(1.0)
+    at.selectbox(key="attack_strategy").set_value("max_attack_score").run()
+
+
+def test_attack_clicking_an_image_shows_both_models_probabilities(flow):
+    at = goto(flow.at, ATTACK)
+    grid = charts(at)["attack_grid_success_a"]
+    index = int(grid["data"][1]["customdata"][0][0])
+    at.session_state["attack_grid_success_a"] = {"selection": {"points": [{"customdata": [index]}],
+                                                               "point_indices": [0], "box": [], "lasso": []}}
+    at.run()
+    assert not at.exception and at.session_state["mucomp_instance"] == index
+    bars = charts(at)["attack_probabilities"]["data"]
+    probs_a, probs_b = instance_probabilities(flow.original, flow.result, index)
+    assert np.allclose(bars[0]["y"], probs_a) and np.allclose(bars[1]["y"], probs_b)
+    assert len(at.image) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad inputs
+
+
+@pytest.mark.parametrize("typed", ["0", "abc", "-1"])
+def test_build_refuses_a_bad_learning_rate_at_the_widget(flow, typed):
+    at = goto(flow.at, BUILD)
+    field = at.text_input(key="form_ga.lr")
+    field.set_value(typed).run()
+    assert any("Learning rate" in t and "refused" in t for t in texts(at.error))
+    assert at.button(key="build_run").disabled
+    at.text_input(key="form_ga.lr").set_value("0.05").run()
+    assert not at.error and not at.button(key="build_run").disabled
+
+
+def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    at.file_uploader(key="build_upload").set_value((name, data, "application/octet-stream"))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _torch_bytes(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+class _NotWeights:
+    pass
+
+
+@pytest.mark.parametrize(("name", "data", "message"), [
+    ("random.pth", os.urandom(2048), "not a readable PyTorch weights file"),
+    ("object.pth", _torch_bytes({"model": _NotWeights()}), "Python objects other than tensors"),
+    ("plain.pkl.pth", pickle.dumps({"a": 1}), "not a readable PyTorch weights file"),
+    ("notes.pth", _torch_bytes({"epoch": 3, "note": "hello"}), "is not a state dict"),
+    ("linear.pth", _torch_bytes(torch.nn.Linear(3, 2).state_dict()), "missing keys: block1.0.bias"),
+])
+def test_a_bad_upload_is_refused_clearly_and_stores_nothing(flow, name, data, message):
+    before = stored_ids(flow.home)
+    at = _upload(goto(flow.at, BUILD), name, data)
+    errors = texts(at.error)
+    assert any(message in e and "Nothing was stored" in e for e in errors), errors
+    assert not any(b.key == "build_upload_run" for b in at.button)
+    assert stored_ids(flow.home) == before
+    at.file_uploader(key="build_upload").set_value(None).run()
+
+
+def test_a_wrong_architecture_names_the_unexpected_keys(flow):
+    at = _upload(goto(flow.at, BUILD), "linear.pth", _torch_bytes(torch.nn.Linear(3, 2).state_dict()))
+    error = next(e for e in texts(at.error) if "digits_cnn" in e)
+    assert "unexpected keys: bias, weight" in error
+    at.file_uploader(key="build_upload").set_value(None).run()
+
+
+def test_a_good_upload_becomes_a_custom_experiment(flow):
+    torch.manual_seed(1)
+    data = _torch_bytes(build_model("digits_cnn", 10).state_dict())
+    at = _upload(goto(flow.at, BUILD), "mine.pth", data)
+    assert any("fits `digits_cnn`" in t for t in texts(at.success))
+    at.text_input(key="build_upload_label").set_value("Random CNN").run()
+    at.button(key="build_upload_run").click().run()
+    run_until(at, lambda a: any("Uploaded model 'Random CNN'" in t and "stored as" in t for t in texts(a.success)),
+              "the upload's evaluation")
+    at.file_uploader(key="build_upload").set_value(None).run()
+    custom = [e for e in flow.store.list() if e.kind == "custom"]
+    assert len(custom) == 1 and custom[0].result["method_label"] == "Random CNN"
+    assert custom[0].metrics["RT"] is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Two sessions at once; ownership
+
+
+def test_two_sessions_keep_their_own_models_and_browse_during_a_run(flow):
+    first = flow.at
+    second = new_app()
+    second.selectbox(key="home_forget").set_value(3).run()
+    goto(second, SCREEN)
+    second.selectbox(key="screen_model_a").set_value(flow.retrained["id"]).run()
+    second.selectbox(key="screen_model_b").set_value(flow.original["id"]).run()
+    assert (first.session_state["mucomp_model_a"], first.session_state["mucomp_model_b"]) == (
+        flow.original["id"], flow.experiment)
+    assert (second.session_state["mucomp_model_a"], second.session_state["mucomp_model_b"]) == (
+        flow.retrained["id"], flow.original["id"])
+    assert first.session_state["mucomp_owner"] != second.session_state["mucomp_owner"]
+
+    # A long run in the first session (fine-tuning, which never diverges); the second browses meanwhile.
+    goto(first, BUILD)
+    first.selectbox(key="form_method").set_value("ft").run()
+    first.text_input(key="form_ft.epochs").set_value("300").run()
+    before = stored_ids(flow.home)
+    first.button(key="build_run").click().run()
+    from mucomp.ui import session
+
+    queue = session._queue(str(flow.home.resolve()))
+    assert queue.busy()
+    for page in (SCREEN, CONTRAST, ATTACK, BUILD):
+        start = time.monotonic()
+        goto(second, page)
+        assert time.monotonic() - start < 30, page
+    assert queue.busy(), "the run should still be going while the other session browses"
+    assert not any(b.key and b.key.startswith("cancel-") for b in second.button)  # not its run to cancel
+    assert second.session_state["mucomp_model_a"] == flow.retrained["id"]
+
+    # The first session cancels its run: nothing is stored.
+    goto(first, BUILD)
+    cancel = next(b for b in first.button if b.key and b.key.startswith("cancel-"))
+    cancel.click().run()
+    run_until(first, lambda a: any("cancelled" in t for t in texts(a.warning)), "the cancellation", timeout=120)
+    assert stored_ids(flow.home) == before
+    first.selectbox(key="form_method").set_value("ga").run()
+
+
+def test_only_the_owner_can_delete_and_references_never(flow):
+    custom_id = next(e.id for e in flow.store.list() if e.kind == "custom")
+    other = new_app()
+    other.selectbox(key="home_forget").set_value(3).run()
+    goto(other, SCREEN)
+    other.selectbox(key="screen_detail").set_value(custom_id).run()
+    assert other.button(key="screen_delete").disabled
+    other.selectbox(key="screen_detail").set_value(flow.retrained["id"]).run()
+    assert other.button(key="screen_delete").disabled
+    at = goto(flow.at, SCREEN)
+    at.selectbox(key="screen_detail").set_value(flow.original["id"]).run()
+    assert at.button(key="screen_delete").disabled
+    at.selectbox(key="screen_detail").set_value(custom_id).run()
+    at.button(key="screen_delete").click().run()
+    assert not at.exception
+    assert any(f"Deleted experiment {custom_id}" in t for t in texts(at.success))
+    assert custom_id not in stored_ids(flow.home)
+    assert custom_id not in list(at.dataframe[0].value["ID"])
+
+
+def test_attacking_the_retrained_model_itself_gives_a_privacy_score_of_one(flow):
+    at = new_app()
+    at.session_state["mucomp_scenario"] = Scenario("digits", 3, 0)
+    at.session_state["mucomp_model_a"] = flow.retrained["id"]
+    at.session_state["mucomp_model_b"] = flow.experiment
+    goto(at, ATTACK)
+    assert metric_values(at, "Privacy score")[0] == "1.000"
+    for strategy in ("max_success_rate", "common", "worst_case", "custom"):
+        at.selectbox(key="attack_strategy").set_value(strategy).run()
+        assert not at.exception, strategy
+        assert metric_values(at, "Privacy score")[0] == "1.000", strategy
+
+
+def test_a_scenario_that_cannot_be_prepared_offline_says_why(flow):
+    at = new_app()
+    at.selectbox(key="home_forget").set_value(3).run()
+    at.session_state["mucomp_model_a"] = flow.original["id"]
+    at.run()
+    at.selectbox(key="home_dataset").set_value("cifar10").run()
+    assert at.session_state["mucomp_model_a"] is None  # Model A belonged to the old scenario
+    assert at.session_state["mucomp_scenario"] == Scenario("cifar10", 3, 0)
+    at.button(key="home_prepare").click().run()
+    run_until(at, lambda a: any("Preparing the reference models failed" in t for t in texts(a.error)),
+              "the failed preparation", timeout=120)
+    message = next(t for t in texts(at.error) if "failed" in t)
+    assert "cifar" in message.lower() and ("network" in message or "download" in message)
+    assert at.button(key="home_prepare").label == "Prepare reference models"  # one can try again

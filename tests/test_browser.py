@@ -1,0 +1,192 @@
+"""The app in a real browser: `streamlit run Home.py` on 127.0.0.1 and headless Chromium through
+Playwright. One first pass on digits (forget class 3): prepare the references, run GA, pick
+Original as Model A and the run as Model B, open Contrast and Attack. A full-page screenshot of
+every page goes to tests/artifacts/ (not committed).
+
+Needs Debian's chromium at /usr/bin/chromium (`apt-get install -y chromium chromium-driver`;
+`.ci/run` installs it); skipped with that reason when it is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+FLAGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+]
+WAIT_MS = 600_000
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="no browser at /usr/bin/chromium: install it with `apt-get install -y chromium chromium-driver` "
+           "(.ci/run does)",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A fresh `streamlit run Home.py` with a private MUCOMP_HOME; yields its URL."""
+    home = tmp_path_factory.mktemp("browser-home")
+    port = free_port()
+    env = {**os.environ, "MUCOMP_HOME": str(home), "MUCOMP_DEVICE": "cpu", "HF_HUB_OFFLINE": "1",
+           "MUCOMP_OFFLINE": "1"}
+    log_path = tmp_path_factory.mktemp("browser-log") / "streamlit.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.headless", "true",
+             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().decode().strip() == "ok":
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"streamlit did not start:\n{log_path.read_text()}")
+        time.sleep(0.3)
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    text = log_path.read_text()
+    assert "Traceback" not in text, text
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install -e '.[test]'")
+    sync_playwright = sync_api.sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        tab = browser.new_page(viewport={"width": 1440, "height": 1000})
+        tab.set_default_timeout(60_000)
+        tab.goto(server)
+        yield tab
+        browser.close()
+
+
+def settle(page, charts: int = 0) -> None:
+    """Wait until the script run is over and ``charts`` plotly charts are drawn."""
+    page.wait_for_timeout(500)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=WAIT_MS)
+    if charts:
+        page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}",
+                               timeout=60_000)
+    page.wait_for_timeout(800)
+
+
+def shoot(page, name: str) -> Path:
+    """A screenshot of the whole page: Streamlit scrolls inside its main block, so the viewport is
+    stretched to the content's height first."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.mouse.move(5, 5)  # no tooltip in the picture
+    size = page.viewport_size
+    height = page.evaluate(
+        "() => { const m = document.querySelector('[data-testid=\"stMainBlockContainer\"]');"
+        " return m ? m.scrollHeight + 120 : document.body.scrollHeight; }")
+    page.set_viewport_size({"width": size["width"], "height": min(max(int(height), size["height"]), 9000)})
+    page.wait_for_timeout(1500)  # plotly charts resize to the new viewport
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
+    page.wait_for_timeout(300)
+    return path
+
+
+def navigate(page, label: str) -> None:
+    """Change page through the sidebar (keeps the session, unlike loading a URL)."""
+    page.locator(f'[data-testid="stSidebarNavLink"][href$="/{label}"]').click()
+    page.get_by_role("heading", name=label, exact=True).first.wait_for()
+
+
+def choose(page, label: str, option: str | re.Pattern) -> None:
+    """Pick ``option`` in the selectbox labelled ``label``."""
+    page.get_by_role("combobox", name=label).click()
+    page.get_by_role("option", name=option).first.click()
+    settle(page)
+
+
+def assert_no_exception(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
+        '[data-testid="stException"]').first.inner_text()
+
+
+def test_first_pass_in_a_browser(page):
+    page.get_by_role("heading", name="Machine Unlearning Comparator").wait_for()
+    settle(page)
+    choose(page, "Class to forget", "3 (class 3)")
+    page.get_by_role("button", name="Prepare reference models").click()
+    page.get_by_text("reference models (Original and Retrained) of this scenario are ready").wait_for(timeout=WAIT_MS)
+    settle(page)
+    assert_no_exception(page)
+    shoot(page, "1_home")
+
+    navigate(page, "Build")
+    settle(page)
+    page.get_by_role("button", name="Run 1 experiment").click()
+    page.get_by_text(re.compile(r"Unlearning · epoch \d+/12")).first.wait_for(timeout=WAIT_MS)
+    shoot(page, "2_build_running")  # the live progress panel
+    page.get_by_text(re.compile(r"done → stored as")).first.wait_for(timeout=WAIT_MS)
+    settle(page)
+    assert_no_exception(page)
+    shoot(page, "2_build")
+
+    navigate(page, "Screen")
+    settle(page, charts=1)
+    choose(page, "Model A", re.compile(r"^Original"))
+    choose(page, "Model B", re.compile(r"^Gradient ascent"))
+    settle(page, charts=2)
+    assert_no_exception(page)
+    shoot(page, "3_screen")
+
+    navigate(page, "Contrast")
+    settle(page, charts=6)
+    assert_no_exception(page)
+    for heading in ("Class-wise accuracy", "Prediction matrices", "Embedding space", "Layer-wise similarity"):
+        page.get_by_role("heading", name=heading).wait_for()
+    shoot(page, "4_contrast")
+
+    navigate(page, "Attack")
+    settle(page, charts=4)
+    assert_no_exception(page)
+    assert page.get_by_text("Privacy score").count() >= 2
+    # Click the first image of Model A's high-risk grid: the instance panel shows it.
+    grid = page.locator(".stPlotlyChart").filter(has_text="High-risk images").first
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 23, box["y"] + 30 + 23)
+    page.get_by_role("heading", name="Instance").wait_for()
+    page.locator('[data-testid="stImage"]').first.wait_for(timeout=60_000)
+    settle(page, charts=5)
+    assert_no_exception(page)
+    shoot(page, "5_attack")
+    for name in ("1_home", "2_build_running", "2_build", "3_screen", "4_contrast", "5_attack"):
+        assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000

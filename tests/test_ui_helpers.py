@@ -1,0 +1,130 @@
+"""The pages' pure helpers, without Streamlit: the Build grid, the Screen table, the image grid."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mucomp.methods import COMMON_PARAMS, available_methods
+from mucomp.ui import grids, tables
+from mucomp.ui.forms import MAX_GRID_RUNS, GridError, clean_label, grid_configs, parse_values, run_count
+
+EPOCHS, LR, BATCH = COMMON_PARAMS
+
+
+def test_lists_are_parsed_in_order_without_duplicates():
+    assert parse_values(LR, "0.01, 0.05;0.01  1e-3") == [0.01, 0.05, 0.001]
+    assert parse_values(EPOCHS, "3 5") == [3, 5]
+
+
+@pytest.mark.parametrize("text", ["0", "-0.1", "abc", "0.01, zero", "nan", "inf"])
+def test_a_bad_learning_rate_is_refused_with_the_allowed_range(text):
+    with pytest.raises(GridError, match=r"Learning rate: .* is refused; it must be a number in \(0"):
+        parse_values(LR, text)
+
+
+def test_an_empty_field_and_a_fractional_epoch_are_refused():
+    with pytest.raises(GridError, match="enter at least one value"):
+        parse_values(BATCH, "  ")
+    with pytest.raises(GridError, match="Epochs: '2.5' is refused; it must be an integer"):
+        parse_values(EPOCHS, "2.5")
+
+
+def test_grid_expands_to_validated_configs():
+    info = available_methods()["ga"]
+    grid = {"epochs": [2, 3], "lr": [0.01, 0.05], "batch_size": [32], "clip_grad_norm": [0.025]}
+    configs = grid_configs(info, "digits", 3, 0, "original", grid)
+    assert run_count(grid) == len(configs) == 4
+    assert [(c.epochs, c.lr) for c in configs] == [(2, 0.01), (2, 0.05), (3, 0.01), (3, 0.05)]
+    assert all(c.params == {"clip_grad_norm": 0.025} and c.forget_class == 3 for c in configs)
+
+
+def test_a_grid_that_is_too_large_is_refused():
+    info = available_methods()["ga"]
+    grid = {"epochs": list(range(1, 9)), "lr": [0.01, 0.02, 0.03, 0.04]}
+    assert run_count(grid) > MAX_GRID_RUNS
+    with pytest.raises(GridError, match="at most"):
+        grid_configs(info, "digits", 3, 0, "original", grid)
+
+
+def test_a_label_keeps_no_markup():
+    assert clean_label("  My   <b>model</b> ![x](http://e.vil) v1.2 (ft) ") == "My bmodelb x(httpe.vil) v1.2 (ft)"
+    assert len(clean_label("a" * 100)) == 60
+
+
+# ---------------------------------------------------------------------------------------------
+# The Screen table (mucomp.ui.tables)
+
+
+def _table() -> pd.DataFrame:
+    return pd.DataFrame({
+        "ID": ["o", "r", "x", "y"],
+        "Method": ["Original", "Retrained", "GA", "FT"],
+        "UA": [1.0, 0.0, 0.2, np.nan],
+        "RA": [1.0, 1.0, 0.9, 0.95],
+        "RT": [np.nan, np.nan, 2.0, 4.0],
+        "Owner": [None, None, "me", "you"],
+        "Created": pd.to_datetime(["2026-01-01", "2026-01-01", "2026-01-02", None], utc=True),
+    })
+
+
+def test_goodness_follows_the_column_direction():
+    table = _table()
+    assert np.allclose(tables.goodness(table["UA"], "UA")[:3], [0.0, 1.0, 0.8])  # lower is better
+    assert np.isnan(tables.goodness(table["UA"], "UA")[3])
+    assert np.allclose(tables.goodness(table["RA"], "RA"), [1.0, 1.0, 0.0, 0.5])  # higher is better
+
+
+def test_cells_are_tinted_only_for_the_chosen_groups():
+    table = _table()
+    css = tables.cell_colors(table, ["accuracy"])
+    assert css.loc[1, "UA"].startswith("background-color") and css.loc[0, "RT"] == ""
+    assert css.loc[3, "UA"] == ""  # a missing value is not coloured
+    darker = tables.cell_colors(table, ["efficiency"])
+    assert darker.loc[2, "RT"] != darker.loc[3, "RT"]
+
+
+def test_filter_sort_and_owner_words():
+    table = _table()
+    assert list(tables.filter_and_sort(table, ["GA", "FT"], None)["ID"]) == ["x", "y"]
+    assert list(tables.filter_and_sort(table, [], "UA", ascending=True)["ID"]) == ["r", "x", "o", "y"]
+    shown = tables.readable(table, "me")
+    assert list(shown["Owner"]) == ["—", "—", "you", "another session"]
+    assert shown["Created"].iloc[3] == "—"
+    assert tables.styled(shown, ["privacy"]).to_html()
+
+
+# ---------------------------------------------------------------------------------------------
+# The clickable image grid (mucomp.ui.grids)
+
+
+
+def test_mosaic_places_upscaled_images_row_major():
+    images = np.zeros((3, 8, 8, 1), dtype=np.uint8)
+    images[1] = 255
+    canvas = grids.mosaic(images, columns=2, cell=16, pad=2)
+    assert canvas.shape == (2 * 18, 2 * 18, 3)
+    assert canvas[1 + 8, 18 + 1 + 8].tolist() == [255, 255, 255]  # image 1: first row, second column
+    assert canvas[18 + 1 + 8, 1 + 8].tolist() == [0, 0, 0]  # image 2: second row, first column
+
+
+def test_grid_figure_reports_the_dataset_index_of_a_clicked_cell():
+    images = np.random.default_rng(0).integers(0, 255, (5, 8, 8, 1), dtype=np.uint8)
+    fig = grids.image_grid_figure(images, [10, 11, 12, 13, 14], columns=3, selected=12, title="High risk")
+    image, cells = fig.data
+    assert image.source.startswith("data:image/png;base64,")
+    assert [row[0] for row in cells.customdata] == [10, 11, 12, 13, 14]
+    assert len(cells.x) == 5 and [s.name for s in fig.layout.shapes] == ["selected"]
+    with pytest.raises(ValueError, match="5 images but 4 ids"):
+        grids.image_grid_figure(images, [1, 2, 3, 4])
+
+
+def test_the_progress_bar_moves_forward_through_the_stages():
+    from mucomp.ui.widgets import overall_fraction, stage_text
+
+    steps = [("references", 0.5), ("unlearning", 0.0), ("unlearning", 0.5), ("unlearning", 1.0), ("evaluating", 0.5),
+             ("embedding", 0.0), ("saving", 1.0)]
+    values = [overall_fraction({"stage": stage, "fraction": f}) for stage, f in steps[1:]]
+    assert values == sorted(values) and values[-1] == pytest.approx(1.0)
+    assert overall_fraction({"stage": "references", "fraction": 0.5}) == 0.5
+    text = stage_text({"stage": "unlearning", "figures": {"epoch": 3, "epochs": 12, "forget_accuracy": 0.25}})
+    assert text == "Stage 2/7: Unlearning · epoch 3/12 · forget accuracy 25.0%"
