@@ -413,6 +413,8 @@ def run_experiment(
     state = prepare_scenario(scenario, store, progress=progress, cancel=cancel)
     model = load_base_model(config, state, store)
 
+    _stage(progress, "unlearning")(0, 1)
+
     def unlearning_progress(epoch, total, **figures):
         if progress is not None:
             progress("unlearning", epoch / total, epoch=epoch, epochs=total, **figures)
