@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from mucomp.data import DATASETS
 
@@ -304,9 +306,17 @@ def cmd_export(args) -> int:
 
 def cmd_import(args) -> int:
     """Import the experiments of an exported zip file."""
-    from mucomp.store import ExperimentStore
+    from mucomp.store import ExperimentExistsError, ExperimentStore
 
-    imported = ExperimentStore().import_(args.archive, on_conflict="skip" if args.skip_existing else "error")
+    if not Path(args.archive).is_file():
+        raise UsageError(f"archive: no file {args.archive!r}; give the path of a zip made by `mucomp export`")
+    try:
+        imported = ExperimentStore().import_(args.archive, on_conflict="skip" if args.skip_existing else "error")
+    except ExperimentExistsError as err:
+        raise RuntimeError(
+            f"the store already has {', '.join(err.ids)}; nothing was imported. Delete them first "
+            "(`mucomp delete ID`) or run `mucomp import --skip-existing` to import only the new ones"
+        ) from err
     print(f"imported {len(imported)} experiment(s): {', '.join(imported) or '-'}")
     return 0
 
@@ -402,6 +412,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mucomp: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) stopped early: not a failure; silence the flush at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as err:  # every other failure is the work's, not the arguments'
         print(f"mucomp: {args.command} failed: {err}", file=sys.stderr)
         return 1

@@ -53,6 +53,14 @@ class StoreError(RuntimeError):
 class ExperimentNotFoundError(StoreError, KeyError):
     """No experiment with that id."""
 
+
+class ExperimentExistsError(StoreError):
+    """An import would replace stored experiments (``ids``); nothing was imported."""
+
+    def __init__(self, message: str, ids: list[str]):
+        super().__init__(message)
+        self.ids = ids
+
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
 
@@ -303,9 +311,10 @@ class ExperimentStore:
         entries = _read_archive(source)
         existing = [i for i in entries if self.exists(i)]
         if existing and on_conflict == "error":
-            raise StoreError(
+            raise ExperimentExistsError(
                 f"the store already has {', '.join(existing)}; nothing was imported. Delete them first "
-                "or import with on_conflict='skip'"
+                "or skip the existing ones",
+                existing,
             )
         imported = []
         for experiment_id, (result_bytes, model_bytes) in entries.items():

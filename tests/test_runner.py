@@ -196,3 +196,18 @@ def test_cli_run_list_show_restart(tmp_path, digits_references):
     assert bad.returncode == 2 and "epochs" in bad.stderr
     missing = mucomp("show", "../etc")
     assert missing.returncode == 2 and "not a valid experiment id" in missing.stderr
+    archive = tmp_path / "picked.zip"
+    exported = mucomp("export", result["id"], "-o", str(archive))
+    assert exported.returncode == 0 and archive.is_file(), exported.stderr
+    again = mucomp("import", str(archive))  # the id is stored already: refused, with the way out
+    assert again.returncode == 1 and "--skip-existing" in again.stderr
+    skipped = mucomp("import", "--skip-existing", str(archive))
+    assert skipped.returncode == 0 and "imported 0" in skipped.stdout
+    absent = mucomp("import", str(tmp_path / "absent.zip"))
+    assert absent.returncode == 2 and "archive" in absent.stderr
+    reference = next(row["id"] for row in json.loads(listed.stdout) if row["kind"] == "original")
+    refused = mucomp("delete", reference)
+    assert refused.returncode == 1 and "can't be deleted" in refused.stderr
+    deleted = mucomp("delete", result["id"])
+    assert deleted.returncode == 0
+    assert result["id"] not in [row["id"] for row in json.loads(mucomp("list", "--json").stdout)]
