@@ -51,18 +51,16 @@ from mucomp.metrics import avg_gap, model_metrics, softmax
 from mucomp.models import layer_names, model_from_state_dict
 from mucomp.references import load_reference
 from mucomp.store import Experiment, ExperimentStore
+from mucomp.training import RunStopped
 
 STAGES = ("references", "unlearning", "evaluating", "privacy", "similarity", "embedding", "saving")
 ProgressFn = Callable[..., None]
 CancelFn = Callable[[], bool]
 
 
-class ExperimentStopped(RuntimeError):
-    """An experiment ended without a result: ``status`` is ``"diverged"`` or ``"cancelled"``."""
-
-    def __init__(self, status: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+class ExperimentStopped(RunStopped):
+    """An experiment ended without a result: ``status`` is ``"diverged"``, ``"cancelled"`` or
+    ``"failed"`` (an exception inside the method); the message says why."""
 
 
 @dataclass

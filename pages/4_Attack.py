@@ -182,10 +182,7 @@ if retrained_id is None:
     widgets.hint("The Retrained reference model of this scenario is not ready. Start on Home: prepare the reference "
                  "models; then run an unlearning method on Build.", "home", "Go to Home")
     st.stop()
-if a_id is None or b_id is None:
-    widgets.hint("Choose Model A and Model B on Screen first (for a first look: the Original as A and your "
-                 "experiment as B).", "screen", "Go to Screen")
-    st.stop()
+widgets.require_model_pair(a_id, b_id)
 result_a, result_b = session.load_result(a_id), session.load_result(b_id)
 retrained = session.load_result(retrained_id)
 model_labels = (f"A: {experiment_label(result_a)}", f"B: {experiment_label(result_b)}")

@@ -63,6 +63,14 @@ def hint(message: str, page: str, label: str) -> None:
     st.page_link(session.PAGES[page], label=label, icon=":material/arrow_forward:")
 
 
+def require_model_pair(a_id: str | None, b_id: str | None) -> None:
+    """Stop the page with a pointer to Screen unless both Model A and Model B are chosen."""
+    if a_id is None or b_id is None:
+        hint("Choose Model A and Model B on Screen first (for a first look: the Original as A and your "
+             "experiment as B).", "screen", "Go to Screen")
+        st.stop()
+
+
 # ---------------------------------------------------------------------------------------------
 # Jobs
 
