@@ -392,6 +392,7 @@ def run_experiment(
     cancel: CancelFn | None = None,
     *,
     owner: str | None = None,
+    references: ScenarioState | None = None,
 ) -> Experiment:
     """Run one experiment end to end and store it.
 
@@ -399,6 +400,9 @@ def run_experiment(
     scenario in this process only), ``unlearning`` (per epoch, with ``epoch``, ``epochs``,
     ``forget_accuracy``), ``evaluating`` (images done), ``privacy``, ``similarity``,
     ``embedding``, ``saving``.
+
+    ``references``: the scenario's :class:`ScenarioState` when the caller holds it already (the
+    app keeps it in ``st.cache_resource``); by default it comes from :func:`prepare_scenario`.
 
     Raises :class:`ExperimentStopped` (status ``"diverged"`` / ``"cancelled"`` / ``"failed"``)
     when the method did not complete: nothing is stored then. ValueError for a bad config.
@@ -408,7 +412,7 @@ def run_experiment(
     info = get_method(config.method)
     scenario = config.scenario
     info.resolve(scenario.dataset, config.hyper())  # validate before any work
-    state = prepare_scenario(scenario, store, progress=progress, cancel=cancel)
+    state = _scenario_state(scenario, store, references, progress=progress, cancel=cancel)
     model = load_base_model(config, state, store)
 
     _stage(progress, "unlearning")(0, 1)
@@ -439,6 +443,16 @@ def run_experiment(
     experiment = store.save(result, model.state_dict())
     _stage(progress, "saving")(1, 1)
     return experiment
+
+
+def _scenario_state(
+    scenario: Scenario, store: ExperimentStore, references: ScenarioState | None, **kwargs
+) -> ScenarioState:
+    if references is None:
+        return prepare_scenario(scenario, store, **kwargs)
+    if references.scenario.key != scenario.key:
+        raise ValueError(f"the references given are of scenario {references.scenario.key}, not {scenario.key}")
+    return references
 
 
 def run_grid(
@@ -474,10 +488,12 @@ def store_custom_model(
     label: str,
     owner: str | None = None,
     progress: ProgressFn | None = None,
+    references: ScenarioState | None = None,
 ) -> Experiment:
     """Evaluate an uploaded (or otherwise external) model as is and store it as a ``custom``
-    experiment of ``scenario``. ``label`` is shown in the table; it never reaches a path."""
-    state = prepare_scenario(scenario, store, progress=progress)
+    experiment of ``scenario``. ``label`` is shown in the table; it never reaches a path.
+    ``references`` as in :func:`run_experiment`."""
+    state = _scenario_state(scenario, store, references, progress=progress)
     model = model.to(state.device).eval()
     experiment_id = store.new_id()
     figures = evaluate_model(model, state, model_id=experiment_id, progress=progress)

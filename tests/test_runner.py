@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 import mucomp.data as data_module
 from mucomp.jobs import JobQueue
@@ -211,3 +212,19 @@ def test_cli_run_list_show_restart(tmp_path, digits_references):
     deleted = mucomp("delete", result["id"])
     assert deleted.returncode == 0
     assert result["id"] not in [row["id"] for row in json.loads(mucomp("list", "--json").stdout)]
+
+
+def test_app_worker_takes_references_from_st_cache_resource(store, digits_references, digits_scenario):
+    from mucomp.ui import session
+
+    state = session.reference_models(digits_scenario, store)
+    assert session.reference_models(digits_scenario, store) is state  # cached, shared by every session
+    weights = {k: v.clone() for k, v in state.original.model.state_dict().items()}
+    config = ExperimentConfig("digits", 3, 0, "ga", epochs=2)
+    experiment = session.run_request(config, store=store, progress=lambda *a, **k: None, cancel=lambda: False,
+                                     owner="tester")
+    assert experiment.result["config"]["method"] == "ga"
+    # the run unlearned a copy: the cached Original is untouched
+    assert all(torch.equal(weights[k], v) for k, v in state.original.model.state_dict().items())
+    with pytest.raises(ValueError, match="references given are of scenario digits-c3-s0"):
+        run_experiment(ExperimentConfig("digits", 4, 0, "ga"), store, references=state)

@@ -15,8 +15,8 @@ page): the :class:`~mucomp.store.ExperimentStore` under ``$MUCOMP_HOME`` and one
 :class:`~mucomp.jobs.JobQueue` whose background worker runs experiments, prepares reference
 models (:class:`PrepareReferences`) and evaluates uploads (:class:`UploadedModel`). The worker
 never calls Streamlit; pages read its snapshots. The reference models themselves are loaded by
-that worker through :func:`mucomp.runner.prepare_scenario`, which keeps them in a process-wide
-cache and only ever hands out deep copies for unlearning; the pages read stored results only.
+that worker through :func:`reference_models` (``st.cache_resource``), and every run gets them
+from there; unlearning starts from a deep copy, and the pages read stored results only.
 
 Stored results are immutable, so they are cached by experiment id (``st.cache_data``); the list of
 a scenario's experiments is cached until the store's folder changes.
@@ -29,7 +29,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 from torch import nn
@@ -38,6 +38,9 @@ from mucomp import settings
 from mucomp.data import DATASETS, Scenario
 from mucomp.jobs import JobQueue
 from mucomp.store import ExperimentStore
+
+if TYPE_CHECKING:
+    from mucomp.runner import ScenarioState
 
 PAGE_ICON = "🧽"
 DEFAULT_SCENARIO = Scenario("digits", 0, 0)
@@ -90,19 +93,40 @@ class UploadedModel:
 def run_request(request: Any, *, store: ExperimentStore, progress: Callable, cancel: Callable, owner: str | None):
     """The job queue's ``run_fn``: dispatch one request to the core (runs in the worker thread,
     never calls Streamlit). Returns the stored experiment (or None for references)."""
-    from mucomp.runner import ExperimentConfig, prepare_scenario, run_experiment, store_custom_model
+    from mucomp.runner import ExperimentConfig, run_experiment, store_custom_model
 
+    scenario = request_scenario(request)
+    if scenario is None:
+        raise TypeError(f"the job queue cannot run a {type(request).__name__}")
+    references = reference_models(scenario, store, progress=progress, cancel=cancel)
     if isinstance(request, ExperimentConfig):
-        return run_experiment(request, store, progress, cancel, owner=owner)
+        return run_experiment(request, store, progress, cancel, owner=owner, references=references)
     if isinstance(request, PrepareReferences):
-        prepare_scenario(request.scenario, store, progress=progress, cancel=cancel)
         return None
     if isinstance(request, UploadedModel):
         model, request.model = request.model, None
         if model is None:
             raise ValueError("this upload was already evaluated; upload the file again")
-        return store_custom_model(model, request.scenario, store, label=request.label, owner=owner, progress=progress)
+        return store_custom_model(model, scenario, store, label=request.label, owner=owner, progress=progress,
+                                  references=references)
     raise TypeError(f"the job queue cannot run a {type(request).__name__}")
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _reference_models(scenario_key: str, root: str, _scenario: Scenario, _store: ExperimentStore,
+                      _progress: Callable | None, _cancel: Callable | None) -> ScenarioState:
+    from mucomp.runner import prepare_scenario
+
+    return prepare_scenario(_scenario, _store, progress=_progress, cancel=_cancel)
+
+
+def reference_models(s: Scenario, store: ExperimentStore, *, progress: Callable | None = None,
+                     cancel: Callable | None = None) -> ScenarioState:
+    """Both reference models of ``s`` with their one-pass evaluations: loaded (or trained) once per
+    process in ``st.cache_resource`` and shared by every session. Called by the worker (cached
+    functions work outside a script run); nothing mutates them: unlearning starts from a deep copy.
+    A cancelled or failed load raises and is not cached, so the next request tries again."""
+    return _reference_models(s.key, str(store.root.resolve()), s, store, progress, cancel)
 
 
 def request_scenario(request: Any) -> Scenario | None:
