@@ -383,6 +383,19 @@ def _argbest(primary: np.ndarray, secondary: np.ndarray) -> tuple[int, int]:
     return int(d), int(k)
 
 
+def _best_choice(
+    strategy: str, unlearned_values: Any, retrained_values: Any, metric: str, n_thresholds: int | None,
+    keys: tuple[str, str],
+) -> AttackChoice:
+    """The candidate threshold and direction maximising ``curve[keys[0]]``, ties by ``keys[1]``."""
+    _check_metric(metric)
+    u, r = _value_pair(unlearned_values, retrained_values)
+    thresholds = _candidates(u, r, metric, n_thresholds)
+    curve = _curve(_clip(u, metric), _clip(r, metric), thresholds)
+    d, k = _argbest(curve[keys[0]], curve[keys[1]])
+    return _choice(strategy, metric, thresholds, curve, d, k)
+
+
 def custom_threshold(
     unlearned_values: Any,
     retrained_values: Any,
@@ -418,12 +431,8 @@ def max_attack_score(
     ``n_thresholds=None`` searches the exact sweep; an integer searches that grid instead (the
     display curve). Ties: higher success rate, then ``"above_unlearn"``, then the lower threshold.
     """
-    _check_metric(metric)
-    u, r = _value_pair(unlearned_values, retrained_values)
-    thresholds = _candidates(u, r, metric, n_thresholds)
-    curve = _curve(_clip(u, metric), _clip(r, metric), thresholds)
-    d, k = _argbest(curve["attack_score"], curve["success_rate"])
-    return _choice("max_attack_score", metric, thresholds, curve, d, k)
+    return _best_choice("max_attack_score", unlearned_values, retrained_values, metric, n_thresholds,
+                        ("attack_score", "success_rate"))
 
 
 def max_success_rate(
@@ -435,12 +444,8 @@ def max_success_rate(
     the two directions' rates at one threshold sum to 1. Ties: higher attack score, then
     ``"above_unlearn"``, then the lower threshold. ``n_thresholds`` as in :func:`max_attack_score`.
     """
-    _check_metric(metric)
-    u, r = _value_pair(unlearned_values, retrained_values)
-    thresholds = _candidates(u, r, metric, n_thresholds)
-    curve = _curve(_clip(u, metric), _clip(r, metric), thresholds)
-    d, k = _argbest(curve["success_rate"], curve["attack_score"])
-    return _choice("max_success_rate", metric, thresholds, curve, d, k)
+    return _best_choice("max_success_rate", unlearned_values, retrained_values, metric, n_thresholds,
+                        ("success_rate", "attack_score"))
 
 
 def common_threshold(
