@@ -111,6 +111,12 @@ def iterate_batches(
         yield images.to(device), targets[pick].to(device)
 
 
+def stop_if_cancelled(cancelled: CancelFn | None, epoch: int) -> None:
+    """Raise :class:`RunStopped` (``"cancelled"``) if ``cancelled()`` says the user asked to stop."""
+    if cancelled is not None and cancelled():
+        raise RunStopped("cancelled", f"cancelled by the user during epoch {epoch}")
+
+
 class Stepper:
     """Applies one loss to a model: checks, backward, mask, clipping, optimiser step.
 
@@ -189,8 +195,7 @@ class Stepper:
         return self._loss_sum / self._loss_count if self._loss_count else float("nan")
 
     def check_cancelled(self) -> None:
-        if self.cancelled is not None and self.cancelled():
-            raise RunStopped("cancelled", f"cancelled by the user during epoch {self.epoch}")
+        stop_if_cancelled(self.cancelled, self.epoch)
 
     def step(self, loss: torch.Tensor) -> float:
         """Back-propagate ``loss`` and take one optimiser step; returns the loss as a float."""

@@ -190,6 +190,7 @@ def test_retrain_can_be_cancelled(digits_scenario, original):
         "retrain", copy.deepcopy(original), digits_scenario, cancelled=lambda: polls.append(1) or len(polls) > 30
     )
     assert result.status == "cancelled" and len(result.epochs) <= 1
+    assert result.steps > 0  # the steps taken before the stop are counted
 
 
 @pytest.mark.parametrize(

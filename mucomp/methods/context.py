@@ -35,12 +35,12 @@ from mucomp.evaluation import evaluate
 from mucomp.training import (
     CancelFn,
     ProgressFn,
-    RunStopped,
     Stepper,
     epoch_loop,
     iterate_batches,
     make_generator,
     sgd,
+    stop_if_cancelled,
 )
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -93,7 +93,6 @@ class UnlearnContext:
         self._clip: float | None = None
         self._mask: dict[str, torch.Tensor] | None = None
         self._teacher: nn.Module | None = None
-        self.external_steps = 0  # steps taken by a loop of its own (Retrain's train())
         self.prep_seconds = 0.0
         self.eval_seconds = 0.0
         self._started = time.perf_counter()
@@ -138,7 +137,7 @@ class UnlearnContext:
     @property
     def steps(self) -> int:
         """Optimiser steps taken so far."""
-        return self.external_steps + (self._stepper.steps if self._stepper is not None else 0)
+        return self._stepper.steps if self._stepper is not None else 0
 
     def elapsed_rt(self) -> float:
         """Seconds of unlearning loop so far (wall clock minus preparation and evaluation)."""
@@ -227,9 +226,7 @@ class UnlearnContext:
 
     def check_cancelled(self) -> None:
         """Stop the run with status ``"cancelled"`` if the user asked to."""
-        if self.cancelled():
-            epoch = self._stepper.epoch if self._stepper is not None else 0
-            raise RunStopped("cancelled", f"cancelled by the user during epoch {epoch}")
+        stop_if_cancelled(self._cancelled, self._stepper.epoch if self._stepper is not None else 0)
 
     def epochs(self, total: int | None = None) -> Iterator[int]:
         """Yield ``1..total`` (default: the ``epochs`` hyper-parameter), one per epoch.
@@ -244,8 +241,7 @@ class UnlearnContext:
             yield epoch
 
     def end_epoch(self, epoch: int, total: int, loss: float) -> None:
-        """Record a finished epoch and report progress (used by :meth:`epochs`, and as the
-        ``progress`` callback of :func:`mucomp.training.train` by Retrain)."""
+        """Record a finished epoch and report progress (called by :meth:`epochs`)."""
         accuracy = self.forget_accuracy()
         record = {"epoch": int(epoch), "forget_accuracy": accuracy, "loss": float(loss), "seconds": self.elapsed_rt()}
         self.records.append(record)

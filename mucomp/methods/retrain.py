@@ -1,9 +1,10 @@
 """Retrain: train from scratch on the retain set, the gold standard the others imitate.
 
-It reuses the reference models' loop and recipe (:func:`mucomp.training.train`,
-:data:`mucomp.references.RECIPES`): ``ctx.model`` is re-initialised in place from the same
-seeded fresh model as the Retrained reference, so at the default hyper-parameters and the
-scenario's seed it reproduces the Retrained reference exactly. ``epochs``, ``lr`` and
+It uses the reference models' recipe (:data:`mucomp.references.RECIPES`) on the shared loop:
+``ctx.model`` is re-initialised in place from the same seeded fresh model as the Retrained
+reference and its batches are drawn exactly as :func:`mucomp.training.train` draws them, so at
+the default hyper-parameters and the scenario's seed it reproduces the Retrained reference
+exactly. ``epochs``, ``lr`` and
 ``batch_size`` override the recipe's; momentum, weight decay, schedule and augmentation stay.
 """
 
@@ -12,13 +13,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import torch
+import torch.nn.functional as F
 
 from mucomp.data import derive_seed
 from mucomp.methods.context import UnlearnContext
 from mucomp.methods.registry import register
 from mucomp.models import seeded_model
 from mucomp.references import RECIPES
-from mucomp.training import train
+from mucomp.training import epoch_scheduler, iterate_batches, make_generator, sgd
 
 
 def _recipe_defaults(dataset: str) -> dict:
@@ -39,8 +41,11 @@ def retrain(ctx: UnlearnContext) -> None:
     fresh = seeded_model(spec.arch, spec.num_classes, seed)
     with torch.no_grad():
         ctx.model.load_state_dict(fresh.state_dict())
-    outcome = train(
-        ctx.model, ctx.split, ctx.retain_indices, recipe, seed, device=ctx.device,
-        progress=lambda epoch, total, loss: ctx.end_epoch(epoch, total, loss), cancelled=ctx.cancelled,
-    )
-    ctx.external_steps += outcome.steps
+    optimizer = sgd(ctx.model, recipe.lr, recipe.momentum, recipe.weight_decay)
+    ctx.set_optimizer(optimizer, epoch_scheduler(optimizer, recipe.epochs, recipe.schedule))
+    generator = make_generator(seed)  # the batch order of train(), not ctx.generator
+    for _epoch in ctx.epochs():
+        for images, labels in iterate_batches(
+            ctx.split, ctx.retain_indices, recipe.batch_size, generator, augment=recipe.augment, device=ctx.device
+        ):
+            ctx.step(F.cross_entropy(ctx.model(images), labels))
