@@ -38,6 +38,7 @@ Nothing here runs a model: every function reads :class:`~mucomp.evaluation.Evalu
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -512,7 +513,7 @@ def cka_frame(report: Mapping[str, Mapping[str, Mapping[str, float]]], model: st
                     "part": part,
                     "layer": layer,
                     "layer_index": position,
-                    "cka": float(value),
+                    "cka": math.nan if value is None else float(value),  # stored JSON has null for NaN
                 }
                 if model is not None:
                     row = {"model": model, **row}

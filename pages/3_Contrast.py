@@ -167,7 +167,11 @@ model_labels = (f"A: {experiment_label(result_a)}", f"B: {experiment_label(resul
 class_names = list(s.spec.class_names)
 forget_class = s.forget_class
 pair = (a_id, b_id)
-accuracy_section(pair, result_a, result_b, class_names, forget_class, model_labels)
-matrix_section(pair, result_a, result_b, class_names, forget_class, model_labels)
-embedding_section(s, pair, result_a, result_b, class_names, forget_class, model_labels)
-cka_section(pair, result_a, result_b, model_labels)
+with widgets.view_errors():
+    accuracy_section(pair, result_a, result_b, class_names, forget_class, model_labels)
+with widgets.view_errors():
+    matrix_section(pair, result_a, result_b, class_names, forget_class, model_labels)
+with widgets.view_errors():
+    embedding_section(s, pair, result_a, result_b, class_names, forget_class, model_labels)
+with widgets.view_errors():
+    cka_section(pair, result_a, result_b, model_labels)

@@ -43,6 +43,10 @@ def _threshold_key(which: str, metric: str) -> str:
 
 def _on_slider(which: str, metric: str) -> None:
     state = settings()
+    if state["strategy"] != "custom":  # the other model keeps the threshold it shows now
+        for other, (shown_metric, shown_threshold) in state.get("shown", {}).items():
+            if other != which and shown_metric == metric:
+                state["thresholds"][_threshold_key(other, metric)] = shown_threshold
     state["strategy"], state["metric"] = "custom", metric
     state["thresholds"][_threshold_key(which, metric)] = float(st.session_state[f"attack_threshold_{which}"])
 
@@ -108,6 +112,7 @@ def model_column(s, which: str, label: str, view: AttackView, result: dict, memo
     color = figures.MODEL_COLORS[which.upper()]
     st.subheader(label)
     lo, hi = METRIC_RANGES[view.metric]
+    settings().setdefault("shown", {})[which] = (view.metric, float(view.threshold))
     session.bind(f"attack_threshold_{which}", float(np.clip(round(view.threshold, 3), lo, hi)))
     st.slider(
         f"Threshold ({METRIC_LABELS[view.metric]})", min_value=float(lo), max_value=float(hi),
@@ -192,13 +197,14 @@ for grid_key in GRID_KEYS:  # the latest click in any grid picks the instance
     if picked:
         st.session_state[session.KEY_INSTANCE] = picked[0]
 keys = {which: view_key(which, (a_id, b_id, retrained_id), metric, strategy) for which in ("a", "b")}
-attack_views = {
-    "a": compute_view(keys["a"], result_a, retrained, result_b),
-    "b": compute_view(keys["b"], result_b, retrained, result_a),
-}
-columns = st.columns(2)
-for column, which, model_label, result in ((columns[0], "a", model_labels[0], result_a),
-                                           (columns[1], "b", model_labels[1], result_b)):
-    with column:
-        model_column(s, which, model_label, attack_views[which], result, keys[which])
-instance_panel(s, result_a, result_b, model_labels, attack_views)
+with widgets.view_errors():
+    attack_views = {
+        "a": compute_view(keys["a"], result_a, retrained, result_b),
+        "b": compute_view(keys["b"], result_b, retrained, result_a),
+    }
+    columns = st.columns(2)
+    for column, which, model_label, result in ((columns[0], "a", model_labels[0], result_a),
+                                               (columns[1], "b", model_labels[1], result_b)):
+        with column:
+            model_column(s, which, model_label, attack_views[which], result, keys[which])
+    instance_panel(s, result_a, result_b, model_labels, attack_views)

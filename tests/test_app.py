@@ -251,8 +251,11 @@ def test_attack_privacy_score_equals_the_core_on_the_same_data(flow):
 def test_attack_threshold_slider_switches_to_a_custom_threshold(flow):
     at = goto(flow.at, ATTACK)
     at.segmented_control(key="attack_metric").set_value("entropy").run()
+    at.selectbox(key="attack_strategy").set_value("max_attack_score").run()
+    score_a = metric_values(at, "Privacy score")[0]
     at.slider(key="attack_threshold_b").set_value(1.0).run()
     assert at.session_state["mucomp_attack"]["strategy"] == "custom"
+    assert metric_values(at, "Privacy score")[0] == score_a  # moving B's slider leaves A where it was
     choice = privacy.custom_threshold(_values(flow.result, "entropy"), _values(flow.retrained, "entropy"), "entropy", 1.0)
     assert metric_values(at, "Privacy score")[1] == f"{choice.privacy_score:.3f}"
     # The thresholds survive a page change.
@@ -422,6 +425,24 @@ def test_attacking_the_retrained_model_itself_gives_a_privacy_score_of_one(flow)
         at.selectbox(key="attack_strategy").set_value(strategy).run()
         assert not at.exception, strategy
         assert metric_values(at, "Privacy score")[0] == "1.000", strategy
+
+
+def test_a_result_without_figure_blocks_shows_advice_not_a_traceback(flow):
+    # e.g. an imported result of an older version: metrics only, no attack / embedding / CKA blocks
+    bare = {k: v for k, v in flow.result.items() if k not in ("attack", "embedding", "cka", "id", "created_at")}
+    bare_id = flow.store.save(bare).id
+    try:
+        at = new_app()
+        at.session_state["mucomp_scenario"] = Scenario("digits", 3, 0)
+        at.session_state["mucomp_model_a"] = flow.original["id"]
+        at.session_state["mucomp_model_b"] = bare_id
+        for page in (CONTRAST, ATTACK):
+            goto(at, page)
+            assert not at.exception, page
+            assert texts(at.warning), page
+        assert "contrast_accuracy" in charts(goto(at, CONTRAST))  # views that have their data still render
+    finally:
+        flow.store.delete(bare_id)
 
 
 def test_a_scenario_that_cannot_be_prepared_offline_says_why(flow):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -304,3 +305,9 @@ def test_report_validates_its_inputs(digits_scenario, digits_model_evals):
                    digits_scenario.cka_indices)
     with pytest.raises(ValueError, match="no reference"):
         cka_report({}, refs["original"], digits_scenario.cka_indices)
+
+
+def test_frame_reads_a_stored_null_as_nan():
+    # A layer with no variance has CKA NaN, which the result JSON stores as null.
+    frame = cka_frame({"original": {"train_forget": {"block1": 0.5, "fc": None}}})
+    assert frame["cka"].iloc[0] == 0.5 and math.isnan(frame["cka"].iloc[1])

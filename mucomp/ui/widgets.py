@@ -4,11 +4,13 @@ from :mod:`mucomp.ui.figures`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import streamlit as st
 
+from mucomp.compare import IncompatibleResultsError, MissingBlockError
 from mucomp.jobs import FINISHED
 from mucomp.runner import STAGES
 from mucomp.ui import session
@@ -61,6 +63,16 @@ def hint(message: str, page: str, label: str) -> None:
     """An info box saying what to do first, with a link to the page where it is done."""
     st.info(message)
     st.page_link(session.PAGES[page], label=label, icon=":material/arrow_forward:")
+
+
+@contextlib.contextmanager
+def view_errors() -> Iterator[None]:
+    """Show a view that a stored result can't feed (a missing block in an imported or older
+    result, results of different scenarios) as a warning with its advice, not a traceback."""
+    try:
+        yield
+    except (MissingBlockError, IncompatibleResultsError) as err:
+        st.warning(str(err), icon=":material/warning:")
 
 
 def require_model_pair(a_id: str | None, b_id: str | None) -> None:
