@@ -147,6 +147,9 @@ def progress_section(s: session.Scenario) -> None:
     st.page_link(session.PAGES["screen"], label="See the results on Screen", icon=":material/arrow_forward:")
 
 
+UPLOAD_KEY = "mucomp_upload_checked"  # (file id, arch, classes), the model or None, the error or None
+
+
 def upload_section(s: session.Scenario, ready: bool) -> None:
     st.header("Upload a model")
     spec = s.spec
@@ -164,13 +167,20 @@ def upload_section(s: session.Scenario, ready: bool) -> None:
                           help="How the experiment is named on Screen.")
     if uploaded is None:
         return
-    data = uploaded.getvalue()
-    try:
-        model = load_uploaded_model(uploaded.name, data, spec)
-    except UploadError as err:
-        st.error(f"{err} Nothing was stored.", icon=":material/block:")
+    # Validated once per file and architecture, not on every rerun of the page (a ResNet-18 is 45 MB).
+    upload_key = (uploaded.file_id, spec.arch, spec.num_classes)
+    checked = st.session_state.get(UPLOAD_KEY)
+    if checked is None or checked[0] != upload_key:
+        try:
+            checked = (upload_key, load_uploaded_model(uploaded.name, uploaded.getvalue(), spec), None)
+        except UploadError as err:
+            checked = (upload_key, None, str(err))
+        st.session_state[UPLOAD_KEY] = checked
+    _, model, problem = checked
+    if problem is not None:
+        st.error(f"{problem} Nothing was stored.", icon=":material/block:")
         return
-    st.success(f"{uploaded.name} fits `{spec.arch}` ({len(data) / 1024:.0f} kB).", icon=":material/check_circle:")
+    st.success(f"{uploaded.name} fits `{spec.arch}` ({uploaded.size / 1024:.0f} kB).", icon=":material/check_circle:")
     if not ready:
         st.info("Prepare the reference models first (above): the upload is compared with them.")
         return

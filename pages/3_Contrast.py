@@ -13,7 +13,7 @@ from mucomp.compare import (
     stored_prediction_matrix,
     twin_embedding,
 )
-from mucomp.embedding import FILTERS
+from mucomp.embedding import FILTERS, probabilities
 from mucomp.ui import figures, session, widgets
 
 session.setup("Contrast")
@@ -107,14 +107,10 @@ def embedding_section(s, ids: tuple[str, str], a: dict, b: dict, names, forget: 
 
 
 def _probability_figure(points, index: int, names, forget: int, labels: tuple[str, str]):
-    row = points[points["index"] == index].iloc[0]
-    num = len(names)
-    probs_a = row[[f"prob_a_{k}" for k in range(num)]].to_numpy(dtype=float)
-    probs_b = row[[f"prob_b_{k}" for k in range(num)]].to_numpy(dtype=float)
-    fig = figures.probability_bars_figure(probs_a, probs_b, names, *labels, forget_class=forget,
-                                          title=f"Class probabilities for image #{index}")
-    fig.update_yaxes(title_text="Probability (softmax, T = 2)")
-    return fig
+    row = points[points["index"] == index]
+    return figures.probability_bars_figure(probabilities(row, "a")[0], probabilities(row, "b")[0], names, *labels,
+                                           forget_class=forget, title=f"Class probabilities for image #{index}",
+                                           temperature=2.0)
 
 
 def instance_panel(s, ids: tuple[str, str], points, selected: list[int], names, forget: int,

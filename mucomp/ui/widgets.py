@@ -156,8 +156,9 @@ def jobs_panel(keep: Callable[[dict], bool], *, finished_shown: int = 3, empty: 
 
     @st.fragment(run_every=0.5 if queue.busy() else None)
     def panel() -> None:
-        jobs = [j for j in queue.jobs() if keep(j)]
-        active = [j for j in queue.jobs() if j["state"] in ("queued", "running")]
+        every = queue.jobs()
+        jobs = [j for j in every if keep(j)]
+        active = [j for j in every if j["state"] in ("queued", "running")]
         shown = False
         for job in jobs:
             if job["state"] in ("queued", "running") and (job["owner"] == me or job["state"] == "running"):
@@ -170,7 +171,9 @@ def jobs_panel(keep: Callable[[dict], bool], *, finished_shown: int = 3, empty: 
             shown = True
         if not shown and empty:
             st.caption(empty)
-        ended = [j["id"] for j in jobs if j["state"] in FINISHED and j["id"] not in seen]
+        # Any job's end reruns the page: the refresh interval above was chosen from the whole
+        # queue, so only a rerun stops the polling once the queue is idle.
+        ended = [j["id"] for j in every if j["state"] in FINISHED and j["id"] not in seen]
         if ended:
             seen.update(ended)
             st.rerun()
