@@ -10,7 +10,6 @@ hyper-parameter) raise ValueError before anything runs.
 
 from __future__ import annotations
 
-import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -119,7 +118,6 @@ def run_unlearning(
         info.name, model, scenario, resolved, seed, device=device, progress=progress, cancelled=cancelled
     )
     status, message, details = "completed", "", ""
-    start = time.perf_counter()
     try:
         ctx.check_cancelled()
         info.fn(ctx)
@@ -129,7 +127,7 @@ def run_unlearning(
         status = "failed"
         message = f"the method {info.name!r} raised {type(err).__name__}: {err}"
         details = traceback.format_exc()
-    total = time.perf_counter() - start
+    rt_seconds = max(ctx.elapsed_rt(), 0.0)  # the clock the epoch records use
     model.eval()
     return UnlearnResult(
         method=info.name,
@@ -137,7 +135,7 @@ def run_unlearning(
         message=message,
         hyper=dict(resolved),
         seed=seed,
-        rt_seconds=max(total - ctx.prep_seconds - ctx.eval_seconds, 0.0),
+        rt_seconds=rt_seconds,
         prep_seconds=ctx.prep_seconds,
         eval_seconds=ctx.eval_seconds,
         epochs=list(ctx.records),
