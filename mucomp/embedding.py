@@ -16,9 +16,11 @@
   against itself gives two identical layouts and the identity transform.
 - Layouts are cached in process (:class:`EmbeddingCache`, an LRU keyed by model id, subset key and
   seed; model ids are caller-supplied strings such as experiment or checkpoint ids).
-- :func:`embedding_points` builds the per-point table the Contrast page draws: coordinates of both
+- :func:`points_frame` defines the per-point table the Contrast page draws: coordinates of both
   twins, true and predicted classes, forget flag, a status per model for the filters, and both
-  models' softmax probabilities at temperature 2 for the hover panel.
+  models' softmax probabilities at temperature 2 for the hover panel. :func:`embedding_points`
+  builds it from two evaluations (embedding them now), :func:`mucomp.compare.twin_embedding`
+  from two stored results' layouts.
 """
 
 from __future__ import annotations
@@ -29,12 +31,17 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mucomp._threads import limited_blas
-from mucomp.evaluation import Evaluation
 from mucomp.metrics import softmax
+
+if TYPE_CHECKING:  # pragma: no cover - type hints only: importing mucomp.evaluation imports torch
+    import pandas as pd
+
+    from mucomp.evaluation import Evaluation
 
 N_NEIGHBORS = 9
 MIN_DIST = 0.45
@@ -499,6 +506,51 @@ def probability_columns(num_classes: int, model: str) -> list[str]:
     return [f"prob_{model}_{k}" for k in range(num_classes)]
 
 
+def points_frame(
+    indices: np.ndarray,
+    true_class: np.ndarray,
+    forget_class: int,
+    layout_a: np.ndarray,
+    layout_b: np.ndarray,
+    pred_a: np.ndarray,
+    pred_b: np.ndarray,
+    prob_a: np.ndarray,
+    prob_b: np.ndarray,
+) -> pd.DataFrame:
+    """The twin-embedding point table, one row per image; its columns are defined here only.
+
+    Inputs are row-aligned: ``indices`` (dataset indices), ``true_class`` and ``pred_a`` /
+    ``pred_b`` ``[n]`` ints, ``layout_a`` / ``layout_b`` ``[n, 2]`` (B already aligned onto A),
+    ``prob_a`` / ``prob_b`` ``[n, C]`` probabilities. They are not validated here (the callers do).
+
+    Columns: ``index``, ``true_class``, ``pred_a``, ``pred_b``, ``is_forget``, ``x_a``, ``y_a``,
+    ``x_b``, ``y_b``, ``status_a``, ``status_b`` (:func:`point_status`), ``conf_a``, ``conf_b``
+    (probability of the predicted class), then ``prob_a_0`` .. ``prob_a_{C-1}`` and ``prob_b_0`` ..
+    """
+    import pandas as pd
+
+    rows = np.arange(len(indices))
+    columns = {
+        "index": indices,
+        "true_class": true_class,
+        "pred_a": pred_a,
+        "pred_b": pred_b,
+        "is_forget": true_class == int(forget_class),
+        "x_a": layout_a[:, 0],
+        "y_a": layout_a[:, 1],
+        "x_b": layout_b[:, 0],
+        "y_b": layout_b[:, 1],
+        "status_a": point_status(true_class, pred_a, forget_class),
+        "status_b": point_status(true_class, pred_b, forget_class),
+        "conf_a": prob_a[rows, pred_a],
+        "conf_b": prob_b[rows, pred_b],
+    }
+    num_classes = prob_a.shape[1]
+    columns.update(dict(zip(probability_columns(num_classes, "a"), prob_a.T, strict=True)))
+    columns.update(dict(zip(probability_columns(num_classes, "b"), prob_b.T, strict=True)))
+    return pd.DataFrame(columns)
+
+
 def probabilities(points, model: str = "a") -> np.ndarray:
     """Model ``model``'s T = 2 softmax probabilities from an :func:`embedding_points` table, ``[n, C]``."""
     columns = [c for c in points.columns if c.startswith(f"prob_{model}_")]
@@ -539,15 +591,13 @@ def embedding_points(
     Returns
     -------
     pandas.DataFrame
-        Columns ``index`` (dataset index), ``true_class``, ``pred_a``, ``pred_b``,
-        ``is_forget``, ``x_a``, ``y_a`` (A's layout), ``x_b``, ``y_b`` (B's layout aligned onto
-        A's, see :func:`twin_embeddings`), ``status_a``, ``status_b`` (:func:`point_status`),
-        ``conf_a``, ``conf_b`` (probability of the predicted class), then ``prob_a_0`` ..
-        ``prob_a_{C-1}`` and ``prob_b_0`` .. (softmax of the logits / ``temperature``; each row
-        sums to 1).
+        The :func:`points_frame` columns: ``index`` (dataset index), ``true_class``, ``pred_a``,
+        ``pred_b``, ``is_forget``, ``x_a``, ``y_a`` (A's layout), ``x_b``, ``y_b`` (B's layout
+        aligned onto A's, see :func:`twin_embeddings`), ``status_a``, ``status_b``
+        (:func:`point_status`), ``conf_a``, ``conf_b`` (probability of the predicted class), then
+        ``prob_a_0`` .. ``prob_a_{C-1}`` and ``prob_b_0`` .. (softmax of the logits /
+        ``temperature``; each row sums to 1).
     """
-    import pandas as pd
-
     if eval_a.split != eval_b.split:
         raise ValueError(f"Model A and Model B were evaluated on different splits ({eval_a.split!r}, {eval_b.split!r})")
     if eval_a.num_classes != eval_b.num_classes:
@@ -572,26 +622,14 @@ def embedding_points(
         subset_key=subset_key,
         cache=cache,
     )
-    true_class = eval_a.labels[rows_a].astype(np.int64)
-    pred_a = eval_a.predictions[rows_a]
-    pred_b = eval_b.predictions[rows_b]
-    prob_a = softmax(eval_a.logits[rows_a], temperature)
-    prob_b = softmax(eval_b.logits[rows_b], temperature)
-    columns = {
-        "index": idx,
-        "true_class": true_class,
-        "pred_a": pred_a,
-        "pred_b": pred_b,
-        "is_forget": true_class == int(forget_class),
-        "x_a": layout_a[:, 0],
-        "y_a": layout_a[:, 1],
-        "x_b": layout_b[:, 0],
-        "y_b": layout_b[:, 1],
-        "status_a": point_status(true_class, pred_a, forget_class),
-        "status_b": point_status(true_class, pred_b, forget_class),
-        "conf_a": prob_a[np.arange(idx.size), pred_a],
-        "conf_b": prob_b[np.arange(idx.size), pred_b],
-    }
-    columns.update(dict(zip(probability_columns(num_classes, "a"), prob_a.T, strict=True)))
-    columns.update(dict(zip(probability_columns(num_classes, "b"), prob_b.T, strict=True)))
-    return pd.DataFrame(columns)
+    return points_frame(
+        idx,
+        eval_a.labels[rows_a].astype(np.int64),
+        forget_class,
+        layout_a,
+        layout_b,
+        eval_a.predictions[rows_a],
+        eval_b.predictions[rows_b],
+        softmax(eval_a.logits[rows_a], temperature),
+        softmax(eval_b.logits[rows_b], temperature),
+    )

@@ -12,10 +12,12 @@ samples in that split.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mucomp.evaluation import Evaluation
+if TYPE_CHECKING:  # pragma: no cover - type hints only: importing mucomp.evaluation imports torch
+    from mucomp.evaluation import Evaluation
 
 
 def per_class_accuracy(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
@@ -61,9 +63,16 @@ def accuracy_metrics(train_eval: Evaluation, test_eval: Evaluation, forget_class
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of ``logits / temperature``, ``[n, C]``, computed stably in float64."""
+    """Row-wise softmax of ``logits / temperature``, ``[n, C]``, computed stably in float64.
+
+    Finite for all finite ``logits / temperature``: after subtracting the row maximum every entry
+    is ``<= 0`` (a spread beyond the float64 range becomes ``-inf``, i.e. probability 0, without a
+    warning), and the top entry gives ``exp(0) = 1``, so each row sums to at least 1 before the
+    division. Entries may underflow to exactly 0.
+    """
     z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max(axis=1, keepdims=True)
+    with np.errstate(over="ignore"):
+        z = z - z.max(axis=1, keepdims=True)
     np.exp(z, out=z)
     z /= z.sum(axis=1, keepdims=True)
     return z

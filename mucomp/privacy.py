@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mucomp.metrics import softmax
+
 if TYPE_CHECKING:  # pragma: no cover - imported for type hints only
     from mucomp.data import Scenario
     from mucomp.evaluation import Evaluation
@@ -154,17 +156,12 @@ def attack_features(logits: Any) -> tuple[np.ndarray, np.ndarray]:
     if n == 0:
         return np.zeros(0), np.zeros(0)
     rows = np.arange(n)
+    # Entropy at T = 2: -sum(p log p), 0 log 0 taken as 0. softmax is finite for finite logits
+    # (entries of a spread beyond the float64 range underflow to 0), so this is too.
+    p = softmax(z, 2.0)
+    log_p = np.log(p, out=np.zeros_like(p), where=p > 0)
+    entropy = np.clip(0.0 - (p * log_p).sum(axis=1), 0.0, math.log(c))  # 0.0 - x: never -0.0
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        # Entropy at T = 2: H = logsumexp(s) - sum(p * s) with s = z/2 - max(z/2) <= 0.
-        s = z / 2.0
-        s -= s.max(axis=1, keepdims=True)  # may reach -inf only for float64 spreads near 1e308
-        e = np.exp(s)
-        total = e.sum(axis=1)  # >= 1: the top entry contributes exp(0)
-        p = e / total[:, None]
-        weighted = np.where(p > 0, p * s, 0.0)
-        entropy = np.log(total) - weighted.sum(axis=1)
-        entropy = np.clip(entropy, 0.0, math.log(c))
-
         # Top-1 log-odds at T = 1.
         if c == 1:
             return entropy, np.full(n, LOGODDS_MAX)
@@ -304,7 +301,7 @@ def exact_thresholds(unlearned_values: Any, retrained_values: Any, metric: str) 
     """Every distinct clipped value of both models, ascending: the thresholds of the exact sweep."""
     _check_metric(metric)
     u, r = _value_pair(unlearned_values, retrained_values)
-    return np.unique(np.concatenate([_clip(u, metric), _clip(r, metric)]))
+    return _candidates(u, r, metric, None)
 
 
 def threshold_sweep_exact(unlearned_values: Any, retrained_values: Any, metric: str) -> pd.DataFrame:
@@ -316,8 +313,9 @@ def threshold_sweep_exact(unlearned_values: Any, retrained_values: Any, metric: 
     therefore the supremum over all thresholds, and never smaller than the grid sweep's.
     Same inputs and columns as :func:`threshold_sweep`.
     """
-    thresholds = exact_thresholds(unlearned_values, retrained_values, metric)
+    _check_metric(metric)
     u, r = _value_pair(unlearned_values, retrained_values)
+    thresholds = _candidates(u, r, metric, None)
     return _frame(thresholds, _curve(_clip(u, metric), _clip(r, metric), thresholds))
 
 
@@ -353,6 +351,8 @@ class AttackChoice:
 
 
 def _candidates(u: np.ndarray, r: np.ndarray, metric: str, n_thresholds: int | None, *extra: np.ndarray) -> np.ndarray:
+    """The thresholds a search tries: the ``n_thresholds`` grid, or (``None``) every distinct
+    clipped value of ``u``, ``r`` and ``extra``, ascending (the exact sweep's thresholds)."""
     if n_thresholds is not None:
         return grid_thresholds(metric, n_thresholds)
     return np.unique(np.concatenate([_clip(v, metric) for v in (u, r, *extra)]))
@@ -534,7 +534,9 @@ def privacy_score(unlearned_logits: Any, retrained_logits: Any) -> float:
         )
     if u.shape[0] == 0:
         raise ValueError("no forget images: the privacy score needs at least one")
-    return float(np.clip(worst_case(u, r).privacy_score, 0.0, 1.0))
+    # In [0, 1] by construction: attack scores lie in [0, 1] (see attack_scores), and 1 - x stays
+    # in [0, 1] in floating point for every x in [0, 1].
+    return float(worst_case(u, r).privacy_score)
 
 
 @dataclass(frozen=True)
@@ -664,10 +666,7 @@ def true_class_probability(source: Any) -> np.ndarray:
         raise ValueError(f"labels must lie in [0, {z.shape[1] - 1}]")
     if z.shape[0] == 0:
         return np.zeros(0)
-    with np.errstate(over="ignore"):
-        shifted = z - z.max(axis=1, keepdims=True)
-    log_norm = np.log(np.exp(shifted).sum(axis=1))
-    return np.exp(shifted[np.arange(z.shape[0]), labels] - log_norm)
+    return softmax(z)[np.arange(z.shape[0]), labels]
 
 
 def _svc():
@@ -773,26 +772,40 @@ def forget_logits(scenario: Scenario, train_eval: Evaluation) -> np.ndarray:
     return train_eval.select(scenario.forget_indices).logits
 
 
+def forget_feature_values(scenario: Scenario, train_eval: Evaluation) -> dict[str, np.ndarray]:
+    """:func:`feature_values` of :func:`forget_logits`: one model's attack values on the forget images."""
+    return feature_values(forget_logits(scenario, train_eval))
+
+
 def privacy_metrics(
     scenario: Scenario,
     train_eval: Evaluation,
     test_eval: Evaluation,
-    retrained_train_eval: Evaluation,
+    retrained_train_eval: Evaluation | None,
     *,
     holdout_share: float = 0.2,
+    values: Mapping[str, Any] | None = None,
+    retrained_values: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The privacy figures of one model, with the CLI's metric keys.
 
     ``train_eval`` / ``test_eval``: the model's whole-split evaluations; ``retrained_train_eval``:
-    the Retrained model's train-split evaluation. Returns ``{"PS": float, "MIA_efficacy": float,
+    the Retrained model's train-split evaluation. ``values`` / ``retrained_values``: the two
+    models' attack values on the forget images (:func:`forget_feature_values`) when the caller
+    has them already; each one given is used instead of recomputing it from the evaluation
+    (``retrained_train_eval`` may then be ``None``). Returns ``{"PS": float, "MIA_efficacy": float,
     "MIA_svc_accuracy": float, "PS_worst_case": AttackChoice.as_dict() of the worst attack}``.
     """
-    u = forget_logits(scenario, train_eval)
-    r = forget_logits(scenario, retrained_train_eval)
-    worst = worst_case(u, r)
+    if values is None:
+        values = forget_feature_values(scenario, train_eval)
+    if retrained_values is None:
+        if retrained_train_eval is None:
+            raise ValueError("pass retrained_train_eval or retrained_values (the Retrained model's attack values)")
+        retrained_values = forget_feature_values(scenario, retrained_train_eval)
+    worst = worst_case(values, retrained_values)
     report = scenario_mia_report(scenario, train_eval, test_eval, holdout_share=holdout_share)
     return {
-        "PS": float(np.clip(worst.privacy_score, 0.0, 1.0)),
+        "PS": float(worst.privacy_score),  # in [0, 1]: see privacy_score
         "MIA_efficacy": report.efficacy,
         "MIA_svc_accuracy": report.svc_holdout_accuracy,
         "PS_worst_case": worst.as_dict(),

@@ -2,9 +2,11 @@
 
 :func:`run_experiment` copies the base model (a cached reference is never mutated), runs the
 unlearning method, then :func:`evaluate_model` computes every figure the pages show from ONE
-forward pass per split, and the store saves it atomically. Reference models go through the same
-:func:`evaluate_model` once per scenario (:func:`prepare_scenario`); their evaluations are kept in
-memory and reused by every experiment of the scenario.
+forward pass per split, and the store saves it atomically. Reference models are evaluated once per
+scenario and process (:func:`prepare_scenario`); their evaluations are kept in memory (for the
+:data:`MAX_SCENARIO_STATES` most recently used scenarios) and reused by every experiment of the
+scenario. Their own figures are computed and stored once per store; a later process reads the
+Retrained model's metrics back from its stored result instead.
 
 Progress is reported as ``progress(stage, fraction, **figures)`` with ``stage`` one of
 :data:`STAGES` and ``fraction`` the completed share of that stage, counted in real work units
@@ -38,19 +40,21 @@ import copy
 import itertools
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
 from mucomp import __version__, settings
 from mucomp.data import Scenario
 from mucomp.evaluation import Evaluation, evaluate_scenario
-from mucomp.metrics import avg_gap, model_metrics, softmax
+from mucomp.metrics import AVG_GAP_KEYS, avg_gap, model_metrics, softmax
 from mucomp.models import layer_names, model_from_state_dict
-from mucomp.references import load_reference
-from mucomp.store import Experiment, ExperimentStore
+from mucomp.references import default_source, load_reference
+from mucomp.store import Experiment, ExperimentStore, StoreError
 from mucomp.training import RunStopped
 
 STAGES = ("references", "unlearning", "evaluating", "privacy", "similarity", "embedding", "saving")
@@ -148,20 +152,41 @@ class ReferenceState:
 
 @dataclass
 class ScenarioState:
-    """What every experiment of one scenario reuses: both references and their evaluations."""
+    """What every experiment of one scenario reuses: both references and their evaluations.
+
+    ``retrained_metrics``: the Retrained model's ``metrics`` block (the Avg. Gap is measured
+    against it), freshly computed or read back from its stored result.
+    """
 
     scenario: Scenario
     original: ReferenceState
     retrained: ReferenceState
     device: torch.device
-    figures: dict[str, dict] = field(default_factory=dict)
+    retrained_metrics: dict = field(default_factory=dict)
+    _retrained_attack_values: dict[str, np.ndarray] | None = field(default=None, init=False, repr=False)
 
     @property
     def reference_evals(self) -> dict[str, dict[str, Evaluation]]:
         return {"original": self.original.evals, "retrained": self.retrained.evals}
 
+    @property
+    def retrained_attack_values(self) -> dict[str, np.ndarray]:
+        """The Retrained model's attack values on the forget images
+        (:func:`mucomp.privacy.forget_feature_values`): fixed per scenario, computed once, read-only."""
+        if self._retrained_attack_values is None:
+            from mucomp.privacy import forget_feature_values
 
-_STATES: dict[tuple, ScenarioState] = {}
+            values = forget_feature_values(self.scenario, self.retrained.evals["train"])
+            for array in values.values():
+                array.setflags(write=False)
+            self._retrained_attack_values = values
+        return self._retrained_attack_values
+
+
+#: Prepared scenarios kept per process; the least recently used one is dropped beyond this (its
+#: models and evaluations are freed once no caller holds its state).
+MAX_SCENARIO_STATES = 4
+_STATES: OrderedDict[tuple, ScenarioState] = OrderedDict()
 _STATES_LOCK = threading.Lock()
 
 
@@ -198,14 +223,20 @@ def prepare_scenario(
 ) -> ScenarioState:
     """Load (or train) both references, evaluate each once per split and store their figures.
 
-    Cached per process: the second call for the same scenario returns the same state at once.
-    The references' results are saved in ``store`` (once; reference experiments can't be
-    deleted) so that the Screen table lists them beside the experiments.
+    Cached per process (the :data:`MAX_SCENARIO_STATES` most recently used): the second call for
+    the same scenario returns the same state at once. ``source`` goes to
+    :func:`mucomp.references.load_reference`. The references' results are saved in ``store``
+    (once; reference experiments can't be deleted) so that the Screen table lists them beside the
+    experiments; a reference already stored is not recomputed (the Retrained model's metrics are
+    read back from its result).
     """
     device = torch.device(device) if device is not None else settings.default_device()
+    source = source or default_source(scenario.dataset)
     key = (scenario.key, source, str(device), str(store.root.resolve()))
     with _STATES_LOCK:
         state = _STATES.get(key)
+        if state is not None:
+            _STATES.move_to_end(key)
     if state is not None:
         return state
     report = _stage(progress, "references")
@@ -215,7 +246,8 @@ def prepare_scenario(
         def training_progress(epoch, total, position=position, **figures):
             report(position + 0.5 * epoch / total, 2, **figures)
 
-        ref = load_reference(scenario, kind, device=device, progress=training_progress, cancelled=cancel)
+        ref = load_reference(scenario, kind, source=source, device=device, progress=training_progress,
+                             cancelled=cancel)
         evals = evaluate_scenario(
             ref.model, scenario, progress=lambda done, total, position=position: report(position + 0.5 + 0.5 * done / total, 2)
         )
@@ -225,16 +257,35 @@ def prepare_scenario(
     state = ScenarioState(scenario, refs["original"], refs["retrained"], device)
     for kind in ("retrained", "original"):  # the Original's figures compare it with the Retrained
         ref = refs[kind]
-        figures = model_figures(ref.evals, state, model_id=ref.experiment_id)
-        state.figures[kind] = figures
-        if not store.exists(ref.experiment_id):
-            store.save(_result(ref.experiment_id, kind, _reference_config(scenario, ref), figures, {}),
-                       ref.model.state_dict())
+        metrics = _stored_metrics(store, ref.experiment_id)
+        if metrics is None:  # not stored yet (or unreadable): compute its figures once
+            figures = model_figures(ref.evals, state, model_id=ref.experiment_id)
+            metrics = figures["metrics"]
+            if not store.exists(ref.experiment_id):
+                store.save(_result(ref.experiment_id, kind, _reference_config(scenario, ref), figures, {}),
+                           ref.model.state_dict())
+        if kind == "retrained":
+            state.retrained_metrics = metrics
     for ref in refs.values():  # keep only the Gram matrices CKA needs, not the activations
         _compact(ref.evals, scenario)
     with _STATES_LOCK:
         state = _STATES.setdefault(key, state)
+        _STATES.move_to_end(key)
+        while len(_STATES) > MAX_SCENARIO_STATES:
+            _STATES.popitem(last=False)
     return state
+
+
+def _stored_metrics(store: ExperimentStore, experiment_id: str) -> dict | None:
+    """The ``metrics`` block of a stored reference result, or None when it is missing, unreadable
+    or lacks a metric the Avg. Gap needs (then the caller recomputes the figures)."""
+    if not store.exists(experiment_id):
+        return None
+    try:
+        metrics = store.load(experiment_id).metrics
+    except StoreError:
+        return None
+    return metrics if all(k in metrics for k in AVG_GAP_KEYS) else None
 
 
 def clear_scenario_cache() -> None:
@@ -265,9 +316,10 @@ def model_figures(
     """Every figure the pages show for one model, read from its train and test evaluations.
 
     Returns ``{"metrics", "attack", "mia", "cka", "embedding", "timings"}``; nothing here runs a
-    model. ``model_id`` keys the embedding cache (an experiment or reference id).
+    model. ``model_id`` names the model (an experiment or reference id); nothing is cached under
+    it: each model's figures are computed once, its UMAP layout included, and then stored.
     """
-    from mucomp.embedding import cached_embed
+    from mucomp.embedding import embed
     from mucomp.privacy import feature_values, forget_logits, privacy_metrics
     from mucomp.similarity import cka_report
 
@@ -279,10 +331,11 @@ def model_figures(
     metrics = model_metrics(train, test, scenario.forget_class)
     report = _stage(progress, "privacy")
     report(0, 3)
-    privacy = privacy_metrics(scenario, train, test, state.retrained.evals["train"])
-    report(2, 3)
     logits = forget_logits(scenario, train)
-    values = feature_values(logits)
+    values = feature_values(logits)  # once: the privacy score and the stored attack values share them
+    privacy = privacy_metrics(scenario, train, test, state.retrained.evals["train"], values=values,
+                              retrained_values=state.retrained_attack_values)
+    report(2, 3)
     attack = {
         "indices": scenario.forget_indices.tolist(),
         "entropy": values["entropy"].tolist(),
@@ -292,8 +345,7 @@ def model_figures(
     }
     report(3, 3)
     metrics.update(privacy)
-    retrained_metrics = state.figures.get("retrained", {}).get("metrics", metrics)
-    metrics["avg_gap"] = avg_gap(metrics, retrained_metrics)
+    metrics["avg_gap"] = avg_gap(metrics, state.retrained_metrics or metrics)  # the Retrained: itself
     timings["privacy"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -310,7 +362,7 @@ def model_figures(
     report(0, 1)
     indices = scenario.embedding_indices
     rows = train.positions(indices)
-    layout = cached_embed(model_id, "embedding", train.features[rows], scenario.seed)
+    layout = embed(train.features[rows], scenario.seed)
     embedding = {
         "indices": indices.tolist(),
         "x": layout[:, 0].tolist(),

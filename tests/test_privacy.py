@@ -469,6 +469,13 @@ def test_digits_original_remembers_and_retrained_forgets(digits_scenario, digits
     assert 0.0 <= orig["MIA_svc_accuracy"] <= 1.0
     assert set(orig) == {"PS", "MIA_efficacy", "MIA_svc_accuracy", "PS_worst_case"}
     json.dumps(orig)  # plain JSON types
+    given = P.privacy_metrics(  # the runner's call: attack values computed once, passed in
+        digits_scenario, original["train"], original["test"], None,
+        values=P.feature_values(u), retrained_values=P.forget_feature_values(digits_scenario, retrained["train"]),
+    )
+    assert given == orig
+    with pytest.raises(ValueError, match="retrained_values"):
+        P.privacy_metrics(digits_scenario, original["train"], original["test"], None)
 
     members, non_members = digits_scenario.mia_indices
     contract = P.mia_efficacy(
