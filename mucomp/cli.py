@@ -29,13 +29,26 @@ def _emit(payload, as_json: bool, text: Callable[[], str]) -> None:
         print(text())
 
 
+def _forget_class(dataset: str, value: str) -> int:
+    """The index of ``--forget-class`` (an index or a class name) in ``dataset``."""
+    spec = DATASETS[dataset]
+    try:
+        return spec.class_index(value)
+    except ValueError as err:  # an unknown name or an index out of range
+        raise UsageError(
+            f"--forget-class: unknown class {value!r} for {dataset}; use an index 0-{spec.num_classes - 1} "
+            f"or one of {', '.join(spec.class_names)}"
+        ) from err
+
+
 def _scenario(args):
     from mucomp.data import Scenario
 
+    forget_class = _forget_class(args.dataset, args.forget_class)
     try:
-        return Scenario(args.dataset, args.forget_class, args.seed)
+        return Scenario(args.dataset, forget_class, args.seed)
     except ValueError as err:
-        raise UsageError(f"--forget-class / --seed: {err}") from err
+        raise UsageError(f"--seed: {err}") from err
 
 
 def _stderr_progress(enabled: bool):
@@ -187,33 +200,57 @@ def _config_from_args(args):
     return config, grid
 
 
+def _check_base(store, config) -> None:
+    """Refuse a ``--base`` that is not a stored experiment of the run's scenario (before any work)."""
+    from mucomp.store import ExperimentNotFoundError, InvalidIdError
+
+    if config.base == "original":
+        return
+    try:
+        base = store.load(config.base)
+    except (InvalidIdError, ExperimentNotFoundError) as err:
+        raise UsageError(f"--base: {err}; give 'original' or the id of a stored experiment (`mucomp list`)") from err
+    wanted = {"dataset": config.dataset, "forget_class": config.forget_class, "seed": config.seed}
+    found = {key: base.config.get(key) for key in wanted}
+    if found != wanted:
+        raise UsageError(
+            f"--base: experiment {base.id} belongs to {found['dataset']} / class {found['forget_class']} / "
+            f"seed {found['seed']}, not to this run's {config.dataset} / class {config.forget_class} / seed "
+            f"{config.seed}; pick a base of the same scenario (`mucomp list --dataset {config.dataset} "
+            f"--forget-class {config.forget_class}`)"
+        )
+
+
 def cmd_run(args) -> int:
     """Run one experiment or a grid, store the results and print them."""
     from mucomp.embedding import warm_up
-    from mucomp.runner import ExperimentStopped, expand_grid, run_experiment
+    from mucomp.runner import ExperimentStopped, expand_grid, run_grid
     from mucomp.store import ExperimentStore
 
     config, grid = _config_from_args(args)
     configs = expand_grid(config, grid)
-    warm_up(background=True)  # numba compiles while the references and the method run
     store = ExperimentStore()
+    _check_base(store, config)
+    warm_up(background=True)  # numba compiles while the references and the method run
     progress = _run_progress(sys.stderr.isatty() and not args.quiet, len(configs))
+    shown = None  # the run whose progress line is on screen
+
+    def report(stage, fraction, **figures):
+        nonlocal shown
+        if shown not in (None, figures.get("run")):
+            print(file=sys.stderr)  # the previous run's line stays, the next one starts below
+        shown = figures.get("run")
+        progress(stage, fraction, **figures)
+
+    outcomes = run_grid(config, grid, store, report if progress is not None else None)
+    if shown is not None:
+        print(file=sys.stderr)
     results, failures = [], []
-    for position, item in enumerate(configs, start=1):
-
-        def report(stage, fraction, position=position, **figures):
-            if progress is not None:
-                progress(stage, fraction, run=position, **figures)
-
-        try:
-            experiment = run_experiment(item, store, report)
-        except ExperimentStopped as stopped:
-            failures.append(f"run {position} ({item.hyper()}): {stopped.status}: {stopped}")
-            continue
-        finally:
-            if progress is not None:
-                print(file=sys.stderr)
-        results.append(experiment.result)
+    for position, (item, outcome) in enumerate(zip(configs, outcomes, strict=False), start=1):
+        if isinstance(outcome, ExperimentStopped):
+            failures.append(f"run {position} ({item.hyper()}): {outcome.status}: {outcome}")
+        else:
+            results.append(outcome.result)
     for failure in failures:
         print(f"mucomp: {failure}", file=sys.stderr)
     payload = results[0] if len(configs) == 1 and results else results
@@ -257,16 +294,12 @@ def _table_text(results: list[dict]) -> str:
 
 def _store_call(fn, *args, **kwargs):
     """Run a store operation; a malformed or unknown id is the caller's argument error."""
-    from mucomp.store import ExperimentNotFoundError, StoreError
+    from mucomp.store import ExperimentNotFoundError, InvalidIdError
 
     try:
         return fn(*args, **kwargs)
-    except ExperimentNotFoundError as err:
+    except (ExperimentNotFoundError, InvalidIdError) as err:
         raise UsageError(str(err)) from err
-    except StoreError as err:
-        if "not a valid experiment id" in str(err):
-            raise UsageError(str(err)) from err
-        raise
 
 
 def cmd_list(args) -> int:
@@ -278,7 +311,7 @@ def cmd_list(args) -> int:
     if args.dataset:
         filters["dataset"] = args.dataset
     if args.forget_class is not None:
-        filters["forget_class"] = DATASETS[args.dataset or "digits"].class_index(args.forget_class)
+        filters["forget_class"] = _forget_class(args.dataset or "digits", args.forget_class)
     results = [e.result for e in store.list(**filters)]
     for name, problem in store.problems.items():
         print(f"mucomp: skipped {name}: {problem}", file=sys.stderr)
@@ -313,8 +346,9 @@ def cmd_import(args) -> int:
     try:
         imported = ExperimentStore().import_(args.archive, on_conflict="skip" if args.skip_existing else "error")
     except ExperimentExistsError as err:
+        done = f"only {', '.join(err.imported)} had been imported" if err.imported else "nothing was imported"
         raise RuntimeError(
-            f"the store already has {', '.join(err.ids)}; nothing was imported. Delete them first "
+            f"the store already has {', '.join(err.ids)}; {done}. Delete them first "
             "(`mucomp delete ID`) or run `mucomp import --skip-existing` to import only the new ones"
         ) from err
     print(f"imported {len(imported)} experiment(s): {', '.join(imported) or '-'}")

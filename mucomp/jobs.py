@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 
 STATES = ("queued", "running", "completed", "diverged", "cancelled", "failed")
 FINISHED = ("completed", "diverged", "cancelled", "failed")
+#: The states an exception's ``status`` may set; any other status (even "completed": an exception
+#: never brings an experiment) makes the job "failed".
+STOPPED = ("diverged", "cancelled", "failed")
 
 
 @dataclass
@@ -63,8 +66,8 @@ class JobQueue:
 
     ``run_fn(config, progress=callable(stage, fraction, **figures), cancel=callable() -> bool,
     owner=the submitting session)`` returns the stored experiment (anything with an ``id``) or raises; an exception with a
-    ``status`` attribute (``"diverged"`` / ``"cancelled"``) sets that state, any other sets
-    ``"failed"`` with the message.
+    ``status`` attribute of ``"diverged"`` / ``"cancelled"`` / ``"failed"`` sets that state, any
+    other exception sets ``"failed"`` with the message.
     """
 
     def __init__(self, run_fn: RunFn, keep_finished: int = 200) -> None:
@@ -73,7 +76,7 @@ class JobQueue:
         self._order: list[int] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
+        self._wake = threading.Condition(self._lock)  # notified on a new job and on a finished one
         self._keep_finished = keep_finished
         self._thread: threading.Thread | None = None
 
@@ -100,6 +103,7 @@ class JobQueue:
                 return False
             if job.state == "queued":
                 job.state, job.message, job.finished_at = "cancelled", "cancelled before it started", time.time()
+                self._wake.notify_all()
             else:
                 job.cancel_requested = True
             return True
@@ -117,16 +121,15 @@ class JobQueue:
     def busy(self) -> bool:
         """Whether a job is queued or running."""
         with self._lock:
-            return any(not self._jobs[i].finished for i in self._order)
+            return self._busy()
+
+    def _busy(self) -> bool:  # hold the lock
+        return any(not self._jobs[i].finished for i in self._order)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until no job is queued or running; False on timeout."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.busy():
-            if deadline is not None and time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
+        with self._wake:
+            return self._wake.wait_for(lambda: not self._busy(), timeout)
 
     # --- worker ------------------------------------------------------------------------------------
     def _ensure_thread(self) -> None:
@@ -150,8 +153,9 @@ class JobQueue:
 
     def _run(self, job: Job) -> None:
         def progress(stage: str, fraction: float, **figures) -> None:
-            job.stage, job.fraction = stage, float(fraction)
-            job.figures.update(figures)
+            with self._lock:  # a snapshot never pairs a new stage with an old fraction
+                job.stage, job.fraction = stage, float(fraction)
+                job.figures.update(figures)
 
         def cancel() -> bool:
             return job.cancel_requested
@@ -161,7 +165,7 @@ class JobQueue:
             state, message, experiment_id = "completed", "", getattr(experiment, "id", None)
         except Exception as err:  # the worker must outlive any single run
             state = getattr(err, "status", "failed")
-            state = state if state in FINISHED else "failed"
+            state = state if state in STOPPED else "failed"
             message = str(err) or type(err).__name__
             experiment_id = None
             if state == "failed":
@@ -171,6 +175,7 @@ class JobQueue:
             job.finished_at = time.time()
             if state == "completed":
                 job.fraction = 1.0
+            self._wake.notify_all()
 
     def _trim(self) -> None:
         finished = [i for i in self._order if self._jobs[i].finished]

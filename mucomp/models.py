@@ -7,6 +7,9 @@ layer-wise similarity view compares, in forward order.
 
 from __future__ import annotations
 
+import io
+import warnings
+
 import torch
 from torch import nn
 
@@ -114,6 +117,55 @@ class StateDictMismatchError(ValueError):
             f"the weights do not fit architecture {arch!r} ({'; '.join(parts)}). "
             f"Check that the file was saved from a {arch} model with the same number of classes."
         )
+
+
+class WeightsFileError(ValueError):
+    """A weights file could not be deserialized.
+
+    ``kind`` is ``"safetensors"`` or ``"torch"``; ``detail`` the library's informative line;
+    ``python_objects`` is true when a torch file was refused for holding Python objects other
+    than tensors (``weights_only=True``). Callers word the message for their users.
+    """
+
+    def __init__(self, kind: str, detail: str, python_objects: bool = False) -> None:
+        super().__init__(f"not a readable {kind} weights file ({detail})")
+        self.kind, self.detail, self.python_objects = kind, detail, python_objects
+
+
+def first_line(err: BaseException) -> str:
+    """The informative line of a library error (torch's weights_only errors are long)."""
+    text = str(err)
+    for line in text.splitlines():
+        line = line.strip().replace("\x1b[1m", "").replace("\x1b[0m", "")
+        if "WeightsUnpickler error:" in line:
+            detail = line.split("WeightsUnpickler error:", 1)[1].strip()
+            if detail:
+                return detail.split(" was not an allowed global")[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[0] if lines else type(err).__name__)[:200]
+
+
+def read_weights(name: str, data: bytes) -> object:
+    """Deserialize a weights file without running any code in it.
+
+    A ``name`` ending in ``.safetensors`` is read with safetensors, anything else with
+    ``torch.load(weights_only=True, map_location="cpu")``. Returns what the file holds (a state
+    dict, or a wrapper: see :func:`unwrap_state_dict`); raises :class:`WeightsFileError`.
+    """
+    if str(name).lower().endswith(".safetensors"):
+        from safetensors.torch import load
+
+        try:
+            return load(data)
+        except Exception as err:  # safetensors raises its own SafetensorError (and others) on bad headers
+            raise WeightsFileError("safetensors", first_line(err)) from err
+    try:
+        with warnings.catch_warnings():  # "Detected pickle protocol 4": the error says enough
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as err:  # UnpicklingError, RuntimeError (bad zip), EOFError, ...
+        detail = first_line(err)
+        raise WeightsFileError("torch", detail, python_objects="Unsupported global" in detail) from err
 
 
 def unwrap_state_dict(obj: object) -> dict[str, torch.Tensor]:

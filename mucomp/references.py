@@ -27,7 +27,7 @@ from torch import nn
 
 from mucomp import settings
 from mucomp.data import DatasetSpec, Scenario, derive_seed
-from mucomp.models import model_from_state_dict, seeded_model
+from mucomp.models import WeightsFileError, first_line, model_from_state_dict, read_weights, seeded_model
 from mucomp.training import CancelFn, ProgressFn, TrainRecipe, train
 
 KINDS = ("original", "retrained")
@@ -224,8 +224,8 @@ def download_checkpoint(repo_id: str, filename: str) -> Path:
 
 
 def load_checkpoint(path: Path, arch: str, num_classes: int) -> nn.Module:
-    """Read a ``.pth`` / ``.pt`` (``torch.load(weights_only=True)``) or ``.safetensors`` file and
-    load it into ``arch`` with ``strict=True``.
+    """Read a ``.pth`` / ``.pt`` (``torch.load(weights_only=True)``) or ``.safetensors`` file
+    (:func:`~mucomp.models.read_weights`) and load it into ``arch`` with ``strict=True``.
 
     Raises ValueError for an unreadable file and
     :class:`~mucomp.models.StateDictMismatchError` (which names the differing keys and shapes)
@@ -233,16 +233,11 @@ def load_checkpoint(path: Path, arch: str, num_classes: int) -> nn.Module:
     """
     path = Path(path)
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
+        state = read_weights(path.name, path.read_bytes())
+    except (WeightsFileError, OSError) as err:
+        detail = err.detail if isinstance(err, WeightsFileError) else f"{type(err).__name__}: {first_line(err)}"
         raise ValueError(
-            f"{path.name} is not a readable PyTorch or safetensors weights file "
-            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}). "
+            f"{path.name} is not a readable PyTorch or safetensors weights file ({detail}). "
             "Delete it and download or export it again."
         ) from err
     return model_from_state_dict(arch, num_classes, state)

@@ -14,6 +14,7 @@ already exists.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -31,6 +32,7 @@ import torch
 
 from mucomp import __version__, settings
 from mucomp.metrics import to_json_safe
+from mucomp.models import WeightsFileError, read_weights
 
 SCHEMA_VERSION = 1
 RESULT_FILE = "result.json"
@@ -53,26 +55,38 @@ class StoreError(RuntimeError):
 class ExperimentNotFoundError(StoreError, KeyError):
     """No experiment with that id."""
 
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class InvalidIdError(StoreError, ValueError):
+    """A malformed experiment id (the caller's argument error, never the store's failure)."""
+
 
 class ExperimentExistsError(StoreError):
-    """An import would replace stored experiments (``ids``); nothing was imported."""
+    """Writing would replace stored experiments (``ids``); they were left as they are.
 
-    def __init__(self, message: str, ids: list[str]):
+    ``imported`` lists what an import had written before it met them (empty when the conflict was
+    found before anything was written).
+    """
+
+    def __init__(self, message: str, ids: list[str], imported: list[str] | None = None):
         super().__init__(message)
         self.ids = ids
+        self.imported = list(imported or [])
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
 
 
 def validate_id(experiment_id: object) -> str:
-    """Return ``experiment_id`` if it is a well-formed store id, else raise StoreError.
+    """Return ``experiment_id`` if it is a well-formed store id, else raise InvalidIdError.
 
     Ids are 3-64 characters of lowercase letters, digits and ``-``, starting with a letter or
     digit; nothing else (no ``/``, ``..`` or spaces) can reach a path.
     """
     if not isinstance(experiment_id, str) or not ID_PATTERN.match(experiment_id):
-        raise StoreError(
+        raise InvalidIdError(
             f"{experiment_id!r} is not a valid experiment id (3-64 lowercase letters, digits and '-')"
         )
     return experiment_id
@@ -101,12 +115,10 @@ def validate_result(result: object) -> dict:
 
 def _check_safetensors(data: bytes) -> None:
     """Raise StoreError unless ``data`` is a well-formed safetensors file of tensors."""
-    from safetensors.torch import load
-
     try:
-        tensors = load(data)
-    except Exception as err:
-        raise StoreError(f"{MODEL_FILE} is not a valid safetensors file ({err})") from err
+        tensors = read_weights(MODEL_FILE, data)
+    except WeightsFileError as err:
+        raise StoreError(f"{MODEL_FILE} is not a valid safetensors file ({err.detail})") from err
     if not tensors:
         raise StoreError(f"{MODEL_FILE} holds no tensors")
 
@@ -188,8 +200,9 @@ class ExperimentStore:
         """Store a new experiment atomically and return it.
 
         ``result`` gets ``id`` (generated if absent), ``schema_version``, ``created_at`` and
-        ``code_version`` filled in when missing; NaN becomes ``null``. An id that already exists is
-        refused: experiments are never overwritten.
+        ``code_version`` filled in when missing; NaN becomes ``null``. An id that already exists
+        (also one another process stores at the same moment) raises ExperimentExistsError:
+        experiments are never overwritten.
         """
         result = dict(result)
         result.setdefault("id", self.new_id())
@@ -209,6 +222,13 @@ class ExperimentStore:
         return self.load(result["id"])
 
     def _write_folder(self, experiment_id: str, result_bytes: bytes, model_bytes: bytes | None) -> None:
+        """Write a complete folder under a temporary name, then rename it into place.
+
+        The existence check only gives the usual case a clear message early: another process may
+        store the same id between the check and the rename (the lock covers this process only).
+        Renaming a folder onto an existing non-empty one fails (ENOTEMPTY / EEXIST), so the
+        rename itself is the check that counts; either way the temporary folder is removed.
+        """
         final = self._folder(experiment_id)
         tmp = self.root / f"{_TMP_PREFIX}{experiment_id}-{secrets.token_hex(3)}"
         tmp.mkdir()
@@ -218,8 +238,13 @@ class ExperimentStore:
                 _write_synced(tmp / MODEL_FILE, model_bytes)
             with self._lock:
                 if final.exists():
-                    raise StoreError(f"an experiment {experiment_id} already exists; it is never overwritten")
-                os.rename(tmp, final)  # atomic on one file system: all or nothing
+                    raise _exists_error(experiment_id)
+                try:
+                    os.rename(tmp, final)  # atomic on one file system: all or nothing
+                except OSError as err:
+                    if isinstance(err, FileExistsError) or err.errno == errno.ENOTEMPTY:
+                        raise _exists_error(experiment_id) from err  # another process stored it since the check
+                    raise
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -305,11 +330,15 @@ class ExperimentStore:
         limits, readable results of a known schema whose id matches the folder, valid safetensors.
         ``on_conflict``: ``"error"`` refuses the whole import if an id already exists;
         ``"skip"`` leaves existing experiments as they are and imports the rest.
+
+        Another process may store one of the ids while the import runs: ``"skip"`` skips it too;
+        ``"error"`` stops there with an ExperimentExistsError whose ``imported`` (and message)
+        lists the experiments written before it (they stay: each is complete).
         """
         if on_conflict not in ("error", "skip"):
             raise ValueError("on_conflict must be 'error' or 'skip'")
         entries = _read_archive(source)
-        existing = [i for i in entries if self.exists(i)]
+        existing = [i for i in entries if self._folder(i).exists()]  # a damaged folder counts too
         if existing and on_conflict == "error":
             raise ExperimentExistsError(
                 f"the store already has {', '.join(existing)}; nothing was imported. Delete them first "
@@ -320,7 +349,18 @@ class ExperimentStore:
         for experiment_id, (result_bytes, model_bytes) in entries.items():
             if experiment_id in existing:
                 continue
-            self._write_folder(experiment_id, result_bytes, model_bytes)
+            try:
+                self._write_folder(experiment_id, result_bytes, model_bytes)
+            except ExperimentExistsError as err:
+                if on_conflict == "skip":
+                    continue
+                done = f"only {', '.join(imported)} had been imported" if imported else "nothing was imported"
+                raise ExperimentExistsError(
+                    f"another process stored {experiment_id} during the import; {done}. Delete it "
+                    "first or skip the existing ones",
+                    [experiment_id],
+                    imported,
+                ) from err
             imported.append(experiment_id)
         return imported
 
@@ -331,6 +371,12 @@ class ExperimentStore:
         for folder in self.root.iterdir():
             if folder.name.startswith((_TMP_PREFIX, _TRASH_PREFIX)) and folder.stat().st_mtime < cutoff:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def _exists_error(experiment_id: str) -> ExperimentExistsError:
+    return ExperimentExistsError(
+        f"an experiment {experiment_id} already exists; it is never overwritten", [experiment_id]
+    )
 
 
 def _write_synced(path: Path, data: bytes) -> None:

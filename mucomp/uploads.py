@@ -18,15 +18,20 @@ Nothing here writes to disk.
 
 from __future__ import annotations
 
-import io
-import warnings
 from pathlib import PurePath
 
 import torch
 from torch import nn
 
 from mucomp.data import DatasetSpec
-from mucomp.models import StateDictMismatchError, model_from_state_dict, unwrap_state_dict
+from mucomp.models import (
+    StateDictMismatchError,
+    WeightsFileError,
+    first_line,
+    model_from_state_dict,
+    read_weights,
+    unwrap_state_dict,
+)
 
 #: Largest upload accepted, in bytes (a CIFAR ResNet-18 state dict is about 45 MB).
 MAX_UPLOAD_BYTES = 200 * 1024**2
@@ -39,24 +44,12 @@ class UploadError(ValueError):
     """An uploaded weights file was refused; the message says why and what to do."""
 
 
-def _first_line(err: BaseException) -> str:
-    """The informative line of a library error (torch's weights_only errors are long)."""
-    text = str(err)
-    for line in text.splitlines():
-        line = line.strip().replace("\x1b[1m", "").replace("\x1b[0m", "")
-        if "WeightsUnpickler error:" in line:
-            detail = line.split("WeightsUnpickler error:", 1)[1].strip()
-            if detail:
-                return detail.split(" was not an allowed global")[0]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return (lines[0] if lines else type(err).__name__)[:200]
-
-
 def read_state_dict(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> dict[str, torch.Tensor]:
     """The state dict in an uploaded file, read safely.
 
     ``.safetensors`` files are read with safetensors; anything else with
-    ``torch.load(..., weights_only=True)`` (no code in the file is ever run). Wrappers such as
+    ``torch.load(..., weights_only=True)`` (no code in the file is ever run;
+    :func:`~mucomp.models.read_weights`). Wrappers such as
     ``{"state_dict": ...}`` and a DataParallel ``module.`` prefix are removed
     (:func:`~mucomp.models.unwrap_state_dict`). Raises :class:`UploadError`.
     """
@@ -69,44 +62,25 @@ def read_state_dict(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -
             f"{filename} is {size / 1024**2:.1f} MB, more than the {max_bytes / 1024**2:.0f} MB this app accepts. "
             "Upload the state dict alone (no optimiser state), or use a smaller model."
         )
-    if filename.lower().endswith(".safetensors"):
-        obj = _load_safetensors(filename, data)
-    else:
-        obj = _load_torch(filename, data)
+    try:
+        obj = read_weights(filename, data)
+    except WeightsFileError as err:
+        raise UploadError(_unreadable(filename, err)) from err
     try:
         return unwrap_state_dict(obj)
     except ValueError as err:
         raise UploadError(f"{filename} is not a state dict: {err}. {_SAVE_HINT}") from err
 
 
-def _load_safetensors(filename: str, data: bytes) -> dict:
-    from safetensors.torch import load
-
-    try:
-        return load(data)
-    except Exception as err:  # safetensors raises its own SafetensorError (and others) on bad headers
-        raise UploadError(
-            f"{filename} is not a valid safetensors file ({_first_line(err)}); it may be corrupt or "
-            f"truncated. {_SAVE_HINT}"
-        ) from err
-
-
-def _load_torch(filename: str, data: bytes) -> object:
-    try:
-        with warnings.catch_warnings():  # "Detected pickle protocol 4": the error below says enough
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as err:  # UnpicklingError, RuntimeError (bad zip), EOFError, ...
-        detail = _first_line(err)
-        if "Unsupported global" in detail:
-            raise UploadError(
-                f"{filename} holds Python objects other than tensors ({detail}); for safety they are "
-                f"never loaded (weights_only=True). {_SAVE_HINT}"
-            ) from err
-        raise UploadError(
-            f"{filename} is not a readable PyTorch weights file ({detail}); it may be corrupt, "
-            f"truncated or another kind of file. {_SAVE_HINT}"
-        ) from err
+def _unreadable(filename: str, err: WeightsFileError) -> str:
+    if err.kind == "safetensors":
+        return (f"{filename} is not a valid safetensors file ({err.detail}); it may be corrupt or "
+                f"truncated. {_SAVE_HINT}")
+    if err.python_objects:
+        return (f"{filename} holds Python objects other than tensors ({err.detail}); for safety they are "
+                f"never loaded (weights_only=True). {_SAVE_HINT}")
+    return (f"{filename} is not a readable PyTorch weights file ({err.detail}); it may be corrupt, "
+            f"truncated or another kind of file. {_SAVE_HINT}")
 
 
 def load_uploaded_model(
@@ -124,7 +98,7 @@ def load_uploaded_model(
     except StateDictMismatchError as err:
         raise UploadError(f"{filename}: {err}") from err
     except (RuntimeError, ValueError) as err:
-        raise UploadError(f"{filename}: the weights do not load into {spec.arch} ({_first_line(err)})") from err
+        raise UploadError(f"{filename}: the weights do not load into {spec.arch} ({first_line(err)})") from err
     for tensor in model.state_dict().values():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise UploadError(f"{filename} holds NaN or infinite weights; it cannot be evaluated")

@@ -169,3 +169,19 @@ def test_cli_bad_forget_class_exits_2():
     )
     assert done.returncode == 2
     assert "--forget-class" in done.stderr and "unknown class" in done.stderr
+
+
+def test_load_checkpoint_reads_safetensors_and_names_an_unreadable_file(tmp_path):
+    from safetensors.torch import save_file
+
+    from mucomp.references import load_checkpoint
+
+    state = seeded_model("digits_cnn", 10, 2).state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp_path / "ref.safetensors"))
+    model = load_checkpoint(tmp_path / "ref.safetensors", "digits_cnn", 10)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 64)
+    for name in ("bad.safetensors", "absent.pth"):
+        with pytest.raises(ValueError, match=f"{name} is not a readable PyTorch or safetensors") as info:
+            load_checkpoint(tmp_path / name, "digits_cnn", 10)
+        assert "download or export it again" in str(info.value)

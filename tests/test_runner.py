@@ -59,6 +59,32 @@ def test_reference_evaluations_are_reused(store, ga_experiment, digits_scenario)
     assert prepare_scenario(digits_scenario, store) is first
 
 
+def test_stored_references_are_read_back_and_prepared_states_are_bounded(
+    store, ga_experiment, digits_scenario, tmp_path, monkeypatch
+):
+    import shutil
+    from collections import OrderedDict
+
+    from mucomp import runner
+
+    first = prepare_scenario(digits_scenario, store)
+    other = ExperimentStore(tmp_path / "other-store")
+    for ref in (first.original, first.retrained):  # references stored by an earlier process
+        shutil.copytree(store.root / ref.experiment_id, other.root / ref.experiment_id)
+    monkeypatch.setattr(runner, "_STATES", OrderedDict(runner._STATES))  # the module's cache is left as it was
+    monkeypatch.setattr(runner, "MAX_SCENARIO_STATES", 1)
+
+    def no_figures(*args, **kwargs):
+        raise AssertionError("the figures of a stored reference were recomputed")
+
+    monkeypatch.setattr(runner, "model_figures", no_figures)
+    state = prepare_scenario(digits_scenario, other)
+    assert state is not first
+    assert state.retrained_metrics == store.load(first.retrained.experiment_id).metrics
+    assert list(runner._STATES.values()) == [state]  # the least recently used state was dropped
+    assert prepare_scenario(digits_scenario, other) is state
+
+
 def test_one_forward_pass_per_model_and_split(store, digits_references, monkeypatch, digits_scenario):
     state = prepare_scenario(digits_scenario, store)  # references already evaluated
     seen = []
@@ -197,6 +223,17 @@ def test_cli_run_list_show_restart(tmp_path, digits_references):
     assert bad.returncode == 2 and "epochs" in bad.stderr
     missing = mucomp("show", "../etc")
     assert missing.returncode == 2 and "not a valid experiment id" in missing.stderr
+    for args in (("run", "--forget-class", "eleven", "--method", "ga"), ("list", "--forget-class", "10")):
+        bad = mucomp(*args)
+        assert bad.returncode == 2 and "--forget-class" in bad.stderr and "0-9" in bad.stderr, bad.stderr
+    for base in ("abcdef99", "../x"):
+        bad = mucomp("run", "--forget-class", "3", "--method", "ga", "--base", base)
+        assert bad.returncode == 2 and "--base" in bad.stderr, bad.stderr
+    for scenario in (("--forget-class", "4"), ("--forget-class", "3", "--seed", "1")):
+        bad = mucomp("run", *scenario, "--method", "ga", "--base", result["id"], timeout=120)
+        assert bad.returncode == 2 and "--base" in bad.stderr and "same scenario" in bad.stderr, bad.stderr
+    rows = json.loads(mucomp("list", "--json").stdout)  # refused before any reference work
+    assert {(row["forget_class"], row["seed"]) for row in rows} == {(3, 0)}
     archive = tmp_path / "picked.zip"
     exported = mucomp("export", result["id"], "-o", str(archive))
     assert exported.returncode == 0 and archive.is_file(), exported.stderr

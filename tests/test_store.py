@@ -7,7 +7,13 @@ import pytest
 import torch
 
 import mucomp.store as store_module
-from mucomp.store import ExperimentNotFoundError, ExperimentStore, StoreError
+from mucomp.store import (
+    ExperimentExistsError,
+    ExperimentNotFoundError,
+    ExperimentStore,
+    InvalidIdError,
+    StoreError,
+)
 
 
 def sample_result(**extra):
@@ -54,6 +60,9 @@ def test_unsafe_ids_are_refused_everywhere(tmp_path, bad):
     for call in (lambda: store.load(bad), lambda: store.delete(bad), lambda: store.export([bad], tmp_path / "x.zip")):
         with pytest.raises(StoreError, match="not a valid experiment id"):
             call()
+        with pytest.raises(InvalidIdError) as info:  # a type callers can catch: the argument's fault
+            call()
+        assert isinstance(info.value, ValueError)
     with pytest.raises(StoreError):
         store.save(sample_result(id=bad))
     assert not (tmp_path.parent / "x").exists()
@@ -73,6 +82,62 @@ def test_interrupted_save_leaves_the_store_consistent(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert [e.id for e in ExperimentStore(tmp_path).list()] == [kept.id]
     assert sorted(p.name for p in tmp_path.iterdir()) == [kept.id]  # temp folder cleaned up
+
+
+def rename_after_a_rival(monkeypatch, rival_ids):
+    """os.rename that lets "another process" store each id of ``rival_ids`` between the store's
+    existence check and its rename (the race the thread lock can't cover)."""
+    real_rename = os.rename
+    rivals = {}
+
+    def racing(src, dst):
+        name = os.path.basename(dst)
+        if name in rival_ids and name not in rivals:
+            os.mkdir(dst)
+            rivals[name] = valid_result(name).replace('"config": {}', '"config": {"rival": true}')
+            with open(os.path.join(dst, "result.json"), "w") as f:
+                f.write(rivals[name])
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(store_module.os, "rename", racing)
+    return rivals
+
+
+def test_a_save_that_loses_a_race_with_another_process_writes_nothing(tmp_path, monkeypatch):
+    store = ExperimentStore(tmp_path)
+    rivals = rename_after_a_rival(monkeypatch, {"raced1"})
+    with pytest.raises(ExperimentExistsError, match="never overwritten") as info:
+        store.save(sample_result(id="raced1"), sample_weights())
+    monkeypatch.undo()
+    assert info.value.ids == ["raced1"] and isinstance(info.value.__cause__, OSError)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raced1"]  # no temp folder left
+    assert sorted(p.name for p in (tmp_path / "raced1").iterdir()) == ["result.json"]  # the rival's, whole
+    assert (tmp_path / "raced1" / "result.json").read_text() == rivals["raced1"]
+    assert store.load("raced1").config == {"rival": True}
+
+
+@pytest.mark.parametrize("on_conflict", ["skip", "error"])
+def test_an_import_racing_another_process_skips_or_says_what_it_imported(tmp_path, monkeypatch, on_conflict):
+    source = ExperimentStore(tmp_path / "a")
+    ids = [source.save(sample_result(id=name), sample_weights(i)).id for i, name in enumerate(["first", "second", "third"])]
+    archive = tmp_path / "out.zip"
+    source.export(ids, archive)
+    target = ExperimentStore(tmp_path / "b")
+    rename_after_a_rival(monkeypatch, {"second"})
+    if on_conflict == "skip":
+        assert target.import_(archive, on_conflict="skip") == ["first", "third"]
+    else:
+        with pytest.raises(ExperimentExistsError) as info:
+            target.import_(archive)
+        assert info.value.ids == ["second"] and info.value.imported == ["first"]
+        message = str(info.value)
+        assert "second" in message and "only first had been imported" in message
+        assert "nothing was imported" not in message
+    monkeypatch.undo()
+    expected = ["first", "second", "third"] if on_conflict == "skip" else ["first", "second"]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == expected  # no temp folders
+    assert target.load("second").config == {"rival": True}  # the rival's experiment, untouched
+    assert torch.equal(target.load("first").state_dict()["fc.weight"], sample_weights(0)["fc.weight"])
 
 
 def test_a_killed_writer_leaves_only_an_ignored_temp_folder(tmp_path):

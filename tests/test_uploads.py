@@ -121,3 +121,11 @@ def test_a_path_in_the_name_is_not_echoed():
     with pytest.raises(UploadError) as info:
         read_state_dict("../../etc/x.pth", b"junk")
     assert str(info.value).startswith("x.pth ")
+
+
+def test_the_refusal_carries_the_informative_line_of_the_library_error():
+    data = torch_bytes({"model": Payload()})
+    with pytest.raises(UploadError) as info:
+        read_state_dict("model.pth", data)
+    message = str(info.value)
+    assert "Payload" in message and "Weights only load failed" not in message and "\n" not in message
