@@ -63,6 +63,22 @@ def _stderr_progress(enabled: bool):
     return report
 
 
+def torch_threads_from_env() -> int | None:
+    """``MUCOMP_TORCH_THREADS`` as a positive int, else None (torch's own default then)."""
+    from mucomp.execution.local import env_int
+
+    return env_int("MUCOMP_TORCH_THREADS", 0) or None
+
+
+def _apply_torch_threads() -> None:
+    """Work done in this process uses ``MUCOMP_TORCH_THREADS`` threads when it is set."""
+    threads = torch_threads_from_env()
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def cmd_references(args) -> int:
     """Build or load both reference models of a scenario and print their metrics."""
     from mucomp.evaluation import evaluate_scenario
@@ -70,6 +86,7 @@ def cmd_references(args) -> int:
     from mucomp.references import load_reference
 
     scenario = _scenario(args)
+    _apply_torch_threads()
     progress = _stderr_progress(sys.stderr.isatty() and not args.json)
     out = {}
     for kind in ("original", "retrained"):
@@ -221,36 +238,82 @@ def _check_base(store, config) -> None:
         )
 
 
+def _executor(args, runs: int):
+    """The job API backend ``mucomp run`` submits to: this process (no ``--workers``), local worker
+    processes (``--workers N``) or a Ray cluster (``--executor ray``)."""
+    from mucomp.execution import make_executor
+
+    threads = torch_threads_from_env()
+    if args.executor == "ray":
+        return make_executor("ray", ray_address=args.ray_address, torch_threads=threads or 1)
+    if not args.workers:
+        _apply_torch_threads()
+        return make_executor("inline")  # cmd_run has started UMAP's compilation already
+    workers = min(args.workers, runs)
+    return make_executor("local", workers=workers, torch_threads=threads or max(1, (os.cpu_count() or 1) // workers))
+
+
+def _follow(executor, ids: list[int], progress) -> None:
+    """Wait for ``ids``, drawing the progress of the running one(s); Ctrl-C cancels them all."""
+    shown = None  # the run whose progress line is on screen
+    try:
+        while not executor.wait(0.2, ids):
+            if progress is None:
+                continue
+            running = [j for j in (executor.get(i) for i in ids) if j and j["state"] == "running"]
+            if not running:
+                continue
+            job = running[0]
+            run = ids.index(job["id"]) + 1
+            if shown not in (None, run):
+                print(file=sys.stderr)  # the previous run's line stays, the next one starts below
+            shown = run
+            if job["stage"]:
+                progress(job["stage"], job["fraction"], run=run, **job["figures"])
+    except KeyboardInterrupt:
+        for job_id in ids:
+            executor.cancel(job_id)
+        executor.wait(10, ids)
+        raise
+    finally:
+        if shown is not None:
+            print(file=sys.stderr)
+
+
 def cmd_run(args) -> int:
-    """Run one experiment or a grid, store the results and print them."""
-    from mucomp.embedding import warm_up
-    from mucomp.runner import ExperimentStopped, expand_grid, run_grid
+    """Run one experiment or a grid through the job API, store the results and print them."""
+    if args.executor == "local" and not args.workers:
+        from mucomp.embedding import warm_up  # torch-free: starts before torch is imported
+
+        warm_up(background=True)  # numba compiles while torch and the references load; RT waits for it
+    from mucomp.execution import TooManyRunsError
+    from mucomp.runner import expand_grid
     from mucomp.store import ExperimentStore
 
+    if args.max_runs is not None and args.max_runs < 1:
+        raise UsageError(f"--max-runs: must be at least 1, got {args.max_runs}")
+    if args.workers is not None and args.workers < 0:
+        raise UsageError(f"--workers: must be 0 (this process) or more, got {args.workers}")
     config, grid = _config_from_args(args)
-    configs = expand_grid(config, grid)
+    try:
+        configs = expand_grid(config, grid, max_runs=args.max_runs)
+    except TooManyRunsError as err:
+        raise UsageError(f"--grid: {err}") from err
     store = ExperimentStore()
     _check_base(store, config)
-    warm_up(background=True)  # numba compiles while the references and the method run
-    progress = _run_progress(sys.stderr.isatty() and not args.quiet, len(configs))
-    shown = None  # the run whose progress line is on screen
-
-    def report(stage, fraction, **figures):
-        nonlocal shown
-        if shown not in (None, figures.get("run")):
-            print(file=sys.stderr)  # the previous run's line stays, the next one starts below
-        shown = figures.get("run")
-        progress(stage, fraction, **figures)
-
-    outcomes = run_grid(config, grid, store, report if progress is not None else None)
-    if shown is not None:
-        print(file=sys.stderr)
+    executor = _executor(args, len(configs))
+    try:
+        ids = executor.submit(configs, max_runs=args.max_runs)
+        _follow(executor, ids, _run_progress(sys.stderr.isatty() and not args.quiet, len(configs)))
+        jobs = [executor.get(i) for i in ids]
+    finally:
+        executor.shutdown()
     results, failures = [], []
-    for position, (item, outcome) in enumerate(zip(configs, outcomes, strict=False), start=1):
-        if isinstance(outcome, ExperimentStopped):
-            failures.append(f"run {position} ({item.hyper()}): {outcome.status}: {outcome}")
+    for position, (item, job) in enumerate(zip(configs, jobs, strict=True), start=1):
+        if job["state"] == "completed" and job["experiment_id"]:
+            results.append(store.load(job["experiment_id"]).result)
         else:
-            results.append(outcome.result)
+            failures.append(f"run {position} ({item.hyper()}): {job['state']}: {job['message']}")
     for failure in failures:
         print(f"mucomp: {failure}", file=sys.stderr)
     payload = results[0] if len(configs) == 1 and results else results
@@ -399,6 +462,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a method parameter, e.g. --param clip_grad_norm=1 (repeatable)")
     run.add_argument("--grid", nargs="+", default=[], metavar="NAME=V1,V2",
                      help="run every combination, e.g. --grid epochs=3,5 lr=1e-4,3e-4")
+    run.add_argument("--max-runs", dest="max_runs", type=int, default=256,
+                     help="refuse a grid of more runs than this before any work (default: 256)")
+    run.add_argument("--executor", choices=["local", "ray"], default="local",
+                     help="where the runs execute: this machine (default) or a Ray cluster (pip install 'mucomp[ray]')")
+    run.add_argument("--workers", type=int, default=None,
+                     help="local worker processes running the grid in parallel (default: run in this process)")
+    run.add_argument("--ray-address", dest="ray_address", default=None,
+                     help="with --executor ray: the cluster to join, e.g. auto or ray://HOST:10001 (default: a local Ray)")
     run.add_argument("--json", action="store_true", help="print the stored result(s) as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)

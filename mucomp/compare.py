@@ -6,7 +6,8 @@ numpy values that a page draws (through :mod:`mucomp.ui.figures`), a test checks
 print. Nothing here runs a model, recomputes an embedding or imports a UI library.
 
 - Screen: :func:`experiment_table` (one row per experiment, :data:`COLUMN_HELP` tooltips,
-  :data:`METRIC_DIRECTIONS` for colour scales), :func:`pareto_front`, :func:`epoch_curves`.
+  :data:`METRIC_DIRECTIONS` for colour scales, :func:`compact_count` for the Cost column),
+  :func:`cost_summary`, :func:`pareto_front`, :func:`epoch_curves`.
 - Contrast: :func:`class_accuracy` / :func:`retain_gap`, :func:`stored_prediction_matrix`,
   :func:`twin_embedding` (both stored UMAP layouts, B aligned onto A), :func:`cka_frame_for`.
 - Attack: :func:`attack_view` (one model against the Retrained model for one strategy) and
@@ -150,7 +151,7 @@ _TYPE_ORDER = {"original": 0, "retrained": 1}
 #: Columns of :func:`experiment_table`, in order.
 TABLE_COLUMNS: tuple[str, ...] = (
     "ID", "Type", "Base", "Method", "Epochs", "Batch", "LR",
-    "UA", "RA", "TUA", "TRA", "RT", "PS", "MIA", "Avg. Gap", "Created", "Owner",
+    "UA", "RA", "TUA", "TRA", "RT", "Cost", "PS", "MIA", "Avg. Gap", "Created", "Owner",
 )
 #: Metric columns and their stored metric keys.
 METRIC_KEYS: dict[str, str] = {
@@ -185,6 +186,8 @@ COLUMN_HELP: dict[str, str] = {
     "TUA": "Test unlearning accuracy: share of forget-class test images still recognised (lower is better).",
     "TRA": "Test remaining accuracy: mean test accuracy over the other classes (higher is better).",
     "RT": "Run time: seconds the unlearning itself took, without evaluation (lower is better).",
+    "Cost": "Hardware-independent cost of the unlearning: samples back-propagated (forwarded samples and "
+            "optimiser steps in the details). RT varies on shared machines; these counts do not.",
     "PS": "Privacy score: 1 means no threshold attack can tell this model from the Retrained one on the "
           "forget images (higher is better).",
     "MIA": "MIA-Efficacy: share of forget images a membership attack calls 'not trained on' (higher is better).",
@@ -219,6 +222,51 @@ def experiment_label(result: ResultLike) -> str:
     if result.get("kind") in ("original", "retrained"):
         return TYPE_LABELS[result["kind"]]
     return f"{_method_label(result)} · {result['id']}"
+
+
+#: The counts of a stored ``metrics["cost"]`` (see :class:`mucomp.methods.UnlearnResult`).
+COST_KEYS = ("samples_forwarded", "samples_backpropagated", "optimizer_steps")
+
+
+def cost_count(result: ResultLike, key: str = "samples_backpropagated") -> float:
+    """One count of a result's ``metrics["cost"]`` (one of :data:`COST_KEYS`), as a float; NaN
+    when the result has none (references, uploads, results stored before cost existed)."""
+    cost = (as_result(result).get("metrics") or {}).get("cost")
+    if not isinstance(cost, Mapping) or isinstance(cost.get(key), bool):
+        return math.nan
+    try:
+        return _number(cost.get(key))
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def compact_count(value: Any) -> str:
+    """A count in three significant digits with a k / M / G / T suffix: ``950``, ``1.21k``,
+    ``12.3k``, ``4.5M``; ``"—"`` for a missing or non-finite value."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return "—"
+    if not math.isfinite(x):
+        return "—"
+    if round(abs(x)) < 1000:
+        return str(int(round(x)))
+    for unit, scale in (("k", 1e3), ("M", 1e6), ("G", 1e9)):
+        text = f"{x / scale:.3g}"
+        if abs(float(text)) < 1000:  # 999.9k rounds to 1e+03: the next unit says it as 1M
+            return text + unit
+    return f"{x / 1e12:.3g}T"
+
+
+def cost_summary(result: ResultLike) -> str:
+    """One sentence with a result's cost counts for the Screen details, e.g. ``"Cost: 1.21k
+    samples back-propagated, 2.42k forwarded, 38 optimiser steps."``; ``""`` when it has none."""
+    counts = {key: cost_count(result, key) for key in COST_KEYS}
+    if all(math.isnan(v) for v in counts.values()):
+        return ""
+    return (f"Cost: {compact_count(counts['samples_backpropagated'])} samples back-propagated, "
+            f"{compact_count(counts['samples_forwarded'])} forwarded, "
+            f"{compact_count(counts['optimizer_steps'])} optimiser steps.")
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -262,7 +310,10 @@ def experiment_table(
         Custom), ``Base`` (``"Original"``, a base experiment id, or ``"—"``), ``Method`` (label),
         ``Epochs`` and ``Batch`` (nullable Int64), ``LR`` (float), ``UA``, ``RA``, ``TUA``, ``TRA``,
         ``PS``, ``MIA`` (MIA-Efficacy), ``Avg. Gap`` (fractions in [0, 1]), ``RT`` (seconds),
-        ``Created`` (UTC timestamp), ``Owner`` (str or None). Missing values are NaN / <NA>.
+        ``Cost`` (samples back-propagated by the method, float; show it with
+        :func:`compact_count`), ``Created`` (UTC timestamp), ``Owner`` (str or None). Missing
+        values (e.g. the Cost of references, uploads and results stored before it existed) are
+        NaN / <NA>.
         Rows: the Original, then the Retrained, then the rest by creation time (then id); a
         fresh RangeIndex.
     """
@@ -285,6 +336,7 @@ def experiment_table(
         }
         for column, key in METRIC_KEYS.items():
             row[column] = _number(metrics.get(key))
+        row["Cost"] = cost_count(result)
         row["Created"] = result.get("created_at")
         row["Owner"] = result.get("owner")
         if class_names is not None and metrics.get("accs") is not None:
@@ -308,7 +360,7 @@ def experiment_table(
     table["Created"] = pd.to_datetime(table["Created"], utc=True, errors="coerce")
     for column in ("Epochs", "Batch"):
         table[column] = table[column].astype("Int64")
-    for column in ("LR", *METRIC_KEYS):
+    for column in ("LR", *METRIC_KEYS, "Cost"):
         table[column] = table[column].astype(float)
     table["_undated"] = table["Created"].isna()  # undated rows last within their group
     table = table.sort_values(["_order", "_undated", "Created", "ID"], kind="stable", na_position="last")

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 
 from mucomp import settings
+from mucomp.seeds import MAX_SEED as MAX_SEED  # re-exported: the seed bound lives in mucomp.seeds
+from mucomp.seeds import validate_seed
 
 DIGITS_SPLIT_SEED = 0
 DIGITS_TEST_SHARE = 0.25
@@ -391,9 +393,15 @@ class Scenario:
     def __post_init__(self) -> None:
         spec = get_spec(self.dataset)
         object.__setattr__(self, "forget_class", spec.class_index(self.forget_class))
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        object.__setattr__(self, "seed", int(self.seed))
+        object.__setattr__(self, "seed", validate_seed(self.seed))
+
+    def __getstate__(self) -> dict:
+        # Only the three fields travel (to worker processes, Ray tasks): never the cached data set.
+        return {"dataset": self.dataset, "forget_class": self.forget_class, "seed": self.seed}
+
+    def __setstate__(self, state: dict) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
 
     @property
     def spec(self) -> DatasetSpec:

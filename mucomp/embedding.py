@@ -37,6 +37,7 @@ import numpy as np
 
 from mucomp._threads import limited_blas
 from mucomp.metrics import softmax
+from mucomp.seeds import validate_seed
 
 if TYPE_CHECKING:  # pragma: no cover - type hints only: importing mucomp.evaluation imports torch
     import pandas as pd
@@ -97,12 +98,6 @@ def _check_layout(layout: object, name: str, n: int | None = None) -> np.ndarray
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return array
-
-
-def _check_seed(seed: object) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**32:
-        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
-    return int(seed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,6 +202,17 @@ def warm_up(background: bool = True) -> threading.Thread | None:
     return thread
 
 
+def settle_warm_up() -> None:
+    """Wait for a warm-up already in progress (started by :func:`warm_up`); start none.
+
+    The runner calls it before the unlearning clock starts, so that numba's compilation in a
+    background thread never runs during (and is never measured in) a method's RT."""
+    with _WARM_LOCK:
+        warming = _warm_thread is not None and not _WARM_DONE.is_set()
+    if warming:
+        _WARM_DONE.wait()
+
+
 def is_warm() -> bool:
     """Whether UMAP has finished compiling in this process (by :func:`warm_up` or a fit)."""
     return _WARM_DONE.is_set() and _warm_error is None
@@ -238,7 +244,7 @@ def embed(features: object, seed: int, init: object | None = None) -> np.ndarray
         float64 ``[n, 2]`` coordinates, row ``i`` for ``features[i]`` (arbitrary units).
     """
     x = _check_features(features)
-    seed = _check_seed(seed)
+    seed = validate_seed(seed)
     start = None if init is None else _check_layout(init, "init", x.shape[0])
     with _WARM_LOCK:
         warming = _warm_thread is not None and not _WARM_DONE.is_set()
@@ -383,7 +389,7 @@ class EmbeddingCache:
         if not isinstance(model_id, str) or not model_id:
             raise ValueError(f"model_id must be a non-empty string (an experiment or checkpoint id), got {model_id!r}")
         x = _check_features(features)
-        key = (model_id, str(subset_key), _check_seed(seed))
+        key = (model_id, str(subset_key), validate_seed(seed))
         digest = features_digest(x)
         while True:
             with self._lock:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from torch import nn
 
 from mucomp import settings
 from mucomp.data import DatasetSpec, Scenario, derive_seed
+from mucomp.locks import locked
 from mucomp.models import WeightsFileError, first_line, model_from_state_dict, read_weights, seeded_model
 from mucomp.training import CancelFn, ProgressFn, TrainRecipe, train
 
@@ -100,10 +100,6 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"unknown reference kind {kind!r}; use one of {KINDS}")
 
 
-_TRAIN_LOCKS: dict[Path, threading.Lock] = {}
-_TRAIN_LOCKS_GUARD = threading.Lock()
-
-
 def load_reference(
     scenario: Scenario,
     kind: str,
@@ -150,9 +146,12 @@ def _train_or_load(
     recipe = RECIPES[spec.name]
     path = cache_path(scenario, kind, recipe)
     checkpoint_id = f"{path.parent.name}/{path.stem}"
-    with _TRAIN_LOCKS_GUARD:
-        lock = _TRAIN_LOCKS.setdefault(path, threading.Lock())
-    with lock:  # two pages asking for the same reference train it once
+    # One training per cache file across threads AND processes: the first holder trains and writes
+    # the file atomically, the others wait (cancellably) and then load it from the cache. The lock
+    # file sits next to the cache file. filelock, because it is well kept, cross-platform and what
+    # huggingface_hub and torch use to guard their own caches (more in mucomp.locks).
+    waiting_for = f"another run to finish training the {kind} reference"
+    with locked(path.with_suffix(".lock"), cancelled=cancelled, waiting_for=waiting_for):
         start = time.perf_counter()
         if path.exists():
             try:

@@ -20,6 +20,9 @@ A stored result (``result.json``, see :mod:`mucomp.store`) holds:
 - ``config``: ``dataset``, ``forget_class``, ``seed``, ``method``, ``base``, ``epochs``, ``lr``,
   ``batch_size``, ``params`` (the method's own hyper-parameters as used);
 - ``metrics``: ``UA``, ``RA``, ``TUA``, ``TRA``, ``RT`` (s; null for references and uploads),
+  ``cost`` (``samples_forwarded``, ``samples_backpropagated``, ``optimizer_steps``: the
+  hardware-independent cost of the method, see :class:`mucomp.methods.UnlearnResult`; null for
+  references and uploads; absent in results stored before it existed),
   ``PS``, ``MIA_efficacy``, ``MIA_svc_accuracy``, ``avg_gap``, ``accs``, ``t_accs`` ([C]),
   ``label_dist``, ``conf_dist``, ``t_label_dist``, ``t_conf_dist`` ([C][C]);
 - ``attack``: per forget-class training image (``indices``, in scenario order): ``entropy``,
@@ -31,11 +34,13 @@ A stored result (``result.json``, see :mod:`mucomp.store`) holds:
 - ``embedding``: the model's own UMAP layout of the scenario's embedding subset: ``indices``,
   ``x``, ``y``, ``pred``, ``probs_t2`` ([n][C], softmax at T = 2);
 - ``epochs``: per-epoch records ``{"epoch", "forget_accuracy", "loss", "seconds"}``;
-- ``timings``: seconds per stage.
+- ``timings``: seconds per stage (``warmup``: the process's one-time warm-up before the
+  method's clock, 0 when it was warm; never part of RT).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import threading
@@ -43,6 +48,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -51,10 +57,12 @@ from torch import nn
 from mucomp import __version__, settings
 from mucomp.data import Scenario
 from mucomp.evaluation import Evaluation, evaluate_scenario
+from mucomp.execution.jobs import MAX_RUNS, TooManyRunsError, check_run_count  # noqa: F401  (re-exported)
+from mucomp.locks import locked
 from mucomp.metrics import AVG_GAP_KEYS, avg_gap, model_metrics, softmax
 from mucomp.models import layer_names, model_from_state_dict
 from mucomp.references import default_source, load_reference
-from mucomp.store import Experiment, ExperimentStore, StoreError
+from mucomp.store import Experiment, ExperimentExistsError, ExperimentStore, StoreError
 from mucomp.training import RunStopped
 
 STAGES = ("references", "unlearning", "evaluating", "privacy", "similarity", "embedding", "saving")
@@ -113,16 +121,30 @@ class ExperimentConfig:
 
 GRID_KEYS = ("epochs", "lr", "batch_size")
 
-
-def expand_grid(config: ExperimentConfig, grid: dict[str, list]) -> list[ExperimentConfig]:
-    """One config per combination of the ``grid`` values (keys: epochs, lr, batch_size or a
-    method parameter), in a stable order (the last key varies fastest)."""
-    if not grid:
-        return [config]
-    keys = list(grid)
+def grid_size(grid: dict[str, list]) -> int:
+    """How many runs ``grid`` makes (the product of its value lists' lengths), without building
+    any config. ValueError when a value list is not a non-empty list or tuple."""
+    n = 1
     for key, values in grid.items():
         if not isinstance(values, (list, tuple)) or not values:
             raise ValueError(f"grid values for {key!r} must be a non-empty list")
+        n *= len(values)
+    return n
+
+
+def expand_grid(
+    config: ExperimentConfig, grid: dict[str, list], max_runs: int | None = MAX_RUNS
+) -> list[ExperimentConfig]:
+    """One config per combination of the ``grid`` values (keys: epochs, lr, batch_size or a
+    method parameter), in a stable order (the last key varies fastest).
+
+    Raises :class:`TooManyRunsError` before building anything when the grid makes more than
+    ``max_runs`` runs (``None``: no limit).
+    """
+    if not grid:
+        return [config]
+    check_run_count(grid_size(grid), max_runs, what="this grid")
+    keys = list(grid)
     configs = []
     for combination in itertools.product(*(grid[k] for k in keys)):
         updated = copy.deepcopy(config)
@@ -244,7 +266,7 @@ def prepare_scenario(
     for position, kind in enumerate(("original", "retrained")):
 
         def training_progress(epoch, total, position=position, **figures):
-            report(position + 0.5 * epoch / total, 2, **figures)
+            report(position + 0.5 * epoch / total, 2, epoch=epoch, epochs=total, **figures)
 
         ref = load_reference(scenario, kind, source=source, device=device, progress=training_progress,
                              cancelled=cancel)
@@ -256,14 +278,7 @@ def prepare_scenario(
         )
     state = ScenarioState(scenario, refs["original"], refs["retrained"], device)
     for kind in ("retrained", "original"):  # the Original's figures compare it with the Retrained
-        ref = refs[kind]
-        metrics = _stored_metrics(store, ref.experiment_id)
-        if metrics is None:  # not stored yet (or unreadable): compute its figures once
-            figures = model_figures(ref.evals, state, model_id=ref.experiment_id)
-            metrics = figures["metrics"]
-            if not store.exists(ref.experiment_id):
-                store.save(_result(ref.experiment_id, kind, _reference_config(scenario, ref), figures, {}),
-                           ref.model.state_dict())
+        metrics = _store_reference(scenario, refs[kind], state, store, cancel)
         if kind == "retrained":
             state.retrained_metrics = metrics
     for ref in refs.values():  # keep only the Gram matrices CKA needs, not the activations
@@ -274,6 +289,42 @@ def prepare_scenario(
         while len(_STATES) > MAX_SCENARIO_STATES:
             _STATES.popitem(last=False)
     return state
+
+
+def _reference_lock_path(store: ExperimentStore, scenario: Scenario, experiment_id: str) -> Path:
+    """The lock file guarding the storing of one reference of ``scenario`` in ``store``.
+
+    In ``<store root>/.locks/``: the store skips dot-folders, and the path is built only from
+    validated fields (the scenario key and a reference id), never from user text.
+    """
+    return store.root / ".locks" / f"{scenario.key}--{experiment_id}.lock"
+
+
+def _store_reference(
+    scenario: Scenario, ref: ReferenceState, state: ScenarioState, store: ExperimentStore, cancel: CancelFn | None
+) -> dict:
+    """The ``metrics`` of a reference's stored result, computing and storing its figures first when
+    they are not stored yet.
+
+    "Check stored -> compute figures -> save" runs under a thread-and-file lock (mucomp.locks) per
+    store, scenario and reference, so when two processes prepare the same scenario at once the
+    second waits (cancellably) and then reads the metrics the first stored instead of computing
+    them again and failing on the existing id.
+    """
+    lock_path = _reference_lock_path(store, scenario, ref.experiment_id)
+    with locked(lock_path, cancelled=cancel, waiting_for=f"another run to store the {ref.kind} reference"):
+        metrics = _stored_metrics(store, ref.experiment_id)
+        if metrics is not None:
+            return metrics
+        # Not stored yet (or unreadable): compute its figures once.
+        figures = model_figures(ref.evals, state, model_id=ref.experiment_id)
+        if not store.exists(ref.experiment_id):
+            result = _result(ref.experiment_id, ref.kind, _reference_config(scenario, ref), figures, {})
+            # Stored meanwhile by a process that does not take the lock (an older version): its
+            # figures come from the same models and evaluations.
+            with contextlib.suppress(ExperimentExistsError):
+                store.save(result, ref.model.state_dict())
+        return figures["metrics"]
 
 
 def _stored_metrics(store: ExperimentStore, experiment_id: str) -> dict | None:
@@ -346,6 +397,7 @@ def model_figures(
     report(3, 3)
     metrics.update(privacy)
     metrics["avg_gap"] = avg_gap(metrics, state.retrained_metrics or metrics)  # the Retrained: itself
+    metrics["cost"] = None  # run_experiment sets the method's; references and uploads ran none
     timings["privacy"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -467,6 +519,9 @@ def run_experiment(
     state = _scenario_state(scenario, store, references, progress=progress, cancel=cancel)
     model = load_base_model(config, state, store)
 
+    from mucomp.embedding import settle_warm_up
+
+    settle_warm_up()  # a background UMAP compilation must not run inside RT
     _stage(progress, "unlearning")(0, 1)
 
     def unlearning_progress(epoch, total, **figures):
@@ -482,8 +537,10 @@ def run_experiment(
     experiment_id = store.new_id()
     figures = evaluate_model(model, state, model_id=experiment_id, progress=progress)
     figures["metrics"]["RT"] = outcome.rt_seconds
-    figures["timings"] = {"unlearning": outcome.rt_seconds, "preparation": outcome.prep_seconds,
-                          "epoch_checks": outcome.eval_seconds, **figures["timings"]}
+    figures["metrics"]["cost"] = dict(outcome.cost)
+    figures["timings"] = {"warmup": outcome.warmup_seconds, "unlearning": outcome.rt_seconds,
+                          "preparation": outcome.prep_seconds, "epoch_checks": outcome.eval_seconds,
+                          **figures["timings"]}
     _stage(progress, "saving")(0, 1)
     resolved = {**config.to_dict(), **{k: outcome.hyper[k] for k in GRID_KEYS if k in outcome.hyper}}
     resolved["params"] = {k: v for k, v in outcome.hyper.items() if k not in GRID_KEYS}
@@ -507,31 +564,6 @@ def _scenario_state(
     return references
 
 
-def run_grid(
-    config: ExperimentConfig,
-    grid: dict[str, list],
-    store: ExperimentStore,
-    progress: ProgressFn | None = None,
-    cancel: CancelFn | None = None,
-) -> list[Experiment | ExperimentStopped]:
-    """Every combination of ``grid`` one after another; a stopped run does not stop the others
-    (its :class:`ExperimentStopped` takes its place in the returned list)."""
-    outcomes: list[Experiment | ExperimentStopped] = []
-    for position, item in enumerate(expand_grid(config, grid)):
-
-        def report(stage, fraction, position=position, **figures):
-            if progress is not None:
-                progress(stage, fraction, run=position + 1, **figures)
-
-        try:
-            outcomes.append(run_experiment(item, store, report, cancel))
-        except ExperimentStopped as stopped:
-            outcomes.append(stopped)
-            if stopped.status == "cancelled":
-                break
-    return outcomes
-
-
 def store_custom_model(
     model: nn.Module,
     scenario: Scenario,
@@ -550,6 +582,7 @@ def store_custom_model(
     experiment_id = store.new_id()
     figures = evaluate_model(model, state, model_id=experiment_id, progress=progress)
     figures["metrics"]["RT"] = None
+    figures["metrics"]["cost"] = None
     config = {"dataset": scenario.dataset, "forget_class": scenario.forget_class, "seed": scenario.seed,
               "method": "custom", "base": None, "epochs": None, "lr": None, "batch_size": None, "params": {}}
     result = _result(experiment_id, "custom", config, figures, {"method_label": str(label)[:120], "owner": owner})

@@ -265,16 +265,22 @@ class ExperimentStore:
             raise StoreError(f"experiment folder {experiment_id} holds a result for {result['id']!r}")
         return Experiment(experiment_id, result, folder)
 
+    def ids(self) -> list[str]:
+        """The ids of every experiment folder (readable or not), sorted; nothing is parsed."""
+        if not self.root.is_dir():
+            return []
+        return sorted(
+            folder.name for folder in self.root.iterdir()
+            if not folder.name.startswith(".") and ID_PATTERN.match(folder.name) and folder.is_dir()
+        )
+
     def list(self, **config_filter) -> list[Experiment]:
         """Every readable experiment, oldest first; ``config_filter`` keeps those whose config
         matches (e.g. ``dataset="digits", forget_class=3``). Unreadable folders are skipped and
         recorded in :attr:`problems`."""
         found = []
         self.problems = {}
-        for folder in sorted(self.root.iterdir()):
-            name = folder.name
-            if name.startswith(".") or not folder.is_dir() or not ID_PATTERN.match(name):
-                continue
+        for name in self.ids():
             try:
                 experiment = self.load(name)
             except StoreError as err:

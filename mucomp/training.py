@@ -5,11 +5,14 @@ backward, an optional gradient mask, optional gradient-norm clipping and the opt
 :func:`epoch_loop` owns what happens between epochs: the weights check, the scheduler step and
 the end-of-epoch callback. :func:`train` is plain supervised training built on both; reference
 models and Retrain use it, and the unlearning methods (:mod:`mucomp.methods`) drive the same
-:class:`Stepper` and :func:`epoch_loop` with their own losses.
+:class:`Stepper` and :func:`epoch_loop` with their own losses. :class:`CostCounter` counts the
+samples an unlearning run forwards and back-propagates (its hardware-independent cost), fed by
+forward hooks and by the stepper.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -117,6 +120,79 @@ def stop_if_cancelled(cancelled: CancelFn | None, epoch: int) -> None:
         raise RunStopped("cancelled", f"cancelled by the user during epoch {epoch}")
 
 
+def _batch_length(args: tuple, kwargs: dict) -> int:
+    """Samples in a forward call: ``shape[0]`` of its first tensor argument (0 when none)."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            return int(value.shape[0]) if value.dim() else 1
+    return 0
+
+
+class CostCounter:
+    """Hardware-independent cost of one run, counted in samples.
+
+    :meth:`watch` registers a forward pre-hook on a top-level module; each forward of it adds
+    its batch length (``inputs[0].shape[0]``) to :attr:`samples_forwarded`. Forwards of a
+    *trained* module with grad enabled are also kept as pending; :meth:`stepped` (called by
+    :class:`Stepper` after each optimiser step) moves the pending count to
+    :attr:`samples_backpropagated`, so samples whose loss is never stepped are not counted
+    there. Inside :meth:`paused` nothing is counted (evaluation passes, warm-up). Copies of a
+    watched module (``copy.deepcopy``) carry the hook but are ignored by it. :meth:`close`
+    removes every hook.
+    """
+
+    def __init__(self) -> None:
+        self.samples_forwarded = 0
+        self.samples_backpropagated = 0
+        self._pending = 0
+        self._paused = 0
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def watch(self, module: nn.Module, *, trained: bool) -> None:
+        """Count the forwards of ``module`` (``trained``: its grad-enabled forwards are stepped)."""
+
+        def count(called: nn.Module, args: tuple, kwargs: dict) -> None:
+            if called is not module or self._paused:
+                return None  # a deep copy of the watched module carries this hook: not ours
+            n = _batch_length(args, kwargs)
+            self.samples_forwarded += n
+            if trained and torch.is_grad_enabled():
+                self._pending += n
+            return None
+
+        self._handles.append(module.register_forward_pre_hook(count, with_kwargs=True))
+
+    def stepped(self) -> None:
+        """An optimiser step was taken: the pending grad-enabled samples were back-propagated."""
+        self.samples_backpropagated += self._pending
+        self._pending = 0
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Forwards inside are not counted."""
+        self._paused += 1
+        try:
+            yield
+        finally:
+            self._paused -= 1
+
+    @contextlib.contextmanager
+    def unstepped(self) -> Iterator[None]:
+        """Grad-enabled forwards inside are counted as forwarded but never as back-propagated
+        (e.g. a saliency gradient that is not stepped)."""
+        pending, backpropagated = self._pending, self.samples_backpropagated
+        try:
+            yield
+        finally:
+            self._pending = pending if self.samples_backpropagated == backpropagated else 0
+
+    def close(self) -> None:
+        """Remove the hooks (idempotent); the counts stay."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+
 class Stepper:
     """Applies one loss to a model: checks, backward, mask, clipping, optimiser step.
 
@@ -132,6 +208,8 @@ class Stepper:
         move (see :meth:`set_grad_mask`).
     cancelled:
         Called before every step; ``True`` stops the run with status ``"cancelled"``.
+    cost:
+        Told after every step (:meth:`CostCounter.stepped`), if given.
 
     A loss that is NaN or infinite stops the run with status ``"diverged"``, naming the epoch
     (set :attr:`epoch` as the loop advances) and the learning rate.
@@ -145,11 +223,13 @@ class Stepper:
         clip_grad_norm: float | None = None,
         grad_mask: dict[str, torch.Tensor] | None = None,
         cancelled: CancelFn | None = None,
+        cost: CostCounter | None = None,
     ) -> None:
         self.model = model
         self.optimizer = optimizer
         self.clip_grad_norm = clip_grad_norm
         self.cancelled = cancelled
+        self.cost = cost
         self.epoch = 1
         self.steps = 0
         self._params = [p for p in model.parameters() if p.requires_grad]
@@ -220,6 +300,8 @@ class Stepper:
                 for param, keep, frozen in self._masked:
                     param.copy_(torch.where(keep, param, frozen))
         self.steps += 1
+        if self.cost is not None:
+            self.cost.stepped()
         self._loss_sum += value
         self._loss_count += 1
         return value

@@ -4,6 +4,7 @@ progress, cancel them; or upload a model's weights to compare as a "Custom" expe
 import streamlit as st
 
 from mucomp.compare import experiment_label
+from mucomp.execution import EvaluateUpload, PrepareReferences, SubmissionError
 from mucomp.methods import COMMON_PARAMS, MethodInfo, Param, available_methods, plugin_errors
 from mucomp.ui import forms, session, widgets
 from mucomp.uploads import EXTENSIONS, MAX_UPLOAD_BYTES, UploadError, load_uploaded_model
@@ -131,8 +132,15 @@ def run_section(s: session.Scenario, listing: list[dict], ready: bool) -> None:
         disabled=not configs or not (ready or busy_refs),
         help="Queue the runs; they run one after another in the background while you use the other pages.",
     )
+    st.caption(f"At most {session.MAX_QUEUED_RUNS} runs of this session can wait in the queue at once "
+               f"(and at most {forms.MAX_GRID_RUNS} in one grid); they run in a separate worker process, so their run "
+               "times measure the method, not this page.")
     if clicked:
-        session.get_queue().submit(configs, owner=session.owner())
+        try:
+            session.get_queue().submit(configs, owner=session.owner())
+        except SubmissionError as err:
+            st.error(f"{err}. Nothing was queued.", icon=":material/block:")
+            return
         st.toast(f"Queued {len(configs)} run(s).")
         st.rerun()
 
@@ -140,7 +148,7 @@ def run_section(s: session.Scenario, listing: list[dict], ready: bool) -> None:
 def progress_section(s: session.Scenario) -> None:
     st.header("Progress")
     widgets.jobs_panel(
-        lambda j: not isinstance(j["config"], session.PrepareReferences),
+        lambda j: not isinstance(j["config"], PrepareReferences),
         finished_shown=5,
         empty="No runs yet in this session. Results appear on the Screen page when a run is done.",
     )
@@ -186,8 +194,13 @@ def upload_section(s: session.Scenario, ready: bool) -> None:
         return
     if st.button("Evaluate and store", key="build_upload_run", type="primary",
                  help="Evaluate the uploaded model in the background and store it as a Custom experiment."):
-        session.get_queue().submit([session.UploadedModel(s, model, forms.clean_label(label) or "Uploaded model")],
-                                   owner=session.owner())
+        weights = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+        try:
+            session.get_queue().submit([EvaluateUpload(s, weights, forms.clean_label(label) or "Uploaded model")],
+                                       owner=session.owner())
+        except SubmissionError as err:
+            st.error(f"{err}. Nothing was queued.", icon=":material/block:")
+            return
         st.toast("Upload queued for evaluation.")
         st.rerun()
 

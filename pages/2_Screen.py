@@ -9,6 +9,7 @@ import streamlit as st
 from mucomp.compare import (
     COLUMN_HELP,
     METRIC_DIRECTIONS,
+    cost_summary,
     epoch_curves,
     experiment_label,
     experiment_table,
@@ -167,6 +168,8 @@ def details_section(listing: list[dict]) -> None:
         (st.error if message[0] == "error" else st.success)(message[1])
     config = {k: v for k, v in result.get("config", {}).items() if v not in (None, {}, "")}
     st.caption("Config: " + json.dumps(config))
+    if cost_summary(result):
+        st.caption(cost_summary(result), help=COLUMN_HELP["Cost"])
     curves = epoch_curves(result)
     if len(curves):
         fig = session.memo("screen.epochs", (chosen,), lambda: figures.epoch_figure(

@@ -3,7 +3,7 @@
 import threading
 import time
 
-from mucomp.jobs import JobQueue
+from mucomp.execution import JobQueue
 
 
 class Stopped(Exception):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import mucomp.data as data_module
-from mucomp.jobs import JobQueue
+from mucomp.execution import JobQueue
 from mucomp.runner import (
     ExperimentConfig,
     ExperimentStopped,
@@ -35,6 +35,10 @@ def test_experiment_holds_every_figure_the_pages_need(ga_experiment, digits_scen
                 "label_dist", "conf_dist", "t_label_dist", "t_conf_dist"):
         assert key in metrics, key
     assert 0 <= metrics["PS"] <= 1 and metrics["RT"] > 0
+    cost = metrics["cost"]
+    assert set(cost) == {"samples_forwarded", "samples_backpropagated", "optimizer_steps"}
+    assert cost["samples_forwarded"] == cost["samples_backpropagated"] > 0 and cost["optimizer_steps"] > 0
+    assert result["timings"]["warmup"] >= 0 and result["timings"]["unlearning"] == metrics["RT"]
     assert set(result["cka"]) == {"layers", "original", "retrained"}
     assert set(result["cka"]["original"]) == {"train_forget", "train_retain", "test_forget", "test_retain"}
     assert list(result["cka"]["retrained"]["train_forget"]) == result["cka"]["layers"]
@@ -50,6 +54,7 @@ def test_references_are_stored_and_protected(store, ga_experiment):
     assert kinds.count("original") == 1 and kinds.count("retrained") == 1
     reference = next(e for e in store.list() if e.kind == "retrained")
     assert reference.metrics["PS"] == 1.0 and reference.metrics["avg_gap"] == 0.0
+    assert reference.metrics["cost"] is None  # references ran no unlearning method
     with pytest.raises(StoreError, match="can't be deleted"):
         store.delete(reference.id)
 
@@ -251,16 +256,19 @@ def test_cli_run_list_show_restart(tmp_path, digits_references):
     assert result["id"] not in [row["id"] for row in json.loads(mucomp("list", "--json").stdout)]
 
 
-def test_app_worker_takes_references_from_st_cache_resource(store, digits_references, digits_scenario):
-    from mucomp.ui import session
+def test_execute_runs_a_request_and_never_changes_the_cached_references(store, digits_references, digits_scenario):
+    from mucomp.execution import execute
+    from mucomp.runner import prepare_scenario
 
-    state = session.reference_models(digits_scenario, store)
-    assert session.reference_models(digits_scenario, store) is state  # cached, shared by every session
+    state = prepare_scenario(digits_scenario, store)
+    assert prepare_scenario(digits_scenario, store) is state  # once per process and scenario
     weights = {k: v.clone() for k, v in state.original.model.state_dict().items()}
     config = ExperimentConfig("digits", 3, 0, "ga", epochs=2)
-    experiment = session.run_request(config, store=store, progress=lambda *a, **k: None, cancel=lambda: False,
-                                     owner="tester")
-    assert experiment.result["config"]["method"] == "ga"
+    experiment_id, summary = execute(config, progress=lambda *a, **k: None, cancel=lambda: False, owner="tester",
+                                     store=store)
+    result = store.load(experiment_id).result
+    assert result["config"]["method"] == "ga" and result["owner"] == "tester"
+    assert summary["UA"] == result["metrics"]["UA"] and summary["PS"] == result["metrics"]["PS"]
     # the run unlearned a copy: the cached Original is untouched
     assert all(torch.equal(weights[k], v) for k, v in state.original.model.state_dict().items())
     with pytest.raises(ValueError, match="references given are of scenario digits-c3-s0"):

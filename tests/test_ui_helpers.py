@@ -128,3 +128,13 @@ def test_the_progress_bar_moves_forward_through_the_stages():
     assert overall_fraction({"stage": "references", "fraction": 0.5}) == 0.5
     text = stage_text({"stage": "unlearning", "figures": {"epoch": 3, "epochs": 12, "forget_accuracy": 0.25}})
     assert text == "Stage 2/7: Unlearning · epoch 3/12 · forget accuracy 25.0%"
+    # a short run's epochs may all pass between two refreshes: the last one stays shown
+    later = {"stage": "embedding", "figures": {"epoch": 12, "epochs": 12, "forget_accuracy": 0.0, "method": "ga"}}
+    assert stage_text(later) == "Stage 6/7: Embedding (UMAP) · last epoch 12/12 · forget accuracy 0.0%"
+    training = {"stage": "references", "figures": {"reference": "original", "epoch": 4, "epochs": 30}}
+    assert stage_text(training) == "Stage 1/7: Preparing the reference models · training the original model · epoch 4/30"
+    from mucomp.ui.widgets import done_text
+
+    done = {"figures": {"epoch": 12, "epochs": 12, "method": "ga"}, "result": {"UA": 0.02, "TRA": 0.9, "PS": 0.41,
+                                                                               "RT": 0.3}}
+    assert done_text(done) == "12/12 epochs · UA 2.0% · TRA 90.0% · PS 0.41 · RT 0.30 s"

@@ -4,8 +4,10 @@ A method only says what is particular to it (its losses, its data mix, its mask)
 mechanics live here and in :mod:`mucomp.training`, once: data batches drawn from the experiment
 seed, the optimiser (SGD, momentum 0.9, weight decay 5e-4 unless the method sets another), the
 step (cancellation and divergence checks, backward, gradient mask, clipping), the epoch
-bookkeeping (weights check, scheduler, forget accuracy, progress, timing) and the preparation
-timer (teacher copy, saliency mask) whose seconds are kept out of RT.
+bookkeeping (weights check, scheduler, forget accuracy, progress, timing), the preparation
+timer (teacher copy, saliency mask) whose seconds are kept out of RT, and the cost counts
+(:attr:`UnlearnContext.cost`: samples forwarded and back-propagated, optimiser steps), taken by
+forward hooks on the model and the teacher so that a method does nothing for them.
 
 A method looks like::
 
@@ -34,6 +36,7 @@ from mucomp.data import Scenario, Split, derive_seed
 from mucomp.evaluation import evaluate
 from mucomp.training import (
     CancelFn,
+    CostCounter,
     ProgressFn,
     Stepper,
     epoch_loop,
@@ -63,6 +66,10 @@ class UnlearnContext:
         train-forget images still classified as their class), ``loss`` (mean loss stepped in the
         epoch), ``seconds`` (RT so far: unlearning-loop seconds, preparation and the per-epoch
         evaluation excluded).
+    cost: the run's hardware-independent cost so far (see :attr:`cost`).
+
+    The cost hooks stay on :attr:`model` (and the teacher) until :meth:`close`; use the context
+    as ``with UnlearnContext(...) as ctx:`` or call :meth:`close` when done.
     """
 
     def __init__(
@@ -93,6 +100,8 @@ class UnlearnContext:
         self._clip: float | None = None
         self._mask: dict[str, torch.Tensor] | None = None
         self._teacher: nn.Module | None = None
+        self._cost = CostCounter()
+        self._cost.watch(model, trained=True)
         self.prep_seconds = 0.0
         self.eval_seconds = 0.0
         self._started = time.perf_counter()
@@ -138,6 +147,32 @@ class UnlearnContext:
     def steps(self) -> int:
         """Optimiser steps taken so far."""
         return self._stepper.steps if self._stepper is not None else 0
+
+    @property
+    def cost(self) -> dict[str, int]:
+        """Hardware-independent cost so far, in samples and steps.
+
+        ``samples_forwarded``: samples through a forward of :attr:`model` or :meth:`teacher`
+        (grad enabled or not); ``samples_backpropagated``: samples forwarded through
+        :attr:`model` with grad enabled whose loss was then stepped (counted at each
+        :meth:`step`); ``optimizer_steps``: :attr:`steps`. The per-epoch forget-accuracy pass is
+        not counted.
+        """
+        return {
+            "samples_forwarded": int(self._cost.samples_forwarded),
+            "samples_backpropagated": int(self._cost.samples_backpropagated),
+            "optimizer_steps": int(self.steps),
+        }
+
+    def close(self) -> None:
+        """Remove the cost hooks from the model and the teacher (idempotent; counts stay)."""
+        self._cost.close()
+
+    def __enter__(self) -> UnlearnContext:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def elapsed_rt(self) -> float:
         """Seconds of unlearning loop so far (wall clock minus preparation and evaluation)."""
@@ -208,7 +243,9 @@ class UnlearnContext:
     @property
     def stepper(self) -> Stepper:
         if self._stepper is None:
-            self._stepper = Stepper(self.model, self.optimizer, clip_grad_norm=self._clip, cancelled=self.cancelled)
+            self._stepper = Stepper(
+                self.model, self.optimizer, clip_grad_norm=self._clip, cancelled=self.cancelled, cost=self._cost
+            )
             if self._mask:
                 self._stepper.set_grad_mask(self._mask)
         return self._stepper
@@ -250,9 +287,10 @@ class UnlearnContext:
 
     def forget_accuracy(self) -> float:
         """Share of the train-forget images predicted as their class (one eval pass; its time
-        is not counted in RT)."""
+        is not counted in RT nor in :attr:`cost`)."""
         start = time.perf_counter()
-        result = evaluate(self.model, self.split, self.forget_indices, device=self.device)
+        with self._cost.paused():
+            result = evaluate(self.model, self.split, self.forget_indices, device=self.device)
         accuracy = float((result.predictions == result.labels).mean()) if len(result) else float("nan")
         self.eval_seconds += time.perf_counter() - start
         return accuracy
@@ -260,10 +298,15 @@ class UnlearnContext:
     # --- preparation ---------------------------------------------------------------------------
     @contextlib.contextmanager
     def preparation(self) -> Iterator[None]:
-        """Time spent inside counts as preparation (reported apart, not in RT)."""
+        """Time spent inside counts as preparation (reported apart, not in RT).
+
+        Forwards inside count in ``cost["samples_forwarded"]``; their gradients are not stepped,
+        so they never count as back-propagated.
+        """
         start = time.perf_counter()
         try:
-            yield
+            with self._cost.unstepped():
+                yield
         finally:
             self.prep_seconds += time.perf_counter() - start
 
@@ -278,6 +321,7 @@ class UnlearnContext:
                 teacher = copy.deepcopy(self.model).eval()
                 for param in teacher.parameters():
                     param.requires_grad_(False)
+                self._cost.watch(teacher, trained=False)
                 self._teacher = teacher
         return self._teacher
 

@@ -732,8 +732,10 @@ def pareto_figure(
         customdata=[custom[r] for r in rows], hovertemplate=hover,
         marker={"color": "#111827", "size": 19, "symbol": "circle-open", "line": {"width": 2.5}},
     ))
+    # No drag mode: the page draws it with selection_mode="points", and a figure whose dragmode is
+    # "select" gets clickmode "event" from Streamlit's front end, so clicks would never select.
     _base_layout(fig, title, TABLE_AXIS_TITLES.get(x, x), TABLE_AXIS_TITLES.get(y, y),
-                 dragmode="select", clickmode="event+select", hovermode="closest")
+                 dragmode=False, clickmode="event+select", hovermode="closest")
     for axis_name, column in (("x", x), ("y", y)):
         if column != "RT":
             getattr(fig, f"update_{axis_name}axes")(tickformat=".0%")

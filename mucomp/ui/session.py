@@ -10,13 +10,12 @@ the app's own (non-widget) keys, which survive page changes:
 - ``mucomp_attack``: the Attack page's settings (metric, strategy, custom thresholds);
 - ``mucomp_instance``: the dataset index of the image selected in an instance panel.
 
-Process-wide resources (``st.cache_resource``, shared by every session, never mutated by a
-page): the :class:`~mucomp.store.ExperimentStore` under ``$MUCOMP_HOME`` and one
-:class:`~mucomp.jobs.JobQueue` whose background worker runs experiments, prepares reference
-models (:class:`PrepareReferences`) and evaluates uploads (:class:`UploadedModel`). The worker
-never calls Streamlit; pages read its snapshots. The reference models themselves are loaded by
-that worker through :func:`reference_models` (``st.cache_resource``), and every run gets them
-from there; unlearning starts from a deep copy, and the pages read stored results only.
+Process-wide resources (shared by every session, never mutated by a page): the
+:class:`~mucomp.store.ExperimentStore` under ``$MUCOMP_HOME`` and the job API
+(:func:`mucomp.execution.shared_executor`): worker processes that run experiments, prepare
+reference models (:class:`~mucomp.execution.PrepareReferences`) and evaluate uploads
+(:class:`~mucomp.execution.EvaluateUpload`). No torch work runs in the server process; the pages
+read the jobs' snapshots and the stored results only.
 
 Stored results are immutable, so they are cached by experiment id (``st.cache_data``); the list of
 a scenario's experiments is cached until the store's folder changes.
@@ -27,20 +26,22 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import streamlit as st
-from torch import nn
 
 from mucomp import settings
 from mucomp.data import DATASETS, Scenario
-from mucomp.jobs import JobQueue
-from mucomp.store import ExperimentStore
-
-if TYPE_CHECKING:
-    from mucomp.runner import ScenarioState
+from mucomp.execution import (
+    MAX_QUEUED_PER_OWNER,
+    EvaluateUpload,
+    Executor,
+    PrepareReferences,
+    request_scenario,
+    shared_executor,
+)
+from mucomp.store import ExperimentStore, StoreError
 
 PAGE_ICON = "🧽"
 DEFAULT_SCENARIO = Scenario("digits", 0, 0)
@@ -68,72 +69,11 @@ PAGES = {
 
 
 # ---------------------------------------------------------------------------------------------
-# Background work
+# Background work: every job runs in a worker process of the job API (mucomp.execution)
 
 
-@dataclass(frozen=True)
-class PrepareReferences:
-    """A request to the job queue: load or train both reference models of ``scenario``,
-    evaluate them once and store their results."""
-
-    scenario: Scenario
-
-
-@dataclass
-class UploadedModel:
-    """A request to the job queue: evaluate an uploaded, already validated model of ``scenario``
-    as is and store it as a ``custom`` experiment labelled ``label``. The worker drops the model
-    once it has run (finished jobs stay listed, their weights need not stay in memory)."""
-
-    scenario: Scenario
-    model: nn.Module | None
-    label: str
-
-
-def run_request(request: Any, *, store: ExperimentStore, progress: Callable, cancel: Callable, owner: str | None):
-    """The job queue's ``run_fn``: dispatch one request to the core (runs in the worker thread,
-    never calls Streamlit). Returns the stored experiment (or None for references)."""
-    from mucomp.runner import ExperimentConfig, run_experiment, store_custom_model
-
-    scenario = request_scenario(request)
-    if scenario is None:
-        raise TypeError(f"the job queue cannot run a {type(request).__name__}")
-    references = reference_models(scenario, store, progress=progress, cancel=cancel)
-    if isinstance(request, ExperimentConfig):
-        return run_experiment(request, store, progress, cancel, owner=owner, references=references)
-    if isinstance(request, PrepareReferences):
-        return None
-    if isinstance(request, UploadedModel):
-        model, request.model = request.model, None
-        if model is None:
-            raise ValueError("this upload was already evaluated; upload the file again")
-        return store_custom_model(model, scenario, store, label=request.label, owner=owner, progress=progress,
-                                  references=references)
-    raise TypeError(f"the job queue cannot run a {type(request).__name__}")
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _reference_models(scenario_key: str, root: str, _scenario: Scenario, _store: ExperimentStore,
-                      _progress: Callable | None, _cancel: Callable | None) -> ScenarioState:
-    from mucomp.runner import prepare_scenario
-
-    return prepare_scenario(_scenario, _store, progress=_progress, cancel=_cancel)
-
-
-def reference_models(s: Scenario, store: ExperimentStore, *, progress: Callable | None = None,
-                     cancel: Callable | None = None) -> ScenarioState:
-    """Both reference models of ``s`` with their one-pass evaluations: loaded (or trained) once per
-    process in ``st.cache_resource`` and shared by every session. Called by the worker (cached
-    functions work outside a script run); nothing mutates them: unlearning starts from a deep copy.
-    A cancelled or failed load raises and is not cached, so the next request tries again."""
-    return _reference_models(s.key, str(store.root.resolve()), s, store, progress, cancel)
-
-
-def request_scenario(request: Any) -> Scenario | None:
-    """The scenario a queued request belongs to."""
-    if isinstance(request, (PrepareReferences, UploadedModel)):
-        return request.scenario
-    return getattr(request, "scenario", None)
+#: A browser session may have at most this many runs waiting in the queue.
+MAX_QUEUED_RUNS = MAX_QUEUED_PER_OWNER
 
 
 def describe_request(request: Any) -> str:
@@ -143,7 +83,7 @@ def describe_request(request: Any) -> str:
     if isinstance(request, PrepareReferences):
         s = request.scenario
         return f"Reference models ({s.spec.label}, forget class '{s.forget_class_name}', seed {s.seed})"
-    if isinstance(request, UploadedModel):
+    if isinstance(request, EvaluateUpload):
         return f"Uploaded model '{request.label}'"
     info = available_methods().get(getattr(request, "method", ""), None)
     label = info.label if info is not None else str(getattr(request, "method", "?"))
@@ -160,40 +100,6 @@ def _store(root: str) -> ExperimentStore:
     return ExperimentStore(Path(root) / "experiments")
 
 
-#: torch threads of the app process (``MUCOMP_TORCH_THREADS`` overrides). Measured on 2 busy cores:
-#: preparing the digits references took 190 s with 2 threads and 41 s with 1, because torch's
-#: threads wait for a core that the UI, UMAP or another process holds.
-DEFAULT_TORCH_THREADS = 1
-
-
-def torch_threads() -> int:
-    """The torch thread count the app uses for background work."""
-    value = os.environ.get("MUCOMP_TORCH_THREADS", "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_TORCH_THREADS
-
-
-@st.cache_resource(show_spinner=False)
-def _queue(root: str) -> JobQueue:
-    import torch
-
-    torch.set_num_threads(torch_threads())
-    store = _store(root)
-
-    def run(request, *, progress, cancel, owner):
-        return run_request(request, store=store, progress=progress, cancel=cancel, owner=owner)
-
-    return JobQueue(run)
-
-
-@st.cache_resource(show_spinner=False)
-def _warm_up() -> bool:
-    """Compile UMAP's kernels once per process, in a daemon thread (first experiment is faster)."""
-    from mucomp.embedding import warm_up
-
-    warm_up(background=True)
-    return True
-
-
 def home_root() -> str:
     """``$MUCOMP_HOME``, resolved (the key of the process-wide resources)."""
     return str(settings.home().expanduser().resolve())
@@ -204,9 +110,22 @@ def get_store() -> ExperimentStore:
     return _store(home_root())
 
 
-def get_queue() -> JobQueue:
-    """The process-wide job queue (one background worker for every session)."""
-    return _queue(home_root())
+def get_queue() -> Executor:
+    """The job API of this server: one pool of worker processes (``MUCOMP_WORKERS``, default 1,
+    with ``MUCOMP_TORCH_THREADS`` torch threads each) shared by every session; started on the
+    first page view so the workers are warm before the first run."""
+    return shared_executor(max_queued_per_owner=MAX_QUEUED_PER_OWNER)
+
+
+def home_jobs() -> list[dict]:
+    """Snapshots of the jobs submitted under this server's ``MUCOMP_HOME`` (every session)."""
+    home = home_root()
+    return [j for j in get_queue().jobs() if _job_home(j) == home]
+
+
+def _job_home(job: dict) -> str:
+    value = (job.get("env") or {}).get("MUCOMP_HOME")
+    return str(Path(value or "runs").expanduser().resolve())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,7 +158,7 @@ def setup(title: str, *, icon: str = PAGE_ICON) -> None:
     st.set_page_config(page_title=f"{title} · mucomp", page_icon=icon, layout="wide")
     init_state()
     st.session_state[KEY_VISITED].add(title.lower())
-    _warm_up()
+    get_queue()  # starts (and warms) the worker processes on the first page view
     _sidebar()
 
 
@@ -298,12 +217,35 @@ def _store_stamp(store: ExperimentStore) -> tuple[int, int]:
     return stat.st_mtime_ns, stat.st_nlink
 
 
+@st.cache_data(show_spinner=False, max_entries=100_000)
+def _light_result(root: str, experiment_id: str, stamp: int) -> dict | str:
+    """One stored result without its heavy blocks, or why it can't be read. Results never change,
+    so each is parsed once per process (``stamp``: the folder's mtime, in case an id is reused
+    after a delete)."""
+    try:
+        result = _store(root).load(experiment_id).result
+    except StoreError as err:
+        return str(err)
+    return {k: v for k, v in result.items() if k not in HEAVY_BLOCKS}
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def _listing(root: str, stamp: tuple[int, int], dataset: str, forget_class: int, seed: int) -> tuple[list[dict], dict]:
     store = _store(root)
-    found = store.list(dataset=dataset, forget_class=forget_class, seed=seed)
-    light = [{k: v for k, v in e.result.items() if k not in HEAVY_BLOCKS} for e in found]
-    return light, dict(store.problems)
+    wanted = {"dataset": dataset, "forget_class": forget_class, "seed": seed}
+    light, problems = [], {}
+    for experiment_id in store.ids():
+        try:
+            folder_stamp = os.stat(store.root / experiment_id).st_mtime_ns
+        except OSError:
+            continue  # deleted meanwhile
+        row = _light_result(root, experiment_id, folder_stamp)
+        if isinstance(row, str):
+            problems[experiment_id] = row
+        elif all(row["config"].get(k) == v for k, v in wanted.items()):
+            light.append(row)
+    light.sort(key=lambda r: (r.get("created_at", ""), r["id"]))
+    return light, problems
 
 
 def experiments(s: Scenario | None = None) -> list[dict]:
@@ -354,7 +296,7 @@ def existing(experiment_id: str | None, listing: list[dict]) -> str | None:
 def scenario_jobs(s: Scenario, kind: type | None = None) -> list[dict]:
     """Snapshots of every job (any session) of scenario ``s``, optionally of one request type."""
     return [
-        job for job in get_queue().jobs()
+        job for job in home_jobs()
         if request_scenario(job["config"]) == s and (kind is None or isinstance(job["config"], kind))
     ]
 

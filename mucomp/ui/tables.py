@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from mucomp.compare import METRIC_DIRECTIONS
+from mucomp.compare import METRIC_DIRECTIONS, compact_count
 
 #: The colour-scale groups of the table: columns and a base colour (darker cell = better value).
 COLOR_GROUPS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -87,9 +87,10 @@ def cell_colors(table: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
 
 
 def styled(table: pd.DataFrame, groups: Sequence[str]):
-    """A pandas Styler: percentages, seconds, learning rates formatted; colour groups applied."""
+    """A pandas Styler: percentages, seconds, learning rates and cost counts (``12.3k``)
+    formatted; colour groups applied."""
     formats = {c: "{:.1%}" for c in PERCENT_COLUMNS if c in table.columns}
-    formats.update({"RT": "{:.2f} s", "LR": "{:g}"})
+    formats.update({"RT": "{:.2f} s", "LR": "{:g}", "Cost": compact_count})
     styler = table.style.format(formats, na_rep="—")
     if groups:
         colors = cell_colors(table, groups)

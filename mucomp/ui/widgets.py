@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 
 from mucomp.compare import IncompatibleResultsError, MissingBlockError
-from mucomp.jobs import FINISHED
+from mucomp.execution import FINISHED, PrepareReferences
 from mucomp.runner import STAGES
 from mucomp.ui import session
 
@@ -45,8 +45,7 @@ def sidebar() -> None:
         st.caption(session.scenario_label(s))
         st.markdown("**Models**")
         st.caption(f"Model A: {labels.get(a, 'not chosen')}  \nModel B: {labels.get(b, 'not chosen')}")
-        queue = session.get_queue()
-        jobs = queue.jobs()
+        jobs = session.home_jobs()
         running = sum(j["state"] == "running" for j in jobs)
         queued = sum(j["state"] == "queued" for j in jobs)
         if running or queued:
@@ -108,20 +107,41 @@ def overall_fraction(job: dict) -> float:
 
 
 def stage_text(job: dict) -> str:
-    """One line describing a running job's progress (stage, epoch, forget accuracy)."""
+    """One line describing a running job's progress: the stage, and the last reported epoch and
+    forget accuracy, which stay shown after the unlearning stage has moved on (a short GA run
+    finishes its epochs between two refreshes)."""
     stage = job.get("stage") or ""
     figures = job.get("figures") or {}
     if not stage:
         return "starting…"
     number = STAGES.index(stage) + 1 if stage in STAGES else 0
     text = f"Stage {number}/{len(STAGES)}: {STAGE_LABELS.get(stage, stage)}"
-    if stage == "unlearning" and figures.get("epoch") is not None:
-        text += f" · epoch {figures['epoch']}/{figures.get('epochs', '?')}"
-        if figures.get("forget_accuracy") is not None:
-            text += f" · forget accuracy {float(figures['forget_accuracy']):.1%}"
+    epoch = figures.get("epoch")
     if stage == "references" and figures.get("reference"):
         text += f" · training the {figures['reference']} model"
+        if epoch is not None:
+            text += f" · epoch {epoch}/{figures.get('epochs', '?')}"
+    elif epoch is not None and (stage == "unlearning" or figures.get("method")):
+        # after the unlearning stage the method's last epoch stays shown (not a reference's)
+        text += f" · {'epoch' if stage == 'unlearning' else 'last epoch'} {epoch}/{figures.get('epochs', '?')}"
+        if figures.get("forget_accuracy") is not None:
+            text += f" · forget accuracy {float(figures['forget_accuracy']):.1%}"
     return text
+
+
+def done_text(job: dict) -> str:
+    """The figures of a finished run for its "done" line: epochs, UA, TRA, PS and RT."""
+    result = job.get("result") or {}
+    figures = job.get("figures") or {}
+    parts = []
+    if figures.get("epoch") is not None and figures.get("method"):
+        parts.append(f"{figures['epoch']}/{figures.get('epochs', '?')} epochs")
+    for key, label in (("UA", "UA"), ("TRA", "TRA"), ("PS", "PS")):
+        if isinstance(result.get(key), (int, float)):
+            parts.append(f"{label} {float(result[key]):.1%}" if key != "PS" else f"{label} {float(result[key]):.2f}")
+    if isinstance(result.get("RT"), (int, float)):
+        parts.append(f"RT {float(result['RT']):.2f} s")
+    return " · ".join(parts)
 
 
 def _draw_job(job: dict, mine: bool, position: int | None) -> None:
@@ -134,7 +154,8 @@ def _draw_job(job: dict, mine: bool, position: int | None) -> None:
         st.caption(f"{icon} {title} — queued" + (f", {position} ahead of it" if position else ""))
     elif state == "completed":
         stored = f" → stored as `{job['experiment_id']}`" if job.get("experiment_id") else ""
-        st.success(f"{title} — done{stored}", icon=":material/check_circle:")
+        figures = done_text(job)
+        st.success(f"{title} — done{stored}" + (f" · {figures}" if figures else ""), icon=":material/check_circle:")
     elif state == "failed":
         st.error(f"{icon} {title} failed: {job['message']}")
     else:
@@ -142,21 +163,22 @@ def _draw_job(job: dict, mine: bool, position: int | None) -> None:
     cancel = mine and state in ("queued", "running")
     if cancel and st.button("Cancel", key=f"cancel-{job['id']}", help="Stop this run; nothing of it is stored."):
         session.get_queue().cancel(job["id"], owner=session.owner())
-        st.toast("Cancel requested: the run stops at its next batch.")
+        st.toast("Cancel requested: the run stops within a few seconds.")
 
 
 def jobs_panel(keep: Callable[[dict], bool], *, finished_shown: int = 3, empty: str | None = None) -> None:
     """Live progress of the queue's jobs that ``keep`` accepts: the running one, the queue, and
     this session's latest finished ones. Refreshes itself every 0.5 s while work is queued and
     reruns the whole page once when a shown job ends (so new results appear)."""
-    queue = session.get_queue()
     me = session.owner()
     seen: set = st.session_state[session.KEY_SEEN_JOBS]
-    seen.update(j["id"] for j in queue.jobs() if j["state"] in FINISHED)
+    first = session.home_jobs()
+    seen.update(j["id"] for j in first if j["state"] in FINISHED)
+    busy = any(j["state"] not in FINISHED for j in first)
 
-    @st.fragment(run_every=0.5 if queue.busy() else None)
+    @st.fragment(run_every=0.5 if busy else None)
     def panel() -> None:
-        every = queue.jobs()
+        every = session.home_jobs()
         jobs = [j for j in every if keep(j)]
         active = [j for j in every if j["state"] in ("queued", "running")]
         shown = False
@@ -204,7 +226,7 @@ def reference_status(s: session.Scenario, *, key: str) -> bool:
                           "model, trained without the forget class, then evaluate both." + note):
             session.prepare_references(s)
             st.rerun()
-    jobs_panel(lambda j: isinstance(j["config"], session.PrepareReferences) and j["config"].scenario == s,
+    jobs_panel(lambda j: isinstance(j["config"], PrepareReferences) and j["config"].scenario == s,
                finished_shown=0)  # a failure is reported above
     return False
 

@@ -1,0 +1,55 @@
+"""The one job API: the app and the CLI submit runs, reference preparations and uploads here.
+
+Backends share :class:`~mucomp.execution.jobs.Executor`'s API (``submit``, ``jobs``, ``get``,
+``cancel``, ``busy``, ``wait``, ``shutdown``):
+
+- ``local`` (:class:`~mucomp.execution.local.LocalExecutor`, the app's default): spawned worker
+  processes (``MUCOMP_WORKERS``, default 1) with ``MUCOMP_TORCH_THREADS`` torch threads each;
+- ``inline`` (:class:`~mucomp.execution.inline.InlineExecutor`): a thread of the calling process,
+  for ``mucomp run`` without ``--workers`` (the command is its own process already);
+- ``ray`` (:class:`~mucomp.execution.ray_backend.RayExecutor`, extra ``mucomp[ray]``): one Ray task
+  per job on a cluster; results return to the driver, which stores them.
+"""
+
+from __future__ import annotations
+
+from mucomp.execution.inline import InlineExecutor, JobQueue
+from mucomp.execution.jobs import (
+    FINISHED,
+    MAX_QUEUED_PER_OWNER,
+    MAX_RUNS,
+    STATES,
+    STOPPED,
+    Executor,
+    Job,
+    QueueFullError,
+    SubmissionError,
+    TooManyRunsError,
+    check_run_count,
+)
+from mucomp.execution.local import LocalExecutor, shared_executor
+from mucomp.execution.requests import EvaluateUpload, PrepareReferences, execute, request_scenario
+
+BACKENDS = ("inline", "local", "ray")
+
+
+def make_executor(kind: str = "local", *, workers: int = 1, torch_threads: int = 1,
+                  ray_address: str | None = None, **kwargs) -> Executor:
+    """A new executor of backend ``kind`` (see :data:`BACKENDS`)."""
+    if kind == "inline":
+        return InlineExecutor(**kwargs)
+    if kind == "local":
+        return LocalExecutor(workers, torch_threads, **kwargs)
+    if kind == "ray":
+        from mucomp.execution.ray_backend import RayExecutor
+
+        return RayExecutor(address=ray_address, torch_threads=torch_threads, **kwargs)
+    raise ValueError(f"unknown executor {kind!r}; use one of {', '.join(BACKENDS)}")
+
+
+__all__ = [
+    "BACKENDS", "FINISHED", "MAX_QUEUED_PER_OWNER", "MAX_RUNS", "STATES", "STOPPED", "EvaluateUpload",
+    "Executor", "InlineExecutor", "Job", "JobQueue", "LocalExecutor", "PrepareReferences", "QueueFullError",
+    "SubmissionError", "TooManyRunsError", "check_run_count", "execute", "make_executor", "request_scenario",
+    "shared_executor",
+]

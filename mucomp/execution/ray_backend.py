@@ -1,0 +1,575 @@
+"""The Ray backend: one Ray task per job on a local or remote Ray cluster.
+
+Each job runs as one remote task (:func:`_run_job`) in a Ray worker process, with
+``torch_threads`` CPUs (and one GPU when the job runs on CUDA). Workers need no shared disk: a task
+runs under a *node-local* ``MUCOMP_HOME`` (``$MUCOMP_RAY_HOME`` on the node, default
+``<tmp>/mucomp-ray-<uid>/home``) where the scenario's references are trained or downloaded once
+per node and kept, and stores its experiment in that node's store. It then returns the stored
+``result.json`` and weights, with the scenario's two references, to the driver, which saves them
+in *its* store under the same ids (references only when not stored yet), exactly as the local
+backend would have stored them.
+
+- Progress: tasks report to a small control actor (fire-and-forget calls, throttled; the actor
+  keeps only the latest stage and fraction per job, figures merged), which a driver thread drains.
+- Cancel: the control actor tells the task (its ``cancel()`` callback turns True before the next
+  batch); :data:`INTERRUPT_AFTER_S` seconds later the task is cancelled through Ray
+  (``ray.cancel``: a KeyboardInterrupt, or dropped before it starts), and after
+  :data:`CANCEL_GRACE_S` seconds its worker is killed (``force=True``). The job ends "cancelled".
+- A task whose worker died (a crash, the OOM killer, a lost node) fails its job with the reason;
+  Ray never retries a job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from mucomp.execution.jobs import Executor, Job, job_environment, outcome_state
+from mucomp.execution.requests import method_origin, request_scenario
+
+#: Seconds a running job has to stop after a cancel before its Ray worker is killed.
+CANCEL_GRACE_S = 3.0
+#: Seconds after a cancel before the task is also cancelled through Ray (a KeyboardInterrupt in a
+#: task that has not stopped at a batch boundary, or the task dropped if it has not started).
+INTERRUPT_AFTER_S = 1.0
+#: The least seconds between two progress messages of a task (a new stage is always sent).
+PROGRESS_INTERVAL_S = 0.1
+#: Seconds between two looks of a task at the control actor for a cancel.
+CANCEL_POLL_S = 0.2
+_LOOP_S = 0.1
+_MISSING_RAY = "the Ray backend needs the extra: pip install 'mucomp[ray]'"
+
+
+def _import_ray():
+    """The ``ray`` module, or an ImportError saying which extra to install."""
+    try:
+        import ray
+    except ImportError as err:
+        raise ImportError(_MISSING_RAY) from err
+    return ray
+
+
+def node_home() -> Path:
+    """The node-local ``MUCOMP_HOME`` of Ray tasks on this machine: ``$MUCOMP_RAY_HOME``, else
+    ``<tmp>/mucomp-ray-<uid>/home``."""
+    configured = os.environ.get("MUCOMP_RAY_HOME", "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    uid = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return Path(tempfile.gettempdir()) / f"mucomp-ray-{uid}" / "home"
+
+
+def _home_of(env: dict[str, str | None]) -> Path:
+    """The ``MUCOMP_HOME`` a job was submitted under (as :func:`mucomp.settings.home` reads it)."""
+    value = env.get("MUCOMP_HOME")
+    return Path(value if value is not None else "runs").expanduser()
+
+
+def _wants_gpu(env: dict[str, str | None]) -> bool:
+    """Whether a job submitted under ``env`` runs on CUDA (the driver's device choice)."""
+    import torch
+
+    requested = (env.get("MUCOMP_DEVICE") or "").strip()
+    if requested:
+        try:
+            return torch.device(requested).type == "cuda"
+        except RuntimeError:
+            return False  # the task reports the bad setting
+    return torch.cuda.is_available()
+
+
+def _packed(experiment) -> dict[str, Any]:
+    """A stored experiment as plain data: its result and its weights file's bytes (or None)."""
+    path = experiment.model_path
+    return {"result": experiment.result, "weights": path.read_bytes() if path.is_file() else None}
+
+
+def _save_packed(store, packed: dict[str, Any], *, keep_existing: bool) -> str:
+    """Save a packed experiment in ``store`` under its own id; returns the id it is stored under.
+
+    ``keep_existing``: an experiment of that id already stored is kept as it is (references, bases);
+    otherwise a clash with an unrelated experiment (ids are drawn on another node) stores it under
+    a new id.
+    """
+    from safetensors.torch import load as load_weights
+
+    from mucomp.store import ExperimentExistsError
+
+    result = dict(packed["result"])
+    weights = load_weights(packed["weights"]) if packed.get("weights") is not None else None
+    while True:
+        if store.exists(result["id"]):
+            if keep_existing:
+                return result["id"]
+            result["id"] = store.new_id()
+        try:
+            return store.save(result, weights).id
+        except ExperimentExistsError:
+            continue  # stored meanwhile by another process: look again
+
+
+def _ensure_base(store, base: dict[str, Any]) -> None:
+    """Put the driver's base experiment into the node's store (a copy of another experiment under
+    the same id, left by another driver, is replaced)."""
+    from mucomp.store import StoreError
+
+    experiment_id = base["result"]["id"]
+    if store.exists(experiment_id):
+        try:
+            same = store.load(experiment_id).result == base["result"]
+        except StoreError:
+            same = False
+        if same:
+            return
+        with contextlib.suppress(StoreError):
+            store.delete(experiment_id)
+    _save_packed(store, base, keep_existing=True)  # one stored meanwhile by another task is kept
+
+
+# ---------------------------------------------------------------------------------------------
+# The task side
+
+
+class _Progress:
+    """The task's ``progress(stage, fraction, **figures)``: fire-and-forget calls to the control
+    actor, at most one per :data:`PROGRESS_INTERVAL_S` (figures of skipped calls are merged into
+    the next one; a new stage or a finished one is always sent)."""
+
+    def __init__(self, control, job_id: int) -> None:
+        self._control, self._job_id = control, job_id
+        self._stage: str | None = None
+        self._fraction = 0.0
+        self._figures: dict = {}
+        self._sent_stage: str | None = None
+        self._sent_at = 0.0
+        self._dirty = False
+        #: ``(stage, fraction, figures)`` of the last report, with every figure reported so far:
+        #: returned with the outcome, so a job's last snapshot never depends on message timing.
+        self.final: tuple[str, float, dict] | None = None
+
+    def __call__(self, stage: str, fraction: float, **figures) -> None:
+        self._stage, self._fraction = stage, float(fraction)
+        self._figures.update(figures)
+        self.final = (stage, self._fraction, {**(self.final[2] if self.final else {}), **figures})
+        self._dirty = True
+        now = time.monotonic()
+        if stage != self._sent_stage or self._fraction >= 1.0 or now - self._sent_at >= PROGRESS_INTERVAL_S:
+            self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        if not self._dirty:
+            return
+        with contextlib.suppress(Exception):  # progress must never fail a run
+            self._control.report.remote(self._job_id, self._stage, self._fraction, self._figures)
+        self._sent_stage, self._sent_at = self._stage, now if now is not None else time.monotonic()
+        self._figures, self._dirty = {}, False
+
+
+class _CancelWatch:
+    """A thread of the task that asks the control actor for a cancel every
+    :data:`CANCEL_POLL_S`; the run's ``cancel()`` callback is the event's ``is_set`` (cheap, polled
+    before every batch)."""
+
+    def __init__(self, control, job_id: int) -> None:
+        import ray
+
+        self._ray, self._control, self._job_id = ray, control, job_id
+        self.event = threading.Event()
+        self._stop = threading.Event()
+        self._look()
+        self._thread = threading.Thread(target=self._watch, name=f"mucomp-cancel-{job_id}", daemon=True)
+        self._thread.start()
+
+    def _look(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._ray.get(self._control.is_cancelled.remote(self._job_id), timeout=10):
+                self.event.set()
+
+    def _watch(self) -> None:
+        while not self.event.is_set() and not self._stop.wait(CANCEL_POLL_S):
+            self._look()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(1.0)
+
+
+def _run_job(job_id: int, request: Any, owner: str | None, env: dict[str, str | None], origin: str | None,
+             torch_threads: int, base: dict[str, Any] | None, control) -> dict[str, Any]:
+    """One job in a Ray worker (the remote task's body); returns its outcome as plain data.
+
+    ``env``: the job's environment; its ``MUCOMP_HOME`` is replaced by :func:`node_home` here;
+    ``base``: the packed base experiment of a run from a stored experiment. Returns ``state``,
+    ``message``, ``experiment_id``, ``summary``, ``worker`` and ``experiments`` (the packed run and
+    the scenario's references, for the driver to store).
+    """
+    import socket
+
+    import ray
+    import torch
+
+    from mucomp.embedding import warm_up
+    from mucomp.execution.requests import ensure_method, execute, job_environment_applied
+    from mucomp.locks import locked
+    from mucomp.methods.guard import data_tainted, reload_tainted_data, restore_torch_state, torch_state
+    from mucomp.runner import prepare_scenario
+    from mucomp.store import ExperimentStore, StoreError
+
+    try:
+        node = ray.get_runtime_context().get_node_id()[:8]
+    except Exception:
+        node = socket.gethostname()
+    where = f"ray {socket.gethostname()} (node {node}) pid {os.getpid()}"
+    with contextlib.suppress(Exception):
+        control.started.remote(job_id, where)
+    torch.set_num_threads(max(1, int(torch_threads)))
+    baseline = torch_state()
+    warm_up(background=True)  # UMAP's compilation (the runner waits for it before the unlearning clock starts)
+    progress = _Progress(control, job_id)
+    watch = _CancelWatch(control, job_id)
+    outcome: dict[str, Any] = {"state": "completed", "message": "", "experiment_id": None, "summary": {},
+                               "worker": where, "experiments": []}
+    home = node_home()
+    env = {**env, "MUCOMP_HOME": str(home)}
+    if not env.get("MUCOMP_DEVICE") and not ray.get_gpu_ids() and torch.cuda.is_available():
+        env["MUCOMP_DEVICE"] = "cpu"  # a task given no GPU must not take one of the node's
+    try:
+        with job_environment_applied(env):
+            store = ExperimentStore(home / "experiments")
+            ensure_method(origin)
+            if base is not None:
+                _ensure_base(store, base)
+            scenario = request_scenario(request)
+            if scenario is None:
+                raise TypeError(f"a job cannot run a {type(request).__name__}")
+            # Once per node and scenario: the first task trains (or downloads) and stores the
+            # references; the others wait for it, then load them from the node's cache.
+            lock = home / ".locks" / f"prepare-{scenario.key}.lock"
+            with locked(lock, cancelled=watch.event.is_set, waiting_for="another task to prepare the references"):
+                prepared = prepare_scenario(scenario, store, progress=progress, cancel=watch.event.is_set)
+            references = [prepared.original.experiment_id, prepared.retrained.experiment_id]
+            for experiment_id in references:
+                with contextlib.suppress(StoreError):
+                    outcome["experiments"].append(_packed(store.load(experiment_id)))
+            experiment_id, summary = execute(request, progress=progress, cancel=watch.event.is_set, owner=owner,
+                                             store=store)
+            if experiment_id is not None and experiment_id not in references:
+                experiment = store.load(experiment_id)
+                outcome["experiments"].insert(0, _packed(experiment))
+                with contextlib.suppress(StoreError):
+                    store.delete(experiment_id)  # the driver keeps it; the node keeps only references
+            outcome.update(experiment_id=experiment_id, summary=summary)
+    except Exception as err:  # KeyboardInterrupt (ray.cancel) is Ray's own: let it through
+        state, text = outcome_state(err)
+        if state == "failed" and not str(err).strip():
+            text = f"{type(err).__name__}\n{traceback.format_exc(limit=3)}"
+        outcome.update(state=state, message=text, experiment_id=None, summary={})
+        outcome["experiments"] = [p for p in outcome["experiments"] if p["result"].get("kind") in ("original", "retrained")]
+    except SystemExit as err:  # a method must return, not exit; the worker lives on
+        state, text = outcome_state(err)
+        outcome.update(state=state, message=text, experiment_id=None, summary={}, experiments=[])
+    finally:
+        watch.stop()
+        progress.flush()
+        outcome["progress"] = progress.final
+        restore_torch_state(baseline)
+        if data_tainted():
+            reload_tainted_data()
+    return outcome
+
+
+# ---------------------------------------------------------------------------------------------
+# The driver side
+
+
+def _control_class() -> type:
+    """The class of the executor's control actor: progress from the tasks, cancels to them.
+
+    Made inside a function so that cloudpickle ships it by value: the actor's process then never
+    imports mucomp (and torch with it), which saves it seconds and hundreds of MB.
+    """
+
+    class Control:
+        def __init__(self) -> None:
+            self._latest: dict[int, list] = {}
+            self._where: dict[int, str] = {}
+            self._cancelled: set[int] = set()
+
+        def report(self, job_id: int, stage: str, fraction: float, figures: dict) -> None:
+            """Keep the latest stage and fraction of a job; figures are merged."""
+            entry = self._latest.get(job_id)
+            if entry is None:
+                self._latest[job_id] = [stage, fraction, dict(figures)]
+            else:
+                entry[0], entry[1] = stage, fraction
+                entry[2].update(figures)
+
+        def started(self, job_id: int, where: str) -> None:
+            self._where[job_id] = where
+
+        def drain(self) -> tuple[dict[int, list], dict[int, str]]:
+            """What arrived since the last drain: ``({job: [stage, fraction, figures]}, {job: where})``."""
+            latest, where = self._latest, self._where
+            self._latest, self._where = {}, {}
+            return latest, where
+
+        def cancel(self, job_id: int) -> None:
+            self._cancelled.add(job_id)
+
+        def is_cancelled(self, job_id: int) -> bool:
+            return job_id in self._cancelled
+
+        def forget(self, job_id: int) -> None:
+            self._cancelled.discard(job_id)
+            self._latest.pop(job_id, None)
+            self._where.pop(job_id, None)
+
+    return Control
+
+
+class _InFlight:
+    """A job's Ray task as the driver follows it."""
+
+    def __init__(self, job: Job, ref) -> None:
+        self.job, self.ref = job, ref
+        self.cancel_sent: float | None = None
+        self.interrupted = False
+
+
+class RayExecutor(Executor):
+    """Jobs as Ray tasks, ``torch_threads`` CPUs each, up to ``max_in_flight`` at once (default:
+    the cluster's CPUs // ``torch_threads``, and no more than its GPUs allow when the tasks take
+    GPUs), started in submission order.
+
+    ``address``: the Ray cluster (``None``: an existing ``ray.init`` of this process, else a new
+    local Ray); ``num_gpus``: GPUs per task (default 1 when jobs run on CUDA, else 0);
+    ``init_kwargs``: more arguments for ``ray.init`` (e.g. a ``runtime_env`` that ships the code
+    to a remote cluster); ``store``: where results are stored (default: the store of the
+    ``MUCOMP_HOME`` each job was submitted under, as with the local backend).
+    """
+
+    kind = "ray"
+
+    def __init__(self, address: str | None = None, torch_threads: int = 1, num_gpus: float | None = None,
+                 init_kwargs: dict | None = None, store=None, *, max_in_flight: int | None = None,
+                 **executor_kwargs) -> None:
+        ray = _import_ray()
+        super().__init__(**executor_kwargs)
+        if int(torch_threads) < 1:
+            raise ValueError(f"torch_threads must be at least 1, got {torch_threads}")
+        self._ray = ray
+        self.torch_threads = int(torch_threads)
+        self.num_gpus = num_gpus
+        self._store = store
+        self._stores: dict[Path, Any] = {}
+        self._owns_ray = not ray.is_initialized()
+        if self._owns_ray:
+            options = {"include_dashboard": False, "ignore_reinit_error": True, **(init_kwargs or {})}
+            ray.init(address=address, **options)
+        if max_in_flight is None:
+            resources = ray.cluster_resources()
+            max_in_flight = int(resources.get("CPU", 1)) // self.torch_threads
+            gpus = self.num_gpus if self.num_gpus is not None else (1 if _wants_gpu(job_environment()) else 0)
+            if gpus and resources.get("GPU"):
+                max_in_flight = min(max_in_flight, int(resources["GPU"] // gpus))
+        self.max_in_flight = max(1, int(max_in_flight))
+        self._task = ray.remote(max_retries=0)(_run_job)
+        self._control = ray.remote(num_cpus=0)(_control_class()).remote()
+        self._in_flight: dict[int, _InFlight] = {}
+        self._thread: threading.Thread | None = None
+        self._start()
+
+    # --- dispatching -------------------------------------------------------------------------------
+    def _start(self) -> None:
+        with self._lock:
+            if self._closed or (self._thread is not None and self._thread.is_alive()):
+                return
+            self._thread = threading.Thread(target=self._serve, name="mucomp-ray", daemon=True)
+            self._thread.start()
+
+    def _serve(self) -> None:
+        """The driver thread: start tasks, forward progress and cancels, collect outcomes."""
+        while not self._closed:
+            try:
+                self._step()
+            except Exception:  # the dispatcher must outlive any one problem (e.g. a lost cluster)
+                traceback.print_exc()
+                time.sleep(1.0)
+
+    def _step(self) -> None:
+        ray = self._ray
+        while len(self._in_flight) < self.max_in_flight:
+            job = self._take(timeout=0.0 if self._in_flight else 0.5, worker="ray")
+            if job is None:
+                break
+            self._dispatch(job)
+        if not self._in_flight:
+            return
+        refs = [task.ref for task in self._in_flight.values()]
+        done, _ = ray.wait(refs, num_returns=len(refs), timeout=_LOOP_S, fetch_local=False)
+        self._forward_progress()
+        done = set(done)
+        for task in list(self._in_flight.values()):
+            if task.ref in done:
+                self._collect(task)
+            else:
+                self._follow_cancel(task)
+
+    def _driver_store(self, job: Job):
+        """The store a job's results go to."""
+        if self._store is not None:
+            return self._store
+        from mucomp.store import ExperimentStore
+
+        root = (_home_of(job.env) / "experiments").absolute()
+        store = self._stores.get(root)
+        if store is None:
+            store = self._stores[root] = ExperimentStore(root)
+        return store
+
+    def _dispatch(self, job: Job) -> None:
+        """Start ``job``'s task (or fail it when it cannot be sent)."""
+        try:
+            config = job.config
+            base = None
+            base_id = getattr(config, "base", "original")
+            if isinstance(base_id, str) and base_id != "original":
+                base = _packed(self._driver_store(job).load(base_id))
+            env = dict(job.env)
+            env["MUCOMP_HOME"] = None  # the task runs under its node's home (node_home), not the driver's
+            gpus = self.num_gpus if self.num_gpus is not None else (1 if _wants_gpu(job.env) else 0)
+            task = self._task.options(num_cpus=self.torch_threads, num_gpus=gpus, name=f"mucomp-job-{job.id}")
+            ref = task.remote(job.id, config, job.owner, env, method_origin(config), self.torch_threads, base,
+                              self._control)
+        except Exception as err:  # e.g. an unknown base, or a request that cannot be pickled
+            self._finish(job, "failed", f"the job could not be sent to Ray: {type(err).__name__}: {err}")
+            return
+        self._in_flight[job.id] = _InFlight(job, ref)
+
+    def _forward_progress(self) -> None:
+        try:
+            latest, where = self._ray.get(self._control.drain.remote(), timeout=10)
+        except Exception:
+            return
+        for job_id, text in where.items():
+            task = self._in_flight.get(job_id)
+            if task is not None:
+                with self._lock:
+                    task.job.worker = text
+        for job_id, (stage, fraction, figures) in latest.items():
+            task = self._in_flight.get(job_id)
+            if task is not None:
+                self._report(task.job, stage, fraction, figures)
+
+    def _follow_cancel(self, task: _InFlight) -> None:
+        """Cooperative cancel at once, then ray.cancel, then the worker killed after the grace."""
+        ray = self._ray
+        if task.cancel_sent is None:
+            if self._cancel_requested(task.job):
+                task.cancel_sent = time.monotonic()
+                with contextlib.suppress(Exception):
+                    self._control.cancel.remote(task.job.id)
+            return
+        waited = time.monotonic() - task.cancel_sent
+        if not task.interrupted and waited > INTERRUPT_AFTER_S:
+            task.interrupted = True
+            with contextlib.suppress(Exception):
+                ray.cancel(task.ref)
+        if waited > CANCEL_GRACE_S:
+            with contextlib.suppress(Exception):
+                ray.cancel(task.ref, force=True)
+            self._done(task)
+            self._finish(task.job, "cancelled", f"cancelled: the job did not stop within {CANCEL_GRACE_S:g} s of "
+                                                "the request, so its Ray worker was ended; nothing was stored")
+
+    def _done(self, task: _InFlight) -> None:
+        self._in_flight.pop(task.job.id, None)
+        with contextlib.suppress(Exception):
+            self._control.forget.remote(task.job.id)
+
+    def _collect(self, task: _InFlight) -> None:
+        """Store a finished task's experiments in the driver's store and finish its job."""
+        ray = self._ray
+        job = task.job
+        self._done(task)
+        cancelled = task.cancel_sent is not None
+        try:
+            outcome = ray.get(task.ref, timeout=60)
+        except ray.exceptions.TaskCancelledError:
+            self._finish(job, "cancelled", "cancelled by the user; nothing was stored")
+            return
+        except Exception as err:
+            state, text = _task_error(ray, err)
+            self._finish(job, "cancelled" if cancelled else state, text)
+            return
+        with self._lock:
+            job.worker = outcome.get("worker") or job.worker
+        if outcome.get("progress"):
+            self._report(job, *outcome["progress"])
+        state, text = outcome["state"], outcome["message"]
+        experiment_id = outcome["experiment_id"]
+        store = self._driver_store(job)
+        try:
+            for packed in outcome["experiments"]:
+                kind = packed["result"].get("kind")
+                keep = kind in ("original", "retrained")
+                stored = _save_packed(store, packed, keep_existing=keep)
+                if not keep and packed["result"]["id"] == experiment_id:
+                    experiment_id = stored
+        except Exception as err:
+            self._finish(job, "failed", f"the job ran, but its result could not be stored in {store.root}: "
+                                        f"{type(err).__name__}: {err}")
+            return
+        if cancelled and state == "failed":
+            state = "cancelled"  # a stop forced by the cancel is the cancel
+        self._finish(job, state, text, experiment_id if state == "completed" else None,
+                     outcome["summary"] if state == "completed" else None)
+
+    # --- stopping ----------------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop dispatching, end the running tasks (their jobs end "cancelled"), and stop Ray when
+        this executor started it."""
+        super().shutdown()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(10.0)
+        ray = self._ray
+        for task in list(self._in_flight.values()):
+            with contextlib.suppress(Exception):
+                ray.cancel(task.ref, force=True)
+            self._in_flight.pop(task.job.id, None)
+            self._finish(task.job, "cancelled", "cancelled: the executor was shut down; nothing was stored")
+        with self._lock:
+            queued = [self._jobs[i] for i in self._order if self._jobs[i].state == "queued"]
+        for job in queued:
+            self._finish(job, "cancelled", "cancelled before it started: the executor was shut down")
+        with contextlib.suppress(Exception):
+            ray.kill(self._control)
+        if self._owns_ray and ray.is_initialized():
+            ray.shutdown()
+        self._owns_ray = False
+
+
+def _task_error(ray, err: BaseException) -> tuple[str, str]:
+    """The job state and a readable message for a task that raised instead of returning."""
+    exceptions = ray.exceptions
+    if isinstance(err, exceptions.OutOfMemoryError):
+        return "failed", ("the Ray worker running the job was killed for lack of memory; nothing was stored. "
+                          "Give the tasks more memory or run fewer at once")
+    if isinstance(err, exceptions.WorkerCrashedError):
+        return "failed", ("the Ray worker running the job died (a crash in native code, os._exit, or killed by "
+                          "another process); nothing was stored")
+    if isinstance(err, exceptions.NodeDiedError):
+        return "failed", "the Ray node running the job went away; nothing was stored"
+    if isinstance(err, exceptions.RayTaskError):
+        cause = getattr(err, "cause", None)
+        if isinstance(cause, BaseException):
+            return outcome_state(cause)
+    text = str(err).strip().splitlines()
+    return "failed", f"the Ray task failed: {type(err).__name__}: {text[0] if text else ''}".rstrip(": ")

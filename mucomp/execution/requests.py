@@ -1,0 +1,140 @@
+"""What can be submitted as a job, and how a worker carries it out.
+
+Three requests: an :class:`~mucomp.runner.ExperimentConfig` (one unlearning run),
+:class:`PrepareReferences` (load or train a scenario's references and store their results) and
+:class:`EvaluateUpload` (evaluate a validated uploaded state dict as a *custom* experiment).
+Requests are plain picklable data: they travel to worker processes and Ray tasks.
+
+:func:`execute` runs one request in the current process with the environment it was submitted
+under (:data:`~mucomp.execution.jobs.JOB_ENV`); every backend calls it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from mucomp.data import Scenario
+
+#: Metrics copied into a finished job's summary (the "done" line shows them).
+SUMMARY_KEYS = ("UA", "RA", "TUA", "TRA", "PS", "MIA_efficacy", "avg_gap", "RT", "cost")
+
+
+@dataclass(frozen=True)
+class PrepareReferences:
+    """Load or train both reference models of ``scenario``, evaluate them once, store their results."""
+
+    scenario: Scenario
+
+
+@dataclass
+class EvaluateUpload:
+    """Evaluate an uploaded, already validated state dict of ``scenario``'s architecture as is and
+    store it as a ``custom`` experiment labelled ``label`` (``weights``: name -> CPU tensor)."""
+
+    scenario: Scenario
+    weights: dict[str, torch.Tensor] = field(repr=False)
+    label: str = "Uploaded model"
+
+
+def request_scenario(request: Any) -> Scenario | None:
+    """The scenario a request belongs to (None for anything else)."""
+    if isinstance(request, (PrepareReferences, EvaluateUpload)):
+        return request.scenario
+    scenario = getattr(request, "scenario", None)
+    return scenario if isinstance(scenario, Scenario) else None
+
+
+def method_origin(request: Any) -> str | None:
+    """Where the worker finds a non-built-in method of ``request``: ``"module NAME"`` for a method
+    registered by an importable module (plugin files and entry points load by themselves)."""
+    name = getattr(request, "method", None)
+    if not isinstance(name, str):
+        return None
+    from mucomp.methods import available_methods
+
+    info = available_methods().get(name)
+    if info is None or info.builtin or not info.source.startswith("module "):
+        return None
+    module = info.module
+    if module in ("", "__main__", "__mp_main__"):
+        raise ValueError(
+            f"the method {name!r} is registered by the main script, which worker processes do not run; "
+            "register it in a plugin file (MUCOMP_PLUGINS) or an importable module"
+        )
+    return f"module {module}"
+
+
+@contextlib.contextmanager
+def job_environment_applied(env: dict[str, str | None]) -> Iterator[None]:
+    """Set the submitted environment for the duration of a job, then put the old one back."""
+    old = {name: os.environ.get(name) for name in env}
+    try:
+        for name, value in env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def ensure_method(origin: str | None) -> None:
+    """Import the module a method came from (see :func:`method_origin`) so it is registered here."""
+    if origin and origin.startswith("module "):
+        importlib.import_module(origin.removeprefix("module "))
+
+
+def summary(result: dict | None) -> dict:
+    """The few metrics of a stored result that a finished job's line shows."""
+    metrics = (result or {}).get("metrics") or {}
+    return {key: metrics.get(key) for key in SUMMARY_KEYS if key in metrics}
+
+
+def execute(
+    request: Any,
+    *,
+    progress: Callable[..., None],
+    cancel: Callable[[], bool],
+    owner: str | None = None,
+    store=None,
+) -> tuple[str | None, dict]:
+    """Carry out one request in this process; returns ``(experiment id or None, summary)``.
+
+    ``store``: the experiment store (default: ``$MUCOMP_HOME/experiments`` as set now). Raises
+    like the runner: :class:`~mucomp.runner.ExperimentStopped` for a run that did not complete,
+    ValueError / TypeError for a request that can't run.
+    """
+    from mucomp.models import model_from_state_dict
+    from mucomp.runner import ExperimentConfig, prepare_scenario, run_experiment, store_custom_model
+    from mucomp.store import ExperimentStore
+
+    store = store if store is not None else ExperimentStore()
+    scenario = request_scenario(request)
+    if scenario is None:
+        raise TypeError(f"a job cannot run a {type(request).__name__}")
+    if isinstance(request, ExperimentConfig):
+        experiment = run_experiment(request, store, progress, cancel, owner=owner)
+        return experiment.id, summary(experiment.result)
+    if isinstance(request, PrepareReferences):
+        prepare_scenario(scenario, store, progress=progress, cancel=cancel)
+        return None, {}
+    if isinstance(request, EvaluateUpload):
+        spec = scenario.spec
+        model = model_from_state_dict(spec.arch, spec.num_classes, request.weights)
+        state = prepare_scenario(scenario, store, progress=progress, cancel=cancel)
+        experiment = store_custom_model(model, scenario, store, label=request.label, owner=owner,
+                                        progress=progress, references=state)
+        return experiment.id, summary(experiment.result)
+    raise TypeError(f"a job cannot run a {type(request).__name__}")

@@ -1,0 +1,81 @@
+"""The worker process of the local backend: it runs one job at a time, sent over a pipe.
+
+Protocol (tuples over a :func:`multiprocessing.Pipe`): the worker sends ``("ready", pid,
+seconds)`` once warm, then for each ``("run", job_id, request, owner, env, origin)`` it receives
+it sends ``("progress", job_id, stage, fraction, figures)`` as the job goes and finally
+``("done", job_id, state, message, experiment_id, summary, recycle)``. ``None`` asks it to exit.
+Cancellation is a shared :class:`multiprocessing.Event`, polled by the run before every batch;
+the parent ends the process if a job ignores it (see :mod:`mucomp.execution.local`).
+
+``recycle`` is True when the job left the process unfit for the next one (a method wrote into the
+shared data): the worker then exits and the parent starts a fresh one. torch's global switches
+are restored in place instead (see :mod:`mucomp.methods.guard` for the costs of both).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import traceback
+
+
+def _warm_up(torch_threads: int, umap: bool) -> None:
+    """Imports and one-time compilation, before the worker says it is ready, so that no job pays
+    them (and no job's RT is measured while they run)."""
+    import torch
+
+    torch.set_num_threads(max(1, int(torch_threads)))
+    import mucomp.methods  # noqa: F401  (built-in methods register)
+    import mucomp.runner  # noqa: F401
+
+    if umap:
+        from mucomp.embedding import warm_up
+
+        warm_up(background=False)
+
+
+def main(conn, cancel_event, torch_threads: int = 1, warm_umap: bool = True) -> None:
+    """The worker loop (the target of the spawned process)."""
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    start = time.perf_counter()
+    _warm_up(torch_threads, warm_umap)
+    from mucomp.execution.jobs import outcome_state
+    from mucomp.execution.requests import ensure_method, execute, job_environment_applied
+    from mucomp.methods.guard import data_tainted, restore_torch_state, torch_state
+
+    baseline = torch_state()
+    conn.send(("ready", os.getpid(), time.perf_counter() - start))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return  # the parent went away
+        if message is None:
+            return
+        _, job_id, request, owner, env, origin = message
+        cancel_event_is_set = cancel_event.is_set
+
+        def progress(stage, fraction, job_id=job_id, **figures):
+            conn.send(("progress", job_id, stage, float(fraction), figures))
+
+        recycle = False
+        experiment_id, summary = None, {}
+        try:
+            with job_environment_applied(env):
+                ensure_method(origin)
+                experiment_id, summary = execute(request, progress=progress, cancel=cancel_event_is_set, owner=owner)
+            state, text = "completed", ""
+        except BaseException as err:  # the worker outlives any single job, even a SystemExit in it
+            state, text = outcome_state(err)
+            if state == "failed" and not str(err).strip():
+                text = f"{type(err).__name__}\n{traceback.format_exc(limit=3)}"
+        restore_torch_state(baseline)
+        recycle = recycle or bool(data_tainted())
+        try:
+            conn.send(("done", job_id, state, text, experiment_id, summary, recycle))
+        except (BrokenPipeError, OSError):
+            return
+        if recycle:
+            return
