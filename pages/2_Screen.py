@@ -21,6 +21,7 @@ from mucomp.ui import figures, session, tables, widgets
 session.setup("Screen")
 
 KEY_DETAIL = "mucomp_screen_detail"
+KEY_CONFIRM_DELETE = "mucomp_screen_confirm_delete"  # the id whose Delete awaits its confirmation
 KEY_ORDER = "mucomp_screen_order"
 METRIC_COLUMNS = ("UA", "RA", "TUA", "TRA", "RT", "PS", "MIA", "Avg. Gap")
 
@@ -111,6 +112,7 @@ def _set_model(which: str, experiment_id: str) -> None:
 
 
 def _delete(experiment_id: str) -> None:
+    st.session_state.pop(KEY_CONFIRM_DELETE, None)
     try:
         session.get_store().delete(experiment_id, owner=session.owner())
     except StoreError as err:
@@ -161,8 +163,14 @@ def details_section(listing: list[dict]) -> None:
     reason = ("Reference models can't be deleted." if protected else
               "Delete this experiment for everyone." if mine else
               "Only the session that made an experiment can delete it.")
-    buttons[4].button("Delete", key="screen_delete", on_click=_delete, args=(chosen,),
-                      disabled=protected or not mine, help=reason)
+    buttons[4].button("Delete", key="screen_delete", on_click=st.session_state.__setitem__,
+                      args=(KEY_CONFIRM_DELETE, chosen), disabled=protected or not mine, help=reason)
+    if st.session_state.get(KEY_CONFIRM_DELETE) == chosen and mine and not protected:
+        st.warning(f"Delete {labels[chosen]} for every session? Its result and weights are removed from the "
+                   "store; this can't be undone (download them first to keep a copy).", icon=":material/delete:")
+        yes, no = st.columns([1, 5])
+        yes.button("Yes, delete", key="screen_delete_confirm", type="primary", on_click=_delete, args=(chosen,))
+        no.button("Keep it", key="screen_delete_keep", on_click=st.session_state.pop, args=(KEY_CONFIRM_DELETE, None))
     message = st.session_state.pop("screen_message", None)
     if message:
         (st.error if message[0] == "error" else st.success)(message[1])

@@ -208,6 +208,30 @@ def test_screen_lists_the_experiments_and_keeps_model_a_and_b(flow):
     assert at.selectbox(key="screen_model_b").value == flow.experiment
 
 
+def test_the_url_keeps_scenario_and_models_so_a_reload_or_a_shared_link_restores_them(flow):
+    at = goto(flow.at, SCREEN)
+    query = {k: v[0] if isinstance(v, list) else v for k, v in at.query_params.items()}
+    assert query == {"dataset": "digits", "forget": "3", "seed": "0", "a": flow.original["id"], "b": flow.experiment}
+    # A reload (or the link opened elsewhere) starts a new session from the URL.
+    reloaded = AppTest.from_file(str(ROOT / HOME), default_timeout=60)
+    for key, value in query.items():
+        reloaded.query_params[key] = value
+    reloaded.run()
+    assert not reloaded.exception
+    assert reloaded.session_state["mucomp_scenario"] == Scenario("digits", 3, 0)
+    assert (reloaded.session_state["mucomp_model_a"], reloaded.session_state["mucomp_model_b"]) == (
+        flow.original["id"], flow.experiment)
+    goto(reloaded, CONTRAST)
+    assert "contrast_accuracy" in charts(reloaded)
+    # An untrusted query is checked: nonsense falls back to the defaults, unknown ids are dropped.
+    bad = AppTest.from_file(str(ROOT / HOME), default_timeout=60)
+    for key, value in {"dataset": "imagenet", "forget": "99", "seed": "-1", "a": "../etc", "b": "zzz-unknown"}.items():
+        bad.query_params[key] = value
+    bad.run()
+    assert not bad.exception and bad.session_state["mucomp_scenario"] == Scenario("digits", 0, 0)
+    assert bad.session_state["mucomp_model_a"] is None
+
+
 def test_screen_filters_and_sorts(flow):
     at = goto(flow.at, SCREEN)
     at.multiselect(key="screen_methods").set_value(["Gradient ascent (GA)"]).run()
@@ -430,6 +454,12 @@ def test_only_the_owner_can_delete_and_references_never(flow):
     assert at.button(key="screen_delete").disabled
     at.selectbox(key="screen_detail").set_value(custom_id).run()
     at.button(key="screen_delete").click().run()
+    assert any("can't be undone" in t for t in texts(at.warning))  # asks first; nothing deleted yet
+    assert custom_id in stored_ids(flow.home)
+    at.button(key="screen_delete_keep").click().run()
+    assert custom_id in stored_ids(flow.home) and not any("can't be undone" in t for t in texts(at.warning))
+    at.button(key="screen_delete").click().run()
+    at.button(key="screen_delete_confirm").click().run()
     assert not at.exception
     assert any(f"Deleted experiment {custom_id}" in t for t in texts(at.success))
     assert custom_id not in stored_ids(flow.home)

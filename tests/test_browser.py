@@ -134,6 +134,11 @@ def choose(page, label: str, option: str | re.Pattern) -> None:
     settle(page)
 
 
+def detail_config(page) -> str:
+    """The config line of the experiment the Screen page's Details section shows."""
+    return page.get_by_text(re.compile(r"^Config: ")).first.inner_text()
+
+
 def assert_no_exception(page) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
         '[data-testid="stException"]').first.inner_text()
@@ -166,6 +171,14 @@ def test_first_pass_in_a_browser(page):
     choose(page, "Model B", re.compile(r"^Gradient ascent"))
     settle(page, charts=2)
     assert_no_exception(page)
+    assert '"method": "ga"' in detail_config(page)  # Details open on Model B
+    # A click on a Pareto point (trace 0, the Original first) opens that experiment's details.
+    point = page.locator(".st-key-screen_pareto .scatterlayer .trace").first.locator("path.point").first
+    point.scroll_into_view_if_needed()
+    box = point.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    settle(page, charts=2)
+    assert '"method": "original"' in detail_config(page)
     shoot(page, "3_screen")
 
     navigate(page, "Contrast")
@@ -189,5 +202,29 @@ def test_first_pass_in_a_browser(page):
     settle(page, charts=5)
     assert_no_exception(page)
     shoot(page, "5_attack")
+    # A reload starts a new browser session: the URL brings back the scenario and Model A / B.
+    page.reload()
+    page.get_by_role("heading", name="Attack", exact=True).first.wait_for()
+    settle(page, charts=4)
+    assert_no_exception(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert "forget '3'" in sidebar.inner_text() and "Model A: Original" in sidebar.inner_text()
+    assert "Model B: Gradient ascent" in sidebar.inner_text()
+
+    # Delete asks first. (The new session owns only what it makes: run one more GA.)
+    navigate(page, "Build")
+    settle(page)
+    page.get_by_role("button", name="Run 1 experiment").click()
+    page.get_by_text(re.compile(r"done → stored as")).first.wait_for(timeout=WAIT_MS)
+    stored = re.search(r"stored as ([a-z0-9]+)", page.get_by_text(re.compile(r"done → stored as")).first.inner_text())
+    navigate(page, "Screen")
+    settle(page, charts=1)
+    choose(page, "Experiment", re.compile(stored.group(1)))
+    page.get_by_role("button", name="Delete", exact=True).click()
+    page.get_by_text("can't be undone").wait_for()
+    page.get_by_role("button", name="Yes, delete").click()
+    page.get_by_text(f"Deleted experiment {stored.group(1)}").wait_for()
+    assert_no_exception(page)
+
     for name in ("1_home", "2_build", "3_screen", "4_contrast", "5_attack"):
         assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000

@@ -24,6 +24,7 @@ a scenario's experiments is cached until the store's folder changes.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -153,9 +154,57 @@ def init_state() -> None:
             st.session_state[key] = value
 
 
+#: The URL query keys that keep a session's choices across reloads and in shared links.
+QUERY_KEYS = ("dataset", "forget", "seed", "a", "b")
+_LINK_ID = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")
+
+
+def state_from_query(query: dict[str, str]) -> tuple[Scenario | None, str | None, str | None]:
+    """The scenario and Model A / B a URL query names, each None when absent or invalid (the
+    query is untrusted: values are checked, never executed or rendered)."""
+    scenario_ = None
+    try:
+        dataset = query.get("dataset", DEFAULT_SCENARIO.dataset)
+        if dataset in DATASETS and any(k in query for k in ("dataset", "forget", "seed")):
+            forget = int(query.get("forget", "0"))
+            seed = int(query.get("seed", "0"))
+            if 0 <= forget < DATASETS[dataset].num_classes and 0 <= seed < 2**31:
+                scenario_ = Scenario(dataset, forget, seed)
+    except (TypeError, ValueError):
+        scenario_ = None
+    models = [query.get(k) if isinstance(query.get(k), str) and _LINK_ID.fullmatch(query.get(k)) else None
+              for k in ("a", "b")]
+    return scenario_, models[0], models[1]
+
+
+def query_from_state() -> dict[str, str]:
+    """The URL query of the session's scenario and Model A / B."""
+    s = scenario()
+    query = {"dataset": s.dataset, "forget": str(s.forget_class), "seed": str(s.seed)}
+    a, b = model_ids()
+    query.update({k: v for k, v in (("a", a), ("b", b)) if v})
+    return query
+
+
+def _sync_query() -> None:
+    """A new session (a reload, a shared link) starts from the URL; afterwards the URL follows the
+    session, so reloading any page keeps the scenario and Model A / B."""
+    if KEY_SCENARIO not in st.session_state:
+        found, a, b = state_from_query({k: st.query_params.get(k) for k in QUERY_KEYS if k in st.query_params})
+        init_state()
+        if found is not None:
+            set_scenario(found)
+            st.session_state[KEY_MODEL_A], st.session_state[KEY_MODEL_B] = a, b
+    wanted = query_from_state()
+    if {k: st.query_params.get(k) for k in QUERY_KEYS if k in st.query_params} != wanted:
+        st.query_params.from_dict(wanted)
+
+
 def setup(title: str, *, icon: str = PAGE_ICON) -> None:
-    """The first call of every page: page config, session defaults, UMAP warm-up, sidebar."""
+    """The first call of every page: page config, session defaults (from the URL for a new
+    session), the worker pool, sidebar."""
     st.set_page_config(page_title=f"{title} · mucomp", page_icon=icon, layout="wide")
+    _sync_query()
     init_state()
     st.session_state[KEY_VISITED].add(title.lower())
     get_queue()  # starts (and warms) the worker processes on the first page view
