@@ -138,9 +138,6 @@ class App:
         if not self.queue.ready(timeout=600):
             raise RuntimeError("the app's worker processes did not get warm within 600 s")
         self.ready_s = time.perf_counter() - started
-        # Streamlit installs each page as a fake ``__main__`` (with the page's ``__file__``); a spawned
-        # worker re-runs ``__main__``'s file as ``__mp_main__`` while it starts.
-        self.main_file = getattr(sys.modules.get("__main__"), "__file__", None)
         self.owner = self.at.session_state["mucomp_owner"]
 
     def run(self) -> float:
@@ -487,9 +484,6 @@ def report(args, repeats, methods, default_threads, torch_version, load_begin, l
         + ". AppTest re-runs the whole page each time (fragment timers don't fire in AppTest), more than the "
         "live app's fragment does. Idle Build page rerun (median, no job running): "
         + ", ".join(f"{k} {v:.2f} s" for k, v in idle.items()) + ".",
-        f"- `__main__` of the app process after its first page runs: `{app.main_file}`. Streamlit installs each "
-        "page as a fake `__main__`, so a spawned worker re-runs that page script (bare mode) while it starts; "
-        "this only costs start-up (before `ready()`), not RT.",
     ]
     slow = [(name, s) for name, recs in [("references", app_refs), *[(m, app_runs[m]) for m in methods]]
             for r in recs for s in r["slow_reruns"]]

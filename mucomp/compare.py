@@ -198,6 +198,20 @@ COLUMN_HELP: dict[str, str] = {
     "UA (SalUn)": "The literature's unlearning accuracy, 1 - forget-class training accuracy (higher is better).",
 }
 
+#: How to read the privacy figures, shown on Screen and Attack (one text, one place).
+PRIVACY_READING = (
+    "**How to read the privacy columns.** Both attack only the forget images, and both compare with "
+    "retraining, but they ask different questions, so they can disagree. **PS** (privacy score) pits the model "
+    "against the *Retrained* model: the strongest threshold on one value per image (the entropy of its softmax "
+    "at T = 2, or the log-odds of its top-1 probability) tries to tell which of the two models produced it; PS = 1 − that "
+    "attack's score, so 1 means the attack cannot tell the model from retraining and 0 means it always can. "
+    "**MIA** (MIA-Efficacy, SalUn's protocol) trains a classifier on the model's own retain (member) and test "
+    "(non-member) outputs and reports the share of forget images it calls non-members: 1 means the forget "
+    "images look unseen. A method can make the forget images look unseen (MIA near 1) while giving them a "
+    "distribution of confidences that no retrained model shows (PS near 0), e.g. RL's confident wrong labels. "
+    "Retraining itself scores PS 1 against itself."
+)
+
 
 def _base_label(base: Any) -> str:
     if base is None:

@@ -505,12 +505,14 @@ def run_experiment(
     ``forget_accuracy``), ``evaluating`` (images done), ``privacy``, ``similarity``,
     ``embedding``, ``saving``.
 
-    ``references``: the scenario's :class:`ScenarioState` when the caller holds it already (the
-    app keeps it in ``st.cache_resource``); by default it comes from :func:`prepare_scenario`.
+    ``references``: the scenario's :class:`ScenarioState` when the caller holds it already; by
+    default it comes from :func:`prepare_scenario` (cached per process: a worker of the job API
+    prepares each scenario once).
 
     Raises :class:`ExperimentStopped` (status ``"diverged"`` / ``"cancelled"`` / ``"failed"``)
     when the method did not complete: nothing is stored then. ValueError for a bad config.
     """
+    from mucomp.embedding import settle_warm_up
     from mucomp.methods import get_method, run_unlearning
 
     info = get_method(config.method)
@@ -518,8 +520,6 @@ def run_experiment(
     info.resolve(scenario.dataset, config.hyper())  # validate before any work
     state = _scenario_state(scenario, store, references, progress=progress, cancel=cancel)
     model = load_base_model(config, state, store)
-
-    from mucomp.embedding import settle_warm_up
 
     settle_warm_up()  # a background UMAP compilation must not run inside RT
     _stage(progress, "unlearning")(0, 1)

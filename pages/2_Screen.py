@@ -9,6 +9,7 @@ import streamlit as st
 from mucomp.compare import (
     COLUMN_HELP,
     METRIC_DIRECTIONS,
+    PRIVACY_READING,
     cost_summary,
     epoch_curves,
     experiment_label,
@@ -236,7 +237,9 @@ pick_detail_from_selections()
 table = session.memo("screen.table", tuple(r["id"] for r in listing),
                      lambda: experiment_table(listing, s.spec.class_names))
 st.header("Experiments", help="One row per experiment of this scenario; the darker a coloured cell, the better its value among the rows shown.")
-table_section(table)
+shown_rows = table_section(table)
+with st.expander("How to read the privacy columns (PS and MIA can disagree)"):
+    st.markdown(PRIVACY_READING)
 st.header("Model A and Model B")
 model_pickers(listing)
 if all(session.model_ids()):
@@ -244,4 +247,5 @@ if all(session.model_ids()):
 st.header("Details")
 details_section(listing)
 st.header("Trade-off across experiments", help="Each experiment placed by how well it forgets (x), what it keeps (y) and how private it is (colour); the ringed ones are the best trade-offs.")
-pareto_section(table)
+# The Pareto view follows the method filter; the references stay as landmarks.
+pareto_section(table[table["ID"].isin(set(shown_rows["ID"])) | table["Type"].isin(["Original", "Retrained"])])

@@ -7,6 +7,7 @@ import streamlit as st
 
 from mucomp.compare import (
     METRIC_LABELS,
+    PRIVACY_READING,
     STRATEGY_LABELS,
     AttackView,
     attack_view,
@@ -121,9 +122,10 @@ def model_column(s, which: str, label: str, view: AttackView, result: dict, memo
              "slider switches the strategy to Custom.",
     )
     metrics = st.columns(4)
-    metrics[0].metric("Privacy score", f"{view.privacy_score:.3f}",
+    metrics[0].metric("Privacy score at this threshold", f"{view.privacy_score:.3f}",
                       help="1 − attack score at this threshold: 1 = the attack cannot tell this model from the "
-                           "Retrained one (higher is better).")
+                           "Retrained one (higher is better). The table's PS is the worst case over every "
+                           "threshold, shown below.")
     metrics[1].metric("Attack score", f"{view.attack_score:.3f}",
                       help="How well the attack separates the two models at this threshold, from its error rates "
                            "(0 = chance, 1 = perfect; lower is better for privacy).")
@@ -180,6 +182,8 @@ st.title("Attack")
 st.caption(f"Scenario: {session.scenario_label(s)}. A membership-inference attack sees one number per forget image "
            "(entropy or confidence of the prediction) and guesses which model produced it: the one under test or the "
            "Retrained model. If it cannot tell them apart, the model forgot like retraining would.")
+with st.expander("How to read the privacy figures"):
+    st.markdown(PRIVACY_READING)
 listing = session.experiments(s)
 a_id, b_id = (session.existing(i, listing) for i in session.model_ids())
 retrained_id = session.reference_ids(listing).get("retrained")

@@ -43,3 +43,10 @@ def digits_reference_evals(digits_scenario, digits_references):
         "original": evaluate_scenario(original.model, digits_scenario),
         "retrained": evaluate_scenario(retrained.model, digits_scenario),
     }
+
+
+@pytest.fixture(scope="module")
+def original(digits_references):
+    """The acceptance scenario's Original model (never modified: methods unlearn copies)."""
+    return digits_references[0].model
+

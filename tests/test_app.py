@@ -282,12 +282,12 @@ def test_attack_privacy_score_equals_the_core_on_the_same_data(flow):
     r = flow.retrained
     expected = [1 - privacy.max_attack_score(_values(m, "entropy"), _values(r, "entropy"), "entropy").attack_score
                 for m in (flow.original, flow.result)]
-    assert metric_values(at, "Privacy score") == [f"{v:.3f}" for v in expected]
+    assert metric_values(at, "Privacy score at this threshold") == [f"{v:.3f}" for v in expected]
     at.selectbox(key="attack_strategy").set_value("worst_case").run()
     worst = [privacy.worst_case({k: _values(m, k) for k in privacy.METRICS},
                                 {k: _values(r, k) for k in privacy.METRICS}).privacy_score
              for m in (flow.original, flow.result)]
-    assert metric_values(at, "Privacy score") == [f"{v:.3f}" for v in worst]
+    assert metric_values(at, "Privacy score at this threshold") == [f"{v:.3f}" for v in worst]
     assert [f"{v:.3f}" for v in worst] == [f"{m['metrics']['PS']:.3f}" for m in (flow.original, flow.result)]
     shown = charts(at)
     for key in ("attack_distribution_a", "attack_curves_a", "attack_distribution_b", "attack_curves_b"):
@@ -298,12 +298,12 @@ def test_attack_threshold_slider_switches_to_a_custom_threshold(flow):
     at = goto(flow.at, ATTACK)
     at.segmented_control(key="attack_metric").set_value("entropy").run()
     at.selectbox(key="attack_strategy").set_value("max_attack_score").run()
-    score_a = metric_values(at, "Privacy score")[0]
+    score_a = metric_values(at, "Privacy score at this threshold")[0]
     at.slider(key="attack_threshold_b").set_value(1.0).run()
     assert at.session_state["mucomp_attack"]["strategy"] == "custom"
-    assert metric_values(at, "Privacy score")[0] == score_a  # moving B's slider leaves A where it was
+    assert metric_values(at, "Privacy score at this threshold")[0] == score_a  # moving B's slider leaves A where it was
     choice = privacy.custom_threshold(_values(flow.result, "entropy"), _values(flow.retrained, "entropy"), "entropy", 1.0)
-    assert metric_values(at, "Privacy score")[1] == f"{choice.privacy_score:.3f}"
+    assert metric_values(at, "Privacy score at this threshold")[1] == f"{choice.privacy_score:.3f}"
     # The thresholds survive a page change.
     goto(at, SCREEN)
     goto(at, ATTACK)
@@ -472,11 +472,11 @@ def test_attacking_the_retrained_model_itself_gives_a_privacy_score_of_one(flow)
     at.session_state["mucomp_model_a"] = flow.retrained["id"]
     at.session_state["mucomp_model_b"] = flow.experiment
     goto(at, ATTACK)
-    assert metric_values(at, "Privacy score")[0] == "1.000"
+    assert metric_values(at, "Privacy score at this threshold")[0] == "1.000"
     for strategy in ("max_success_rate", "common", "worst_case", "custom"):
         at.selectbox(key="attack_strategy").set_value(strategy).run()
         assert not at.exception, strategy
-        assert metric_values(at, "Privacy score")[0] == "1.000", strategy
+        assert metric_values(at, "Privacy score at this threshold")[0] == "1.000", strategy
 
 
 def test_a_result_without_figure_blocks_shows_advice_not_a_traceback(flow):

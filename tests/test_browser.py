@@ -161,6 +161,7 @@ def test_first_pass_in_a_browser(page):
     # it keeps the last epoch and shows the stored UA / TRA / PS.
     done = page.get_by_text(re.compile(r"done → stored as .* 12/12 epochs · UA .* · TRA .* · PS ")).first
     done.wait_for(timeout=WAIT_MS)
+    experiment_id = re.search(r"stored as ([a-z0-9]+)", done.inner_text()).group(1)
     settle(page)
     assert_no_exception(page)
     shoot(page, "2_build")
@@ -211,19 +212,15 @@ def test_first_pass_in_a_browser(page):
     assert "forget '3'" in sidebar.inner_text() and "Model A: Original" in sidebar.inner_text()
     assert "Model B: Gradient ascent" in sidebar.inner_text()
 
-    # Delete asks first. (The new session owns only what it makes: run one more GA.)
-    navigate(page, "Build")
-    settle(page)
-    page.get_by_role("button", name="Run 1 experiment").click()
-    page.get_by_text(re.compile(r"done → stored as")).first.wait_for(timeout=WAIT_MS)
-    stored = re.search(r"stored as ([a-z0-9]+)", page.get_by_text(re.compile(r"done → stored as")).first.inner_text())
+    # The owner token survived the reload (a cookie): this browser may still delete its run, and
+    # Delete asks first.
     navigate(page, "Screen")
     settle(page, charts=1)
-    choose(page, "Experiment", re.compile(stored.group(1)))
+    choose(page, "Experiment", re.compile(experiment_id))
     page.get_by_role("button", name="Delete", exact=True).click()
     page.get_by_text("can't be undone").wait_for()
     page.get_by_role("button", name="Yes, delete").click()
-    page.get_by_text(f"Deleted experiment {stored.group(1)}").wait_for()
+    page.get_by_text(f"Deleted experiment {experiment_id}").wait_for()
     assert_no_exception(page)
 
     for name in ("1_home", "2_build", "3_screen", "4_contrast", "5_attack"):

@@ -14,18 +14,9 @@ from mucomp import compare
 from mucomp.methods import UnlearnContext, get_method, register, run_unlearning, unregister
 from mucomp.methods.run import reset_warm_up, warm_up
 from mucomp.ui import tables
+from tests.helpers import same_weights
 
 COST_KEYS = {"samples_forwarded", "samples_backpropagated", "optimizer_steps"}
-
-
-def same_weights(a, b) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
-@pytest.fixture(scope="module")
-def original(digits_references):
-    return digits_references[0].model
 
 
 @pytest.fixture(scope="module")

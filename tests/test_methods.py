@@ -16,21 +16,12 @@ from mucomp.methods import (
     run_unlearning,
 )
 from mucomp.metrics import accuracy_metrics
+from tests.helpers import same_weights
 
 
 def metrics_of(model, scenario):
     evals = evaluate_scenario(model, scenario, layers=())
     return accuracy_metrics(evals["train"], evals["test"], scenario.forget_class)
-
-
-def same_weights(a, b) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
-@pytest.fixture(scope="module")
-def original(digits_references):
-    return digits_references[0].model
 
 
 @pytest.fixture(scope="module")

@@ -700,7 +700,8 @@ def pareto_figure(
 ) -> go.Figure:
     """Scatter of the experiment table: ``x`` against ``y``, colour = ``color`` (trace 0, all
     rows); the rows of ``front_mask`` (:func:`mucomp.compare.pareto_front`) again on top with a
-    dark ring (trace 1, ``"Pareto front"``). Marker symbol = type (Retrained: star, Original:
+    dark ring (trace 1, ``"Pareto front"``); the references once more on top (trace 2,
+    ``"References"``, so no point hides them). Marker symbol = type (Retrained: star, Original:
     square). ``customdata`` = ``[ID, Method, Type, color value]`` (the id first, for selection).
     Colour scale fixed to [0, 1] for fractions, reversed when lower is better."""
     for column in (x, y, color, "ID", "Method", "Type"):
@@ -713,8 +714,11 @@ def pareto_figure(
               for i, m, t, c in zip(table["ID"], table["Method"], table["Type"], table[color], strict=True)]
     xs, ys = _list(table[x].to_numpy(dtype=float)), _list(table[y].to_numpy(dtype=float))
     symbols = [_TYPE_SYMBOLS.get(str(t), "circle") for t in table["Type"]]
-    hover = (f"%{{customdata[0]}} · %{{customdata[1]}} (%{{customdata[2]}})<br>{x}: %{{x:.3f}}<br>{y}: %{{y:.3f}}"
-             f"<br>{color}: %{{customdata[3]:.3f}}<extra></extra>")
+    def shown(column: str, value: str) -> str:  # the hover says what the axes say: % for fractions
+        return f"%{{{value}:.2f}} s" if column == "RT" else f"%{{{value}:.1%}}"
+
+    hover = (f"%{{customdata[0]}} · %{{customdata[1]}} (%{{customdata[2]}})<br>{x}: {shown(x, 'x')}<br>"
+             f"{y}: {shown(y, 'y')}<br>{color}: {shown(color, 'customdata[3]')}<extra></extra>")
     colorscale = "Viridis_r" if METRIC_DIRECTIONS.get(color) == "lower" else "Viridis"
     is_fraction = color != "RT"
     fig = go.Figure(go.Scatter(
@@ -732,6 +736,14 @@ def pareto_figure(
         customdata=[custom[r] for r in rows], hovertemplate=hover,
         marker={"color": "#111827", "size": 19, "symbol": "circle-open", "line": {"width": 2.5}},
     ))
+    references = [r for r, t in enumerate(table["Type"]) if str(t) in ("Original", "Retrained")]
+    if references:  # drawn again last, so other points never hide the star and the square
+        fig.add_trace(go.Scatter(
+            x=[xs[r] for r in references], y=[ys[r] for r in references], mode="markers", name="References",
+            customdata=[custom[r] for r in references], hovertemplate=hover, showlegend=False,
+            marker={"color": "#f59e0b", "size": 15, "symbol": [symbols[r] for r in references],
+                    "line": {"width": 1, "color": "#334155"}},
+        ))
     # No drag mode: the page draws it with selection_mode="points", and a figure whose dragmode is
     # "select" gets clickmode "event" from Streamlit's front end, so clicks would never select.
     _base_layout(fig, title, TABLE_AXIS_TITLES.get(x, x), TABLE_AXIS_TITLES.get(y, y),

@@ -135,7 +135,7 @@ def _job_home(job: dict) -> str:
 
 def _defaults() -> dict[str, Any]:
     return {
-        KEY_OWNER: secrets.token_hex(8),
+        KEY_OWNER: _owner_token(),
         KEY_SCENARIO: DEFAULT_SCENARIO,
         KEY_MODEL_A: None,
         KEY_MODEL_B: None,
@@ -200,6 +200,42 @@ def _sync_query() -> None:
         st.query_params.from_dict(wanted)
 
 
+#: The browser cookie that keeps a visitor's owner token across reloads (so their experiments
+#: stay theirs to delete). 128 random bits: never guessable; only ever compared, never rendered.
+OWNER_COOKIE = "mucomp_owner"
+_OWNER_TOKEN = re.compile(r"[0-9a-f]{16,64}")
+KEY_OWNER_SAVED = "mucomp_owner_saved"
+
+
+def _owner_token() -> str:
+    """This browser's owner token: its cookie when it holds a well-formed one, else a new one."""
+    try:
+        cookie = st.context.cookies.get(OWNER_COOKIE)
+    except Exception:  # no browser behind this session (a test harness, bare mode)
+        cookie = None
+    return cookie if isinstance(cookie, str) and _OWNER_TOKEN.fullmatch(cookie) else secrets.token_hex(16)
+
+
+def _remember_owner() -> None:
+    """Once per session, store the owner token in the browser's cookie (first visit, or a token
+    the cookie does not hold yet): a reload then finds it and keeps the same owner."""
+    if st.session_state.get(KEY_OWNER_SAVED):
+        return
+    st.session_state[KEY_OWNER_SAVED] = True
+    try:
+        if st.context.cookies.get(OWNER_COOKIE) == owner():
+            return
+    except Exception:
+        return
+    import streamlit.components.v1 as components
+
+    # The token is hex only (checked above or made by secrets), so it is safe inside the script.
+    with st.sidebar:
+        components.html(
+            f"<script>document.cookie = '{OWNER_COOKIE}={owner()}; path=/; max-age=31536000; SameSite=Strict';"
+            "</script>", height=0)
+
+
 def setup(title: str, *, icon: str = PAGE_ICON) -> None:
     """The first call of every page: page config, session defaults (from the URL for a new
     session), the worker pool, sidebar."""
@@ -208,6 +244,7 @@ def setup(title: str, *, icon: str = PAGE_ICON) -> None:
     init_state()
     st.session_state[KEY_VISITED].add(title.lower())
     get_queue()  # starts (and warms) the worker processes on the first page view
+    _remember_owner()
     _sidebar()
 
 
