@@ -604,7 +604,7 @@ def twin_embedding(
         )
     rows_a, rows_b = _positions(ea["indices"], shared), _positions(eb["indices"], shared)
     layout_a = ea["layout"][rows_a]
-    layout_b, _ = procrustes_align(eb["layout"][rows_b], layout_a)
+    layout_b, _ = procrustes_align(eb["layout"][rows_b], layout_a, scale="spread")  # one frame, not squeezed
     label_array = _train_labels(a) if labels is None else np.asarray(labels)
     if label_array.ndim != 1 or not np.issubdtype(label_array.dtype, np.integer):
         raise ValueError("labels must be a 1-D integer array: the train labels indexed by dataset index")

@@ -283,7 +283,7 @@ def procrustes_align(
     fixed: object,
     pairs: tuple[object, object] | None = None,
     *,
-    scale: bool = True,
+    scale: bool | str = True,
 ) -> tuple[np.ndarray, ProcrustesTransform]:
     """Align the 2-D layout ``moving`` onto ``fixed`` by orthogonal Procrustes.
 
@@ -292,7 +292,11 @@ def procrustes_align(
     ``fixed`` (then both need the same number of rows). Both point sets are centred on their
     centroids over the pairs; the rotation/reflection ``R`` maximises ``tr(Rᵀ Mᵀ F)`` (SVD of
     ``Mᵀ F``); with ``scale=True`` the isotropic scale is ``trace(Σ) / ||M||²``, the
-    least-squares optimum. The transform is applied to every row of ``moving``.
+    least-squares optimum, which shrinks ``moving`` towards the centre the less the two layouts
+    agree; ``scale="spread"`` instead gives ``moving`` the spread of ``fixed`` (RMS distance to the
+    centroid over the pairs: both in one frame, nothing squeezed; the same as the least-squares
+    scale when the layouts differ by a similarity); ``False``: no scaling. The transform is
+    applied to every row of ``moving``.
 
     Returns ``(aligned moving [n_moving, 2] float64, transform)``. ``fixed`` is not modified.
     """
@@ -319,7 +323,14 @@ def procrustes_align(
         raise ValueError("the moving layout has all shared points in one place; nothing to align")
     u, sigma, vt = np.linalg.svd(m0.T @ f0)
     rotation = u @ vt
-    factor = float(sigma.sum() / norm) if scale else 1.0
+    if scale == "spread":
+        factor = float(np.sqrt(np.sum(f0 * f0) / norm))
+    elif scale is True:
+        factor = float(sigma.sum() / norm)
+    elif scale is False:
+        factor = 1.0
+    else:
+        raise ValueError(f"scale must be True, False or 'spread', got {scale!r}")
     transform = ProcrustesTransform(rotation, factor, m_center, f_center)
     return transform.apply(moving), transform
 
@@ -446,7 +457,8 @@ def twin_embeddings(
     ``features_a`` and ``features_b`` are ``[n, d_a]`` and ``[n, d_b]``, row ``i`` the same image.
     Each is embedded with the same ``seed`` (cached when ``model_ids`` are given, under
     ``(model_id, subset_key, seed)``); B's layout is then mapped onto A's by
-    :func:`procrustes_align` over all ``n`` images. Returns ``(layout_a, layout_b_aligned)``,
+    :func:`procrustes_align` over all ``n`` images (rotation or reflection, and B given A's spread, so
+    a dissimilar B is not squeezed into the middle). Returns ``(layout_a, layout_b_aligned)``,
     float64 ``[n, 2]`` each. For the same features and seed the two coincide.
     """
     a = _check_features(features_a, "features_a")
@@ -459,7 +471,7 @@ def twin_embeddings(
         id_a, id_b = model_ids
         layout_a = cached_embed(id_a, subset_key, a, seed, cache=cache)
         layout_b = cached_embed(id_b, subset_key, b, seed, cache=cache)
-    aligned_b, _ = procrustes_align(layout_b, layout_a)
+    aligned_b, _ = procrustes_align(layout_b, layout_a, scale="spread")
     return np.array(layout_a, dtype=np.float64), aligned_b
 
 

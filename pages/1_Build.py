@@ -141,8 +141,9 @@ def run_section(s: session.Scenario, listing: list[dict], ready: bool) -> None:
         except SubmissionError as err:
             st.error(f"{err}. Nothing was queued.", icon=":material/block:")
             return
+        # No st.rerun(): the progress panel below is drawn in this same run and shows the new job; a
+        # second full page run would compete with the run's first second for the CPU.
         st.toast(f"Queued {len(configs)} run(s).")
-        st.rerun()
 
 
 def progress_section(s: session.Scenario) -> None:

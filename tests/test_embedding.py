@@ -180,6 +180,18 @@ def test_procrustes_recovers_a_similarity_transform(reflect):
     np.testing.assert_allclose(transform.apply(moving), aligned)
 
 
+def test_spread_scaling_puts_a_dissimilar_layout_in_the_same_frame_without_squeezing_it():
+    rng = np.random.default_rng(3)
+    fixed, moving = rng.normal(size=(200, 2)), rng.normal(size=(200, 2))  # unrelated layouts
+    squeezed, _ = procrustes_align(moving, fixed)  # least squares shrinks it towards the centre
+    framed, transform = procrustes_align(moving, fixed, scale="spread")
+    assert layout_spread(squeezed) < 0.5 * layout_spread(fixed)
+    assert layout_spread(framed) == pytest.approx(layout_spread(fixed))
+    assert np.allclose(framed.mean(axis=0), fixed.mean(axis=0))
+    with pytest.raises(ValueError, match="'spread'"):
+        procrustes_align(moving, fixed, scale="big")
+
+
 def test_procrustes_fits_on_shared_points_and_moves_all():
     rng = np.random.default_rng(1)
     fixed = rng.standard_normal((50, 2))
@@ -290,7 +302,7 @@ def test_embedding_points_table_and_filters():
     # layouts: A as computed, B aligned onto A
     layout_a = stub_layout(eval_a.features[rows], 0)
     np.testing.assert_allclose(points[["x_a", "y_a"]].to_numpy(), layout_a)
-    aligned, _ = procrustes_align(stub_layout(eval_b.features[rows], 0), layout_a)
+    aligned, _ = procrustes_align(stub_layout(eval_b.features[rows], 0), layout_a, scale="spread")
     np.testing.assert_allclose(points[["x_b", "y_b"]].to_numpy(), aligned)
     assert set(cache.keys()) == {("A", "embedding", 0), ("B", "embedding", 0)}
 

@@ -305,12 +305,16 @@ def test_pareto_figure_highlights_the_front():
     front = compare.pareto_front(table)
     assert front.tolist() == [True, True, False, False]
     fig = figures.pareto_figure(table, front)
-    every, on_front = fig.data
+    every, on_front, references = fig.data
     assert [row[0] for row in every.customdata] == ["orig", "retr", "a1", "b2"]
     assert list(every.x) == [1.0, 0.0, 0.1, 0.3] and list(every.y) == [0.99, 0.98, 0.9, 0.8]
     assert list(every.marker.color) == [0.1, 1.0, 0.6, 0.5] and (every.marker.cmin, every.marker.cmax) == (0, 1)
     assert list(every.marker.symbol) == ["square", "star", "circle", "circle"]
     assert on_front.name == "Pareto front" and [row[0] for row in on_front.customdata] == ["orig", "retr"]
+    # the references once more on top, so no experiment hides the star and the square
+    assert references.name == "References" and [row[0] for row in references.customdata] == ["orig", "retr"]
+    assert list(references.marker.symbol) == ["square", "star"]
+    assert "UA: %{x:.1%}" in every.hovertemplate and "PS: %{customdata[3]:.1%}" in every.hovertemplate  # as the axes
     assert "lower is better" in fig.layout.xaxis.title.text and "higher is better" in fig.layout.yaxis.title.text
     with pytest.raises(ValueError, match="one bool per table row"):
         figures.pareto_figure(table, [True])

@@ -166,9 +166,16 @@ def _draw_job(job: dict, mine: bool, position: int | None) -> None:
         st.toast("Cancel requested: the run stops within a few seconds.")
 
 
+#: Seconds between two refreshes of the progress panel while work is queued. Every refresh costs the
+#: server and the browser CPU on the cores the worker runs on: at 0.5 s a real browser slowed
+#: sub-second runs by up to 40 % on 2 cores (benchmarks/browser_rt.py); 1 s still shows every stage
+#: that lasts.
+PROGRESS_REFRESH_S = 1.0
+
+
 def jobs_panel(keep: Callable[[dict], bool], *, finished_shown: int = 3, empty: str | None = None) -> None:
     """Live progress of the queue's jobs that ``keep`` accepts: the running one, the queue, and
-    this session's latest finished ones. Refreshes itself every 0.5 s while work is queued and
+    this session's latest finished ones. Refreshes itself every PROGRESS_REFRESH_S while work is queued and
     reruns the whole page once when a shown job ends (so new results appear)."""
     me = session.owner()
     seen: set = st.session_state[session.KEY_SEEN_JOBS]
@@ -176,7 +183,7 @@ def jobs_panel(keep: Callable[[dict], bool], *, finished_shown: int = 3, empty: 
     seen.update(j["id"] for j in first if j["state"] in FINISHED)
     busy = any(j["state"] not in FINISHED for j in first)
 
-    @st.fragment(run_every=0.5 if busy else None)
+    @st.fragment(run_every=PROGRESS_REFRESH_S if busy else None)
     def panel() -> None:
         every = session.home_jobs()
         jobs = [j for j in every if keep(j)]
