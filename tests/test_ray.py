@@ -37,6 +37,7 @@ def local_ray(tmp_path_factory, digits_references):
     with pytest.MonkeyPatch.context() as patch:
         # Inherited by Ray's worker processes, started by ray.init below.
         patch.setenv("MUCOMP_RAY_HOME", str(node_home))
+        patch.setenv("RAY_worker_niceness", "0")  # as RayExecutor does for a Ray it starts
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:
             yield ray
