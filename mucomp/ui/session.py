@@ -39,6 +39,7 @@ from mucomp.execution import (
     EvaluateUpload,
     Executor,
     PrepareReferences,
+    SubmissionError,
     request_scenario,
     shared_executor,
 )
@@ -397,7 +398,10 @@ def prepare_references(s: Scenario) -> None:
     """Queue the preparation of ``s``'s references unless one is already queued or running."""
     job = reference_job(s)
     if job is None or job["state"] in ("completed", "failed", "cancelled", "diverged"):
-        get_queue().submit([PrepareReferences(s)], owner=owner())
+        try:
+            get_queue().submit([PrepareReferences(s)], owner=owner())
+        except SubmissionError as err:  # this session's queue is full
+            st.toast(f"{err}.", icon=":material/block:")
 
 
 def _sidebar() -> None:
