@@ -35,7 +35,6 @@ import os
 import re
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,8 @@ import time
 import urllib.request
 from importlib.metadata import version
 from pathlib import Path
+
+from app_vs_cli import fmt, load, median, ratio  # this folder: the shared figures helpers
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -57,23 +58,6 @@ READY_TEXT = "reference models (Original and Retrained) of this scenario are rea
 # The lasting line of a finished run (st.success in mucomp.ui.widgets._draw_job); the id is
 # rendered as inline code, so innerText has it bare.
 DONE_JS = r"/done → stored as\s+([0-9a-z]+)/g"
-
-
-def load() -> float:
-    return os.getloadavg()[0]
-
-
-def median(values: list) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-def fmt(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None or b == 0 else a / b
 
 
 def free_port() -> int:
