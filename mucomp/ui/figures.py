@@ -689,6 +689,15 @@ def epoch_figure(curves: pd.DataFrame, *, title: str = "Per-epoch progress") -> 
     return fig
 
 
+def _colour_range(custom: list, is_fraction: bool) -> dict:
+    """The colour range of every point (fixed [0, 1] for fractions), so a trace drawn on top of
+    the others colours its points the same way."""
+    values = [row[3] for row in custom if row[3] is not None and math.isfinite(row[3])]
+    if is_fraction or not values:
+        return {"cmin": 0.0, "cmax": 1.0} if is_fraction else {}
+    return {"cmin": min(values), "cmax": max(values)}
+
+
 def pareto_figure(
     table: pd.DataFrame,
     front_mask: Any,
@@ -741,8 +750,9 @@ def pareto_figure(
         fig.add_trace(go.Scatter(
             x=[xs[r] for r in references], y=[ys[r] for r in references], mode="markers", name="References",
             customdata=[custom[r] for r in references], hovertemplate=hover, showlegend=False,
-            marker={"color": "#f59e0b", "size": 15, "symbol": [symbols[r] for r in references],
-                    "line": {"width": 1, "color": "#334155"}},
+            marker={"color": [custom[r][3] for r in references], "colorscale": colorscale, "showscale": False,
+                    **_colour_range(custom, is_fraction), "size": 15,
+                    "symbol": [symbols[r] for r in references], "line": {"width": 1, "color": "#334155"}},
         ))
     # No drag mode: the page draws it with selection_mode="points", and a figure whose dragmode is
     # "select" gets clickmode "event" from Streamlit's front end, so clicks would never select.
