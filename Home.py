@@ -94,7 +94,9 @@ st.header("2 · Your first pass")
 guide(current, references_ready)
 
 with st.expander("What the numbers mean"):
-    from mucomp.compare import COLUMN_HELP
+    from mucomp.compare import COLUMN_HELP, DEFINITIONS_POINTER
 
     for column in ("UA", "RA", "TUA", "TRA", "RT", "PS", "MIA", "Avg. Gap"):
         st.markdown(f"- **{column}**: {COLUMN_HELP[column]}")
+    st.caption(f"Probabilities shown anywhere are softmax at T = 1; only the attack's entropy feature uses "
+               f"T = 2. {DEFINITIONS_POINTER}")

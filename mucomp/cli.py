@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from mucomp.data import DATASETS
+from mucomp.specs import DATASETS  # torch-free: `mucomp list` and `show` never import torch
 
 
 class UsageError(ValueError):
@@ -21,10 +21,13 @@ class UsageError(ValueError):
 
 
 def _emit(payload, as_json: bool, text: Callable[[], str]) -> None:
-    from mucomp.metrics import to_json_safe
-
     if as_json:
-        print(json.dumps(to_json_safe(payload), allow_nan=False))
+        try:  # stored results are JSON-safe already: no numpy import for list / show
+            print(json.dumps(payload, allow_nan=False))
+        except (TypeError, ValueError):
+            from mucomp.metrics import to_json_safe
+
+            print(json.dumps(to_json_safe(payload), allow_nan=False))
     else:
         print(text())
 
@@ -83,6 +86,7 @@ def cmd_references(args) -> int:
     """Build or load both reference models of a scenario and print their metrics."""
     from mucomp.evaluation import evaluate_scenario
     from mucomp.metrics import model_metrics
+    from mucomp.reference_check import check_reference
     from mucomp.references import load_reference
 
     scenario = _scenario(args)
@@ -94,12 +98,22 @@ def cmd_references(args) -> int:
         evals = evaluate_scenario(ref.model, scenario, layers=())
         out[kind] = model_metrics(evals["train"], evals["test"], scenario.forget_class)
         print(f"{kind}: {ref.source} ({ref.path}) in {ref.seconds:.1f} s", file=sys.stderr)
+        if ref.source == "hub":
+            check = check_reference(scenario.dataset, kind, scenario.forget_class, ref.path.name, evals["test"], out[kind])
+            if check is not None:
+                out[kind]["reference_check"] = check
+                if not check["matches"]:
+                    print(f"mucomp: warning: {check['message']}", file=sys.stderr)
 
     def text() -> str:
         lines = [f"scenario {scenario.key} (forget class {scenario.forget_class_name!r})"]
         for kind, metrics in out.items():
             figures = "  ".join(f"{k} {metrics[k]:.4f}" for k in ("UA", "RA", "TUA", "TRA"))
-            lines.append(f"{kind:<10} {figures}")
+            check = metrics.get("reference_check")
+            mark = "" if check is None else ("  [matches published]" if check["matches"] else "  [DIFFERS FROM PUBLISHED]")
+            lines.append(f"{kind:<10} {figures}{mark}")
+            if check is not None and not check["matches"]:
+                lines.append(f"           {check['message']}")
         return "\n".join(lines)
 
     _emit(out, args.json, text)
@@ -130,6 +144,9 @@ def _methods_text(dataset: str, methods: list[dict]) -> str:
             default = method["defaults"].get(param["name"])
             shown = "(required)" if default is None else _format_value(default)
             lines.append(f"  {param['name']:<20} {shown:<10} {param['allowed']}{'; ' + param['help'] if param['help'] else ''}")
+        for source in dict.fromkeys(method.get("default_sources", {}).values()):
+            cited = [k for k, v in method["default_sources"].items() if v == source]
+            lines.append(f"  defaults of {', '.join(cited)}: {source}")
     return "\n".join(lines)
 
 
@@ -322,7 +339,7 @@ def cmd_run(args) -> int:
     return 1 if failures else 0
 
 
-LIST_COLUMNS = ("UA", "RA", "TUA", "TRA", "RT", "PS", "MIA_efficacy", "avg_gap")
+LIST_COLUMNS = ("UA", "RA", "TUA", "TRA", "RT", "PS", "PS_exact", "MIA_efficacy", "avg_gap")
 
 
 def _summary(result: dict) -> dict:
@@ -366,7 +383,8 @@ def _store_call(fn, *args, **kwargs):
 
 
 def cmd_list(args) -> int:
-    """List stored experiments (optionally of one scenario)."""
+    """List stored experiments (optionally of one scenario) from the store's index; unreadable ones
+    are listed apart with the reason (they never stop the listing)."""
     from mucomp.store import ExperimentStore
 
     store = ExperimentStore()
@@ -375,19 +393,37 @@ def cmd_list(args) -> int:
         filters["dataset"] = args.dataset
     if args.forget_class is not None:
         filters["forget_class"] = _forget_class(args.dataset or "digits", args.forget_class)
-    results = [e.result for e in store.list(**filters)]
-    for name, problem in store.problems.items():
-        print(f"mucomp: skipped {name}: {problem}", file=sys.stderr)
-    _emit([_summary(r) for r in results], args.json, lambda: _table_text(results))
+    entries = store.entries(**filters)
+    unreadable = store.problems
+    for name, problem in unreadable.items():
+        print(f"mucomp: experiment {name} is unreadable ({problem}); delete it with `mucomp delete {name}`",
+              file=sys.stderr)
+
+    def text() -> str:
+        table = _table_text(entries)
+        if not unreadable:
+            return table
+        lines = [f"  {name}  {problem}" for name, problem in unreadable.items()]
+        return "\n".join([table, "", f"unreadable ({len(unreadable)}; delete with `mucomp delete ID`):", *lines])
+
+    _emit([_summary(r) for r in entries], args.json, text)
     return 0
 
 
 def cmd_show(args) -> int:
-    """Print one stored experiment."""
-    from mucomp.store import ExperimentStore
+    """Print one stored experiment: its listing fields (from the index), or with ``--json`` the
+    whole stored result."""
+    from mucomp.store import ExperimentStore, UnreadableExperimentError
 
-    experiment = _store_call(ExperimentStore().load, args.id)
-    _emit(experiment.result, args.json, lambda: json.dumps(_summary(experiment.result), indent=1))
+    store = ExperimentStore()
+    try:
+        if args.json:
+            _emit(_store_call(store.load, args.id).result, True, str)
+        else:
+            entry = _store_call(store.entry, args.id)
+            print(json.dumps(_summary(entry), indent=1))
+    except UnreadableExperimentError as err:
+        raise RuntimeError(str(err)) from err
     return 0
 
 
@@ -407,7 +443,8 @@ def cmd_import(args) -> int:
     if not Path(args.archive).is_file():
         raise UsageError(f"archive: no file {args.archive!r}; give the path of a zip made by `mucomp export`")
     try:
-        imported = ExperimentStore().import_(args.archive, on_conflict="skip" if args.skip_existing else "error")
+        imported = ExperimentStore().import_(args.archive, on_conflict="skip" if args.skip_existing else "error",
+                                             allow_references=args.allow_references)
     except ExperimentExistsError as err:
         done = f"only {', '.join(err.imported)} had been imported" if err.imported else "nothing was imported"
         raise RuntimeError(
@@ -419,7 +456,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_delete(args) -> int:
-    """Delete stored experiments (references can't be deleted)."""
+    """Delete stored experiments (references can't be deleted; unreadable experiments can)."""
     from mucomp.store import ExperimentStore
 
     store = ExperimentStore()
@@ -493,6 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
     importing = sub.add_parser("import", help="import experiments from a zip file made by export")
     importing.add_argument("archive")
     importing.add_argument("--skip-existing", action="store_true", help="leave experiments that exist as they are")
+    importing.add_argument("--allow-references", action="store_true",
+                           help="also import reference models (Original / Retrained), only those whose recorded "
+                                "weights hash and id match their weights, never replacing one already stored")
     importing.set_defaults(func=cmd_import)
 
     delete = sub.add_parser("delete", help="delete stored experiments")

@@ -21,7 +21,7 @@ older mucomp) raises :class:`MissingBlockError` naming the experiment and what t
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ import pandas as pd
 
 from mucomp import privacy
 from mucomp.embedding import points_frame, procrustes_align
+from mucomp.metrics import retemper
 
 # ---------------------------------------------------------------------------------------------
 # Errors and validation
@@ -188,8 +189,8 @@ COLUMN_HELP: dict[str, str] = {
     "RT": "Run time: seconds the unlearning itself took, without evaluation (lower is better).",
     "Cost": "Hardware-independent cost of the unlearning: samples back-propagated (forwarded samples and "
             "optimiser steps in the details). RT varies on shared machines; these counts do not.",
-    "PS": "Privacy score: 1 means no threshold attack can tell this model from the Retrained one on the "
-          "forget images (higher is better).",
+    "PS": "Privacy score, 51-point threshold grid (published): 1 = no threshold attack tells the model from "
+          "retraining (higher is better). PS_exact (in Details) tries every value: PS_exact ≤ PS.",
     "MIA": "MIA-Efficacy: share of forget images a membership attack calls 'not trained on' (higher is better).",
     "Avg. Gap": "Average distance to the Retrained model over forget accuracy, RA, TRA and MIA-Efficacy "
                 "(lower is better; 0 = behaves like retraining).",
@@ -197,6 +198,10 @@ COLUMN_HELP: dict[str, str] = {
     "Owner": "The browser session that made the experiment; only it can delete the experiment.",
     "UA (SalUn)": "The literature's unlearning accuracy, 1 - forget-class training accuracy (higher is better).",
 }
+#: The README section every column's definition points to (written there, with how the figures
+#: differ from the published system's and from the literature's).
+DEFINITIONS_ANCHOR = "README.md#definitions-and-differences"
+DEFINITIONS_POINTER = "See README › Definitions and differences."
 
 #: How to read the privacy figures, shown on Screen and Attack (one text, one place).
 PRIVACY_READING = (
@@ -522,6 +527,8 @@ def stored_prediction_matrix(result: ResultLike, split: str = "train", kind: str
 # Contrast: twin embedding
 
 _EMBEDDING_FIELDS = ("indices", "x", "y", "pred", "probs_t2")
+#: The softmax temperature of the stored ``embedding.probs_t2``.
+STORED_EMBEDDING_TEMPERATURE = 2.0
 
 
 def _embedding_arrays(result: dict) -> dict[str, np.ndarray]:
@@ -564,6 +571,8 @@ def twin_embedding(
     result_b: ResultLike,
     forget_class: int | None = None,
     labels: Any = None,
+    *,
+    temperature: float = 1.0,
 ) -> pd.DataFrame:
     """The table behind the twin embedding scatter, from both models' stored UMAP layouts.
 
@@ -582,6 +591,10 @@ def twin_embedding(
         True labels of the whole **train** split indexed by dataset index, ``[N]`` ints, e.g.
         ``scenario.data.train.labels_np``. ``None`` loads the results' data set to read them
         (the embedded digits set is in memory; other data sets must be on disk).
+    temperature:
+        Softmax temperature of the probability columns. The stored block holds softmax(z / 2)
+        (``probs_t2``); the default 1 gives the probabilities every page displays (the same as
+        the Attack page's ``attack.probs``), via :func:`mucomp.metrics.retemper`.
 
     Returns
     -------
@@ -590,7 +603,8 @@ def twin_embedding(
         ``index`` (dataset index), ``true_class``, ``pred_a``, ``pred_b``, ``is_forget``, ``x_a``,
         ``y_a``, ``x_b``, ``y_b`` (arbitrary UMAP units; B aligned onto A), ``status_a``,
         ``status_b`` (:func:`mucomp.embedding.point_status`), ``conf_a``, ``conf_b`` (probability
-        of the predicted class at T = 2), ``prob_a_0`` .. and ``prob_b_0`` .. (softmax at T = 2).
+        of the predicted class at ``temperature``), ``prob_a_0`` .. and ``prob_b_0`` .. (softmax at
+        ``temperature``, T = 1 by default).
     """
     a, b = as_result(result_a, "Model A"), as_result(result_b, "Model B")
     forget = _forget_class([a, b], forget_class, ["Model A", "Model B"])
@@ -621,8 +635,8 @@ def twin_embedding(
         layout_b,
         ea["pred"][rows_a],
         eb["pred"][rows_b],
-        ea["probs"][rows_a],
-        eb["probs"][rows_b],
+        retemper(ea["probs"][rows_a], STORED_EMBEDDING_TEMPERATURE, temperature),
+        retemper(eb["probs"][rows_b], STORED_EMBEDDING_TEMPERATURE, temperature),
     )
 
 
@@ -804,7 +818,7 @@ def attack_view(
     n_thresholds: int = 51,
     *,
     direction: str | None = None,
-    grid_search: bool = False,
+    grid_search: bool = True,
 ) -> AttackView:
     """One threshold attack of a model against the Retrained model on the forget images.
 
@@ -821,7 +835,8 @@ def attack_view(
         ``"max_attack_score"``; ``"max_success_rate"``; ``"common"`` (alias
         ``"common_threshold"``): one threshold shared with ``other`` (the other model's result),
         :func:`mucomp.privacy.common_threshold`, this model's half; ``"worst_case"``: the
-        strongest attack over both metrics (its privacy score is the table's PS).
+        strongest attack over both metrics (on the 51-point grid its privacy score is the
+        table's PS).
     threshold:
         The custom threshold (clipped-value units of ``metric``).
     other:
@@ -829,8 +844,9 @@ def attack_view(
     n_thresholds:
         Points of the display sweep (51 as published).
     grid_search:
-        Search the strategies' threshold on the ``n_thresholds`` grid instead of over every
-        distinct value (the exact search, the default, is what the privacy score uses).
+        Search the strategies' threshold on the ``n_thresholds`` grid the page draws (the
+        default, as the published system does; with 51 points the worst case is ``PS``), or,
+        when False, over every distinct clipped value (the exact search).
     """
     key = STRATEGY_ALIASES.get(strategy)
     if key is None:
@@ -902,3 +918,16 @@ def instance_probabilities(result_a: ResultLike, result_b: ResultLike, dataset_i
     if out[0].shape != out[1].shape:
         raise IncompatibleResultsError("Model A and Model B have different numbers of classes")
     return out[0], out[1]
+
+
+def reference_check_warnings(results: Iterable[ResultLike]) -> list[str]:
+    """The plain-words warning of every reference in ``results`` whose Hub file did not reproduce
+    the test accuracy its publishers measured (:mod:`mucomp.reference_check`), in input order.
+
+    Results without a check (local references, experiments, older stores) give nothing."""
+    warnings = []
+    for item in results:
+        check = as_result(item, "a stored result").get("reference_check")
+        if isinstance(check, dict) and check.get("matches") is False and isinstance(check.get("message"), str):
+            warnings.append(check["message"])
+    return warnings

@@ -18,9 +18,9 @@
   seed; model ids are caller-supplied strings such as experiment or checkpoint ids).
 - :func:`points_frame` defines the per-point table the Contrast page draws: coordinates of both
   twins, true and predicted classes, forget flag, a status per model for the filters, and both
-  models' softmax probabilities at temperature 2 for the hover panel. :func:`embedding_points`
-  builds it from two evaluations (embedding them now), :func:`mucomp.compare.twin_embedding`
-  from two stored results' layouts.
+  models' softmax probabilities for the hover panel. :func:`embedding_points` builds it from two
+  evaluations (embedding them now; T = 2 by default, as stored), :func:`mucomp.compare.twin_embedding`
+  from two stored results' layouts (T = 1 by default: what the pages show).
 """
 
 from __future__ import annotations
@@ -570,7 +570,9 @@ def points_frame(
 
 
 def probabilities(points, model: str = "a") -> np.ndarray:
-    """Model ``model``'s T = 2 softmax probabilities from an :func:`embedding_points` table, ``[n, C]``."""
+    """Model ``model``'s softmax probabilities from an :func:`embedding_points` or
+    :func:`mucomp.compare.twin_embedding` table (at the temperature it was built with: T = 1 for
+    the twin table the pages show), ``[n, C]``."""
     columns = [c for c in points.columns if c.startswith(f"prob_{model}_")]
     return points[columns].to_numpy(dtype=np.float64)
 

@@ -21,8 +21,6 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from mucomp.training import RunStopped
-
 POLL_S = 0.5
 CancelFn = Callable[[], bool]
 
@@ -42,6 +40,8 @@ def _locks_for(path: Path) -> tuple[threading.RLock, FileLock]:
 
 def _stop_if_cancelled(cancelled: CancelFn | None, waiting_for: str) -> None:
     if cancelled is not None and cancelled():
+        from mucomp.training import RunStopped  # here, not at import: the store's lock must not import torch
+
         raise RunStopped("cancelled", f"cancelled by the user while waiting for {waiting_for}")
 
 

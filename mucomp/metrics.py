@@ -78,6 +78,31 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return z
 
 
+def retemper(probs: np.ndarray, from_temperature: float, to_temperature: float = 1.0) -> np.ndarray:
+    """Softmax probabilities at ``from_temperature`` re-expressed at ``to_temperature``, without
+    the logits: ``softmax(z / T1)`` -> ``softmax(z / T2)``, ``[n, C]`` (or ``[C]``) float64.
+
+    ``log softmax(z / T1) = z / T1 - c`` per row, so ``softmax(z / T2)`` is proportional to
+    ``p ** (T1 / T2)``; e.g. the stored embedding probabilities at T = 2 give the T = 1 ones as
+    ``p ** 2``, renormalised. Computed in the log domain (stable for tiny entries); an entry of
+    exactly 0 stays 0, each row sums to 1.
+    """
+    if not (from_temperature > 0 and to_temperature > 0):
+        raise ValueError(f"temperatures must be positive, got {from_temperature} and {to_temperature}")
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim not in (1, 2) or (p.size and (not np.all(np.isfinite(p)) or p.min() < 0)):
+        raise ValueError("probs must be a [C] or [n, C] array of finite non-negative probabilities")
+    rows = np.atleast_2d(p)
+    if rows.size and not np.all(rows.max(axis=1) > 0):
+        raise ValueError("every row of probs needs a positive entry")
+    with np.errstate(divide="ignore"):
+        z = np.log(rows) * (float(from_temperature) / float(to_temperature))
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z[0] if p.ndim == 1 else z
+
+
 def prediction_matrix(evaluation: Evaluation, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(label_dist, conf_dist)``, both ``[C, C]`` float64.
 

@@ -8,6 +8,7 @@ layer-wise similarity view compares, in forward order.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 import torch
@@ -164,8 +165,28 @@ def read_weights(name: str, data: bytes) -> object:
             warnings.simplefilter("ignore", UserWarning)
             return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:  # UnpicklingError, RuntimeError (bad zip), EOFError, ...
-        detail = first_line(err)
-        raise WeightsFileError("torch", detail, python_objects="Unsupported global" in detail) from err
+        detail, python_objects = _torch_load_detail(err)
+        raise WeightsFileError("torch", detail, python_objects=python_objects) from err
+
+
+def _torch_load_detail(err: BaseException) -> tuple[str, bool]:
+    """``(detail, python_objects)`` of a failed ``torch.load(weights_only=True)``, in our words.
+
+    torch's refusal of Python objects spans several lines ("Unsupported global: GLOBAL x.y ..." or
+    "Trying to load unsupported GLOBAL x.y whose module x is blocked") and advises loading with
+    ``weights_only=False``, which would run the file's code: only the name of what the file refers
+    to is kept, never that advice.
+    """
+    text = str(err).replace("\x1b[1m", "").replace("\x1b[0m", "")
+    found = re.search(r"GLOBAL ([A-Za-z_][\w.]*)", text)
+    if found:
+        return f"it refers to {found.group(1)}", True
+    unpickler = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
+    if unpickler and unpickler.group(1).strip():
+        return unpickler.group(1).strip()[:200], False
+    if "Weights only load failed" in text:
+        return "its contents are not a pickle of tensors", False
+    return first_line(err), False
 
 
 def unwrap_state_dict(obj: object) -> dict[str, torch.Tensor]:

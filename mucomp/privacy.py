@@ -25,8 +25,16 @@ minus the worst attack score over both features, both directions and every thres
 Two sweeps exist: :func:`threshold_sweep` evaluates ``n`` thresholds evenly spaced over the range
 (``numpy.linspace``; the 51-point grid the Attack page draws and the published system stores), and
 :func:`threshold_sweep_exact` evaluates every distinct (clipped) value as a threshold, which
-reaches every ``(FPR, FNR)`` pair any threshold in the range can give. Scores (privacy score,
-strategies) use the exact sweep unless told otherwise.
+reaches every ``(FPR, FNR)`` pair any threshold in the range can give. The strategies search the
+exact sweep unless given ``n_thresholds``.
+
+Two privacy scores are stored for every model (:func:`privacy_metrics`):
+
+- ``PS``: the published definition, the worst attack over the :data:`PUBLISHED_GRID` thresholds
+  of each metric's range (values clipped), comparable with the published system's figures;
+- ``PS_exact``: the worst attack over every distinct value of either model as a threshold, values
+  NOT clipped (so values beyond the display range still separate). Any grid threshold's
+  ``(FPR, FNR)`` is also reached by some unclipped value threshold, hence ``PS_exact <= PS``.
 
 MIA-Efficacy (:func:`mia_report`, :func:`mia_efficacy`) follows SalUn's ``SVC_MIA``: an RBF SVC
 (``C = 3``, ``gamma = "auto"``) on the true-class probability learns members (retain training
@@ -58,6 +66,8 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {"entropy": (0.0, 2.5), "confide
 DEFAULT_THRESHOLDS: dict[str, float] = {"entropy": 1.25, "confidence": 3.75}
 STRATEGIES: tuple[str, ...] = ("custom", "max_attack_score", "max_success_rate", "common", "worst_case")
 DELTA = 1e-5
+#: Thresholds per metric of the published privacy score (the comparator's stored curves).
+PUBLISHED_GRID = 51
 #: Rates are clipped into ``[RATE_EPS, 1 - delta - RATE_EPS]`` before taking logs.
 RATE_EPS = 1e-10
 #: The log-odds of a prediction so certain that it exceeds the float64 range (and of 1-class logits).
@@ -350,12 +360,16 @@ class AttackChoice:
         return {**asdict(self), "privacy_score": self.privacy_score}
 
 
-def _candidates(u: np.ndarray, r: np.ndarray, metric: str, n_thresholds: int | None, *extra: np.ndarray) -> np.ndarray:
+def _candidates(
+    u: np.ndarray, r: np.ndarray, metric: str, n_thresholds: int | None, *extra: np.ndarray, clip: bool = True
+) -> np.ndarray:
     """The thresholds a search tries: the ``n_thresholds`` grid, or (``None``) every distinct
-    clipped value of ``u``, ``r`` and ``extra``, ascending (the exact sweep's thresholds)."""
+    value of ``u``, ``r`` and ``extra``, clipped unless ``clip=False``, ascending (the exact
+    sweep's thresholds)."""
     if n_thresholds is not None:
         return grid_thresholds(metric, n_thresholds)
-    return np.unique(np.concatenate([_clip(v, metric) for v in (u, r, *extra)]))
+    values = (u, r, *extra)
+    return np.unique(np.concatenate([_clip(v, metric) if clip else v for v in values]))
 
 
 def _choice(
@@ -385,13 +399,19 @@ def _argbest(primary: np.ndarray, secondary: np.ndarray) -> tuple[int, int]:
 
 def _best_choice(
     strategy: str, unlearned_values: Any, retrained_values: Any, metric: str, n_thresholds: int | None,
-    keys: tuple[str, str],
+    keys: tuple[str, str], clip: bool = True,
 ) -> AttackChoice:
-    """The candidate threshold and direction maximising ``curve[keys[0]]``, ties by ``keys[1]``."""
+    """The candidate threshold and direction maximising ``curve[keys[0]]``, ties by ``keys[1]``.
+
+    ``clip=False`` (exact search only) compares raw values with raw thresholds."""
     _check_metric(metric)
     u, r = _value_pair(unlearned_values, retrained_values)
-    thresholds = _candidates(u, r, metric, n_thresholds)
-    curve = _curve(_clip(u, metric), _clip(r, metric), thresholds)
+    if n_thresholds is not None and not clip:
+        raise ValueError("the grid spans the clipped display range; clip=False needs the exact search")
+    thresholds = _candidates(u, r, metric, n_thresholds, clip=clip)
+    if clip:
+        u, r = _clip(u, metric), _clip(r, metric)
+    curve = _curve(u, r, thresholds)
     d, k = _argbest(curve[keys[0]], curve[keys[1]])
     return _choice(strategy, metric, thresholds, curve, d, k)
 
@@ -424,15 +444,16 @@ def custom_threshold(
 
 
 def max_attack_score(
-    unlearned_values: Any, retrained_values: Any, metric: str, n_thresholds: int | None = None
+    unlearned_values: Any, retrained_values: Any, metric: str, n_thresholds: int | None = None, *, clip: bool = True
 ) -> AttackChoice:
     """The threshold and direction with the highest attack score for one metric.
 
     ``n_thresholds=None`` searches the exact sweep; an integer searches that grid instead (the
-    display curve). Ties: higher success rate, then ``"above_unlearn"``, then the lower threshold.
+    display curve). ``clip=False`` (exact search only) uses the raw values, as ``PS_exact`` does.
+    Ties: higher success rate, then ``"above_unlearn"``, then the lower threshold.
     """
     return _best_choice("max_attack_score", unlearned_values, retrained_values, metric, n_thresholds,
-                        ("attack_score", "success_rate"))
+                        ("attack_score", "success_rate"), clip)
 
 
 def max_success_rate(
@@ -498,32 +519,40 @@ def worst_case(
     unlearned: Mapping[str, Any] | Any,
     retrained: Mapping[str, Any] | Any,
     n_thresholds: int | None = None,
+    *,
+    clip: bool = True,
 ) -> AttackChoice:
     """The metric, direction and threshold with the highest attack score over both metrics.
 
     ``unlearned`` and ``retrained`` are either ``[n, C]`` logits of the same forget images or
     mappings ``{"entropy": [n], "confidence": [n]}`` (:func:`feature_values`). Ties between
-    metrics go to ``"entropy"``. Its ``privacy_score`` is the model's privacy score
-    (:func:`privacy_score`) when ``n_thresholds`` is None.
+    metrics go to ``"entropy"``. ``n_thresholds=PUBLISHED_GRID`` gives the attack behind ``PS``;
+    ``n_thresholds=None, clip=False`` the one behind ``PS_exact``; ``None`` with clipping the
+    strongest attack the Attack page's exact search can find.
     """
     u_map = _metric_values(unlearned, "unlearned")
     r_map = _metric_values(retrained, "retrained")
     best: AttackChoice | None = None
     for metric in METRICS:
-        choice = max_attack_score(u_map[metric], r_map[metric], metric, n_thresholds)
+        choice = max_attack_score(u_map[metric], r_map[metric], metric, n_thresholds, clip=clip)
         if best is None or (choice.attack_score, choice.success_rate) > (best.attack_score, best.success_rate):
             best = choice
     assert best is not None
     return AttackChoice(**{**asdict(best), "strategy": "worst_case"})
 
 
-def privacy_score(unlearned_logits: Any, retrained_logits: Any) -> float:
-    """Privacy score in ``[0, 1]``: 1 minus the highest attack score over both metrics, both
-    directions and every threshold (exact sweep). 1 = indistinguishable from the Retrained model.
+def privacy_score(unlearned_logits: Any, retrained_logits: Any, *, exact: bool = False) -> float:
+    """Privacy score in ``[0, 1]``: 1 minus the highest attack score over both metrics and both
+    directions. 1 = indistinguishable from the Retrained model.
+
+    ``exact=False`` (``PS``, the published definition): the :data:`PUBLISHED_GRID` thresholds of
+    each metric's range, values clipped. ``exact=True`` (``PS_exact``): every distinct raw value
+    as a threshold, a stronger attack, so never above ``PS``.
 
     Both inputs are ``[n, C]`` logits of the SAME forget images in the same order (all forget-class
     training images through the unlearned model and through the Retrained model). Symmetric in
-    its two arguments. 0 exactly when some metric separates the two value sets completely.
+    its two arguments. ``PS_exact`` is 0 exactly when some metric separates the two value sets
+    completely.
     """
     u = _logits(unlearned_logits, "unlearned_logits")
     r = _logits(retrained_logits, "retrained_logits")
@@ -536,7 +565,15 @@ def privacy_score(unlearned_logits: Any, retrained_logits: Any) -> float:
         raise ValueError("no forget images: the privacy score needs at least one")
     # In [0, 1] by construction: attack scores lie in [0, 1] (see attack_scores), and 1 - x stays
     # in [0, 1] in floating point for every x in [0, 1].
-    return float(worst_case(u, r).privacy_score)
+    return float(_worst_attacks(feature_values(u), feature_values(r))["exact" if exact else "grid"].privacy_score)
+
+
+def _worst_attacks(unlearned: Mapping[str, Any], retrained: Mapping[str, Any]) -> dict[str, AttackChoice]:
+    """The attacks behind the two stored scores: ``{"grid": PS's, "exact": PS_exact's}``."""
+    return {
+        "grid": worst_case(unlearned, retrained, PUBLISHED_GRID),
+        "exact": worst_case(unlearned, retrained, None, clip=False),
+    }
 
 
 @dataclass(frozen=True)
@@ -793,8 +830,9 @@ def privacy_metrics(
     the Retrained model's train-split evaluation. ``values`` / ``retrained_values``: the two
     models' attack values on the forget images (:func:`forget_feature_values`) when the caller
     has them already; each one given is used instead of recomputing it from the evaluation
-    (``retrained_train_eval`` may then be ``None``). Returns ``{"PS": float, "MIA_efficacy": float,
-    "MIA_svc_accuracy": float, "PS_worst_case": AttackChoice.as_dict() of the worst attack}``.
+    (``retrained_train_eval`` may then be ``None``). Returns ``{"PS": float, "PS_exact": float,
+    "MIA_efficacy": float, "MIA_svc_accuracy": float, "PS_worst_case": ..., "PS_exact_worst_case":
+    ...}``, the last two the :meth:`AttackChoice.as_dict` of the attack behind each score.
     """
     if values is None:
         values = forget_feature_values(scenario, train_eval)
@@ -802,11 +840,13 @@ def privacy_metrics(
         if retrained_train_eval is None:
             raise ValueError("pass retrained_train_eval or retrained_values (the Retrained model's attack values)")
         retrained_values = forget_feature_values(scenario, retrained_train_eval)
-    worst = worst_case(values, retrained_values)
+    worst = _worst_attacks(values, retrained_values)
     report = scenario_mia_report(scenario, train_eval, test_eval, holdout_share=holdout_share)
     return {
-        "PS": float(worst.privacy_score),  # in [0, 1]: see privacy_score
+        "PS": float(worst["grid"].privacy_score),  # in [0, 1]: see privacy_score
+        "PS_exact": float(worst["exact"].privacy_score),
         "MIA_efficacy": report.efficacy,
         "MIA_svc_accuracy": report.svc_holdout_accuracy,
-        "PS_worst_case": worst.as_dict(),
+        "PS_worst_case": worst["grid"].as_dict(),
+        "PS_exact_worst_case": worst["exact"].as_dict(),
     }

@@ -170,6 +170,7 @@ class ReferenceState:
     checkpoint_id: str
     evals: dict[str, Evaluation]
     experiment_id: str
+    source: str = "train"  # "trained" / "cache" (local) or "hub" (a published checkpoint)
 
 
 @dataclass
@@ -274,7 +275,8 @@ def prepare_scenario(
             ref.model, scenario, progress=lambda done, total, position=position: report(position + 0.5 + 0.5 * done / total, 2)
         )
         refs[kind] = ReferenceState(
-            kind, ref.model, ref.checkpoint_id, evals, reference_experiment_id(scenario, kind, ref.checkpoint_id)
+            kind, ref.model, ref.checkpoint_id, evals, reference_experiment_id(scenario, kind, ref.checkpoint_id),
+            ref.source,
         )
     state = ScenarioState(scenario, refs["original"], refs["retrained"], device)
     for kind in ("retrained", "original"):  # the Original's figures compare it with the Retrained
@@ -319,12 +321,27 @@ def _store_reference(
         # Not stored yet (or unreadable): compute its figures once.
         figures = model_figures(ref.evals, state, model_id=ref.experiment_id)
         if not store.exists(ref.experiment_id):
-            result = _result(ref.experiment_id, ref.kind, _reference_config(scenario, ref), figures, {})
+            extra = {}
+            check = hub_reference_check(scenario, ref, figures["metrics"])
+            if check is not None:
+                extra["reference_check"] = check
+            result = _result(ref.experiment_id, ref.kind, _reference_config(scenario, ref), figures, extra)
             # Stored meanwhile by a process that does not take the lock (an older version): its
             # figures come from the same models and evaluations.
             with contextlib.suppress(ExperimentExistsError):
                 store.save(result, ref.model.state_dict())
         return figures["metrics"]
+
+
+def hub_reference_check(scenario: Scenario, ref: ReferenceState, metrics: dict) -> dict | None:
+    """:func:`mucomp.reference_check.check_reference` of a Hub reference (None for local ones and
+    for files nothing was published for)."""
+    from mucomp.reference_check import check_reference
+
+    if ref.source != "hub":
+        return None
+    filename = ref.checkpoint_id.rsplit("/", 1)[-1]
+    return check_reference(scenario.dataset, ref.kind, scenario.forget_class, filename, ref.evals["test"], metrics)
 
 
 def _stored_metrics(store: ExperimentStore, experiment_id: str) -> dict | None:
@@ -392,7 +409,8 @@ def model_figures(
         "entropy": values["entropy"].tolist(),
         "confidence": values["confidence"].tolist(),
         "probs": softmax(logits).tolist(),
-        "worst_case": privacy.pop("PS_worst_case"),
+        "worst_case": privacy.pop("PS_worst_case"),  # the attack behind PS (51-point grid)
+        "worst_case_exact": privacy.pop("PS_exact_worst_case"),  # the one behind PS_exact
     }
     report(3, 3)
     metrics.update(privacy)

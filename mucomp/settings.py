@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported only when a device is asked for: `mucomp list` never needs it
+    import torch
 
 
 def home() -> Path:
@@ -30,6 +32,8 @@ def references_dir() -> Path:
 
 def default_device() -> torch.device:
     """The device torch work runs on: ``$MUCOMP_DEVICE`` if set, else cuda, mps, cpu."""
+    import torch
+
     requested = os.environ.get("MUCOMP_DEVICE", "").strip()
     if requested:
         try:

@@ -49,6 +49,8 @@ class TrainRecipe:
     weight_decay: float = 5e-4
     schedule: str = "cosine"  # "cosine" (to 0 over the run) or "constant"
     augment: bool = False  # random crop (4 px padding) + horizontal flip, for CIFAR-style data
+    nesterov: bool = False
+    clip_grad_norm: float | None = None  # global gradient-norm clip before each step (None: off)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -59,6 +61,10 @@ class TrainRecipe:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+        if self.nesterov and self.momentum <= 0:
+            raise ValueError("nesterov momentum needs momentum > 0")
+        if self.clip_grad_norm is not None and not (self.clip_grad_norm > 0 and math.isfinite(self.clip_grad_norm)):
+            raise ValueError(f"clip_grad_norm must be a positive number or None, got {self.clip_grad_norm}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -317,9 +323,16 @@ class Stepper:
                 )
 
 
-def sgd(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4) -> torch.optim.SGD:
-    """The default optimiser: SGD with momentum 0.9 and weight decay 5e-4."""
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+def sgd(
+    model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4, nesterov: bool = False
+) -> torch.optim.SGD:
+    """The default optimiser: SGD with momentum 0.9 and weight decay 5e-4 (Nesterov if asked)."""
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+
+
+def recipe_optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.SGD:
+    """The SGD optimiser a training recipe prescribes."""
+    return sgd(model, recipe.lr, recipe.momentum, recipe.weight_decay, recipe.nesterov)
 
 
 def epoch_scheduler(optimizer: torch.optim.Optimizer, epochs: int, schedule: str):
@@ -384,9 +397,9 @@ def train(
     """
     generator = make_generator(seed)
     model.to(device).train()
-    optimizer = sgd(model, recipe.lr, recipe.momentum, recipe.weight_decay)
+    optimizer = recipe_optimizer(model, recipe)
     scheduler = epoch_scheduler(optimizer, recipe.epochs, recipe.schedule)
-    stepper = Stepper(model, optimizer, cancelled=cancelled)
+    stepper = Stepper(model, optimizer, clip_grad_norm=recipe.clip_grad_norm, cancelled=cancelled)
     start = time.perf_counter()
 
     def end_of_epoch(epoch: int, loss: float) -> None:

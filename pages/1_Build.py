@@ -7,7 +7,8 @@ from mucomp.compare import experiment_label
 from mucomp.execution import EvaluateUpload, PrepareReferences, SubmissionError
 from mucomp.methods import COMMON_PARAMS, MethodInfo, Param, available_methods, plugin_errors
 from mucomp.ui import forms, session, widgets
-from mucomp.uploads import EXTENSIONS, MAX_UPLOAD_BYTES, UploadError, load_uploaded_model
+from mucomp.ui.text import md
+from mucomp.uploads import EXTENSIONS, MAX_UPLOAD_BYTES, UploadError, check_upload
 
 session.setup("Build")
 
@@ -42,7 +43,7 @@ def choose_method() -> MethodInfo:
     info = methods[name]
     st.caption(info.description or "No description.")
     for error in plugin_errors():
-        st.warning(f"A custom method could not be loaded and is not listed: {error}")
+        st.warning(f"A custom method could not be loaded and is not listed: {md(error, 2000)}")
     return info
 
 
@@ -181,15 +182,18 @@ def upload_section(s: session.Scenario, ready: bool) -> None:
     checked = st.session_state.get(UPLOAD_KEY)
     if checked is None or checked[0] != upload_key:
         try:
-            checked = (upload_key, load_uploaded_model(uploaded.name, uploaded.getvalue(), spec), None)
+            upload = check_upload(uploaded.name, uploaded.getvalue(), spec)
+            checked = (upload_key, upload.model, None, upload.notes)
         except UploadError as err:
-            checked = (upload_key, None, str(err))
+            checked = (upload_key, None, str(err), [])
         st.session_state[UPLOAD_KEY] = checked
-    _, model, problem = checked
-    if problem is not None:
-        st.error(f"{problem} Nothing was stored.", icon=":material/block:")
+    _, model, problem, notes = checked
+    if problem is not None:  # the file name and the message are the uploader's text: shown literally
+        st.error(f"{md(problem, 2000)} Nothing was stored.", icon=":material/block:")
         return
-    st.success(f"{uploaded.name} fits `{spec.arch}` ({uploaded.size / 1024:.0f} kB).", icon=":material/check_circle:")
+    st.success(f"{md(uploaded.name)} fits `{spec.arch}` ({uploaded.size / 1024:.0f} kB).", icon=":material/check_circle:")
+    for note in notes:
+        st.info(md(note, 2000), icon=":material/info:")
     if not ready:
         st.info("Prepare the reference models first (above): the upload is compared with them.")
         return

@@ -2,12 +2,11 @@
 Model A and Model B, details of one experiment (per-epoch curves, downloads, delete) and the
 trade-off (Pareto) view across all experiments."""
 
-import json
-
 import streamlit as st
 
 from mucomp.compare import (
     COLUMN_HELP,
+    DEFINITIONS_POINTER,
     METRIC_DIRECTIONS,
     PRIVACY_READING,
     cost_summary,
@@ -18,6 +17,7 @@ from mucomp.compare import (
 )
 from mucomp.store import RESULT_FILE, StoreError
 from mucomp.ui import figures, session, tables, widgets
+from mucomp.ui.text import md
 
 session.setup("Screen")
 
@@ -49,9 +49,22 @@ def pick_detail_from_selections() -> None:
         st.session_state[KEY_DETAIL] = str(points[0])
 
 
+def _column_config(view) -> dict:
+    """Widths, tooltips (each ending with the README pointer) and the pinned ID column."""
+    config = {}
+    for c in view.columns:
+        if c not in tables.SHOWN_COLUMNS:
+            config[c] = None  # hidden (Created: in Details; the sort still offers it)
+        elif c in COLUMN_HELP:
+            config[c] = st.column_config.Column(c, help=f"{COLUMN_HELP[c]} {DEFINITIONS_POINTER}",
+                                                width=tables.COLUMN_WIDTHS.get(c), pinned=c == "ID" or None)
+    return config
+
+
 def table_section(table):
     """Filters, sort, colour scales and the table itself; returns the shown rows."""
-    left, middle, right, far = st.columns([3, 2, 2, 3], vertical_alignment="bottom")
+    # The last column stays empty: the table's toolbar appears there, above its top-right corner.
+    left, middle, right, _ = st.columns([3, 2, 2, 2], vertical_alignment="bottom")
     methods = left.multiselect(
         "Methods shown", sorted(table["Method"].unique()), key="screen_methods", placeholder="All methods",
         help="Show only the experiments of these methods (empty: all).",
@@ -64,25 +77,28 @@ def table_section(table):
     flipped = right.toggle("Best first" if ranked else "Newest first" if sort_by == "Created" else "Descending",
                            value=ranked, key=f"screen_desc_{sort_by}", help="Reverse the order.")
     ascending = (METRIC_DIRECTIONS[sort_by] == "lower") == flipped if ranked else not flipped
-    groups = far.segmented_control(
-        "Colour scales", list(tables.COLOR_GROUPS), selection_mode="multi", default=list(tables.COLOR_GROUPS),
-        key="screen_colors", format_func=str.capitalize,
-        help="Tint the accuracy (blue), efficiency (orange) and privacy (green) columns: the darker a cell, "
-             "the better its value among the rows shown.",
-    )
+    groups = st.session_state.get("screen_colors", list(tables.COLOR_GROUPS))
     natural = sort_by == "Created" and ascending  # the table's own order: references first, then by time
     shown = tables.filter_and_sort(table, methods, None if natural else sort_by, ascending)
     st.session_state[KEY_ORDER] = shown["ID"].tolist()
     view = tables.readable(shown, session.owner())
-    narrow = {"ID": "small", "Base": "small", "Type": "small", "Owner": "small"}
-    config = {c: st.column_config.Column(c, help=COLUMN_HELP[c], width=narrow.get(c))
-              for c in view.columns if c in COLUMN_HELP}
     st.dataframe(
-        tables.styled(view, groups or []), hide_index=True, column_config=config, key="screen_table",
+        tables.styled(view, groups or []), hide_index=True, column_config=_column_config(view), key="screen_table",
         on_select="rerun", selection_mode="single-row", width="stretch", placeholder="—",
+        column_order=[c for c in tables.SHOWN_COLUMNS if c in view.columns],
     )
-    st.caption("Click a row to see its details below. Hover a column name for what it measures and which "
-               "direction is better.")
+    control, legend = st.columns([2, 5], vertical_alignment="bottom")
+    control.segmented_control(
+        "Colour scales", list(tables.COLOR_GROUPS), selection_mode="multi", default=list(tables.COLOR_GROUPS),
+        key="screen_colors", format_func=str.capitalize,
+        help="Tint the accuracy (blue), efficiency (orange) and privacy (green) columns: the darker a cell, the "
+             "better its value, on fixed scales (the legend beside says which).",
+    )
+    with legend:
+        if groups:
+            st.html(tables.color_legend_html(groups))
+    st.caption("Click a row to see its details below. Hover a column name for what it measures, which direction "
+               "is better and where it is defined.")
     return shown
 
 
@@ -103,13 +119,31 @@ def model_pickers(listing: list[dict]) -> None:
             f"Model {which.upper()}", options, key=widget_key,
             format_func=lambda i: "— not chosen —" if i is None else f"{labels[i]}" + (
                 "" if labels[i].endswith(i) else f" · {i}"),
-            on_change=lambda k=key, w=widget_key: st.session_state.__setitem__(k, st.session_state[w]),
-            help=help_text,
+            on_change=_picked, args=(key, widget_key), help=help_text,
         )
+
+
+def _picked(key: str, widget_key: str) -> None:
+    """A model picked as A or B is also the one Details opens on."""
+    st.session_state[key] = st.session_state[widget_key]
+    if st.session_state[widget_key] is not None:
+        st.session_state[KEY_DETAIL] = st.session_state[widget_key]
 
 
 def _set_model(which: str, experiment_id: str) -> None:
     session.set_model(which, experiment_id)
+
+
+def _default_detail(ids: list[str]) -> str:
+    """The experiment Details opens on: the table's selected row, else Model B, else Model A,
+    else the newest."""
+    rows = _table_rows(st.session_state.get("screen_table"))
+    order = st.session_state.get(KEY_ORDER, [])
+    for candidate in ([order[rows[0]]] if rows and rows[0] < len(order) else []) + [
+            st.session_state[session.KEY_MODEL_B], st.session_state[session.KEY_MODEL_A]]:
+        if candidate in ids:
+            return candidate
+    return ids[-1]
 
 
 def _delete(experiment_id: str) -> None:
@@ -131,7 +165,7 @@ def details_section(listing: list[dict]) -> None:
     ids = list(labels)
     detail = st.session_state.get(KEY_DETAIL)
     if detail not in labels:
-        detail = st.session_state[session.KEY_MODEL_B] or ids[-1]
+        detail = _default_detail(ids)
         st.session_state[KEY_DETAIL] = detail
     session.bind("screen_detail", detail)
     chosen = st.selectbox(
@@ -167,7 +201,7 @@ def details_section(listing: list[dict]) -> None:
     buttons[4].button("Delete", key="screen_delete", on_click=st.session_state.__setitem__,
                       args=(KEY_CONFIRM_DELETE, chosen), disabled=protected or not mine, help=reason)
     if st.session_state.get(KEY_CONFIRM_DELETE) == chosen and mine and not protected:
-        st.warning(f"Delete {labels[chosen]} for every session? Its result and weights are removed from the "
+        st.warning(f"Delete {md(labels[chosen])} for every session? Its result and weights are removed from the "
                    "store; this can't be undone (download them first to keep a copy).", icon=":material/delete:")
         yes, no = st.columns([1, 5])
         yes.button("Yes, delete", key="screen_delete_confirm", type="primary", on_click=_delete, args=(chosen,))
@@ -175,8 +209,15 @@ def details_section(listing: list[dict]) -> None:
     message = st.session_state.pop("screen_message", None)
     if message:
         (st.error if message[0] == "error" else st.success)(message[1])
-    config = {k: v for k, v in result.get("config", {}).items() if v not in (None, {}, "")}
-    st.caption("Config: " + json.dumps(config))
+    settings, figures_column = st.columns(2)
+    with settings.container(key="screen_detail_config"):  # st.table renders markdown: values escaped
+        st.markdown("**Configuration**")
+        st.table(tables.config_table(result.get("config"), s.spec.class_names).map(md).set_index("Setting"))
+    with figures_column.container(key="screen_detail_figures"):
+        st.markdown("**Figures**", help=f"{COLUMN_HELP['PS']} {DEFINITIONS_POINTER}")
+        st.table(tables.figures_table(result).map(md).set_index("Figure"))
+        owner = tables.owner_label(result.get("owner"), session.owner())
+        st.caption(f"ID `{chosen}` · made by {'nobody: a reference or a command-line run' if owner == '—' else owner}")
     if cost_summary(result):
         st.caption(cost_summary(result), help=COLUMN_HELP["Cost"])
     curves = epoch_curves(result)
@@ -226,9 +267,10 @@ st.caption(f"Scenario: {session.scenario_label(s)}. Every experiment of this sce
            "efficiency and privacy figures. Pick Model A and Model B to contrast and attack.")
 listing = session.experiments(s)
 problems = session.store_problems()
-if problems:
-    st.warning("Some stored experiments could not be read and are not listed: "
-               + "; ".join(f"{k}: {v}" for k, v in problems.items()))
+if problems:  # unreadable experiments never break the page: named with the reason and how to remove them
+    st.warning(f"{len(problems)} stored experiment(s) can't be read and are not listed; delete them on the server "
+               "with `mucomp delete ID`: " + "; ".join(f"{md(k)}: {md(v)}" for k, v in problems.items()),
+               icon=":material/warning:")
 if not listing:
     widgets.hint("No experiments yet for this scenario. Start on Home: prepare the reference models; then run an "
                  "unlearning method on Build.", "home", "Go to Home")
@@ -236,7 +278,7 @@ if not listing:
 pick_detail_from_selections()
 table = session.memo("screen.table", tuple(r["id"] for r in listing),
                      lambda: experiment_table(listing, s.spec.class_names))
-st.header("Experiments", help="One row per experiment of this scenario; the darker a coloured cell, the better its value among the rows shown.")
+st.header("Experiments", help="One row per experiment of this scenario; the darker a coloured cell, the better its value, on fixed scales (see the legend under the table).")
 shown_rows = table_section(table)
 with st.expander("How to read the privacy columns (PS and MIA can disagree)"):
     st.markdown(PRIVACY_READING)

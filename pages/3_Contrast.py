@@ -20,6 +20,7 @@ session.setup("Contrast")
 
 KEY_SELECTION = "mucomp_contrast_selection"
 SPLIT_LABELS = {"train": "Training images", "test": "Test images"}
+ACCURACY_VIEWS = {"difference": "A − B", "grouped": "Side by side"}
 
 
 def split_choice(key: str, help_text: str) -> str:
@@ -34,17 +35,27 @@ def accuracy_section(ids: tuple[str, str], a: dict, b: dict, names, forget: int,
     table = session.memo("contrast.accuracy", (*ids, split), lambda: class_accuracy(a, b, forget, split,
                                                                                     class_names=names))
     gap = retain_gap_of(table)
-    left, right, _ = st.columns([1, 1, 2])
+    left, right, view = st.columns([1, 1, 2], vertical_alignment="bottom")
     left.metric(f"Forget class '{names[forget]}': A − B", f"{table['diff'][forget] * 100:+.1f} pp",
                 help="Accuracy of Model A minus Model B on the forget class (lower accuracy = more forgotten).")
     right.metric("Average retain gap", "n/a" if np.isnan(gap) else f"{gap * 100:.1f} pp",
                  help="Mean absolute accuracy difference between A and B over the other classes "
                       "(lower = the two models keep the other classes alike).")
-    fig = session.memo("contrast.accuracy_figure", (*ids, split),
-                       lambda: figures.class_accuracy_figure(table, names, forget, *labels))
+    # Differences first: the view asks how A and B differ class by class (the published comparator's
+    # view); the absolute accuracies are one click away and in every bar's hover.
+    bars = view.segmented_control(
+        "Bars", list(ACCURACY_VIEWS), default="difference", key="contrast_acc_view", format_func=ACCURACY_VIEWS.get,
+        help="A − B: one bar per class, up where Model A recognises more of the class, down where Model B does. "
+             "Side by side: both models' accuracies.",
+    ) or "difference"
+    build = figures.class_difference_figure if bars == "difference" else figures.class_accuracy_figure
+    fig = session.memo("contrast.accuracy_figure", (*ids, split, bars),
+                       lambda: build(table, names, forget, *labels))
     st.plotly_chart(fig, key="contrast_accuracy", width="stretch")
-    st.caption("Bars: share of each class's images recognised by each model (higher = better kept; for the "
-               "red-marked forget class lower = more forgotten).")
+    st.caption("A − B in percentage points per class: above 0, Model A recognises more of the class's images; below, "
+               "Model B does. For the red-marked forget class, lower accuracy = more forgotten." if bars == "difference"
+               else "Bars: share of each class's images recognised by each model (higher = better kept; for the "
+                    "red-marked forget class lower = more forgotten).")
 
 
 def matrix_section(ids: tuple[str, str], a: dict, b: dict, names, forget: int, labels: tuple[str, str]) -> None:
@@ -77,8 +88,9 @@ def embedding_section(s, ids: tuple[str, str], a: dict, b: dict, names, forget: 
     st.header("Embedding space", help="Where each model places the images in its feature space: forget-class images that leave their cluster were forgotten; other images should stay put.")
     st.caption("Each point is a training image placed by UMAP from the model's penultimate features: images a "
                "model sees as alike sit together. Colour = the class the model predicts; × = an image of the "
-               "forget class. Model B's map is aligned onto Model A's so they read side by side. Select points "
-               "(click, box or lasso) in either map to highlight the same images in the other.")
+               "forget class. Model B's map is aligned onto Model A's so they read side by side. Click a point in "
+               "either map to highlight the same image in the other and inspect it below; for several, pick Box or "
+               "Lasso select in the chart's toolbar. Probabilities are softmax at T = 1, as on Attack.")
     points = session.memo("contrast.points", ids, lambda: twin_embedding(a, b, forget, labels=s.data.train.labels_np))
     filter_name = st.columns([1, 2])[0].selectbox(
         "Show", list(FILTERS), format_func=FILTERS.get, key="contrast_filter",
@@ -109,8 +121,7 @@ def embedding_section(s, ids: tuple[str, str], a: dict, b: dict, names, forget: 
 def _probability_figure(points, index: int, names, forget: int, labels: tuple[str, str]):
     row = points[points["index"] == index]
     return figures.probability_bars_figure(probabilities(row, "a")[0], probabilities(row, "b")[0], names, *labels,
-                                           forget_class=forget, title=f"Class probabilities for image #{index}",
-                                           temperature=2.0)
+                                           forget_class=forget, title=f"Class probabilities for image #{index}")
 
 
 def instance_panel(s, ids: tuple[str, str], points, selected: list[int], names, forget: int,

@@ -16,6 +16,7 @@ from mucomp.compare import (
 )
 from mucomp.privacy import METRIC_RANGES, METRICS
 from mucomp.ui import figures, grids, session, widgets
+from mucomp.ui.text import md
 
 session.setup("Attack")
 
@@ -29,8 +30,8 @@ GRID_KEYS = [f"attack_grid_{kind}_{which}" for which in ("a", "b") for kind in (
 STRATEGY_HELP = (
     "How the attacker picks its threshold. Custom: yours (the slider). Max attack score: the threshold that best "
     "separates this model from the Retrained one. Max success rate: the one that labels the most images right. "
-    "Common: one threshold for A and B together. Worst case: the strongest attack over both metrics (its privacy "
-    "score is the table's PS)."
+    "Common: one threshold for A and B together. Worst case: the strongest attack over both metrics on the 51-point "
+    "threshold grid (its privacy score is the table's PS)."
 )
 
 
@@ -61,8 +62,10 @@ def controls() -> tuple[str, str]:
     left.segmented_control(
         "Attack feature", list(METRICS), key="attack_metric", format_func=METRIC_LABELS.get,
         on_change=lambda: state.__setitem__("metric", st.session_state["attack_metric"] or state["metric"]),
-        help="What the attacker looks at for each forget image. Entropy: how uncertain the prediction is. "
-             "Confidence: how sure the model is of its top class (log-odds).",
+        help="What the attacker looks at for each forget image. Entropy: how uncertain the prediction is, the "
+             "entropy of softmax(z / 2) (temperature T = 2, as the published attack uses). Confidence: how sure the "
+             "model is of its top class, the log-odds of its top softmax probability at T = 1. Probabilities shown "
+             "anywhere else are T = 1.",
     )
     right.selectbox(
         "Threshold strategy", list(STRATEGY_LABELS), key="attack_strategy", format_func=STRATEGY_LABELS.get,
@@ -70,6 +73,21 @@ def controls() -> tuple[str, str]:
         help=STRATEGY_HELP,
     )
     return state["metric"], state["strategy"]
+
+
+def _score(value) -> str | None:
+    return f"{value:.3f}" if isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value) else None
+
+
+def worst_case_text(metrics: dict) -> str:
+    """The stored worst cases, each named: PS over the 51-point grid (the table's PS) and PS_exact
+    over every distinct value (a stronger attack); either may be missing on older results."""
+    ps, exact = _score(metrics.get("PS")), _score(metrics.get("PS_exact"))
+    parts = [f"worst case on the 51-point grid (the table's PS) {ps}" if ps else
+             "worst case on the 51-point grid: not stored for this result"]
+    if exact:
+        parts.append(f"PS_exact (every value as threshold) {exact}")
+    return " · ".join(parts)
 
 
 def view_key(which: str, ids: tuple[str, str, str], metric: str, strategy: str) -> tuple:
@@ -111,7 +129,7 @@ def _grid_figure(s, view: AttackView, indices: np.ndarray, title: str, selected:
 def model_column(s, which: str, label: str, view: AttackView, result: dict, memo_key: tuple) -> None:
     """Everything the page shows for one model against the Retrained model."""
     color = figures.MODEL_COLORS[which.upper()]
-    st.subheader(label)
+    st.subheader(md(label))
     lo, hi = METRIC_RANGES[view.metric]
     settings().setdefault("shown", {})[which] = (view.metric, float(view.threshold))
     session.bind(f"attack_threshold_{which}", float(np.clip(round(view.threshold, 3), lo, hi)))
@@ -121,11 +139,11 @@ def model_column(s, which: str, label: str, view: AttackView, result: dict, memo
         help="Images on one side of the threshold are called 'this model', the others 'Retrained'. Moving the "
              "slider switches the strategy to Custom.",
     )
-    metrics = st.columns(4)
+    metrics = [*st.columns([3, 2]), *st.columns([3, 2])]  # two rows: the labels stay whole in half a page
     metrics[0].metric("Privacy score at this threshold", f"{view.privacy_score:.3f}",
                       help="1 − attack score at this threshold: 1 = the attack cannot tell this model from the "
-                           "Retrained one (higher is better). The table's PS is the worst case over every "
-                           "threshold, shown below.")
+                           "Retrained one (higher is better). The table's PS is the worst case over both metrics "
+                           "and the 51-point threshold grid, named below.")
     metrics[1].metric("Attack score", f"{view.attack_score:.3f}",
                       help="How well the attack separates the two models at this threshold, from its error rates "
                            "(0 = chance, 1 = perfect; lower is better for privacy).")
@@ -135,15 +153,17 @@ def model_column(s, which: str, label: str, view: AttackView, result: dict, memo
     metrics[3].metric("FNR", f"{view.choice.fnr:.3f}",
                       help="False negative rate: share of this model's values the attack misses (higher is better "
                            "for privacy).")
-    worst = result["metrics"].get("PS")
     st.caption(f"Success rate {view.success_rate:.1%} of all images labelled right · threshold {view.threshold:.3f} "
                f"({'values ≥ threshold called this model' if view.direction == 'above_unlearn' else 'values ≥ threshold called Retrained'})"
-               + (f" · worst-case PS {worst:.3f}" if worst is not None else ""))
+               " · " + worst_case_text(result["metrics"]))
     distribution = session.memo("attack.distribution", (*memo_key, label), lambda: figures.attack_distribution_figure(
         view.values_model, view.values_retrained, view.metric, view.threshold, label, direction=view.direction,
         color=color).update_layout(title_text=f"Model {which.upper()} vs Retrained on the forget images"))
     st.plotly_chart(distribution, key=f"attack_distribution_{which}", width="stretch")
-    st.caption("The attack feature of every forget image under this model and under the Retrained model.",
+    lo_text, hi_text = f"{lo:g}", f"{hi:g}"
+    st.caption(f"The attack feature of every forget image under this model and under the Retrained model. The "
+               f"attack clips values into [{lo_text}, {hi_text}]: values beyond it are counted in the edge bin "
+               "(“≥”/“≤” on the axis).",
                help="The more the two histograms overlap, the less an attacker can tell the models apart "
                     "(overlap is better for privacy).")
     curves = session.memo("attack.curves", memo_key, lambda: figures.attack_curves_figure(
@@ -169,8 +189,10 @@ def instance_panel(s, a: dict, b: dict, labels: tuple[str, str], views: dict[str
     left.image(widgets.display_image(s, index), caption=f"Image #{index} · class {names[s.forget_class]}")
     for which, view in views.items():
         k = int(np.flatnonzero(view.indices == index)[0])
-        left.caption(f"{labels[0] if which == 'a' else labels[1]}: {view.metric} {view.values_model[k]:.3f} "
+        left.caption(f"{md(labels[0] if which == 'a' else labels[1])}: {view.metric} {view.values_model[k]:.3f} "
                      f"(Retrained {view.values_retrained[k]:.3f})")
+    lo, hi = METRIC_RANGES[views["a"].metric]
+    left.caption(f"Values as computed, not clipped: the histograms and the attack clip them into [{lo:g}, {hi:g}].")
     fig = session.memo("attack.probabilities", (a["id"], b["id"], *labels, index), lambda: figures.probability_bars_figure(
         *instance_probabilities(a, b, index), names, *labels, forget_class=s.forget_class,
         title=f"Class probabilities for image #{index}"))

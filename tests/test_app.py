@@ -200,6 +200,17 @@ def test_screen_lists_the_experiments_and_keeps_model_a_and_b(flow):
     assert at.session_state["mucomp_model_a"] == flow.original["id"]
     assert at.session_state["mucomp_model_b"] == flow.experiment
     assert "screen_epochs" in charts(at)  # details default to Model B
+    config, figures_shown = (t.value for t in at.table)  # Details: key/value tables, not raw JSON
+    assert config.loc["Method", "Value"] == flow.result["config"]["method"]
+    assert figures_shown.loc["PS (51-point grid)", "Value"] == f"{flow.result['metrics']['PS']:.3f}".replace(".", "\\.")
+    assert "PS_exact (every value as threshold)" in figures_shown.index
+    help_texts = {c.get("label"): c.get("help") for c in json.loads(at.dataframe[0].proto.columns).values()
+                  if isinstance(c, dict)}
+    assert all(text.endswith("See README › Definitions and differences.") for text in help_texts.values() if text)
+    # Picking a model makes it the one Details show.
+    at.selectbox(key="screen_model_a").set_value(flow.retrained["id"]).run()
+    assert at.selectbox(key="screen_detail").value == flow.retrained["id"]
+    at.selectbox(key="screen_model_a").set_value(flow.original["id"]).run()
     front = charts(at)["screen_pareto"]["data"][1]  # ringed: the best trade-offs among the experiments
     assert [row[0] for row in front["customdata"]] == [flow.experiment]
     # The selection survives a page change (widget keys vanish; the app's own keys don't).
@@ -249,9 +260,14 @@ def test_contrast_renders_the_four_views(flow):
     for key in ("contrast_accuracy", "contrast_matrix_a", "contrast_matrix_b", "contrast_embedding_a",
                 "contrast_embedding_b", "contrast_cka"):
         assert key in shown, key
-    accuracy = shown["contrast_accuracy"]["data"]
+    accuracy = shown["contrast_accuracy"]["data"]  # A − B per class first (diverging bars)
+    drawn = [up if up is not None else down for up, down in zip(accuracy[0]["y"], accuracy[1]["y"], strict=True)]
+    assert np.allclose(drawn, np.subtract(flow.original["metrics"]["accs"], flow.result["metrics"]["accs"]))
+    at.segmented_control(key="contrast_acc_view").set_value("grouped").run()
+    accuracy = charts(at)["contrast_accuracy"]["data"]
     assert np.allclose(accuracy[0]["y"], flow.original["metrics"]["accs"])
     assert np.allclose(accuracy[1]["y"], flow.result["metrics"]["accs"])
+    at.segmented_control(key="contrast_acc_view").set_value("difference").run()
     matrix = shown["contrast_matrix_b"]["data"][0]["z"]
     assert np.allclose(matrix, flow.result["metrics"]["label_dist"])
     layers = flow.result["cka"]["layers"]
@@ -269,6 +285,10 @@ def test_contrast_selection_in_one_map_highlights_the_image_in_the_other(flow):
     selected = [t for t in charts(at)["contrast_embedding_b"]["data"] if t.get("name") == "Selected"]
     assert selected and selected[0]["customdata"][0][0] == index
     assert "contrast_probabilities" in charts(at) and len(at.image) == 1
+    # The same image shows the same probabilities (T = 1) here and on Attack.
+    bars = charts(at)["contrast_probabilities"]["data"]
+    probs_a, probs_b = instance_probabilities(flow.original, flow.result, index)
+    assert np.allclose(bars[0]["y"], probs_a, atol=1e-5) and np.allclose(bars[1]["y"], probs_b, atol=1e-5)
     at.button(key="contrast_clear").click().run()
     assert at.session_state["mucomp_contrast_selection"] == []
 
@@ -280,12 +300,12 @@ def _values(result: dict, metric: str) -> np.ndarray:
 def test_attack_privacy_score_equals_the_core_on_the_same_data(flow):
     at = goto(flow.at, ATTACK)
     r = flow.retrained
-    expected = [1 - privacy.max_attack_score(_values(m, "entropy"), _values(r, "entropy"), "entropy").attack_score
+    expected = [1 - privacy.max_attack_score(_values(m, "entropy"), _values(r, "entropy"), "entropy", 51).attack_score
                 for m in (flow.original, flow.result)]
     assert metric_values(at, "Privacy score at this threshold") == [f"{v:.3f}" for v in expected]
     at.selectbox(key="attack_strategy").set_value("worst_case").run()
     worst = [privacy.worst_case({k: _values(m, k) for k in privacy.METRICS},
-                                {k: _values(r, k) for k in privacy.METRICS}).privacy_score
+                                {k: _values(r, k) for k in privacy.METRICS}, 51).privacy_score
              for m in (flow.original, flow.result)]
     assert metric_values(at, "Privacy score at this threshold") == [f"{v:.3f}" for v in worst]
     assert [f"{v:.3f}" for v in worst] == [f"{m['metrics']['PS']:.3f}" for m in (flow.original, flow.result)]
@@ -323,6 +343,9 @@ def test_attack_clicking_an_image_shows_both_models_probabilities(flow):
     probs_a, probs_b = instance_probabilities(flow.original, flow.result, index)
     assert np.allclose(bars[0]["y"], probs_a) and np.allclose(bars[1]["y"], probs_b)
     assert len(at.image) == 1
+    captions = texts(at.caption)
+    assert any("Values as computed, not clipped" in t for t in captions)  # the panel's value vs the histogram
+    assert any("worst case on the 51-point grid (the table's PS)" in t for t in captions)
 
 
 # ---------------------------------------------------------------------------------------------

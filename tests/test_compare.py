@@ -248,7 +248,7 @@ def embedding_pair():
 
 def test_twin_embedding_aligns_b_onto_a_without_recomputing(embedding_pair):
     a, b, labels, layout_a, probs_a, probs_b = embedding_pair
-    points = compare.twin_embedding(a, b, FORGET, labels=labels)
+    points = compare.twin_embedding(a, b, FORGET, labels=labels, temperature=2.0)  # as stored (probs_t2)
     expected_columns = ["index", "true_class", "pred_a", "pred_b", "is_forget", "x_a", "y_a", "x_b", "y_b",
                         "status_a", "status_b", "conf_a", "conf_b",
                         *[f"prob_a_{k}" for k in range(C)], *[f"prob_b_{k}" for k in range(C)]]
@@ -263,6 +263,10 @@ def test_twin_embedding_aligns_b_onto_a_without_recomputing(embedding_pair):
     assert set(points["status_a"]) <= set(STATUSES)
     forget_rows = points[points["is_forget"]]
     assert ((forget_rows["pred_b"] == FORGET) == (forget_rows["status_b"] == "not_forgotten")).all()
+    shown = compare.twin_embedding(a, b, FORGET, labels=labels)  # displayed: T = 1, p_t2 ** 2 renormalised
+    np.testing.assert_allclose(shown[[f"prob_a_{k}" for k in range(C)]].to_numpy(),
+                               probs_a**2 / (probs_a**2).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(shown["conf_a"], shown[[f"prob_a_{k}" for k in range(C)]].to_numpy().max(axis=1))
 
 
 def test_twin_of_a_result_with_itself_coincides(embedding_pair):
@@ -351,9 +355,9 @@ def test_attack_view_choices_equal_mucomp_privacy(attack_results, metric):
     model, retrained = results["model"], results["retrained"]
     expected = {
         "custom": privacy.custom_threshold(u, r, metric, 0.9),
-        "max_attack_score": privacy.max_attack_score(u, r, metric),
-        "max_success_rate": privacy.max_success_rate(u, r, metric),
-        "common": privacy.common_threshold(u, o, r, metric)[0],
+        "max_attack_score": privacy.max_attack_score(u, r, metric, 51),  # the drawn grid, as published
+        "max_success_rate": privacy.max_success_rate(u, r, metric, 51),
+        "common": privacy.common_threshold(u, o, r, metric, 51)[0],
     }
     for strategy, choice in expected.items():
         view = compare.attack_view(model, retrained, metric, strategy, threshold=0.9, other=results["other"])
@@ -368,8 +372,9 @@ def test_attack_view_choices_equal_mucomp_privacy(attack_results, metric):
         # High-risk share = the attack's true-positive rate on the model's side.
         rate = 1 - choice.fnr if choice.direction == "above_unlearn" else 1 - choice.fpr
         assert len(view.high_risk) / len(indices) == pytest.approx(rate)
-    grid = compare.attack_view(model, retrained, metric, "max_attack_score", grid_search=True)
-    assert grid.choice == privacy.max_attack_score(u, r, metric, 51)
+    exact = compare.attack_view(model, retrained, metric, "max_attack_score", grid_search=False)
+    assert exact.choice == privacy.max_attack_score(u, r, metric)
+    assert exact.choice.attack_score >= expected["max_attack_score"].attack_score
     aliases = compare.attack_view(model, retrained, metric, "custom_threshold", threshold=0.9)
     assert aliases.choice == expected["custom"] and aliases.strategy == "custom"
 
@@ -380,6 +385,7 @@ def test_attack_view_worst_case_picks_the_metric(attack_results):
     expected = privacy.worst_case(
         {"entropy": values["model"][0], "confidence": values["model"][1]},
         {"entropy": values["retrained"][0], "confidence": values["retrained"][1]},
+        51,
     )
     assert view.choice == expected and view.metric == expected.metric
     np.testing.assert_array_equal(view.values_model, values["model"][0 if expected.metric == "entropy" else 1])
@@ -471,3 +477,8 @@ def test_real_contrast_views(real, digits_scenario):
     forget_image = int(ga.result["attack"]["indices"][0])
     probs_a, probs_b = compare.instance_probabilities(ga, other, forget_image)
     assert probs_a.shape == (10,) and probs_a.sum() == pytest.approx(1.0) and probs_b.sum() == pytest.approx(1.0)
+    # The same image shows the same (T = 1) probabilities on Contrast and on Attack.
+    both = points[points["index"].isin(ga.result["attack"]["indices"])].iloc[0]
+    contrast = both[[f"prob_a_{k}" for k in range(10)]].to_numpy(dtype=float)
+    np.testing.assert_allclose(contrast, compare.instance_probabilities(ga, other, int(both["index"]))[0],
+                               rtol=1e-4, atol=1e-6)

@@ -60,13 +60,30 @@ def test_class_accuracy_figure_draws_the_table_and_marks_the_forget_class():
     assert fig.layout.barmode == "group"
     (band,) = shapes_named(fig, "forget_class")
     assert (band.x0, band.x1) == (FORGET - 0.5, FORGET + 0.5)
-    assert list(fig.layout.xaxis.ticktext) == ["zero", "<b>one</b>", "two", "three"]
+    ticks = list(fig.layout.xaxis.ticktext)  # the forget class: bold, "forget" under it (never over a bar)
+    assert ticks[0] == "zero" and ticks[1].startswith("<b>one</b><br>") and "forget" in ticks[1]
+    assert not [a for a in fig.layout.annotations if a.yref == "paper" and a.y == 1.0]
     gap = compare.retain_gap_of(table)  # classes 0 and 2: (0.5 + 0.1) / 2
     assert gap == pytest.approx(0.3) and fig.layout.meta["retain_gap"] == pytest.approx(gap)
     assert "average retain gap 30.0 pp" in fig.layout.title.text
     assert fig.layout.yaxis.range == (0, 1.05) and fig.layout.yaxis.tickformat == ".0%"
     with pytest.raises(ValueError, match="3 class names given for 4 classes"):
         figures.class_accuracy_figure(table, NAMES[:3], FORGET)
+
+
+def test_class_difference_figure_diverges_from_zero():
+    table = accuracy_table()  # diff: 0.5, 0.2, -0.1, NaN
+    fig = figures.class_difference_figure(table, NAMES, FORGET, "GA · a1", "RL · b2")
+    up, down = fig.data
+    assert (up.name, down.name) == ("GA · a1 higher", "RL · b2 higher")
+    assert list(up.y) == [0.5, pytest.approx(0.2), None, None] and list(down.y) == [None, None, pytest.approx(-0.1), None]
+    assert (up.marker.color, down.marker.color) == (MODEL_COLORS["A"], MODEL_COLORS["B"])
+    assert up.customdata[2][1:] == [0.9, 1.0]  # the hover gives both accuracies
+    assert fig.layout.barmode == "relative" and fig.layout.yaxis.range == pytest.approx((-0.575, 0.575))
+    assert "A − B" in fig.layout.title.text and "30.0 pp" in fig.layout.title.text
+    assert shapes_named(fig, "forget_class")[0].x0 == FORGET - 0.5
+    small = figures.class_difference_figure(table.assign(diff=[0.01, 0.0, 0.0, 0.0]), NAMES, FORGET)
+    assert small.layout.yaxis.range == pytest.approx((-0.115, 0.115))  # at least ±10 pp
 
 
 @pytest.mark.parametrize("kind, text", [("label", "%{z:.0%}"), ("conf", "%{z:.2f}")])
@@ -150,7 +167,8 @@ def test_embedding_figure_one_trace_per_predicted_class(which):
     assert first[1] == NAMES[row["true_class"]] and first[2] == NAMES[row["pred_a"]]
     assert first[3] == pytest.approx(row["conf_a"]) and first[4] == NAMES[row["pred_b"]]
     assert "%{customdata[0]}" in traces[0].hovertemplate and "Model B" in traces[0].hovertemplate
-    assert fig.layout.dragmode == "lasso" and "select" in fig.layout.clickmode
+    # A click selects: Streamlit's front end turns clicks off while the drag mode is select or lasso.
+    assert fig.layout.dragmode not in ("select", "lasso") and fig.layout.clickmode == "event+select"
     assert FORGET_SYMBOL in [t.marker.symbol for t in fig.data if t.customdata is None][0]
     assert '"bdata"' not in fig.to_json()  # plain lists: readable JSON, selection-friendly customdata
 
@@ -237,6 +255,7 @@ def test_cka_figure_lines_per_model_and_part():
     assert fig.layout.yaxis.range == (0, 1.02) and list(fig.layout.xaxis.categoryarray) == ["conv", "dense", "fc"]
     both = figures.cka_figure(frame, ["conv", "dense", "fc"], "both splits", split=None)
     assert len(both.data) == 8 and {t.marker.symbol for t in both.data} == {"circle", "square"}
+    assert fig.layout.legend.yanchor == "top" and fig.layout.legend.y < 0  # under the plot, clear of the title
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,6 +282,16 @@ def test_attack_distribution_figure_counts_threshold_and_range():
     other = figures.attack_distribution_figure(model, retrained, "entropy", 0.5, direction="above_retrain")
     assert (shapes_named(other, "model_side")[0].x0, shapes_named(other, "model_side")[0].x1) == (0.0, 0.5)
     assert "Entropy" in other.layout.xaxis.title.text
+    # Values beyond the range are marked: the edge ticks read "≥ 10" / "≤ -2.5" and a note counts them.
+    beyond = [int(np.sum(model < -2.5)), int(np.sum(model > 10))]
+    assert list(figures.beyond_range(model, "confidence")) == beyond and beyond[1] > 0
+    assert fig.layout.xaxis.ticktext[-1] == "≥ 10" and fig.layout.xaxis.ticktext[0].startswith("≤")
+    assert f"incl. {beyond[1]} above 10" in bars_model.customdata[-1][2]
+    (note,) = [a for a in fig.layout.annotations if a.name == "clipped" and a.x == 10]
+    assert note.text.startswith("≥ 10, in this bin") and f"{beyond[1]} this model" in note.text
+    inside = figures.attack_distribution_figure([0.5, 1.0], [0.2, 2.0], "entropy", 0.5)
+    assert "≥" not in "".join(inside.layout.xaxis.ticktext) and not [a for a in inside.layout.annotations
+                                                                       if a.name == "clipped"]
 
 
 def test_attack_curves_figure_draws_the_chosen_direction():

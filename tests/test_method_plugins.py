@@ -193,7 +193,8 @@ def test_cli_lists_methods_with_defaults(monkeypatch, capsys, tmp_path):
     assert cli_main(["methods", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     names = [m["name"] for m in payload["methods"]]
-    assert names[:6] == ["ft", "ga", "rl", "scrub", "salun", "retrain"]
+    assert names[:11] == ["ft", "ga", "rl", "scrub", "salun", "neggrad_plus", "l1_sparse", "ssd", "bad_teacher",
+                          "unsir", "retrain"]
     ga = payload["methods"][1]
     assert ga["defaults"]["clip_grad_norm"] == 0.025 and ga["source"] == "builtin"
     assert {p["name"] for p in ga["params"]} == {"epochs", "lr", "batch_size", "clip_grad_norm"}
@@ -204,7 +205,7 @@ def test_cli_lists_methods_with_defaults(monkeypatch, capsys, tmp_path):
     assert cli_main(["methods", "--dataset", "cifar10"]) == 0
     captured = capsys.readouterr()
     assert "neggrad_until" in captured.out and "forget_weight" in captured.out
-    assert "  lr                   0.013" in captured.out  # SalUn's published CIFAR-10 lr
+    assert "  lr                   0.001" in captured.out  # SalUn: the comparator's class-wise CIFAR-10 lr
     assert "bad.py: ImportError: no such thing" in captured.err
 
 

@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mucomp.evaluation import evaluate_scenario
 from mucomp.methods import (
@@ -45,7 +46,7 @@ def test_builtins_are_listed_in_order(monkeypatch):
     assert [p.name for p in get_method("scrub").own_params] == ["msteps", "kd_T", "alpha", "gamma", "forget_batch_size"]
 
 
-@pytest.mark.parametrize("name", ["ga", "rl", "salun", "scrub"])
+@pytest.mark.parametrize("name", ["ga", "rl", "salun", "scrub", "neggrad_plus", "l1_sparse", "ssd", "bad_teacher", "unsir"])
 def test_approximate_methods_forget_class_3_and_keep_the_rest(default_runs, name):
     result, _, m = default_runs[name]
     assert result.status == "completed", result.message
@@ -77,7 +78,9 @@ def test_every_run_reports_its_epochs_and_hyper(default_runs, digits_scenario):
         assert result.epochs[-1]["forget_accuracy"] == pytest.approx(m["UA"])
         seconds = [r["seconds"] for r in result.epochs]
         assert seconds == sorted(seconds) and seconds[-1] <= result.rt_seconds + 1e-6
-        assert result.steps > 0 and result.rt_seconds > 0 and result.eval_seconds > 0
+        assert (result.steps > 0) == (name != "ssd")  # SSD dampens weights, it takes no step
+        assert result.rt_seconds > 0 and result.eval_seconds > 0
+        assert result.cost["samples_backpropagated"] > 0  # SSD's importance passes count too
         assert all(np.isfinite(r["loss"]) for r in result.epochs)
 
 
@@ -106,7 +109,7 @@ def test_rt_excludes_preparation(digits_scenario, original, monkeypatch):
     assert result.rt_seconds < wall - 0.4
 
 
-@pytest.mark.parametrize("name", ["rl", "salun", "scrub", "ga"])
+@pytest.mark.parametrize("name", ["rl", "salun", "scrub", "ga", "neggrad_plus", "l1_sparse", "bad_teacher", "unsir"])
 def test_same_config_gives_bitwise_identical_weights(digits_scenario, original, name):
     hyper = {"epochs": 1}
     a, b, c = (copy.deepcopy(original) for _ in range(3))
@@ -210,15 +213,71 @@ def test_values_from_forms_are_parsed():
 
 
 def test_unknown_method_lists_the_available_ones(digits_scenario, original):
-    with pytest.raises(ValueError, match=r"unknown method 'nope'; available: ft, ga, rl, scrub, salun, retrain"):
+    with pytest.raises(ValueError, match=r"unknown method 'nope'; available: ft, ga, rl, scrub, salun, neggrad_plus, l1_sparse, ssd, bad_teacher, unsir, retrain"):
         run_unlearning("nope", copy.deepcopy(original), digits_scenario)
 
 
-def test_cifar_defaults_follow_the_published_ones():
-    assert get_method("salun").defaults_for("cifar10") == {"epochs": 10, "lr": 0.013, "batch_size": 256, "mask_ratio": 0.5}
-    scrub = get_method("scrub").defaults_for("cifar10")
+def test_salun_epoch_is_a_forget_pass_with_labels_over_all_classes_then_a_retain_pass(
+    digits_scenario, original, monkeypatch
+):
+    """SalUn's schedule (authors' unlearn/RL.py): every forget batch, relabelled over all classes,
+    comes before every retain batch; the saliency pass (unshuffled, true labels) is preparation."""
+    from mucomp.methods.salun import saliency_mask
+
+    seen = []  # (which set, labels given, targets of the batch) per batch yielded to the method
+    real_batches = UnlearnContext.batches
+
+    def recording(self, indices, *, labels=None, batch_size=None, shuffle=True):
+        forget = np.array_equal(np.sort(indices), np.sort(self.forget_indices))
+        retain = np.array_equal(np.sort(indices), np.sort(self.retain_indices))
+        assert forget or retain, "SalUn draws batches from the forget set or the retain set only"
+        for images, targets in real_batches(self, indices, labels=labels, batch_size=batch_size, shuffle=shuffle):
+            if shuffle:  # the saliency mask reads the forget set unshuffled, before any step
+                seen.append(("forget" if forget else "retain", labels is not None, targets.clone()))
+            yield images, targets
+
+    monkeypatch.setattr(UnlearnContext, "batches", recording)
+    model = copy.deepcopy(original)
+    result = run_unlearning("salun", model, digits_scenario, {"epochs": 1, "mask_ratio": 0.3})
+    assert result.status == "completed"
+    order = [which for which, _, _ in seen]
+    first_retain = order.index("retain")
+    assert set(order[:first_retain]) == {"forget"} and set(order[first_retain:]) == {"retain"}
+    drawn = torch.cat([t for w, _, t in seen if w == "forget"])
+    assert drawn.numel() == digits_scenario.forget_indices.size  # one pass over every forget image
+    assert all(relabelled for w, relabelled, _ in seen if w == "forget")
+    assert set(drawn.tolist()) == set(range(10))  # all classes, the forget class itself included
+    assert 0.03 < (drawn == digits_scenario.forget_class).float().mean() < 0.2  # about 1 in 10
+    true = torch.cat([t for w, _, t in seen if w == "retain"])
+    assert true.numel() == digits_scenario.retain_indices.size and not any(r for w, r, _ in seen if w == "retain")
+    assert digits_scenario.forget_class not in set(true.tolist())  # the retain pass keeps the true labels
+    # Only the masked weights moved.
+    monkeypatch.undo()
+    ctx = UnlearnContext("salun", copy.deepcopy(original), digits_scenario, get_method("salun").resolve("digits"), 0)
+    mask = saliency_mask(ctx, 0.3)
+    before, after = dict(original.named_parameters()), dict(model.named_parameters())
+    for name, m in mask.items():
+        assert torch.equal(after[name][~m], before[name][~m]), name
+
+
+def test_class_wise_defaults_follow_the_published_comparator():
+    expected = {  # epochs / lr / batch: gnueaj/Machine-Unlearning-Comparator, class-wise defaults
+        "ft": {"epochs": 10, "lr": 0.01, "batch_size": 128},
+        "ga": {"epochs": 7, "lr": 1e-4, "batch_size": 256, "clip_grad_norm": 100.0},
+        "rl": {"epochs": 3, "lr": 0.001, "batch_size": 64},
+        "salun": {"epochs": 5, "lr": 0.001, "batch_size": 128, "mask_ratio": 0.5},
+    }
+    for dataset in ("cifar10", "fashion_mnist"):
+        for name, defaults in expected.items():
+            info = get_method(name)
+            assert info.defaults_for(dataset) == defaults, (dataset, name)
+            sources = info.sources_for(dataset)
+            assert set(sources) == set(defaults), (dataset, name)  # every default says where it is from
+            assert "Machine-Unlearning-Comparator" in sources["epochs"]
+    assert "MAX_GRAD_NORM" in get_method("ga").sources_for("cifar10")["clip_grad_norm"]
+    assert "Unlearn-Saliency" in get_method("salun").sources_for("cifar10")["mask_ratio"]
+    scrub = get_method("scrub").defaults_for("cifar10")  # SCRUB keeps its authors' recipe
     assert (scrub["msteps"], scrub["kd_T"], scrub["alpha"], scrub["gamma"], scrub["lr"]) == (2, 4.0, 0.001, 0.99, 5e-4)
-    assert get_method("ga").defaults_for("cifar10")["lr"] == 1e-4
     assert get_method("retrain").defaults_for("cifar10") == {"epochs": 200, "lr": 0.1, "batch_size": 128}
 
 
@@ -228,3 +287,71 @@ def test_teacher_must_be_taken_before_the_first_step(digits_scenario, original):
     ctx.step(torch.nn.functional.cross_entropy(ctx.model(images), labels))
     with pytest.raises(RuntimeError, match=r"ctx.teacher\(\) must be called before the first ctx.step\(\)"):
         ctx.teacher()
+
+
+def test_cli_methods_lists_every_cifar_default_with_its_source():
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "mucomp.cli", "methods", "--dataset", "cifar10", "--json"],
+                          capture_output=True, text=True, check=True)
+    methods = {m["name"]: m for m in json.loads(done.stdout)["methods"]}
+    assert methods["rl"]["defaults"] == {"epochs": 3, "lr": 0.001, "batch_size": 64}
+    assert methods["ga"]["defaults"]["epochs"] == 7 and methods["salun"]["defaults"]["lr"] == 0.001
+    for name in BUILTIN_METHODS:
+        assert set(methods[name]["default_sources"]) == set(methods[name]["defaults"]), name
+
+
+def test_ssd_is_deterministic_and_dampens_only_what_matters_more_to_the_forget_set(digits_scenario, original):
+    from mucomp.methods.ssd import dampen
+
+    a, b = copy.deepcopy(original), copy.deepcopy(original)
+    run_unlearning("ssd", a, digits_scenario, seed=0)
+    run_unlearning("ssd", b, digits_scenario, seed=1)
+    assert same_weights(a, b)  # documented: no random choice, the seed changes nothing
+    assert not same_weights(a, original)
+    # Hand-made importances: only the entry with I_f > alpha * I_D moves, by lambda * I_D / I_f.
+    layer = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[2.0, 2.0]]))
+    full = {"weight": torch.tensor([[1.0, 1.0]])}
+    forget = {"weight": torch.tensor([[20.0, 5.0]])}
+    dampen(layer, full, forget, dampening=1.0, selection=10.0)
+    assert layer.weight.tolist()[0] == pytest.approx([2.0 * 1.0 / 20.0, 2.0])
+
+
+def test_bad_teacher_follows_the_incompetent_teacher_on_forget_rows_only():
+    from mucomp.methods.bad_teacher import two_teacher_loss
+
+    competent = torch.tensor([[5.0, 0.0], [5.0, 0.0]])
+    incompetent = torch.tensor([[0.0, 5.0], [0.0, 5.0]])
+    student = torch.tensor([[5.0, 0.0], [0.0, 5.0]])
+    matched = two_teacher_loss(student, competent, incompetent, torch.tensor([False, True]), 1.0)
+    crossed = two_teacher_loss(student, competent, incompetent, torch.tensor([True, False]), 1.0)
+    assert matched.item() == pytest.approx(0.0, abs=1e-6) and crossed.item() > 1.0
+
+
+def test_l1_sparse_penalty_decays_linearly_and_shrinks_the_weights(digits_scenario, original):
+    from mucomp.methods.l1_sparse import l1_norm, penalty_weight
+
+    assert [penalty_weight(1e-3, e, 4) for e in (1, 2, 3, 4)] == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
+    plain, sparse = copy.deepcopy(original), copy.deepcopy(original)
+    run_unlearning("l1_sparse", plain, digits_scenario, {"epochs": 2, "alpha": 0.0})
+    run_unlearning("l1_sparse", sparse, digits_scenario, {"epochs": 2, "alpha": 1e-3})
+    assert l1_norm(sparse) < 0.95 * l1_norm(plain)
+
+
+def test_unsir_noise_raises_the_forget_class_loss(digits_scenario, original):
+    from mucomp.methods.unsir import error_maximising_noise
+    from mucomp.training import make_generator
+
+    hyper = get_method("unsir").resolve("digits")
+    with UnlearnContext("unsir", copy.deepcopy(original), digits_scenario, hyper, 0) as ctx:
+        start = torch.randn((hyper["noise_batch"], 1, 8, 8), generator=make_generator(5))
+        target = torch.full((start.shape[0],), digits_scenario.forget_class)
+        noise = error_maximising_noise(ctx, make_generator(5))
+        with torch.no_grad():
+            before = F.cross_entropy(ctx.model(start), target)
+            after = F.cross_entropy(ctx.model(noise), target)
+    assert noise.shape == start.shape and after > before

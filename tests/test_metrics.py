@@ -79,3 +79,18 @@ def test_literature_conventions():
     retrained = {"UA": 0.0, "RA": 1.0, "TRA": 0.9, "MIA_efficacy": 1.0}
     assert avg_gap(model, retrained) == pytest.approx((0.1 + 0.1 + 0.1 + 0.4) / 4)
     assert math.isnan(avg_gap({"UA": 0.1}, retrained))
+
+
+def test_retemper_turns_stored_t2_probabilities_into_t1_ones():
+    from mucomp.metrics import retemper, softmax
+
+    logits = np.array([[3.0, 1.0, -2.0], [0.0, 0.0, 0.0], [40.0, -40.0, 0.0]])
+    np.testing.assert_allclose(retemper(softmax(logits, 2.0), 2.0, 1.0), softmax(logits), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(retemper(softmax(logits), 1.0, 2.0), softmax(logits, 2.0), rtol=1e-12)
+    one = softmax(logits[:1], 2.0)[0]
+    np.testing.assert_allclose(retemper(one, 2.0), one**2 / (one**2).sum())  # p^2, renormalised
+    assert retemper(np.array([[1.0, 0.0]]), 2.0).tolist() == [[1.0, 0.0]]  # an exact 0 stays 0
+    with pytest.raises(ValueError, match="positive"):
+        retemper(one, 0.0)
+    with pytest.raises(ValueError, match="non-negative"):
+        retemper(np.array([0.5, -0.5]), 2.0)

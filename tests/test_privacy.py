@@ -97,6 +97,10 @@ def test_exact_sweep_bounds_the_published_grid(published):
     assert exact.attack_score >= grid.attack_score
     assert (exact.metric, exact.direction, exact.threshold) == ("confidence", "above_unlearn", 6.73)
     assert round(exact.privacy_score, 4) == 0.3563
+    # PS is the 51-point worst case read off the stored curves; PS_exact sees raw values too.
+    assert round(grid.privacy_score, 3) == round(1 - stored_max, 3) == 0.358
+    unclipped = P.worst_case(u, r, None, clip=False)
+    assert unclipped.privacy_score <= exact.privacy_score <= grid.privacy_score
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,6 +274,18 @@ def test_privacy_score_of_separated_models_is_zero():
     assert P.privacy_score(confident, unsure) == 0.0
     assert P.privacy_score(unsure, confident) == 0.0
     assert P.privacy_score(_confident(1), np.zeros((1, 10))) == 0.0  # a single sample
+
+
+def test_exact_score_separates_values_beyond_the_display_range():
+    # Both models are confident (top-1 log-odds 15 vs 19, both clipped to 10 on the grid; entropy
+    # below the first grid step for both): the published grid cannot tell them apart, raw values can.
+    confident, more_confident = _confident(40, margin=15.0), _confident(40, margin=19.0)
+    assert P.privacy_score(confident, more_confident) == 1.0
+    assert P.privacy_score(confident, more_confident, exact=True) == 0.0
+    worst = P.worst_case(confident, more_confident, None, clip=False)
+    assert worst.metric in P.METRICS and worst.attack_score == 1.0
+    with pytest.raises(ValueError, match="exact search"):
+        P.max_attack_score([1.0], [2.0], "entropy", 51, clip=False)
 
 
 def test_privacy_score_validates():
@@ -465,9 +481,13 @@ def test_digits_original_remembers_and_retrained_forgets(digits_scenario, digits
     orig = P.privacy_metrics(digits_scenario, original["train"], original["test"], retrained["train"])
     retr = P.privacy_metrics(digits_scenario, retrained["train"], retrained["test"], retrained["train"])
     assert orig["PS"] == pytest.approx(P.privacy_score(u, r)) and retr["PS"] == 1.0
+    assert orig["PS_exact"] == pytest.approx(P.privacy_score(u, r, exact=True)) and retr["PS_exact"] == 1.0
+    assert orig["PS_exact"] <= orig["PS"]
+    assert orig["PS_worst_case"]["privacy_score"] == orig["PS"]
+    assert orig["PS_exact_worst_case"]["privacy_score"] == orig["PS_exact"]
     assert retr["MIA_efficacy"] >= 0.9 and orig["MIA_efficacy"] <= 0.1
     assert 0.0 <= orig["MIA_svc_accuracy"] <= 1.0
-    assert set(orig) == {"PS", "MIA_efficacy", "MIA_svc_accuracy", "PS_worst_case"}
+    assert set(orig) == {"PS", "PS_exact", "MIA_efficacy", "MIA_svc_accuracy", "PS_worst_case", "PS_exact_worst_case"}
     json.dumps(orig)  # plain JSON types
     given = P.privacy_metrics(  # the runner's call: attack values computed once, passed in
         digits_scenario, original["train"], original["test"], None,

@@ -93,6 +93,9 @@ def test_privacy_score_bounded_symmetric_and_one_against_itself(pair):
     assert 0.0 <= score <= 1.0
     assert score == P.privacy_score(r, u)
     assert P.privacy_score(u, u) == 1.0
+    exact = P.privacy_score(u, r, exact=True)
+    assert 0.0 <= exact <= score  # every grid threshold's rates are reached by a raw-value threshold
+    assert exact == P.privacy_score(r, u, exact=True)
 
 
 @FAST

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import subprocess
 import sys
@@ -185,3 +186,40 @@ def test_load_checkpoint_reads_safetensors_and_names_an_unreadable_file(tmp_path
         with pytest.raises(ValueError, match=f"{name} is not a readable PyTorch or safetensors") as info:
             load_checkpoint(tmp_path / name, "digits_cnn", 10)
         assert "download or export it again" in str(info.value)
+
+
+def test_local_recipes_follow_the_cards_they_imitate():
+    from mucomp.references import RECIPES, _recipe_hash
+
+    cifar, fashion = RECIPES["cifar10"], RECIPES["fashion_mnist"]
+    assert (cifar.epochs, cifar.lr, cifar.batch_size, cifar.nesterov, cifar.augment) == (200, 0.1, 128, True, True)
+    assert (fashion.epochs, fashion.nesterov, fashion.augment, fashion.clip_grad_norm) == (200, True, True, 0.5)
+    # Digits uses neither new field: its cache folder (and reference ids) keep their old name.
+    old_style = json.dumps({"arch": "digits_cnn", "recipe": {
+        k: v for k, v in RECIPES["digits"].as_dict().items() if k not in ("nesterov", "clip_grad_norm")}}, sort_keys=True)
+    assert _recipe_hash("digits_cnn", RECIPES["digits"]) == hashlib.sha256(old_style.encode()).hexdigest()[:12]
+
+
+def test_training_applies_nesterov_and_the_gradient_clip(digits_scenario):
+    from mucomp.training import TrainRecipe, train
+
+    split = digits_scenario.data.train
+    indices = np.arange(128)
+    outcomes = {}
+    for name, recipe in {
+        "plain": TrainRecipe(epochs=1, lr=0.05, batch_size=32),
+        "nesterov": TrainRecipe(epochs=1, lr=0.05, batch_size=32, nesterov=True),
+        "clipped": TrainRecipe(epochs=1, lr=0.05, batch_size=32, clip_grad_norm=1e-4),
+    }.items():
+        model = seeded_model("digits_cnn", 10, 0)
+        train(model, split, indices, recipe, seed=0)
+        outcomes[name] = model.state_dict()
+    start = seeded_model("digits_cnn", 10, 0).state_dict()
+    assert not torch.equal(outcomes["plain"]["fc.weight"], outcomes["nesterov"]["fc.weight"])
+
+    def moved(state):
+        return sum(float((state[k].float() - start[k].float()).norm()) for k in start if start[k].is_floating_point())
+
+    assert moved(outcomes["clipped"]) < 0.05 * moved(outcomes["plain"])
+    with pytest.raises(ValueError, match="clip_grad_norm"):
+        TrainRecipe(epochs=1, lr=0.1, batch_size=8, clip_grad_norm=-1.0)

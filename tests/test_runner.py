@@ -194,8 +194,10 @@ def test_job_queue_cancels_a_running_experiment(store, digits_references):
     assert queue.get(job)["state"] == "cancelled"
 
 
-def test_cli_run_list_show_restart(tmp_path, digits_references):
+def test_cli_run_list_show_restart(tmp_path, digits_references, monkeypatch, capsys):
     import os
+
+    from mucomp.cli import main as cli_main
 
     env = dict(os.environ)
     store_root = tmp_path / "home"
@@ -210,10 +212,19 @@ def test_cli_run_list_show_restart(tmp_path, digits_references):
         return subprocess.run([sys.executable, "-m", "mucomp.cli", *args], capture_output=True, text=True,
                               env=env, timeout=timeout)
 
+    def refused(*args) -> tuple[int, str]:
+        """Exit code and stderr of a command run in this process (the refusals need no new one)."""
+        capsys.readouterr()
+        try:
+            code = cli_main(list(args))
+        except SystemExit as exit_:
+            code = exit_.code
+        return code, capsys.readouterr().err
+
     done = mucomp("run", "--dataset", "digits", "--forget-class", "3", "--method", "ga", "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    for key in ("UA", "RA", "TUA", "TRA", "RT", "PS", "MIA_efficacy", "avg_gap", "accs", "label_dist"):
+    for key in ("UA", "RA", "TUA", "TRA", "RT", "PS", "PS_exact", "MIA_efficacy", "avg_gap", "accs", "label_dist"):
         assert key in result["metrics"]
     assert result["cka"]["original"]["train_forget"] and result["embedding"]["x"]
     listed = mucomp("list", "--json")  # a new process: the store survives the restart
@@ -222,37 +233,36 @@ def test_cli_run_list_show_restart(tmp_path, digits_references):
     assert result["id"] in ids
     shown = mucomp("show", result["id"], "--json")
     assert json.loads(shown.stdout)["metrics"] == result["metrics"]
-    bad = mucomp("run", "--forget-class", "3", "--method", "nope")
-    assert bad.returncode == 2 and "--method" in bad.stderr
-    bad = mucomp("run", "--forget-class", "3", "--method", "ga", "--grid", "epochs=x")
-    assert bad.returncode == 2 and "epochs" in bad.stderr
-    missing = mucomp("show", "../etc")
-    assert missing.returncode == 2 and "not a valid experiment id" in missing.stderr
+
+    monkeypatch.setenv("MUCOMP_HOME", str(store_root))
+    code, err = refused("run", "--forget-class", "3", "--method", "nope")
+    assert code == 2 and "--method" in err
+    code, err = refused("run", "--forget-class", "3", "--method", "ga", "--grid", "epochs=x")
+    assert code == 2 and "epochs" in err
+    code, err = refused("show", "../etc")
+    assert code == 2 and "not a valid experiment id" in err
     for args in (("run", "--forget-class", "eleven", "--method", "ga"), ("list", "--forget-class", "10")):
-        bad = mucomp(*args)
-        assert bad.returncode == 2 and "--forget-class" in bad.stderr and "0-9" in bad.stderr, bad.stderr
+        code, err = refused(*args)
+        assert code == 2 and "--forget-class" in err and "0-9" in err, err
     for base in ("abcdef99", "../x"):
-        bad = mucomp("run", "--forget-class", "3", "--method", "ga", "--base", base)
-        assert bad.returncode == 2 and "--base" in bad.stderr, bad.stderr
+        code, err = refused("run", "--forget-class", "3", "--method", "ga", "--base", base)
+        assert code == 2 and "--base" in err, err
     for scenario in (("--forget-class", "4"), ("--forget-class", "3", "--seed", "1")):
-        bad = mucomp("run", *scenario, "--method", "ga", "--base", result["id"], timeout=120)
-        assert bad.returncode == 2 and "--base" in bad.stderr and "same scenario" in bad.stderr, bad.stderr
+        code, err = refused("run", *scenario, "--method", "ga", "--base", result["id"])
+        assert code == 2 and "--base" in err and "same scenario" in err, err
     rows = json.loads(mucomp("list", "--json").stdout)  # refused before any reference work
     assert {(row["forget_class"], row["seed"]) for row in rows} == {(3, 0)}
     archive = tmp_path / "picked.zip"
-    exported = mucomp("export", result["id"], "-o", str(archive))
-    assert exported.returncode == 0 and archive.is_file(), exported.stderr
-    again = mucomp("import", str(archive))  # the id is stored already: refused, with the way out
-    assert again.returncode == 1 and "--skip-existing" in again.stderr
-    skipped = mucomp("import", "--skip-existing", str(archive))
-    assert skipped.returncode == 0 and "imported 0" in skipped.stdout
-    absent = mucomp("import", str(tmp_path / "absent.zip"))
-    assert absent.returncode == 2 and "archive" in absent.stderr
+    assert refused("export", result["id"], "-o", str(archive))[0] == 0 and archive.is_file()
+    code, err = refused("import", str(archive))  # the id is stored already: refused, with the way out
+    assert code == 1 and "--skip-existing" in err
+    assert refused("import", "--skip-existing", str(archive))[0] == 0
+    code, err = refused("import", str(tmp_path / "absent.zip"))
+    assert code == 2 and "archive" in err
     reference = next(row["id"] for row in json.loads(listed.stdout) if row["kind"] == "original")
-    refused = mucomp("delete", reference)
-    assert refused.returncode == 1 and "can't be deleted" in refused.stderr
-    deleted = mucomp("delete", result["id"])
-    assert deleted.returncode == 0
+    code, err = refused("delete", reference)
+    assert code == 1 and "can't be deleted" in err
+    assert refused("delete", result["id"])[0] == 0
     assert result["id"] not in [row["id"] for row in json.loads(mucomp("list", "--json").stdout)]
 
 

@@ -19,23 +19,30 @@ from mucomp.store import (
 def sample_result(**extra):
     result = {
         "kind": "unlearned",
-        "config": {"dataset": "digits", "forget_class": 3, "method": "ga", "epochs": 2, "lr": 0.001},
-        "metrics": {"UA": 0.125, "RA": 0.9876543210123, "TRA": float("nan"), "accs": [0.1, 1 / 3]},
+        "config": {"dataset": "digits", "forget_class": 3, "seed": 0, "method": "ga", "epochs": 2, "lr": 0.001},
+        "metrics": {"UA": 0.125, "RA": 0.9876543210123, "TRA": float("nan"), "accs": [0.1, 1 / 3] * 5},
         "epochs": [{"epoch": 1, "forget_accuracy": 0.5}],
     }
     result.update(extra)
     return result
 
 
+def folders(path):
+    """The experiment folders (and leftovers) of a store: its index and lock files left out."""
+    return sorted(p.name for p in path.iterdir() if p.name not in (".index.sqlite3", ".locks"))
+
+
 def sample_weights(seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    return {"fc.weight": torch.randn(3, 4, generator=generator), "fc.bias": torch.zeros(3)}
+    """A digits CNN's state dict (imports check the weights against the scenario's architecture)."""
+    from mucomp.models import seeded_model
+
+    return seeded_model("digits_cnn", 10, seed).state_dict()
 
 
 def test_save_load_list_survives_a_restart(tmp_path):
     store = ExperimentStore(tmp_path)
     saved = store.save(sample_result(), sample_weights())
-    assert saved.result["schema_version"] == 1 and saved.result["code_version"]
+    assert saved.result["schema_version"] == store_module.SCHEMA_VERSION and saved.result["code_version"]
     assert saved.metrics["TRA"] is None  # NaN is stored as null
     reopened = ExperimentStore(tmp_path)
     listed = reopened.list()
@@ -66,7 +73,7 @@ def test_unsafe_ids_are_refused_everywhere(tmp_path, bad):
     with pytest.raises(StoreError):
         store.save(sample_result(id=bad))
     assert not (tmp_path.parent / "x").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert folders(tmp_path) == []
 
 
 def test_interrupted_save_leaves_the_store_consistent(tmp_path, monkeypatch):
@@ -81,7 +88,7 @@ def test_interrupted_save_leaves_the_store_consistent(tmp_path, monkeypatch):
         store.save(sample_result(), sample_weights(1))
     monkeypatch.undo()
     assert [e.id for e in ExperimentStore(tmp_path).list()] == [kept.id]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [kept.id]  # temp folder cleaned up
+    assert folders(tmp_path) == [kept.id]  # temp folder cleaned up
 
 
 def rename_after_a_rival(monkeypatch, rival_ids):
@@ -94,7 +101,7 @@ def rename_after_a_rival(monkeypatch, rival_ids):
         name = os.path.basename(dst)
         if name in rival_ids and name not in rivals:
             os.mkdir(dst)
-            rivals[name] = valid_result(name).replace('"config": {}', '"config": {"rival": true}')
+            rivals[name] = valid_result(name).replace('"seed": 0', '"seed": 0, "rival": true')
             with open(os.path.join(dst, "result.json"), "w") as f:
                 f.write(rivals[name])
         return real_rename(src, dst)
@@ -110,10 +117,10 @@ def test_a_save_that_loses_a_race_with_another_process_writes_nothing(tmp_path, 
         store.save(sample_result(id="raced1"), sample_weights())
     monkeypatch.undo()
     assert info.value.ids == ["raced1"] and isinstance(info.value.__cause__, OSError)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["raced1"]  # no temp folder left
+    assert folders(tmp_path) == ["raced1"]  # no temp folder left
     assert sorted(p.name for p in (tmp_path / "raced1").iterdir()) == ["result.json"]  # the rival's, whole
     assert (tmp_path / "raced1" / "result.json").read_text() == rivals["raced1"]
-    assert store.load("raced1").config == {"rival": True}
+    assert store.load("raced1").config["rival"] is True
 
 
 @pytest.mark.parametrize("on_conflict", ["skip", "error"])
@@ -135,8 +142,8 @@ def test_an_import_racing_another_process_skips_or_says_what_it_imported(tmp_pat
         assert "nothing was imported" not in message
     monkeypatch.undo()
     expected = ["first", "second", "third"] if on_conflict == "skip" else ["first", "second"]
-    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == expected  # no temp folders
-    assert target.load("second").config == {"rival": True}  # the rival's experiment, untouched
+    assert folders(tmp_path / "b") == expected  # no temp folders
+    assert target.load("second").config["rival"] is True  # the rival's experiment, untouched
     assert torch.equal(target.load("first").state_dict()["fc.weight"], sample_weights(0)["fc.weight"])
 
 
@@ -180,7 +187,8 @@ def test_references_cannot_be_deleted_and_owners_are_respected(tmp_path):
 
 def test_export_import_round_trips_exactly(tmp_path):
     source = ExperimentStore(tmp_path / "a")
-    saved = [source.save(sample_result(metrics={"UA": 0.1 + 0.2, "PS": 1e-17}), sample_weights(i)) for i in range(2)]
+    metrics = {"UA": 0.1 + 0.2, "RA": 1.0, "TRA": None, "PS": 1e-17}
+    saved = [source.save(sample_result(metrics=metrics), sample_weights(i)) for i in range(2)]
     archive = tmp_path / "out.zip"
     assert source.export([e.id for e in saved], archive) == [e.id for e in saved]
     target = ExperimentStore(tmp_path / "b")
@@ -209,8 +217,9 @@ def manifest(ids):
 
 
 def valid_result(experiment_id):
-    return json.dumps({"schema_version": 1, "id": experiment_id, "kind": "unlearned", "created_at": "x",
-                       "config": {}, "metrics": {}})
+    return json.dumps({"schema_version": 1, "id": experiment_id, "kind": "unlearned", "created_at": "2025-01-01T00:00:00",
+                       "config": {"dataset": "digits", "forget_class": 3, "seed": 0},
+                       "metrics": {"UA": 0.5, "RA": 0.5, "TRA": 0.5}})
 
 
 @pytest.mark.parametrize(
@@ -240,4 +249,4 @@ def test_bad_archives_are_refused_and_nothing_is_written(tmp_path, content, mess
     bad.write_bytes(content)
     with pytest.raises(StoreError, match=message):
         store.import_(bad)
-    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == [kept.id]
+    assert folders(tmp_path / "store") == [kept.id]

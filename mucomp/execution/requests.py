@@ -23,7 +23,7 @@ import torch
 from mucomp.data import Scenario
 
 #: Metrics copied into a finished job's summary (the "done" line shows them).
-SUMMARY_KEYS = ("UA", "RA", "TUA", "TRA", "PS", "MIA_efficacy", "avg_gap", "RT", "cost")
+SUMMARY_KEYS = ("UA", "RA", "TUA", "TRA", "PS", "PS_exact", "MIA_efficacy", "avg_gap", "RT", "cost")
 
 
 @dataclass(frozen=True)

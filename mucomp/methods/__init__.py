@@ -36,7 +36,9 @@ from mucomp.methods.run import STATUSES, UnlearnResult, run_unlearning
 
 #: The built-in methods, one module each, in the order the app lists them; each registers
 #: itself when imported.
-BUILTIN_METHODS = ("ft", "ga", "rl", "scrub", "salun", "retrain")
+BUILTIN_METHODS = (
+    "ft", "ga", "rl", "scrub", "salun", "neggrad_plus", "l1_sparse", "ssd", "bad_teacher", "unsir", "retrain",
+)
 for _module in BUILTIN_METHODS:
     importlib.import_module(f"mucomp.methods.{_module}")
 

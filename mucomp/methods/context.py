@@ -64,7 +64,8 @@ class UnlearnContext:
         configuration gives the same weights.
     records: one dict per finished epoch: ``epoch``, ``forget_accuracy`` (fraction of
         train-forget images still classified as their class), ``loss`` (mean loss stepped in the
-        epoch), ``seconds`` (RT so far: unlearning-loop seconds, preparation and the per-epoch
+        epoch; in an epoch without steps, the mean loss of its :meth:`backward` passes),
+        ``seconds`` (RT so far: unlearning-loop seconds, preparation and the per-epoch
         evaluation excluded).
     cost: the run's hardware-independent cost so far (see :attr:`cost`).
 
@@ -102,6 +103,7 @@ class UnlearnContext:
         self._teacher: nn.Module | None = None
         self._cost = CostCounter()
         self._cost.watch(model, trained=True)
+        self._backward_losses: list[float] = []  # this epoch's gradient passes without a step
         self.prep_seconds = 0.0
         self.eval_seconds = 0.0
         self._started = time.perf_counter()
@@ -280,6 +282,9 @@ class UnlearnContext:
     def end_epoch(self, epoch: int, total: int, loss: float) -> None:
         """Record a finished epoch and report progress (called by :meth:`epochs`)."""
         accuracy = self.forget_accuracy()
+        if not np.isfinite(loss) and self._backward_losses:  # an epoch of gradient passes only (SSD)
+            loss = float(np.mean(self._backward_losses))
+        self._backward_losses = []
         record = {"epoch": int(epoch), "forget_accuracy": accuracy, "loss": float(loss), "seconds": self.elapsed_rt()}
         self.records.append(record)
         if self._progress is not None:
@@ -324,6 +329,29 @@ class UnlearnContext:
                 self._cost.watch(teacher, trained=False)
                 self._teacher = teacher
         return self._teacher
+
+    def frozen(self, module: nn.Module) -> nn.Module:
+        """``module`` as a frozen helper of the run (eval mode, no gradients, on :attr:`device`),
+        its forwards counted in :attr:`cost` like the teacher's (e.g. Bad Teacher's incompetent
+        teacher). Returns the module."""
+        module = module.to(self.device).eval()
+        for param in module.parameters():
+            param.requires_grad_(False)
+        self._cost.watch(module, trained=False)
+        return module
+
+    def backward(self, loss: torch.Tensor) -> float:
+        """Gradients of ``loss`` (scalar) into ``.grad`` without an optimiser step, for methods
+        that read gradients (importances, noise). Clears the model's old gradients first; the
+        samples forwarded with grad enabled count as back-propagated. Returns the loss value.
+        Checks cancellation first."""
+        self.check_cancelled()
+        self.model.zero_grad(set_to_none=True)
+        loss.backward()
+        self._cost.stepped()
+        value = float(loss.detach())
+        self._backward_losses.append(value)
+        return value
 
     def _before_first_step(self, what: str) -> None:
         if self.steps:

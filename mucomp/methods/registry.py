@@ -170,6 +170,7 @@ class MethodInfo:
     defaults: dict[str, dict[str, Any]]
     description: str = ""
     source: str = "builtin"
+    default_sources: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def module(self) -> str:
@@ -212,14 +213,26 @@ class MethodInfo:
             )
         return {name: self.params[name].validate(values[name]) for name in self.params}
 
+    def sources_for(self, dataset: str) -> dict[str, str]:
+        """Where each default on ``dataset`` comes from (parameter -> citation); parameters
+        without a cited source are left out."""
+        out = {}
+        for table in (self.default_sources.get(ALL_DATASETS, {}), self.default_sources.get(dataset, {})):
+            fallback = table.get(ALL_DATASETS)
+            for name in self.params:
+                if name in table or fallback is not None:
+                    out[name] = table.get(name, fallback)
+        return out
+
     def as_dict(self, dataset: str | None = None) -> dict:
-        """A JSON-ready description; with ``dataset``, its defaults there."""
+        """A JSON-ready description; with ``dataset``, its defaults there and their sources."""
         out = {
             "name": self.name, "label": self.label, "description": self.description,
             "source": self.source, "params": [p.as_dict() for p in self.params.values()],
         }
         if dataset is not None:
             out["defaults"] = self.defaults_for(dataset)
+            out["default_sources"] = self.sources_for(dataset)
         return out
 
 
@@ -291,6 +304,37 @@ def _normalise_defaults(defaults: Mapping[str, Any] | None, params: dict[str, Pa
     return out
 
 
+#: Citations of the published defaults the built-in methods share (``default_sources``).
+COMPARATOR_CLASSWISE = (
+    "published comparator, class-wise defaults: gnueaj/Machine-Unlearning-Comparator "
+    "frontend/src/utils/config/unlearning.ts"
+)
+COMPARATOR_MAX_GRAD_NORM = (
+    "published comparator backend: gnueaj/Machine-Unlearning-Comparator backend/app/config/settings.py "
+    "(MAX_GRAD_NORM = 100)"
+)
+
+
+def _normalise_sources(sources: Mapping[str, Any] | None, params: dict[str, Param], name: str) -> dict[str, dict]:
+    """``default_sources`` as ``{dataset or "*": {param or "*": citation}}``.
+
+    A data set's value is one citation for all its defaults, or a mapping from parameter names
+    (``"*"``: every other parameter) to citations."""
+    out: dict[str, dict] = {}
+    for dataset, value in dict(sources or {}).items():
+        if dataset != ALL_DATASETS and dataset not in DATASETS:
+            raise ValueError(f"method {name!r}: default_sources for unknown data set {dataset!r}")
+        table = {ALL_DATASETS: value} if isinstance(value, str) else dict(value)
+        unknown = sorted(set(table) - set(params) - {ALL_DATASETS})
+        if unknown or not all(isinstance(v, str) and v for v in table.values()):
+            raise ValueError(
+                f"method {name!r}: default_sources[{dataset!r}] must map declared parameters (or '*') "
+                f"to non-empty citations{'; unknown: ' + ', '.join(unknown) if unknown else ''}"
+            )
+        out[dataset] = table
+    return out
+
+
 def register(
     name: str,
     *,
@@ -298,6 +342,7 @@ def register(
     defaults: Mapping[str, Any] | None = None,
     params: Mapping[str, Any] | list | tuple | None = None,
     description: str | None = None,
+    default_sources: Mapping[str, Any] | None = None,
 ) -> Callable[[MethodFn], MethodFn]:
     """Register ``fn(ctx: UnlearnContext) -> None`` as the unlearning method ``name``.
 
@@ -316,6 +361,9 @@ def register(
         in a list or keyed by name. They become controls in the app.
     description:
         One line saying what the method does (default: the first line of its docstring).
+    default_sources:
+        Where the defaults come from, per data set (or ``"*"``): one citation for all of them,
+        or ``{param or "*": citation}``; ``mucomp methods`` lists them beside the values.
 
     The function is returned unchanged, so it can still be called directly.
     """
@@ -334,6 +382,7 @@ def register(
             defaults=_normalise_defaults(defaults, declared, name),
             description=description or _first_line(fn.__doc__),
             source=_STATE.source or _source_of(fn),
+            default_sources=_normalise_sources(default_sources, declared, name),
         )
         with _LOCK:
             existing = _STATE.methods.get(name)

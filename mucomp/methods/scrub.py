@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from mucomp.methods.context import UnlearnContext
 from mucomp.methods.registry import Param, register
 
+AUTHORS = "SCRUB authors: meghdadk/SCRUB, large-scale (CIFAR) notebook"
 PUBLISHED = {
     "epochs": 3, "lr": 5e-4, "batch_size": 256, "forget_batch_size": 512,
     "msteps": 2, "kd_T": 4.0, "alpha": 0.001, "gamma": 0.99,
@@ -44,6 +45,7 @@ def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tempe
         "cifar10": PUBLISHED,
         "fashion_mnist": PUBLISHED,
     },
+    default_sources={"cifar10": AUTHORS, "fashion_mnist": AUTHORS},
     params=[
         Param("msteps", "int", min=0, max=1000, help="the first msteps epochs include a max-step pass over the forget set"),
         Param("kd_T", "float", min=0.0, max=100.0, exclusive_min=True, help="temperature of the teacher-student KL"),

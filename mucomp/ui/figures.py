@@ -130,17 +130,21 @@ def _tick_text(names: Sequence[str], forget_class: int | None) -> list[str]:
     return [f"<b>{n}</b>" if k == forget_class else n for k, n in enumerate(names)]
 
 
-def _mark_forget_column(fig: go.Figure, forget_class: int | None, label: str = "forget class") -> None:
-    """A translucent band behind category ``forget_class`` of the x axis, labelled on top."""
+def _forget_tick_text(names: Sequence[str], forget_class: int | None) -> list[str]:
+    """Tick labels of a class axis whose forget class is bold and labelled "forget" underneath
+    (below the axis, so the label never covers a bar)."""
+    return [f"<b>{n}</b><br><span style=\"color:{FORGET_COLOR}\">forget</span>" if k == forget_class else n
+            for k, n in enumerate(names)]
+
+
+def _mark_forget_column(fig: go.Figure, forget_class: int | None) -> None:
+    """A translucent band behind category ``forget_class`` of the x axis (its tick says
+    "forget": :func:`_forget_tick_text`)."""
     if forget_class is None:
         return
     fig.add_shape(
         type="rect", xref="x", yref="paper", x0=forget_class - 0.5, x1=forget_class + 0.5, y0=0, y1=1,
         fillcolor=FORGET_FILL, line={"width": 0}, layer="below", name="forget_class",
-    )
-    fig.add_annotation(
-        x=forget_class, xref="x", y=1.0, yref="paper", yanchor="top", text=label, showarrow=False,
-        font={"color": FORGET_COLOR, "size": 10}, name="forget_class",
     )
 
 
@@ -187,9 +191,64 @@ def class_accuracy_figure(
         barmode="group",
         bargap=0.25,
     )
-    fig.update_xaxes(tickmode="array", tickvals=list(range(len(names))), ticktext=_tick_text(names, forget),
+    fig.update_xaxes(tickmode="array", tickvals=list(range(len(names))), ticktext=_forget_tick_text(names, forget),
                      range=[-0.5, len(names) - 0.5])
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
+    _mark_forget_column(fig, forget)
+    fig.update_layout(meta={"retain_gap": None if math.isnan(gap) else gap, "forget_class": forget})
+    return fig
+
+
+def class_difference_figure(
+    table: pd.DataFrame,
+    class_names: Sequence[str],
+    forget_class: int,
+    label_a: str = "Model A",
+    label_b: str = "Model B",
+    *,
+    title: str | None = None,
+) -> go.Figure:
+    """Diverging bars of the per-class accuracy difference A − B (the published comparator's
+    view): one bar per class from 0, up where Model A recognises more of the class, down where
+    Model B does.
+
+    ``table`` is :func:`mucomp.compare.class_accuracy`. Trace 0 (``"<label_a> higher"``, Model
+    A's colour) holds the classes with ``diff >= 0``, trace 1 (``"<label_b> higher"``, Model B's
+    colour) those with ``diff < 0`` (None elsewhere; NaN = no samples, drawn as a gap); the hover
+    gives both accuracies. The y axis is symmetric around 0 (at least ±10 pp), in percentage
+    points; the forget class is marked as in :func:`class_accuracy_figure`, and the title
+    reports the average retain gap.
+    """
+    names = _check_names(class_names, len(table), "the class-accuracy table")
+    forget = _check_forget(forget_class, len(names))
+    gap = retain_gap_of(table.assign(is_forget=np.arange(len(table)) == forget))
+    diff = table["diff"].to_numpy(dtype=float)
+    custom = [[n, a, b] for n, a, b in zip(names, _list(table["acc_a"].to_numpy(dtype=float)),
+                                            _list(table["acc_b"].to_numpy(dtype=float)), strict=True)]
+    hover = ("Class %{customdata[0]}<br>A − B: %{y:+.1%}<br>" + label_a + ": %{customdata[1]:.1%}<br>"
+             + label_b + ": %{customdata[2]:.1%}<extra></extra>")
+    fig = go.Figure()
+    for keep, label, color in ((diff >= 0, label_a, MODEL_COLORS["A"]), (diff < 0, label_b, MODEL_COLORS["B"])):
+        y = [float(d) if k else None for d, k in zip(diff, keep, strict=True)]
+        fig.add_trace(go.Bar(
+            x=list(range(len(names))), y=y, name=f"{label} higher", marker_color=color, customdata=custom,
+            hovertemplate=hover, text=[None if v is None else f"{v * 100:+.0f}" for v in y],
+            textposition="outside", cliponaxis=False, textfont={"size": 10},
+        ))
+    finite = np.abs(diff[np.isfinite(diff)])
+    top = max(0.1, float(finite.max()) if finite.size else 0.0) * 1.15
+    gap_text = "n/a" if math.isnan(gap) else f"{gap * 100:.1f} pp"
+    _base_layout(
+        fig,
+        title or f"Class-wise accuracy, A − B · average retain gap {gap_text}",
+        "Class",
+        "Accuracy difference A − B (pp)",
+        barmode="relative",
+        bargap=0.35,
+    )
+    fig.update_xaxes(tickmode="array", tickvals=list(range(len(names))), ticktext=_forget_tick_text(names, forget),
+                     range=[-0.5, len(names) - 0.5])
+    fig.update_yaxes(range=[-top, top], tickformat="+.0%", zeroline=True, zerolinewidth=1.5, zerolinecolor="#334155")
     _mark_forget_column(fig, forget)
     fig.update_layout(meta={"retain_gap": None if math.isnan(gap) else gap, "forget_class": forget})
     return fig
@@ -318,7 +377,9 @@ def embedding_figure(
     ``customdata`` per point: ``[dataset index, true class name, A's predicted name, A's
     confidence, B's predicted name, B's confidence, A's top-3, B's top-3]`` (the index first:
     :func:`selection_indices`). Both twins share the same axis ranges (the union of both
-    layouts), so they read side by side. Box and lasso select are on (``dragmode="lasso"``).
+    layouts), so they read side by side. A click selects a point (``clickmode="event+select"``
+    with ``dragmode="zoom"``: Streamlit's front end turns clicks off while the drag mode is
+    ``"select"`` or ``"lasso"``); box and lasso select are in the chart's toolbar.
     """
     if which not in ("a", "b"):
         raise ValueError(f"which must be 'a' or 'b', got {which!r}")
@@ -387,7 +448,7 @@ def embedding_figure(
         title or f"Model {which.upper()} · {FILTERS[filter_name]}",
         "UMAP 1 (arbitrary units)",
         "UMAP 2 (arbitrary units)",
-        dragmode="lasso",
+        dragmode="zoom",
         clickmode="event+select",
         hovermode="closest",
         uirevision=f"embedding-{which}",
@@ -505,6 +566,9 @@ def cka_figure(
                     hovertemplate=name + "<br>layer %{x}: CKA %{y:.3f}<extra></extra>",
                 ))
     _base_layout(fig, title, "Layer (input → output)", "CKA similarity to the reference (1 = identical)")
+    # Below the plot: four long model names in one row at the top would run into the title.
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0.0},
+                      margin={"t": 50, "b": 120})
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=layers)
     fig.update_yaxes(range=[0, 1.02])
     return fig
@@ -529,6 +593,26 @@ def histogram_counts(values: Any, metric: str, n_bins: int = 50) -> tuple[np.nda
     return edges, counts
 
 
+def beyond_range(values: Any, metric: str) -> tuple[int, int]:
+    """How many ``values`` lie below and above the metric's range: the attack clips them onto
+    its edges, so they are counted in the first / last histogram bin."""
+    lo, hi = _check_metric(metric)
+    x = np.asarray(values, dtype=np.float64)
+    return int(np.sum(x < lo)), int(np.sum(x > hi))
+
+
+def _edge_ticks(lo: float, hi: float, below: bool, above: bool) -> dict:
+    """x ticks over ``[lo, hi]`` whose end labels read "≤ lo" / "≥ hi" when values were clipped there."""
+    step = 2.5 if hi - lo > 5 else 0.5
+    values = [float(v) for v in np.round(np.arange(lo, hi + step / 2, step), 6)]
+    text = [f"{v:g}" for v in values]
+    if below:
+        text[0] = f"≤ {values[0]:g}"
+    if above:
+        text[-1] = f"≥ {values[-1]:g}"
+    return {"tickmode": "array", "tickvals": values, "ticktext": text}
+
+
 def attack_distribution_figure(
     values_model: Any,
     values_retrained: Any,
@@ -546,6 +630,9 @@ def attack_distribution_figure(
     Bars are counts per bin (:func:`histogram_counts`, 50 bins = the 51-threshold grid). A
     vertical line marks ``threshold``. With ``direction`` the side the attack calls "the model"
     is shaded (``above_unlearn``: at or above the threshold). x range = the metric's range.
+    Values beyond the range (:func:`beyond_range`) land in the edge bins: the edge's tick then
+    reads "≥ 10" (or "≤ −2.5"), the edge bin's hover and an annotation (name ``"clipped"``) say
+    how many.
     """
     lo, hi = _check_metric(metric)
     if direction is not None and direction not in DIRECTIONS:
@@ -553,18 +640,34 @@ def attack_distribution_figure(
     threshold = float(threshold)
     color = color or MODEL_COLORS["A"]
     fig = go.Figure()
-    for values, name, trace_color in (
-        (values_model, label_model, color),
-        (values_retrained, "Retrained", MODEL_COLORS["retrained"]),
+    clipped: dict[str, list[int]] = {}
+    for values, name, trace_color, key in (
+        (values_model, label_model, color, "model"),
+        (values_retrained, "Retrained", MODEL_COLORS["retrained"], "retrained"),
     ):
         edges, counts = histogram_counts(values, metric, n_bins)
+        below, above = clipped[key] = list(beyond_range(values, metric))
         centres = (edges[:-1] + edges[1:]) / 2
+        notes = [""] * len(counts)
+        if below:
+            notes[0] = f", incl. {below} below {lo:g} (clipped)"
+        if above:
+            notes[-1] = f", incl. {above} above {hi:g} (clipped)"
         fig.add_trace(go.Bar(
             x=_list(centres), y=counts.tolist(), width=float(edges[1] - edges[0]), name=name,
             marker={"color": trace_color, "line": {"width": 0}}, opacity=0.55,
-            customdata=[[float(a), float(b)] for a, b in zip(edges[:-1], edges[1:], strict=True)],
-            hovertemplate=name + ": %{y} images in [%{customdata[0]:.2f}, %{customdata[1]:.2f}]<extra></extra>",
+            customdata=[[float(a), float(b), note] for a, b, note in zip(edges[:-1], edges[1:], notes, strict=True)],
+            hovertemplate=name + ": %{y} images in [%{customdata[0]:.2f}, %{customdata[1]:.2f}]%{customdata[2]}"
+                                 "<extra></extra>",
         ))
+    for index, x, anchor, sign in ((0, lo, "left", "≤"), (1, hi, "right", "≥")):
+        counts_here = [clipped["model"][index], clipped["retrained"][index]]
+        if any(counts_here):
+            fig.add_annotation(
+                x=x, xref="x", y=0.7, yref="paper", xanchor=anchor, showarrow=False, align=anchor, name="clipped",
+                text=f"{sign} {x:g}, in this bin:<br>{counts_here[0]} this model · {counts_here[1]} Retrained",
+                font={"size": 10, "color": "#334155"}, bgcolor="rgba(255,255,255,0.8)",
+            )
     if direction is not None:
         x0, x1 = (threshold, hi) if direction == "above_unlearn" else (lo, threshold)
         fig.add_vrect(x0=max(lo, x0), x1=min(hi, x1), fillcolor=_rgba(color, 0.08), line_width=0, layer="below",
@@ -577,7 +680,9 @@ def attack_distribution_figure(
                        showarrow=False, xanchor="left", xshift=4, font={"size": 11})
     _base_layout(fig, f"{label_model} vs Retrained on the forget images", METRIC_AXIS_TITLES[metric],
                  "Forget images", barmode="overlay", bargap=0)
-    fig.update_xaxes(range=[lo, hi])
+    below = any(c[0] for c in clipped.values())
+    above = any(c[1] for c in clipped.values())
+    fig.update_xaxes(range=[lo, hi], **_edge_ticks(lo, hi, below, above))
     return fig
 
 
@@ -635,7 +740,9 @@ def probability_bars_figure(
 ) -> go.Figure:
     """Grouped bars of both models' class probabilities for one image (traces 0 and 1, one bar
     per class, fractions in [0, 1]); the forget class gets the red band when given.
-    ``temperature`` only names the y axis (``attack.probs`` are T = 1, the embedding's T = 2)."""
+    ``temperature`` only names the y axis: every page shows T = 1 probabilities
+    (``attack.probs``; the embedding's stored T = 2 ones converted by
+    :func:`mucomp.compare.twin_embedding`)."""
     a = np.asarray(probs_a, dtype=np.float64)
     b = np.asarray(probs_b, dtype=np.float64)
     if a.ndim != 1 or a.shape != b.shape:
@@ -649,7 +756,7 @@ def probability_bars_figure(
             hovertemplate=label + ": class %{customdata} %{y:.1%}<extra></extra>",
         ))
     _base_layout(fig, title, "Class", f"Probability (softmax, T = {temperature:g})", barmode="group")
-    fig.update_xaxes(tickmode="array", tickvals=list(range(a.size)), ticktext=_tick_text(names, forget),
+    fig.update_xaxes(tickmode="array", tickvals=list(range(a.size)), ticktext=_forget_tick_text(names, forget),
                      range=[-0.5, a.size - 0.5])
     fig.update_yaxes(range=[0, 1.0], tickformat=".0%")
     _mark_forget_column(fig, forget)
@@ -729,11 +836,14 @@ def pareto_figure(
     hover = (f"%{{customdata[0]}} · %{{customdata[1]}} (%{{customdata[2]}})<br>{x}: {shown(x, 'x')}<br>"
              f"{y}: {shown(y, 'y')}<br>{color}: {shown(color, 'customdata[3]')}<extra></extra>")
     colorscale = "Viridis_r" if METRIC_DIRECTIONS.get(color) == "lower" else "Viridis"
+    # A missing colour value (the references' RT, an older result's PS) is NaN: plotly refuses None
+    # in a colour array, and draws a NaN point in the scale's missing colour.
+    shade = [math.nan if row[3] is None else row[3] for row in custom]
     is_fraction = color != "RT"
     fig = go.Figure(go.Scatter(
         x=xs, y=ys, mode="markers", name="Experiments", customdata=custom, hovertemplate=hover, showlegend=False,
         marker={
-            "color": [row[3] for row in custom], "colorscale": colorscale, "size": 11, "symbol": symbols,
+            "color": shade, "colorscale": colorscale, "size": 11, "symbol": symbols,
             "showscale": True, "colorbar": {"title": {"text": TABLE_AXIS_TITLES.get(color, color), "side": "right"}},
             "line": {"width": 0.5, "color": "#334155"},
             **({"cmin": 0.0, "cmax": 1.0} if is_fraction else {}),
@@ -750,7 +860,7 @@ def pareto_figure(
         fig.add_trace(go.Scatter(
             x=[xs[r] for r in references], y=[ys[r] for r in references], mode="markers", name="References",
             customdata=[custom[r] for r in references], hovertemplate=hover, showlegend=False,
-            marker={"color": [custom[r][3] for r in references], "colorscale": colorscale, "showscale": False,
+            marker={"color": [shade[r] for r in references], "colorscale": colorscale, "showscale": False,
                     **_colour_range(custom, is_fraction), "size": 15,
                     "symbol": [symbols[r] for r in references], "line": {"width": 1, "color": "#334155"}},
         ))

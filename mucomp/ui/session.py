@@ -18,7 +18,8 @@ reference models (:class:`~mucomp.execution.PrepareReferences`) and evaluate upl
 read the jobs' snapshots and the stored results only.
 
 Stored results are immutable, so they are cached by experiment id (``st.cache_data``); the list of
-a scenario's experiments is cached until the store's folder changes.
+a scenario's experiments comes from the store's listing index (:mod:`mucomp.store.index`) and is
+cached until the store's folder or its index changes.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ from mucomp.execution import (
     request_scenario,
     shared_executor,
 )
-from mucomp.store import ExperimentStore, StoreError
+from mucomp.store import HEAVY_BLOCKS as HEAVY_BLOCKS  # re-exported: pages may read it
+from mucomp.store import ExperimentStore
+from mucomp.store.index import INDEX_FILE
 
 PAGE_ICON = "🧽"
 DEFAULT_SCENARIO = Scenario("digits", 0, 0)
@@ -57,9 +60,6 @@ KEY_INSTANCE = "mucomp_instance"
 KEY_SEEN_JOBS = "mucomp_seen_jobs"
 KEY_FORM = "mucomp_build_form"
 KEY_VISITED = "mucomp_visited"
-
-#: Result blocks the Screen page does not need: left out of the cached scenario listing.
-HEAVY_BLOCKS = ("attack", "embedding", "cka")
 
 PAGES = {
     "home": "Home.py",
@@ -298,41 +298,24 @@ def bind(widget_key: str, value: Any) -> None:
 # Stored results
 
 
-def _store_stamp(store: ExperimentStore) -> tuple[int, int]:
-    """Changes whenever an experiment is added or removed (folder mtime and entry count)."""
+def _store_stamp(store: ExperimentStore) -> tuple[int, int, int]:
+    """Changes whenever an experiment is added or removed (folder mtime and entry count) and
+    whenever the listing index is written (a save, delete, import or repair)."""
     stat = os.stat(store.root)
-    return stat.st_mtime_ns, stat.st_nlink
-
-
-@st.cache_data(show_spinner=False, max_entries=100_000)
-def _light_result(root: str, experiment_id: str, stamp: int) -> dict | str:
-    """One stored result without its heavy blocks, or why it can't be read. Results never change,
-    so each is parsed once per process (``stamp``: the folder's mtime, in case an id is reused
-    after a delete)."""
     try:
-        result = _store(root).load(experiment_id).result
-    except StoreError as err:
-        return str(err)
-    return {k: v for k, v in result.items() if k not in HEAVY_BLOCKS}
+        index = os.stat(store.root / INDEX_FILE).st_mtime_ns
+    except OSError:
+        index = 0
+    return stat.st_mtime_ns, stat.st_nlink, index
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def _listing(root: str, stamp: tuple[int, int], dataset: str, forget_class: int, seed: int) -> tuple[list[dict], dict]:
+def _listing(root: str, stamp: tuple[int, int, int], dataset: str, forget_class: int, seed: int) -> tuple[list[dict], dict]:
+    """The scenario's results without their heavy blocks, from the store's index (nothing per-image
+    is parsed), and the store's unreadable experiments (id -> why)."""
     store = _store(root)
-    wanted = {"dataset": dataset, "forget_class": forget_class, "seed": seed}
-    light, problems = [], {}
-    for experiment_id in store.ids():
-        try:
-            folder_stamp = os.stat(store.root / experiment_id).st_mtime_ns
-        except OSError:
-            continue  # deleted meanwhile
-        row = _light_result(root, experiment_id, folder_stamp)
-        if isinstance(row, str):
-            problems[experiment_id] = row
-        elif all(row["config"].get(k) == v for k, v in wanted.items()):
-            light.append(row)
-    light.sort(key=lambda r: (r.get("created_at", ""), r["id"]))
-    return light, problems
+    light = store.light_results(dataset=dataset, forget_class=forget_class, seed=seed)
+    return light, dict(store.problems)
 
 
 def experiments(s: Scenario | None = None) -> list[dict]:

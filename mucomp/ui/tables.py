@@ -1,5 +1,6 @@
 """The Screen page's experiment table as plain pandas (no Streamlit): readable owner and type
-columns, sorting, the method filter and direction-aware colour scales. Tested without a browser."""
+columns, sorting, the method filter, direction-aware colour scales on fixed domains (and their
+legend), column widths, and the Details page's key/value tables. Tested without a browser."""
 
 from __future__ import annotations
 
@@ -21,11 +22,29 @@ COLOR_GROUPS: dict[str, tuple[tuple[str, ...], str]] = {
 PERCENT_COLUMNS = ("UA", "RA", "TUA", "TRA", "PS", "MIA", "Avg. Gap")
 #: Strongest tint of a cell (share of the group colour mixed into white), keeps text readable.
 MAX_TINT = 0.6
+MIN_TINT = 0.08
+#: Columns whose colour scale is the fixed fraction domain [0, 1] (SPEC: accuracies, PS, MIA and
+#: Avg. Gap are fractions): the same value always gets the same colour, whatever rows are shown.
+FRACTION_COLUMNS = ("UA", "RA", "TUA", "TRA", "PS", "MIA", "Avg. Gap")
+#: The RT colour scale: logarithmic, darkest at or below the first bound (seconds), white at or
+#: above the second, fixed for every scenario and machine.
+RT_SCALE_S = (0.1, 3600.0)
+#: Columns the table shows, in order. ``Created`` and ``Owner`` are in Details (the sort still
+#: offers Created), so that every column fits without scrolling.
+SHOWN_COLUMNS = ("ID", "Type", "Base", "Method", "Epochs", "Batch", "LR", "UA", "RA", "TUA", "TRA", "RT", "Cost",
+                 "PS", "MIA", "Avg. Gap")
+#: Column widths in screen pixels: with the row-selection column they fit the table's width in a
+#: 1440 px wide window beside the sidebar (about 990 px). An experiment id (8 characters) fits;
+#: the references' longer ids are in full in Details.
+COLUMN_WIDTHS: dict[str, int] = {
+    "ID": 78, "Type": 70, "Base": 62, "Method": 108, "Epochs": 54, "Batch": 48, "LR": 42,
+    "UA": 52, "RA": 52, "TUA": 52, "TRA": 52, "RT": 56, "Cost": 48, "PS": 52, "MIA": 52, "Avg. Gap": 68,
+}
 
 
 def owner_label(owner: object, me: str | None) -> str:
-    """``"you"`` for this session's experiments, ``"another session"`` for other sessions', ``"—"``
-    when nobody owns it (references, command-line runs)."""
+    """``"you"`` for this browser's experiments, ``"another session"`` for other sessions',
+    ``"—"`` when nobody owns it (references, command-line runs)."""
     if owner is None or (isinstance(owner, float) and math.isnan(owner)):
         return "—"
     return "you" if owner == me else "another session"
@@ -57,23 +76,35 @@ def _mix(hex_color: str, share: float) -> str:
 
 
 def goodness(values: pd.Series, column: str) -> np.ndarray:
-    """Each value's place between the column's worst (0) and best (1) value, by the column's
-    direction (:data:`mucomp.compare.METRIC_DIRECTIONS`); NaN stays NaN, a constant column is 1."""
+    """Each value's place on the column's fixed scale, from worst (0) to best (1), by the column's
+    direction (:data:`mucomp.compare.METRIC_DIRECTIONS`): fractions (:data:`FRACTION_COLUMNS`) on
+    [0, 1] (UA 0 % -> 1, RA 100 % -> 1), RT on the log scale :data:`RT_SCALE_S` (0.1 s or less
+    -> 1, an hour or more -> 0). It depends on the value only, never on the other rows. NaN (a
+    missing value, a column without a fixed scale) stays NaN."""
     x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
-    finite = x[np.isfinite(x)]
-    if finite.size == 0:
+    if column in FRACTION_COLUMNS:
+        share = np.clip(x, 0.0, 1.0)
+    elif column == "RT":
+        lo, hi = RT_SCALE_S
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.clip(np.log(np.maximum(x, 1e-12) / lo) / np.log(hi / lo), 0.0, 1.0)
+    else:
         return np.full(x.shape, np.nan)
-    lo, hi = finite.min(), finite.max()
-    share = np.ones_like(x) if hi == lo else (x - lo) / (hi - lo)
     if METRIC_DIRECTIONS.get(column) == "lower":
         share = 1.0 - share
     share[~np.isfinite(x)] = np.nan
     return share
 
 
+def tint(color: str, share: float) -> str:
+    """The cell colour of a value whose :func:`goodness` is ``share``: white mixed with ``color``."""
+    return _mix(color, MIN_TINT + MAX_TINT * share)
+
+
 def cell_colors(table: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
     """CSS per cell (``"background-color: #...; color: #111827"`` or ``""``) for the chosen
-    colour groups: the better a value within its column, the stronger the group's colour."""
+    colour groups: the better a value on its column's fixed scale (:func:`goodness`), the
+    stronger the group's colour."""
     css = pd.DataFrame("", index=table.index, columns=table.columns)
     for group in groups:
         columns, color = COLOR_GROUPS[group]
@@ -82,7 +113,7 @@ def cell_colors(table: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
                 continue
             for row, share in zip(table.index, goodness(table[column], column), strict=True):
                 if not math.isnan(share):
-                    css.loc[row, column] = f"background-color: {_mix(color, 0.08 + MAX_TINT * share)}; color: #111827"
+                    css.loc[row, column] = f"background-color: {tint(color, share)}; color: #111827"
     return css
 
 
@@ -96,3 +127,100 @@ def styled(table: pd.DataFrame, groups: Sequence[str]):
         colors = cell_colors(table, groups)
         styler = styler.apply(lambda _: colors, axis=None)
     return styler
+
+
+#: What dark means per colour group, for the legend.
+SCALE_NOTES: dict[str, str] = {
+    "accuracy": "UA, TUA darkest at 0 %, RA, TRA at 100 % (linear)",
+    "efficiency": f"RT darkest at ≤ {RT_SCALE_S[0]:g} s, white at ≥ 1 h (log scale)",
+    "privacy": "PS, MIA darkest at 100 %, Avg. Gap at 0 % (linear)",
+}
+
+
+def color_legend_html(groups: Sequence[str]) -> str:
+    """The table's colour legend as a small HTML block: per chosen group a white-to-colour swatch
+    and what its darkest end means (:data:`SCALE_NOTES`); empty when no group is chosen."""
+    if not groups:
+        return ""
+    items = []
+    for group in COLOR_GROUPS:
+        if group not in groups:
+            continue
+        color = COLOR_GROUPS[group][1]
+        swatch = (f'<span style="display:inline-block;width:44px;height:10px;vertical-align:middle;'
+                  f'border:1px solid #d1d5db;background:linear-gradient(to right, {tint(color, 0.0)}, '
+                  f'{tint(color, 1.0)})"></span>')
+        items.append(f'<span style="white-space:nowrap">{swatch} <b>{group.capitalize()}</b>: '
+                     f'{SCALE_NOTES[group]}</span>')
+    return ('<div style="font-size:0.8rem;color:#4b5563;display:flex;flex-wrap:wrap;gap:0.3rem 1.4rem">'
+            '<span>Colour: worse → better on fixed scales (a value keeps its colour whatever rows are shown).'
+            '</span>' + "".join(items) + "</div>")
+
+
+#: Readable names of a stored config's keys, in the order Details lists them.
+CONFIG_LABELS: dict[str, str] = {
+    "dataset": "Data set", "forget_class": "Forget class", "forget": "Forget set", "seed": "Seed",
+    "training_seed": "Training seed", "method": "Method", "base": "Base model", "epochs": "Epochs",
+    "lr": "Learning rate", "batch_size": "Batch size", "checkpoint": "Checkpoint", "weights_sha256": "Weights SHA-256",
+}
+
+
+def _plain(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} = {_plain(v)}" for k, v in value.items())
+    return str(value)
+
+
+def config_table(config: dict | None, class_names: Sequence[str] | None = None) -> pd.DataFrame:
+    """A stored config as a two-column key/value table (``Setting``, ``Value``, both text):
+    known keys first with readable names (:data:`CONFIG_LABELS`), each method parameter on its
+    own row (``param: <name>``), other keys as stored; empty values left out. The forget class
+    is given with its name when ``class_names`` are known (and the name is not the number)."""
+    config = dict(config or {})
+    params = config.pop("params", None) or {}
+    rows: list[tuple[str, str]] = []
+    ordered = [k for k in CONFIG_LABELS if k in config] + [k for k in config if k not in CONFIG_LABELS]
+    for key in ordered:
+        value = config[key]
+        if value is None or value == "" or value == {} or value == []:
+            continue
+        text = _plain(value)
+        if (key == "forget_class" and class_names is not None and isinstance(value, int)
+                and 0 <= value < len(class_names) and str(class_names[value]) != text):
+            text = f"{value} ({class_names[value]})"
+        if key == "base" and value == "original":
+            text = "Original"
+        rows.append((CONFIG_LABELS.get(key, key), text))
+    rows += [(f"param: {name}", _plain(value)) for name, value in params.items()]
+    return pd.DataFrame(rows, columns=["Setting", "Value"], dtype=object)
+
+
+def figures_table(result: dict) -> pd.DataFrame:
+    """An experiment's headline figures as a key/value table (``Figure``, ``Value``, text): the
+    accuracies, RT, both privacy scores (PS on the 51-point grid, PS_exact over every value),
+    MIA-Efficacy and Avg. Gap; a missing figure (an older result) reads "—"."""
+    metrics = result.get("metrics") or {}
+
+    def number(key: str, style: str) -> str:
+        value = metrics.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return "—"
+        return f"{value:.1%}" if style == "percent" else f"{value:.3f}" if style == "score" else f"{value:.2f} s"
+
+    rows = [
+        ("UA · RA", f"{number('UA', 'percent')} · {number('RA', 'percent')}"),
+        ("TUA · TRA", f"{number('TUA', 'percent')} · {number('TRA', 'percent')}"),
+        ("RT", number("RT", "seconds")),
+        ("PS (51-point grid)", number("PS", "score")),
+        ("PS_exact (every value as threshold)", number("PS_exact", "score")),
+        ("MIA-Efficacy", number("MIA_efficacy", "percent")),
+        ("Avg. Gap", number("avg_gap", "percent")),
+    ]
+    created = result.get("created_at")
+    if created:
+        rows.append(("Created (UTC)", str(created).replace("T", " ")[:16]))
+    return pd.DataFrame(rows, columns=["Figure", "Value"], dtype=object)

@@ -10,10 +10,12 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import streamlit as st
 
+from mucomp import compare
 from mucomp.compare import IncompatibleResultsError, MissingBlockError
 from mucomp.execution import FINISHED, PrepareReferences
 from mucomp.runner import STAGES
 from mucomp.ui import session
+from mucomp.ui.text import md
 
 STAGE_LABELS = {
     "references": "Preparing the reference models",
@@ -44,7 +46,7 @@ def sidebar() -> None:
         st.markdown("**Scenario**")
         st.caption(session.scenario_label(s))
         st.markdown("**Models**")
-        st.caption(f"Model A: {labels.get(a, 'not chosen')}  \nModel B: {labels.get(b, 'not chosen')}")
+        st.caption(f"Model A: {md(labels.get(a, 'not chosen'))}  \nModel B: {md(labels.get(b, 'not chosen'))}")
         jobs = session.home_jobs()
         running = sum(j["state"] == "running" for j in jobs)
         queued = sum(j["state"] == "queued" for j in jobs)
@@ -145,7 +147,7 @@ def done_text(job: dict) -> str:
 
 
 def _draw_job(job: dict, mine: bool, position: int | None) -> None:
-    title = session.describe_request(job["config"]) if mine else "A run of another session"
+    title = md(session.describe_request(job["config"])) if mine else "A run of another session"
     state = job["state"]
     icon = STATE_ICONS.get(state, "")
     if state == "running":
@@ -157,9 +159,9 @@ def _draw_job(job: dict, mine: bool, position: int | None) -> None:
         figures = done_text(job)
         st.success(f"{title} — done{stored}" + (f" · {figures}" if figures else ""), icon=":material/check_circle:")
     elif state == "failed":
-        st.error(f"{icon} {title} failed: {job['message']}")
+        st.error(f"{icon} {title} failed: {md(job['message'], 2000)}")
     else:
-        st.warning(f"{icon} {title} {state}: {job['message']}")
+        st.warning(f"{icon} {title} {state}: {md(job['message'], 2000)}")
     cancel = mine and state in ("queued", "running")
     if cancel and st.button("Cancel", key=f"cancel-{job['id']}", help="Stop this run; nothing of it is stored."):
         session.get_queue().cancel(job["id"], owner=session.owner())
@@ -215,6 +217,9 @@ def reference_status(s: session.Scenario, *, key: str) -> bool:
     not started (with a button to prepare them). Returns whether they are ready."""
     if session.references_ready(s):
         st.success("The reference models (Original and Retrained) of this scenario are ready.", icon=":material/check_circle:")
+        ids = session.reference_ids(session.experiments(s))
+        for warning in compare.reference_check_warnings(session.load_result(i) for i in ids.values()):
+            st.warning(warning, icon=":material/report:")
         return True
     job = session.reference_job(s)
     if job is not None and job["state"] in ("queued", "running"):

@@ -1,0 +1,409 @@
+"""The one typed schema of a stored result (``result.json``), with readers for every older version.
+
+A stored result is plain JSON (see :mod:`mucomp.runner` for what each block means). This module
+says exactly what a readable one looks like, as pydantic v2 models, and is used when a result is
+saved, imported and read:
+
+- :func:`parse_result_bytes` turns the bytes of a ``result.json`` into a current-version result
+  dict, or raises :class:`ResultSchemaError` whose message names the first offending fields;
+- :func:`check_result` does the same for a dict (what :meth:`ExperimentStore.save` is given).
+
+Rules (why: one bad file must never break a listing, a page or the CLI):
+
+- Known fields are type-checked strictly: a number is a JSON number (never a string or a bool),
+  floats are finite, fractions lie in [0, 1], integers are of sane size; per-class lists have one
+  entry per class of the data set, per-image lists of one block have equal lengths.
+- Unknown extra keys are kept, at the top level and inside ``config`` and ``metrics`` (forward
+  compatibility: custom methods add hyper-parameters, newer versions add figures).
+- JSON that Python alone would accept but is not JSON (``NaN``, ``Infinity``), integers past
+  Python's digit limit and pathologically deep nesting are refused, not raised through.
+
+Versions:
+
+- **1**: ``metrics.PS`` held the privacy score of the *exact* threshold sweep (every distinct
+  value a threshold) and ``attack.worst_case`` the attack behind it.
+- **2** (current): ``metrics.PS`` is the published 51-point-grid privacy score and
+  ``metrics.PS_exact`` the exact one; ``attack.worst_case`` / ``attack.worst_case_exact`` the
+  attacks behind each. See :func:`upgrade_v1`.
+
+The checked dict is returned as stored (after any upgrade), not re-serialised by pydantic, so a
+save / load / export / import round trip is exact.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mucomp.specs import DATASETS
+from mucomp.store.names import ID_PATTERN, KINDS, SCHEMA_VERSION
+
+#: Largest integer a stored result may hold (JSON readers beyond Python lose precision past 2**53).
+MAX_INT = 2**53
+#: Deepest JSON nesting a stored result may have (results are about 5 levels deep).
+MAX_DEPTH = 32
+
+
+class ResultSchemaError(ValueError):
+    """A ``result.json`` is not a readable stored result of a known schema version; the message
+    names the offending fields (``path: what is wrong``) and says what to do."""
+
+
+# --- field types ------------------------------------------------------------------------------
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0.0, le=1.0)]
+Seconds = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0.0, le=1e9)]
+Count = Annotated[int, Field(strict=True, ge=0, le=MAX_INT)]
+Int = Annotated[int, Field(strict=True, ge=-MAX_INT, le=MAX_INT)]
+ShortStr = Annotated[str, Field(strict=True, max_length=256)]
+
+
+class _Open(BaseModel):
+    """A block whose unknown keys are kept (forward compatible) but whose known keys are typed."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+
+class Cost(_Open):
+    """The hardware-independent cost counts of an unlearning run."""
+
+    samples_forwarded: Count | None = None
+    samples_backpropagated: Count | None = None
+    optimizer_steps: Count | None = None
+
+
+class Config(_Open):
+    """``config``: the scenario (dataset, forget class, seed) and the run's settings."""
+
+    dataset: Literal[tuple(DATASETS)]  # type: ignore[valid-type]
+    forget_class: Count
+    seed: Annotated[int, Field(strict=True, ge=0, lt=2**32)] = 0
+    method: ShortStr | None = None
+    base: ShortStr | None = None
+    epochs: Annotated[int, Field(strict=True, ge=0, le=1_000_000)] | None = None
+    lr: Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0.0, le=1e6)] | None = None
+    batch_size: Annotated[int, Field(strict=True, ge=1, le=10_000_000)] | None = None
+    params: Annotated[dict[Annotated[str, Field(max_length=64)], Any], Field(max_length=64)] = {}
+    checkpoint: ShortStr | None = None
+    weights_sha256: Annotated[str, Field(strict=True, pattern=r"^[0-9a-f]{64}$")] | None = None
+
+    @field_validator("params")
+    @classmethod
+    def _param_values(cls, params: dict[str, Any]) -> dict[str, Any]:
+        # A method's own hyper-parameter: a JSON scalar or a short list of scalars.
+        for name, value in params.items():
+            values = value if isinstance(value, list) and len(value) <= 64 else [value]
+            if not all(_is_scalar(v) for v in values):
+                raise ValueError(f"params.{name} must be a number, a string, true / false, null or a short list of those")
+        return params
+
+    @model_validator(mode="after")
+    def _class_in_range(self) -> Config:
+        classes = DATASETS[self.dataset].num_classes
+        if self.forget_class >= classes:
+            raise ValueError(f"forget_class {self.forget_class} is out of range for {self.dataset} (0-{classes - 1})")
+        return self
+
+
+PerClass = list[Fraction | None]
+Matrix = list[list[Fraction | None]]
+
+
+class Metrics(_Open):
+    """``metrics``: accuracy (fractions), efficiency (seconds, counts) and privacy figures.
+
+    ``UA``, ``RA`` and ``TRA`` must be present (null allowed: not measurable); the rest may be
+    absent (older results). ``PS`` may be null: uploads without a reference, or a version-1 result
+    (its grid score was never computed; re-running the experiment gives it).
+    """
+
+    UA: Fraction | None
+    RA: Fraction | None
+    TRA: Fraction | None
+    TUA: Fraction | None = None
+    RT: Seconds | None = None
+    PS: Fraction | None = None
+    PS_exact: Fraction | None = None
+    MIA_efficacy: Fraction | None = None
+    MIA_svc_accuracy: Fraction | None = None
+    avg_gap: Fraction | None = None
+    cost: Cost | None = None
+    accs: PerClass | None = None
+    t_accs: PerClass | None = None
+    label_dist: Matrix | None = None
+    conf_dist: Matrix | None = None
+    t_label_dist: Matrix | None = None
+    t_conf_dist: Matrix | None = None
+
+    def check_classes(self, classes: int) -> None:
+        """Raise ValueError unless every per-class list has ``classes`` entries (rows and columns)."""
+        for name in ("accs", "t_accs"):
+            values = getattr(self, name)
+            if values is not None and len(values) != classes:
+                raise ValueError(f"metrics.{name} has {len(values)} entries, expected one per class ({classes})")
+        for name in ("label_dist", "conf_dist", "t_label_dist", "t_conf_dist"):
+            rows = getattr(self, name)
+            if rows is not None and (len(rows) != classes or any(len(r) != classes for r in rows)):
+                raise ValueError(f"metrics.{name} must be {classes} x {classes} (one row and column per class)")
+
+
+class AttackChoice(_Open):
+    """One threshold attack (what :meth:`mucomp.privacy.AttackChoice.as_dict` stores)."""
+
+    metric: ShortStr | None = None
+    direction: ShortStr | None = None
+    strategy: ShortStr | None = None
+    threshold: Finite | None = None
+    fpr: Fraction | None = None
+    fnr: Fraction | None = None
+    attack_score: Fraction | None = None
+    success_rate: Fraction | None = None
+    privacy_score: Fraction | None = None
+
+
+class Attack(_Open):
+    """``attack``: per forget image (all lists of one length n), ``probs`` [n][C]."""
+
+    indices: list[Count]
+    entropy: list[Finite]
+    confidence: list[Finite]
+    probs: list[list[Fraction]] | None = None
+    worst_case: AttackChoice | None = None
+    worst_case_exact: AttackChoice | None = None
+
+    @model_validator(mode="after")
+    def _same_lengths(self) -> Attack:
+        _equal_lengths("attack", indices=self.indices, entropy=self.entropy, confidence=self.confidence,
+                       probs=self.probs)
+        return self
+
+
+class Embedding(_Open):
+    """``embedding``: the UMAP layout of the embedding subset (lists of one length m)."""
+
+    indices: list[Count]
+    x: list[Finite]
+    y: list[Finite]
+    pred: list[Count] | None = None
+    probs_t2: list[list[Fraction]] | None = None
+
+    @model_validator(mode="after")
+    def _same_lengths(self) -> Embedding:
+        _equal_lengths("embedding", indices=self.indices, x=self.x, y=self.y, pred=self.pred, probs_t2=self.probs_t2)
+        return self
+
+
+class Cka(_Open):
+    """``cka``: ``layers`` and ``{reference: {subset: {layer: CKA or null}}}``."""
+
+    layers: list[ShortStr]
+    original: dict[ShortStr, dict[ShortStr, Finite | None]] | None = None
+    retrained: dict[ShortStr, dict[ShortStr, Finite | None]] | None = None
+
+
+class EpochRecord(_Open):
+    """One per-epoch record of an unlearning run."""
+
+    epoch: Count
+    forget_accuracy: Fraction | None = None
+    loss: Finite | None = None
+    seconds: Seconds | None = None
+
+
+class StoredResult(_Open):
+    """A whole ``result.json`` of the current :data:`SCHEMA_VERSION`."""
+
+    schema_version: Literal[2]
+    id: Annotated[str, Field(strict=True)]
+    kind: Literal[KINDS]  # type: ignore[valid-type]
+    created_at: Annotated[str, Field(strict=True, max_length=64)]
+    code_version: ShortStr | None = None
+    owner: Annotated[str, Field(strict=True, max_length=128)] | None = None
+    method_label: Annotated[str, Field(strict=True, max_length=200)] | None = None
+    config: Config
+    metrics: Metrics
+    attack: Attack | None = None
+    embedding: Embedding | None = None
+    cka: Cka | None = None
+    epochs: Annotated[list[EpochRecord], Field(max_length=1_000_000)] | None = None
+    timings: dict[ShortStr, Seconds | None] | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        if not ID_PATTERN.fullmatch(value):
+            raise ValueError("not a valid experiment id (3-64 lowercase letters, digits and '-')")
+        return value
+
+    @field_validator("created_at")
+    @classmethod
+    def _iso_time(cls, value: str) -> str:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError as err:
+            raise ValueError("not an ISO 8601 date and time, e.g. 2025-01-31T12:00:00+00:00") from err
+        return value
+
+    @model_validator(mode="after")
+    def _per_class_lengths(self) -> StoredResult:
+        classes = DATASETS[self.config.dataset].num_classes
+        self.metrics.check_classes(classes)
+        for block, rows in (("attack.probs", self.attack and self.attack.probs),
+                            ("embedding.probs_t2", self.embedding and self.embedding.probs_t2)):
+            if rows and any(len(row) != classes for row in rows):
+                raise ValueError(f"{block} rows must have one probability per class ({classes})")
+        return self
+
+
+def _is_scalar(value: Any) -> bool:
+    """A JSON scalar of sane size: null, a bool, an int within :data:`MAX_INT`, a finite float, a
+    string of at most 256 characters."""
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return abs(value) <= MAX_INT
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str) and len(value) <= 256
+
+
+def _equal_lengths(block: str, **lists: list | None) -> None:
+    sizes = {name: len(values) for name, values in lists.items() if values is not None}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"{block}: per-image lists differ in length ({', '.join(f'{k} {v}' for k, v in sizes.items())})")
+
+
+# --- readers for older versions ---------------------------------------------------------------
+def upgrade_v1(result: dict) -> dict:
+    """A version-1 result as version 2.
+
+    Version 1 stored the exact-sweep privacy score as ``metrics.PS`` (and its attack as
+    ``attack.worst_case``); version 2 keeps that as ``PS_exact`` (``worst_case_exact``) and
+    defines ``PS`` as the published 51-point-grid score, which a version-1 result never computed:
+    it becomes null (the Screen shows it blank). Re-running the experiment gives it.
+    """
+    upgraded = dict(result, schema_version=2)
+    metrics = result.get("metrics")
+    if isinstance(metrics, dict) and "PS_exact" not in metrics:
+        upgraded["metrics"] = {**metrics, "PS_exact": metrics.get("PS"), "PS": None}
+    attack = result.get("attack")
+    if isinstance(attack, dict) and "worst_case" in attack and "worst_case_exact" not in attack:
+        attack = dict(attack)
+        attack["worst_case_exact"] = attack.pop("worst_case")
+        upgraded["attack"] = attack
+    return upgraded
+
+
+#: ``version -> reader`` turning a result of that version into one of the next.
+UPGRADES = {1: upgrade_v1}
+
+
+def upgrade(result: dict) -> dict:
+    """``result`` brought to :data:`SCHEMA_VERSION` through every reader in turn."""
+    version = result.get("schema_version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ResultSchemaError(f"schema_version must be an integer, got {_short(version)}")
+    if version > SCHEMA_VERSION:
+        raise ResultSchemaError(
+            f"schema version {version} is newer than this mucomp reads (1-{SCHEMA_VERSION}); upgrade mucomp to read it"
+        )
+    if version < 1:
+        raise ResultSchemaError(f"schema version {version} does not exist (1-{SCHEMA_VERSION})")
+    while version < SCHEMA_VERSION:
+        result = UPGRADES[version](result)
+        version += 1
+    return result
+
+
+# --- entry points -----------------------------------------------------------------------------
+def check_result(result: object) -> dict:
+    """``result`` (a parsed result.json) upgraded to the current version and checked completely.
+
+    Returns the upgraded dict itself (values as stored); raises :class:`ResultSchemaError`.
+    """
+    if not isinstance(result, dict):
+        raise ResultSchemaError(f"result.json must hold a JSON object, not {type(result).__name__}")
+    missing = [key for key in ("schema_version", "id", "kind", "created_at", "config", "metrics") if key not in result]
+    if missing:
+        raise ResultSchemaError(f"result.json lacks {', '.join(missing)}; it is not a mucomp experiment")
+    upgraded = upgrade(result)
+    try:
+        StoredResult.model_validate(upgraded)
+    except ValidationError as err:
+        raise ResultSchemaError(describe(err)) from None
+    return upgraded
+
+
+def parse_json(data: bytes | str) -> Any:
+    """Strict JSON: no ``NaN`` / ``Infinity``, integers within Python's digit limit, at most
+    :data:`MAX_DEPTH` levels. Raises :class:`ResultSchemaError`."""
+    try:
+        value = json.loads(data, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ResultSchemaError(f"nested more than {MAX_DEPTH} levels deep") from None
+    except UnicodeDecodeError:
+        raise ResultSchemaError("not UTF-8 text") from None
+    except ValueError as err:  # JSONDecodeError, an integer of too many digits, NaN / Infinity
+        if "integer string conversion" in str(err):  # Python's digit limit (sys.get_int_max_str_digits)
+            raise ResultSchemaError("holds an integer of thousands of digits; no mucomp figure is that large") from None
+        raise ResultSchemaError(f"not valid JSON ({_first_line(err)})") from None
+    if _depth(value) > MAX_DEPTH:
+        raise ResultSchemaError(f"nested more than {MAX_DEPTH} levels deep")
+    return value
+
+
+def parse_result_bytes(data: bytes | str) -> dict:
+    """The bytes of a ``result.json`` as a checked, current-version result dict."""
+    return check_result(parse_json(data))
+
+
+def describe(err: ValidationError, limit: int = 3) -> str:
+    """The first ``limit`` problems of a pydantic error as ``path: message (got value)``."""
+    parts = []
+    for problem in err.errors(include_url=False)[:limit]:
+        where = ".".join(str(p) for p in problem["loc"]) or "result"
+        text = problem["msg"].removeprefix("Value error, ")
+        got = "" if problem["type"] in ("missing", "value_error") else f" (got {_short(problem.get('input'))})"
+        parts.append(f"{where}: {text}{got}")
+    more = len(err.errors()) - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def _short(value: Any, width: int = 40) -> str:
+    """A bounded repr: a 4,000-digit integer or a long list never floods a message."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**12:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, (dict, list)):
+        return f"a {'JSON object' if isinstance(value, dict) else 'list'} of {len(value)} entries"
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).splitlines() or [type(err).__name__])[0][:160]
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion (deep input must not crash the reader)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            return depth
+        stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
+    return deepest

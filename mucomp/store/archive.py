@@ -1,0 +1,220 @@
+"""Checking an export archive completely before anything of it is written.
+
+An archive made by :meth:`ExperimentStore.export` holds ``manifest.json`` and, per experiment,
+``<id>/result.json`` and ``<id>/model.safetensors``. :func:`read_archive` refuses (with a
+:class:`StoreError` saying what and "nothing was imported") anything else:
+
+- entry names other than those, an id that is not exactly 3-64 of ``[a-z0-9-]``, an entry that
+  appears twice (zip allows it; "the last one wins" would hide the first), sizes past the limits;
+- a result that does not validate against :mod:`mucomp.schema`, or whose id differs from its folder;
+- a missing model file, or weights that do not fit the scenario's architecture exactly (keys,
+  shapes, dtypes) or hold NaN / infinite values;
+- a reference model (``original`` / ``retrained``) unless ``allow_references``; even then only one
+  whose recorded ``config.weights_sha256`` is the hash of its weights and whose id is the one this
+  mucomp computes for its scenario, kind and checkpoint (:func:`check_reference`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mucomp.store.errors import StoreError
+from mucomp.store.names import (
+    ID_PATTERN,
+    MANIFEST_FILE,
+    MAX_IMPORT_BYTES,
+    MAX_RESULT_BYTES,
+    MODEL_FILE,
+    PROTECTED_KINDS,
+    RESULT_FILE,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+_NOTHING = "nothing was imported"
+
+
+@dataclass
+class ArchiveEntry:
+    """One experiment of a checked archive: its result (checked, upgraded) and the raw bytes."""
+
+    result: dict
+    result_bytes: bytes
+    model_bytes: bytes
+
+
+def weights_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """The hash that names a set of weights: sha256 of their safetensors serialisation without
+    metadata (names, dtypes, shapes and bytes; independent of how the file was written)."""
+    from safetensors.torch import save
+
+    canonical = {k: v.detach().cpu().contiguous() for k, v in sorted(tensors.items())}
+    return hashlib.sha256(save(canonical)).hexdigest()
+
+
+def read_archive(source: Any, *, allow_references: bool = False) -> dict[str, ArchiveEntry]:
+    """Validate an export zip completely and return ``{id: ArchiveEntry}`` (see the module docstring)."""
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise StoreError(f"not a zip archive of mucomp experiments ({err}); {_NOTHING}") from err
+    with archive:
+        files, manifest = _read_entries(archive)
+    listed = manifest.get("ids")
+    if not isinstance(listed, list) or sorted(map(str, listed)) != sorted(files) or len(set(map(str, listed))) != len(listed):
+        raise StoreError(f"manifest.json does not list exactly the experiments in the archive; {_NOTHING}")
+    entries = {experiment_id: _check_experiment(experiment_id, content, allow_references)
+               for experiment_id, content in files.items()}
+    _check_weights([(i, e.result, e.model_bytes) for i, e in entries.items()])
+    return entries
+
+
+def _read_entries(archive: zipfile.ZipFile) -> tuple[dict[str, dict[str, bytes]], dict]:
+    infos = [info for info in archive.infolist() if not info.is_dir()]
+    twice = sorted(name for name, n in Counter(info.filename for info in infos).items() if n > 1)
+    if twice:
+        raise StoreError(f"the archive holds {', '.join(map(repr, twice))} more than once; {_NOTHING}. "
+                         "Export the experiments again with `mucomp export`")
+    if sum(info.file_size for info in infos) > MAX_IMPORT_BYTES:
+        raise StoreError(f"the archive unpacks to more than 2 GB; {_NOTHING}")
+    names = [info.filename for info in infos]
+    if MANIFEST_FILE not in names:
+        raise StoreError(f"the archive has no manifest.json; it was not exported by mucomp. {_NOTHING.capitalize()}")
+    files: dict[str, dict[str, bytes]] = {}
+    for info in infos:
+        if info.filename == MANIFEST_FILE:
+            continue
+        parts = info.filename.split("/")
+        if len(parts) != 2 or parts[1] not in (RESULT_FILE, MODEL_FILE) or not ID_PATTERN.fullmatch(parts[0]):
+            raise StoreError(f"unexpected entry {info.filename!r} in the archive; {_NOTHING}")
+        if parts[1] == RESULT_FILE and info.file_size > MAX_RESULT_BYTES:
+            raise StoreError(f"{info.filename} is too large; {_NOTHING}")
+        files.setdefault(parts[0], {})[parts[1]] = _read_member(archive, info)
+    try:
+        manifest = json.loads(_read_member(archive, archive.getinfo(MANIFEST_FILE)))
+    except (ValueError, RecursionError) as err:
+        raise StoreError(f"manifest.json is unreadable ({type(err).__name__}); {_NOTHING}") from err
+    if not isinstance(manifest, dict) or manifest.get("format") != "mucomp-experiments":
+        raise StoreError(f"manifest.json does not describe a mucomp export; {_NOTHING}")
+    return files, manifest
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    # zipfile stops at the declared size and checks the CRC, so a member can't unpack to more than
+    # the total checked above.
+    try:
+        return archive.read(info)
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as err:
+        raise StoreError(f"{info.filename} in the archive is damaged ({err}); {_NOTHING}") from err
+
+
+def _check_experiment(experiment_id: str, content: dict[str, bytes], allow_references: bool) -> ArchiveEntry:
+    from mucomp.schema import ResultSchemaError, parse_result_bytes
+
+    if RESULT_FILE not in content:
+        raise StoreError(f"{experiment_id} has no result.json; {_NOTHING}")
+    try:
+        result = parse_result_bytes(content[RESULT_FILE])
+    except ResultSchemaError as err:
+        raise StoreError(f"{experiment_id}/result.json is unreadable ({err}); {_NOTHING}") from err
+    if result["id"] != experiment_id:
+        raise StoreError(f"{experiment_id}/result.json claims id {result['id']!r}; {_NOTHING}")
+    if result["kind"] in PROTECTED_KINDS and not allow_references:
+        raise StoreError(
+            f"{experiment_id} is a reference model ({result['kind']}); references are made on this machine "
+            f"(Home, or `mucomp references`), not imported, so an archive can't change what every experiment "
+            f"is measured against. {_NOTHING.capitalize()}. To import a reference that matches its weights "
+            "anyway, pass --allow-references"
+        )
+    if MODEL_FILE not in content:
+        raise StoreError(f"{experiment_id} has no model.safetensors: an experiment without weights can't be "
+                         f"contrasted or used as a base; {_NOTHING}")
+    return ArchiveEntry(result, content[RESULT_FILE], content[MODEL_FILE])
+
+
+def _check_weights(items: list[tuple[str, dict, bytes]]) -> None:
+    """Every model file fits its scenario's architecture (strict keys, shapes and dtypes, finite
+    values); references also match their recorded hash and id."""
+    if not items:
+        return
+    from mucomp.models import WeightsFileError, read_weights
+
+    for experiment_id, result, model_bytes in items:
+        try:
+            tensors = read_weights(MODEL_FILE, model_bytes)
+        except WeightsFileError as err:
+            raise StoreError(f"{experiment_id}/{MODEL_FILE} is not a valid safetensors file ({err.detail}); {_NOTHING}") from err
+        problem = weights_problem(result["config"]["dataset"], tensors)
+        if problem:
+            raise StoreError(f"{experiment_id}/{MODEL_FILE}: {problem}; {_NOTHING}")
+        if result["kind"] in PROTECTED_KINDS:
+            check_reference(experiment_id, result, tensors)
+
+
+_EXPECTED: dict[str, dict[str, tuple[tuple[int, ...], Any]]] = {}
+
+
+def _expected_weights(dataset: str) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """``{key: (shape, dtype)}`` of the data set's architecture (built once per process)."""
+    if dataset not in _EXPECTED:
+        from mucomp.models import build_model
+        from mucomp.specs import DATASETS
+
+        spec = DATASETS[dataset]
+        model = build_model(spec.arch, spec.num_classes)
+        _EXPECTED[dataset] = {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
+    return _EXPECTED[dataset]
+
+
+def weights_problem(dataset: str, tensors: dict[str, torch.Tensor]) -> str | None:
+    """Why ``tensors`` can't be the weights of ``dataset``'s architecture, or None if they can:
+    exactly its keys and shapes, floating values where it has floats (finite), its own dtype elsewhere."""
+    import torch
+
+    expected = _expected_weights(dataset)
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        return (f"the weights do not fit the {dataset} architecture ({len(missing)} missing keys: "
+                f"{', '.join(missing[:5]) or '-'}; {len(unexpected)} unexpected: {', '.join(unexpected[:5]) or '-'})")
+    shapes = [k for k, (shape, _) in expected.items() if tuple(tensors[k].shape) != shape]
+    if shapes:
+        return f"the weights do not fit the {dataset} architecture (shapes differ at {', '.join(shapes[:5])})"
+    # Any floating precision loads into a float parameter; integer buffers (BatchNorm's
+    # num_batches_tracked) must keep their own dtype; complex, bool or integer weights are refused.
+    dtypes = [k for k, (_, dtype) in expected.items()
+              if not (tensors[k].dtype == dtype or (dtype.is_floating_point and tensors[k].is_floating_point()))]
+    if dtypes:
+        return f"unexpected value types at {', '.join(dtypes[:5])} (e.g. {tensors[dtypes[0]].dtype})"
+    bad = [k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        return f"NaN or infinite weights at {', '.join(bad[:5])}"
+    return None
+
+
+def check_reference(experiment_id: str, result: dict, tensors: dict[str, torch.Tensor]) -> None:
+    """Refuse an imported reference unless its weights are the ones it names: the recorded
+    ``config.weights_sha256`` equals the hash of ``tensors``, and its id is the one this mucomp
+    gives the reference of its scenario, kind and checkpoint."""
+    from mucomp.data import Scenario
+    from mucomp.runner import reference_experiment_id
+
+    config = result["config"]
+    recorded = config.get("weights_sha256")
+    if recorded is None:
+        raise StoreError(f"{experiment_id} is a reference without a recorded weights hash (stored by an older "
+                         f"mucomp); prepare the references on this machine instead. {_NOTHING.capitalize()}")
+    if recorded != weights_sha256(tensors):
+        raise StoreError(f"{experiment_id}: its weights are not the ones its result records (hash mismatch); "
+                         f"{_NOTHING}")
+    scenario = Scenario(config["dataset"], config["forget_class"], config.get("seed", 0))
+    expected = reference_experiment_id(scenario, result["kind"], str(config.get("checkpoint") or ""))
+    if experiment_id != expected:
+        raise StoreError(f"{experiment_id} is not the id of the {result['kind']} reference it claims to be "
+                         f"(expected {expected}); {_NOTHING}")

@@ -1,0 +1,18 @@
+"""Names every part of the store shares, importable without pydantic or torch (so that
+``mucomp list`` starts quickly): file names, the id pattern, kinds and the schema version."""
+
+from __future__ import annotations
+
+import re
+
+#: The version of the stored-result schema this mucomp writes (readers for older ones: mucomp.schema).
+SCHEMA_VERSION = 2
+#: An experiment id, matched with ``fullmatch`` (``$`` would also match before a trailing newline).
+ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")
+KINDS = ("original", "retrained", "unlearned", "custom")
+PROTECTED_KINDS = ("original", "retrained")
+RESULT_FILE = "result.json"
+MODEL_FILE = "model.safetensors"
+MANIFEST_FILE = "manifest.json"
+MAX_IMPORT_BYTES = 2 * 1024**3  # uncompressed archive content
+MAX_RESULT_BYTES = 256 * 1024**2
