@@ -466,6 +466,48 @@ def cmd_delete(args) -> int:
     return 0
 
 
+def cmd_zoo(args) -> int:
+    """List the published unlearned models mucomp knows, or pull one into the store."""
+    from mucomp import zoo
+
+    if args.zoo_command == "list":
+        entries = [entry.as_dict() for entry in zoo.catalogue()]
+
+        def text() -> str:
+            lines = ["published unlearned models (one file per forget class; card accuracies TUA / TRA):"]
+            for e in entries:
+                lines.append(f"\n{e['repo']}  [{e['dataset']}, {e['method']}]  {e['filename']}")
+                lines.append(f"  recipe: {e['recipe']}")
+                lines.append("  " + "  ".join(f"{k}: {v['forget_test_accuracy']:.3f}/{v['retain_test_accuracy']:.3f}"
+                                              for k, v in e["published"].items()))
+            return "\n".join(lines)
+
+        _emit(entries, args.json, text)
+        return 0
+    from mucomp.store import ExperimentStore
+
+    scenario = _scenario(args)
+    _apply_torch_threads()
+    try:
+        entry = zoo.find(args.repo)
+    except zoo.ZooError as err:
+        raise UsageError(f"REPO: {err}") from err
+    if scenario.dataset != entry.dataset:
+        raise UsageError(f"--dataset: {entry.repo} holds {entry.dataset} models; pass --dataset {entry.dataset}")
+    experiment = zoo.pull(entry.repo, scenario, ExperimentStore(), progress=_stderr_progress(sys.stderr.isatty()))
+    check = experiment.result.get("published_check")
+    if check is not None and not check["matches"]:
+        print(f"mucomp: warning: {check['message']}", file=sys.stderr)
+    summary = {"id": experiment.id, "source": experiment.config.get("source"),
+               **{k: experiment.metrics.get(k) for k in ("UA", "TUA", "TRA", "PS", "PS_exact")},
+               "published_check": check}
+    _emit(summary, args.json, lambda: (
+        f"stored {experiment.id} ({experiment.config.get('source')}): "
+        + "  ".join(f"{k} {summary[k]:.4f}" for k in ("UA", "TUA", "TRA", "PS") if summary[k] is not None)
+        + ("" if check is None else ("  [matches the card]" if check["matches"] else "  [DIFFERS FROM THE CARD]"))))
+    return 0
+
+
 def _add_scenario_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="digits", choices=sorted(DATASETS), help="data set (default: digits)")
     parser.add_argument("--forget-class", required=True, help="class to forget: index or name")
@@ -538,6 +580,16 @@ def build_parser() -> argparse.ArgumentParser:
     delete = sub.add_parser("delete", help="delete stored experiments")
     delete.add_argument("ids", nargs="+")
     delete.set_defaults(func=cmd_delete)
+
+    zoo_parser = sub.add_parser("zoo", help="published unlearned models: list them, or pull one into the store")
+    zoo_sub = zoo_parser.add_subparsers(dest="zoo_command", required=True)
+    zoo_list = zoo_sub.add_parser("list", help="the repositories mucomp knows, with the cards' accuracies")
+    zoo_list.add_argument("--json", action="store_true")
+    zoo_pull = zoo_sub.add_parser("pull", help="download one file, check and evaluate it, store it as Published")
+    zoo_pull.add_argument("repo", help="a repository of `mucomp zoo list`, e.g. Yurim0507/Selective_Synapse_Dampening")
+    _add_scenario_arguments(zoo_pull)
+    zoo_pull.add_argument("--json", action="store_true")
+    zoo_parser.set_defaults(func=cmd_zoo)
 
     download = sub.add_parser("download", help="download a torchvision data set")
     download.add_argument("dataset", choices=[n for n, s in DATASETS.items() if s.needs_download])

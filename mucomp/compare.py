@@ -146,6 +146,7 @@ TYPE_LABELS: dict[str, str] = {
     "retrained": "Retrained",
     "unlearned": "Unlearned",
     "custom": "Custom",
+    "published": "Published",
 }
 _TYPE_ORDER = {"original": 0, "retrained": 1}
 
@@ -175,7 +176,7 @@ METRIC_DIRECTIONS: dict[str, str] = {
 COLUMN_HELP: dict[str, str] = {
     "ID": "The experiment's short id; the same id names its stored results and weights.",
     "Type": "Original = trained on every class; Retrained = trained without the forget class (the gold "
-            "standard); Unlearned = made by an unlearning method; Custom = an uploaded model.",
+            "standard); Unlearned = made by an unlearning method; Custom = an uploaded model; Published = an unlearned model someone published (mucomp zoo).",
     "Base": "The model the unlearning method started from (the Original or an earlier experiment).",
     "Method": "The unlearning method that produced the model.",
     "Epochs": "How many passes over the data the unlearning method made.",
@@ -920,14 +921,30 @@ def instance_probabilities(result_a: ResultLike, result_b: ResultLike, dataset_i
     return out[0], out[1]
 
 
-def reference_check_warnings(results: Iterable[ResultLike]) -> list[str]:
-    """The plain-words warning of every reference in ``results`` whose Hub file did not reproduce
-    the test accuracy its publishers measured (:mod:`mucomp.reference_check`), in input order.
-
-    Results without a check (local references, experiments, older stores) give nothing."""
-    warnings = []
-    for item in results:
-        check = as_result(item, "a stored result").get("reference_check")
+def failed_reference_check(result: ResultLike) -> str | None:
+    """The plain-words warning of a reference whose Hub file did not reproduce the test accuracy
+    its publishers measured (its stored ``reference_check`` block says ``matches: false``), else
+    None: local references, experiments and older stores carry no check."""
+    stored = as_result(result, "a stored result")
+    for key in ("reference_check", "published_check"):  # a Hub reference; a published unlearned model
+        check = stored.get(key)
         if isinstance(check, dict) and check.get("matches") is False and isinstance(check.get("message"), str):
-            warnings.append(check["message"])
-    return warnings
+            return check["message"]
+    return None
+
+
+def reference_check_warnings(results: Iterable[ResultLike]) -> list[str]:
+    """:func:`failed_reference_check`'s warning of every such reference in ``results``, in input
+    order."""
+    return [message for message in map(failed_reference_check, results) if message is not None]
+
+
+def unreproduced_references(results: Iterable[ResultLike]) -> dict[str, str]:
+    """``{experiment id: warning}`` of the references in ``results`` whose Hub file did not
+    reproduce its published accuracy (:func:`failed_reference_check`), in input order."""
+    found = {}
+    for item in results:
+        message = failed_reference_check(item)
+        if message is not None:
+            found[str(as_result(item, "a stored result")["id"])] = message
+    return found

@@ -92,20 +92,31 @@ def check_reference(
         "TUA": float(metrics["TUA"]),
         "TRA": float(metrics["TRA"]),
     }
+    sources = {name: "its model card" if name == "card test accuracy" else "the published comparator" for name in published}
+    return compare_figures(filename, published, measured, sources)
+
+
+def compare_figures(
+    filename: str, published: dict[str, float], measured: dict[str, float], sources: dict[str, str]
+) -> dict[str, Any]:
+    """The check block of one file: each published figure beside the measured one (fractions).
+
+    ``sources`` names where each published figure comes from (for the message). ``matches`` is
+    False as soon as one figure differs by more than :data:`TOLERANCE` (or was not measured).
+    """
     figures = [
         {"name": name, "published": value, "measured": measured[name], "difference": measured[name] - value}
         for name, value in published.items()
     ]
     worst = max(figures, key=lambda f: abs(f["difference"]) if np.isfinite(f["difference"]) else np.inf)
     matches = bool(np.isfinite(worst["difference"]) and abs(worst["difference"]) <= TOLERANCE)
-    where = "its model card" if worst["name"] == "card test accuracy" else "the published comparator"
     if matches:
         message = (f"{filename} reproduces its published test accuracy (largest difference "
                    f"{abs(worst['difference']) * 100:.1f} points, {worst['name']}).")
     else:
         message = (
             f"{filename} does not reproduce what its publishers measured: {worst['name']} "
-            f"{worst['measured']:.3f} here, {worst['published']:.3f} in {where} "
+            f"{worst['measured']:.3f} here, {worst['published']:.3f} in {sources[worst['name']]} "
             f"({abs(worst['difference']) * 100:.1f} points apart; the tolerance is {TOLERANCE * 100:.0f}). "
             "The architecture, the input normalisation or the data differ from the publishers'; this "
             "scenario's figures are not comparable with published ones."

@@ -591,17 +591,28 @@ def store_custom_model(
     owner: str | None = None,
     progress: ProgressFn | None = None,
     references: ScenarioState | None = None,
+    kind: str = "custom",
+    config: dict | None = None,
+    extra: dict | None = None,
+    checks: Callable[[dict], dict] | None = None,
 ) -> Experiment:
     """Evaluate an uploaded (or otherwise external) model as is and store it as a ``custom``
-    experiment of ``scenario``. ``label`` is shown in the table; it never reaches a path.
-    ``references`` as in :func:`run_experiment`."""
+    experiment of ``scenario`` (or ``kind="published"`` for a published unlearned checkpoint).
+    ``label`` is shown in the table; it never reaches a path. ``config`` entries (method, source,
+    recipe) and ``extra`` top-level entries are added to the stored result; ``checks(metrics)``
+    may add more from the evaluation (e.g. a check against published accuracies) before the one
+    save. ``references`` as in :func:`run_experiment`."""
     state = _scenario_state(scenario, store, references, progress=progress)
     model = model.to(state.device).eval()
     experiment_id = store.new_id()
     figures = evaluate_model(model, state, model_id=experiment_id, progress=progress)
     figures["metrics"]["RT"] = None
     figures["metrics"]["cost"] = None
-    config = {"dataset": scenario.dataset, "forget_class": scenario.forget_class, "seed": scenario.seed,
-              "method": "custom", "base": None, "epochs": None, "lr": None, "batch_size": None, "params": {}}
-    result = _result(experiment_id, "custom", config, figures, {"method_label": str(label)[:120], "owner": owner})
+    base_config = {"dataset": scenario.dataset, "forget_class": scenario.forget_class, "seed": scenario.seed,
+                   "method": "custom", "base": None, "epochs": None, "lr": None, "batch_size": None, "params": {}}
+    base_config.update(config or {})
+    tags = {"method_label": str(label)[:120], "owner": owner, **(extra or {})}
+    if checks is not None:
+        tags.update(checks(figures["metrics"]))
+    result = _result(experiment_id, kind, base_config, figures, tags)
     return store.save(result, model.state_dict())

@@ -4,7 +4,7 @@ progress, cancel them; or upload a model's weights to compare as a "Custom" expe
 import streamlit as st
 
 from mucomp.compare import experiment_label
-from mucomp.execution import EvaluateUpload, PrepareReferences, SubmissionError
+from mucomp.execution import EvaluateUpload, PrepareReferences, PullPublished, SubmissionError
 from mucomp.methods import COMMON_PARAMS, MethodInfo, Param, available_methods, plugin_errors
 from mucomp.ui import forms, session, widgets
 from mucomp.ui.text import md
@@ -15,7 +15,7 @@ session.setup("Build")
 
 def choose_base(listing: list[dict]) -> str:
     """The model the method starts from: the Original or an earlier experiment."""
-    options = ["original"] + [r["id"] for r in listing if r.get("kind") in ("unlearned", "custom")]
+    options = ["original"] + [r["id"] for r in listing if r.get("kind") in ("unlearned", "custom", "published")]
     labels = {r["id"]: experiment_label(r) for r in listing}
     form = st.session_state[session.KEY_FORM]
     if form.get("base") not in options:
@@ -210,6 +210,37 @@ def upload_section(s: session.Scenario, ready: bool) -> None:
         st.rerun()
 
 
+def published_section(s, ready: bool) -> None:
+    """Pull an unlearned model someone published (mucomp.zoo) into the store, beside your runs."""
+    from mucomp import zoo
+
+    entries = [entry for entry in zoo.catalogue() if entry.dataset == s.dataset]
+    with st.expander("Published unlearned models", expanded=False):
+        if not entries:
+            st.caption(f"No published unlearned models are known for {s.spec.label}; the table lists "
+                       "CIFAR-10 ResNet-18 files (`mucomp zoo list`).")
+            return
+        repo = st.selectbox("Repository", [e.repo for e in entries], key="build_zoo_repo",
+                            format_func=lambda r: f"{zoo.find(r).method} ({r})")
+        entry = zoo.find(repo)
+        card = entry.published.get(str(s.forget_class), {})
+        st.caption(f"File `{entry.file_for(s.forget_class)}`. Recipe: {entry.recipe}. Card: forget-class test "
+                   f"accuracy {card.get('forget_test_accuracy', float('nan')):.1%}, retain classes "
+                   f"{card.get('retain_test_accuracy', float('nan')):.1%}; mucomp checks both after its evaluation.")
+        if not ready:
+            st.info("Prepare the reference models first (above): the published model is compared with them.")
+            return
+        if st.button("Download, evaluate and store", key="build_zoo_pull",
+                     help="Download the file from the Hugging Face Hub in the background, load it with the strict "
+                          "architecture check, evaluate it and store it as a Published experiment."):
+            try:
+                session.get_queue().submit([PullPublished(s, entry.repo)], owner=session.owner())
+            except SubmissionError as err:
+                st.error(f"{err}. Nothing was queued.", icon=":material/block:")
+                return
+            st.toast("Published model queued.")
+
+
 s = session.scenario()
 st.title("Build")
 st.caption(f"Scenario: {session.scenario_label(s)}. Each run copies the base model, applies the method, then "
@@ -222,3 +253,4 @@ if not ready:
 run_section(s, listing, ready)
 progress_section(s)
 upload_section(s, ready)
+published_section(s, ready)

@@ -9,11 +9,13 @@ from mucomp.compare import (
     DEFINITIONS_POINTER,
     METRIC_DIRECTIONS,
     PRIVACY_READING,
+    TYPE_LABELS,
     cost_summary,
     epoch_curves,
     experiment_label,
     experiment_table,
     pareto_front,
+    unreproduced_references,
 )
 from mucomp.store import RESULT_FILE, StoreError
 from mucomp.ui import figures, session, tables, widgets
@@ -25,6 +27,8 @@ KEY_DETAIL = "mucomp_screen_detail"
 KEY_CONFIRM_DELETE = "mucomp_screen_confirm_delete"  # the id whose Delete awaits its confirmation
 KEY_ORDER = "mucomp_screen_order"
 METRIC_COLUMNS = ("UA", "RA", "TUA", "TRA", "RT", "PS", "MIA", "Avg. Gap")
+UNREPRODUCED_HELP = (f"{tables.UNREPRODUCED_MARK}: a reference whose Hub file did not reproduce the test accuracy "
+                     "its publishers measured (the reason is in Details).")
 
 
 def _labels(listing: list[dict]) -> dict[str, str]:
@@ -56,13 +60,28 @@ def _column_config(view) -> dict:
         if c not in tables.SHOWN_COLUMNS:
             config[c] = None  # hidden (Created: in Details; the sort still offers it)
         elif c in COLUMN_HELP:
-            config[c] = st.column_config.Column(c, help=f"{COLUMN_HELP[c]} {DEFINITIONS_POINTER}",
+            extra = f" {UNREPRODUCED_HELP}" if c == "Type" else ""
+            config[c] = st.column_config.Column(c, help=f"{COLUMN_HELP[c]}{extra} {DEFINITIONS_POINTER}",
                                                 width=tables.COLUMN_WIDTHS.get(c), pinned=c == "ID" or None)
     return config
 
 
-def table_section(table):
-    """Filters, sort, colour scales and the table itself; returns the shown rows."""
+def reference_check_warning(listing: list[dict], unreproduced: dict[str, str]) -> None:
+    """One line above the table when a reference's Hub file did not reproduce its published
+    accuracy (its row's Type is marked; Details gives the figures)."""
+    if not unreproduced:
+        return
+    kinds = [TYPE_LABELS.get(r.get("kind"), "reference") for r in listing if r["id"] in unreproduced]
+    one = len(kinds) == 1
+    st.warning(f"The Hub file{'' if one else 's'} of the {' and the '.join(kinds)} {'does' if one else 'do'} not "
+               f"reproduce the test accuracy {'its' if one else 'their'} publishers measured "
+               f"({tables.UNREPRODUCED_MARK} in Type): this scenario's figures are not comparable with published "
+               "ones. Details says which figure differs.", icon=":material/report:")
+
+
+def table_section(table, unreproduced: dict[str, str]):
+    """Filters, sort, colour scales and the table itself (the references in ``unreproduced``
+    marked); returns the shown rows."""
     # The last column stays empty: the table's toolbar appears there, above its top-right corner.
     left, middle, right, _ = st.columns([3, 2, 2, 2], vertical_alignment="bottom")
     methods = left.multiselect(
@@ -81,7 +100,7 @@ def table_section(table):
     natural = sort_by == "Created" and ascending  # the table's own order: references first, then by time
     shown = tables.filter_and_sort(table, methods, None if natural else sort_by, ascending)
     st.session_state[KEY_ORDER] = shown["ID"].tolist()
-    view = tables.readable(shown, session.owner())
+    view = tables.readable(shown, session.owner(), unreproduced)
     st.dataframe(
         tables.styled(view, groups or []), hide_index=True, column_config=_column_config(view), key="screen_table",
         on_select="rerun", selection_mode="single-row", width="stretch", placeholder="—",
@@ -159,7 +178,7 @@ def _delete(experiment_id: str) -> None:
     st.session_state["screen_message"] = ("success", f"Deleted experiment {experiment_id}.")
 
 
-def details_section(listing: list[dict]) -> None:
+def details_section(listing: list[dict], unreproduced: dict[str, str]) -> None:
     """One experiment: set it as A or B, download it, delete it, its per-epoch curves."""
     labels = _labels(listing)
     ids = list(labels)
@@ -175,6 +194,8 @@ def details_section(listing: list[dict]) -> None:
         help="The experiment whose details are shown (clicking a table row picks it too).",
     )
     result = next(r for r in listing if r["id"] == chosen)
+    if chosen in unreproduced:  # stored text (an import may carry any): shown literally
+        st.warning(md(unreproduced[chosen], 2000), icon=":material/report:")
     store = session.get_store()
     experiment_path = store.root / chosen
     buttons = st.columns(5)
@@ -278,8 +299,10 @@ if not listing:
 pick_detail_from_selections()
 table = session.memo("screen.table", tuple(r["id"] for r in listing),
                      lambda: experiment_table(listing, s.spec.class_names))
+unreproduced = unreproduced_references(listing)
 st.header("Experiments", help="One row per experiment of this scenario; the darker a coloured cell, the better its value, on fixed scales (see the legend under the table).")
-shown_rows = table_section(table)
+reference_check_warning(listing, unreproduced)
+shown_rows = table_section(table, unreproduced)
 with st.expander("How to read the privacy columns (PS and MIA can disagree)"):
     st.markdown(PRIVACY_READING)
 st.header("Model A and Model B")
@@ -287,7 +310,7 @@ model_pickers(listing)
 if all(session.model_ids()):
     st.page_link(session.PAGES["contrast"], label="Contrast Model A with Model B", icon=":material/arrow_forward:")
 st.header("Details")
-details_section(listing)
+details_section(listing, unreproduced)
 st.header("Trade-off across experiments", help="Each experiment placed by how well it forgets (x), what it keeps (y) and how private it is (colour); the ringed ones are the best trade-offs.")
 # The Pareto view follows the method filter; the references stay as landmarks.
 pareto_section(table[table["ID"].isin(set(shown_rows["ID"])) | table["Type"].isin(["Original", "Retrained"])])

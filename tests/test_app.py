@@ -158,6 +158,32 @@ def test_every_page_renders_with_an_empty_store_and_says_what_to_do(empty_home):
     assert not (empty_home / "experiments").exists() or not stored_ids(empty_home)
 
 
+def test_screen_marks_a_reference_whose_hub_file_did_not_reproduce_its_accuracy(empty_home, monkeypatch):
+    from mucomp.store import ExperimentStore
+    from mucomp.ui import session
+
+    monkeypatch.setattr(session, "get_queue", lambda: SimpleNamespace(jobs=list))  # no worker processes
+    check = {"file": "net_original.pth", "tolerance": 0.01, "matches": False,
+             "figures": [{"name": "card test accuracy", "published": 0.954, "measured": 0.1, "difference": -0.854}],
+             "message": "net_original.pth does not reproduce what its publishers measured: card test accuracy "
+                        "0.100 here, 0.954 in its model card."}
+    store = ExperimentStore(empty_home / "experiments")
+    for kind, extra in (("original", {"reference_check": check}), ("retrained", {})):
+        store.save({"id": f"{kind}-x", "kind": kind, "config": {"dataset": "digits", "forget_class": 3, "seed": 0,
+                    "method": kind, "base": None}, "metrics": {"UA": 0.0, "RA": 1.0, "TUA": 0.0, "TRA": 0.9}, **extra})
+    # The light listing (what the Screen reads) keeps the check.
+    light = {r["id"]: r for r in store.light_results(dataset="digits", forget_class=3, seed=0)}
+    assert light["original-x"]["reference_check"] == check and "reference_check" not in light["retrained-x"]
+    at = new_app()
+    at.session_state["mucomp_scenario"] = Scenario("digits", 3, 0)
+    at.session_state["mucomp_screen_detail"] = "original-x"
+    goto(at, SCREEN)
+    warnings = texts(at.warning)
+    assert any(w.startswith("The Hub file of the Original does not reproduce") for w in warnings)
+    assert any("card test accuracy 0.100 here, 0.954 in its model card" in w for w in warnings)  # Details
+    assert at.dataframe[0].value["Type"].tolist() == ["⚠ Original", "Retrained"]
+
+
 # ---------------------------------------------------------------------------------------------
 # The first pass
 
@@ -190,6 +216,21 @@ def test_build_showed_live_progress_of_the_background_run(flow):
     assert "12/12 epochs" in done and f"UA {metrics['UA']:.1%}" in done and f"TRA {metrics['TRA']:.1%}" in done
     assert f"PS {metrics['PS']:.2f}" in done
     assert flow.result["config"]["method"] == "ga" and flow.result["owner"] == flow.at.session_state["mucomp_owner"]
+
+
+def test_build_lists_every_built_in_method_and_runs_a_new_one(flow):
+    from mucomp.methods import BUILTIN_METHODS, get_method
+
+    at = goto(flow.at, BUILD)
+    assert {get_method(name).label for name in BUILTIN_METHODS} <= set(at.selectbox(key="form_method").options)
+    before = stored_ids(flow.home)
+    at.selectbox(key="form_method").set_value("ssd").run()
+    at.button(key="build_run").click().run()
+    run_until(at, lambda a: len(stored_ids(flow.home) - before) == 1, "the SSD run")
+    [new_id] = stored_ids(flow.home) - before
+    stored = flow.store.load(new_id).result
+    assert stored["config"]["method"] == "ssd" and stored["metrics"]["UA"] <= 0.1
+    at.selectbox(key="form_method").set_value("ga").run()  # leave the form as the other tests expect
 
 
 def test_screen_lists_the_experiments_and_keeps_model_a_and_b(flow):

@@ -1,6 +1,7 @@
 """The app in a real browser: `streamlit run Home.py` on 127.0.0.1 and headless Chromium through
 Playwright. One first pass on digits (forget class 3): prepare the references, run GA, pick
-Original as Model A and the run as Model B, open Contrast and Attack. A full-page screenshot of
+Original as Model A and the run as Model B, open Contrast and Attack; on the way, upload a
+weights file on Build (XSRF protection on, as configured for local use). A full-page screenshot of
 every page goes to tests/artifacts/ (not committed).
 
 Needs Debian's chromium at /usr/bin/chromium (`apt-get install -y chromium chromium-driver`;
@@ -34,6 +35,9 @@ FAILED_RESPONSES: list[tuple[int, str]] = []
 #: the page's own path when a page URL is loaded (a reload), then at the root (streamlit#7074).
 STREAMLIT_PROBE = re.compile(r"/(Build|Screen|Contrast|Attack)/_stcore/(health|host-config)$")
 
+#: Environment settings that would override the repository's XSRF / CORS protection.
+XSRF_OVERRIDES = ("STREAMLIT_SERVER_ENABLE_XSRF_PROTECTION", "STREAMLIT_SERVER_ENABLE_CORS")
+
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(),
     reason="no browser at /usr/bin/chromium: install it with `apt-get install -y chromium chromium-driver` "
@@ -52,7 +56,10 @@ def server(tmp_path_factory):
     """A fresh `streamlit run Home.py` with a private MUCOMP_HOME; yields its URL."""
     home = tmp_path_factory.mktemp("browser-home")
     port = free_port()
-    env = {**os.environ, "MUCOMP_HOME": str(home), "MUCOMP_DEVICE": "cpu", "HF_HUB_OFFLINE": "1",
+    # The repository's .streamlit/config.toml as a local user gets it: no environment override
+    # of XSRF / CORS (the Docker Space sets one), so the upload below meets XSRF protection.
+    inherited = {k: v for k, v in os.environ.items() if k not in XSRF_OVERRIDES}
+    env = {**inherited, "MUCOMP_HOME": str(home), "MUCOMP_DEVICE": "cpu", "HF_HUB_OFFLINE": "1",
            "MUCOMP_OFFLINE": "1"}
     log_path = tmp_path_factory.mktemp("browser-log") / "streamlit.log"
     with open(log_path, "w") as log:
@@ -166,12 +173,30 @@ def click_point(page, chart_key: str) -> None:
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
 
 
+def upload_weights(page, folder: Path) -> None:
+    """Upload a digits state dict through Build's file uploader with the repository's settings
+    (XSRF protection on: the browser's upload request must carry the token) and wait on the
+    lasting check message (a refused upload would show an error, a blocked request none)."""
+    import torch
+
+    from mucomp.models import seeded_model
+
+    path = folder / "upload.pth"
+    torch.save(seeded_model("digits_cnn", 10, 0).state_dict(), path)
+    page.locator('.st-key-build_upload input[type="file"]').set_input_files(str(path))
+    page.get_by_text(re.compile(r"upload\.pth fits digits_cnn \(\d+ kB\)")).wait_for(timeout=60_000)
+    # XSRF protection was on: the server set its token cookie, which the upload request had to echo.
+    assert any(c["name"] == "_streamlit_xsrf" for c in page.context.cookies())
+    settle(page)
+    assert_no_exception(page)
+
+
 def assert_no_exception(page) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
         '[data-testid="stException"]').first.inner_text()
 
 
-def test_first_pass_in_a_browser(page):
+def test_first_pass_in_a_browser(page, tmp_path):
     page.get_by_role("heading", name="Machine Unlearning Comparator").wait_for()
     settle(page)
     choose(page, "Class to forget", "3 (class 3)")
@@ -191,6 +216,7 @@ def test_first_pass_in_a_browser(page):
     experiment_id = re.search(r"stored as ([a-z0-9]+)", done.inner_text()).group(1)
     settle(page)
     assert_no_exception(page)
+    upload_weights(page, tmp_path)
     shoot(page, "2_build")
 
     navigate(page, "Screen")

@@ -117,6 +117,19 @@ def test_table_accepts_experiments_and_optional_columns():
         compare.experiment_table([result], ["a", "b", "c"])
 
 
+def test_references_whose_hub_file_differs_are_named_and_marked_in_the_table():
+    from mucomp.ui import tables
+
+    differs = {"file": "a.pth", "tolerance": 0.01, "figures": [], "matches": False, "message": "a.pth differs."}
+    results = [make_result("original-x", "original", reference_check=differs),
+               make_result("retrained-x", "retrained", reference_check={**differs, "matches": True}),
+               make_result("aaaa")]
+    assert compare.unreproduced_references(results) == {"original-x": "a.pth differs."}
+    assert compare.reference_check_warnings(results) == ["a.pth differs."]
+    view = tables.readable(compare.experiment_table(results), None, compare.unreproduced_references(results))
+    assert view["Type"].tolist() == [f"{tables.UNREPRODUCED_MARK} Original", "Retrained", "Unlearned"]
+
+
 def test_table_refuses_results_of_different_scenarios():
     with pytest.raises(IncompatibleResultsError, match="forget class 2 .*same scenario"):
         compare.experiment_table([make_result("aaaa"), make_result("bbbb", forget_class=2)])

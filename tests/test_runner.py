@@ -283,3 +283,21 @@ def test_execute_runs_a_request_and_never_changes_the_cached_references(store, d
     assert all(torch.equal(weights[k], v) for k, v in state.original.model.state_dict().items())
     with pytest.raises(ValueError, match="references given are of scenario digits-c3-s0"):
         run_experiment(ExperimentConfig("digits", 4, 0, "ga"), store, references=state)
+
+
+@pytest.mark.parametrize("method", ["neggrad_plus", "l1_sparse", "ssd", "bad_teacher", "unsir"])
+def test_new_methods_run_end_to_end_through_the_cli(method, tmp_path, digits_references, monkeypatch, capsys):
+    from mucomp import settings
+    from mucomp.cli import main as cli_main
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "references").symlink_to(settings.references_dir(), target_is_directory=True)
+    monkeypatch.setenv("MUCOMP_HOME", str(home))
+    code = cli_main(["run", "--dataset", "digits", "--forget-class", "3", "--method", method,
+                     "--param", "epochs=1", "--json"])
+    assert code == 0, capsys.readouterr().err
+    result = json.loads(capsys.readouterr().out)
+    assert result["config"]["method"] == method and result["kind"] == "unlearned"
+    assert 0.0 <= result["metrics"]["PS_exact"] <= result["metrics"]["PS"] <= 1.0
+    assert result["metrics"]["cost"]["samples_forwarded"] > 0

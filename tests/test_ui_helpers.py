@@ -96,6 +96,16 @@ def test_cells_are_tinted_only_for_the_chosen_groups():
     assert tables.tint("#2563eb", 1.0) in css.loc[1, "UA"]  # UA 0 %: the darkest blue
 
 
+
+def test_whole_column_tints_are_exactly_the_scalar_tint():
+    # Every channel's rounding (ties to even included) must match tint(): the colours are
+    # computed per column with numpy, and a cell must not change colour with the code path.
+    shares = np.concatenate([np.linspace(0.0, 1.0, 2001), np.random.default_rng(0).random(500), [np.nan]])
+    for _, color in tables.COLOR_GROUPS.values():
+        fast = tables.tints(color, shares)
+        assert list(fast[:-1]) == [tables.tint(color, s) for s in shares[:-1]] and fast[-1] == ""
+    assert tables.tints("#2563eb", np.array([])).shape == (0,)
+
 def test_the_colour_legend_says_what_dark_means_per_group():
     html = tables.color_legend_html(["accuracy", "privacy"])
     assert "fixed scales" in html and "Accuracy" in html and "Privacy" in html and "Efficiency" not in html

@@ -43,9 +43,18 @@ class EvaluateUpload:
     label: str = "Uploaded model"
 
 
+@dataclass(frozen=True)
+class PullPublished:
+    """Download the published unlearned model of ``repo`` for ``scenario`` (:mod:`mucomp.zoo`),
+    evaluate it and store it as a ``published`` experiment."""
+
+    scenario: Scenario
+    repo: str
+
+
 def request_scenario(request: Any) -> Scenario | None:
     """The scenario a request belongs to (None for anything else)."""
-    if isinstance(request, (PrepareReferences, EvaluateUpload)):
+    if isinstance(request, (PrepareReferences, EvaluateUpload, PullPublished)):
         return request.scenario
     scenario = getattr(request, "scenario", None)
     return scenario if isinstance(scenario, Scenario) else None
@@ -136,5 +145,11 @@ def execute(
         state = prepare_scenario(scenario, store, progress=progress, cancel=cancel)
         experiment = store_custom_model(model, scenario, store, label=request.label, owner=owner,
                                         progress=progress, references=state)
+        return experiment.id, summary(experiment.result)
+    if isinstance(request, PullPublished):
+        from mucomp import zoo
+
+        prepare_scenario(scenario, store, progress=progress, cancel=cancel)
+        experiment = zoo.pull(request.repo, scenario, store, owner=owner, progress=progress)
         return experiment.id, summary(experiment.result)
     raise TypeError(f"a job cannot run a {type(request).__name__}")

@@ -9,7 +9,7 @@ import re
 SCHEMA_VERSION = 2
 #: An experiment id, matched with ``fullmatch`` (``$`` would also match before a trailing newline).
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")
-KINDS = ("original", "retrained", "unlearned", "custom")
+KINDS = ("original", "retrained", "unlearned", "custom", "published")
 PROTECTED_KINDS = ("original", "retrained")
 RESULT_FILE = "result.json"
 MODEL_FILE = "model.safetensors"

@@ -72,7 +72,7 @@ TABLE_AXIS_TITLES: dict[str, str] = {
     "MIA": "MIA-Efficacy (higher is better)",
     "Avg. Gap": "Avg. Gap to Retrained (lower is better)",
 }
-_TYPE_SYMBOLS = {"Original": "square", "Retrained": "star", "Unlearned": "circle", "Custom": "diamond"}
+_TYPE_SYMBOLS = {"Original": "square", "Retrained": "star", "Unlearned": "circle", "Custom": "diamond", "Published": "triangle-up"}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ read the jobs' snapshots and the stored results only.
 
 Stored results are immutable, so they are cached by experiment id (``st.cache_data``); the list of
 a scenario's experiments comes from the store's listing index (:mod:`mucomp.store.index`) and is
-cached until the store's folder or its index changes.
+shared read-only (``st.cache_resource``) until the store's folder or its index changes.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from mucomp.execution import (
     EvaluateUpload,
     Executor,
     PrepareReferences,
+    PullPublished,
     SubmissionError,
     request_scenario,
     shared_executor,
@@ -87,6 +88,8 @@ def describe_request(request: Any) -> str:
         return f"Reference models ({s.spec.label}, forget class '{s.forget_class_name}', seed {s.seed})"
     if isinstance(request, EvaluateUpload):
         return f"Uploaded model '{request.label}'"
+    if isinstance(request, PullPublished):
+        return f"Published model from {request.repo}"
     info = available_methods().get(getattr(request, "method", ""), None)
     label = info.label if info is not None else str(getattr(request, "method", "?"))
     parts = [f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
@@ -309,10 +312,14 @@ def _store_stamp(store: ExperimentStore) -> tuple[int, int, int]:
     return stat.st_mtime_ns, stat.st_nlink, index
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+# A resource, not cache_data: cache_data unpickles a fresh copy on every call, about 0.08 s for
+# 1,000 light results (5 MB), and a page run reads the listing two or three times. Callers
+# never mutate the shared listing (as with :func:`memo`); a new stamp makes a new one.
+@st.cache_resource(show_spinner=False, max_entries=16)
 def _listing(root: str, stamp: tuple[int, int, int], dataset: str, forget_class: int, seed: int) -> tuple[list[dict], dict]:
     """The scenario's results without their heavy blocks, from the store's index (nothing per-image
-    is parsed), and the store's unreadable experiments (id -> why)."""
+    is parsed), and the store's unreadable experiments (id -> why). Shared by every session:
+    read-only."""
     store = _store(root)
     light = store.light_results(dataset=dataset, forget_class=forget_class, seed=seed)
     return light, dict(store.problems)
@@ -320,7 +327,8 @@ def _listing(root: str, stamp: tuple[int, int, int], dataset: str, forget_class:
 
 def experiments(s: Scenario | None = None) -> list[dict]:
     """Every stored result of the scenario (the session's by default), without the heavy blocks
-    (attack, embedding, CKA): what the table, the pickers and the Pareto view need."""
+    (attack, embedding, CKA): what the table, the pickers and the Pareto view need. Shared by
+    every session: read it, never change it."""
     s = s or scenario()
     store = get_store()
     listing, _ = _listing(home_root(), _store_stamp(store), s.dataset, s.forget_class, s.seed)

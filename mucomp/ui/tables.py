@@ -5,7 +5,7 @@ legend), column widths, and the Details page's key/value tables. Tested without 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 import pandas as pd
@@ -50,10 +50,19 @@ def owner_label(owner: object, me: str | None) -> str:
     return "you" if owner == me else "another session"
 
 
-def readable(table: pd.DataFrame, me: str | None) -> pd.DataFrame:
-    """The table as the page shows it: owners in words, creation time as text."""
+#: Put before the Type of a reference whose Hub file did not reproduce its published accuracy
+#: (:func:`mucomp.compare.unreproduced_references`); first, so a narrow column's ellipsis never hides it.
+UNREPRODUCED_MARK = "⚠"
+
+
+def readable(table: pd.DataFrame, me: str | None, unreproduced: Collection[str] = ()) -> pd.DataFrame:
+    """The table as the page shows it: owners in words, creation time as text, and the Type of
+    the references in ``unreproduced`` (experiment ids) marked (``"⚠ Original"``)."""
     out = table.copy()
     out["Owner"] = [owner_label(o, me) for o in table["Owner"]]
+    if unreproduced:
+        marked = table["ID"].isin(list(unreproduced))
+        out.loc[marked, "Type"] = UNREPRODUCED_MARK + " " + table.loc[marked, "Type"]
     out["Created"] = table["Created"].dt.strftime("%Y-%m-%d %H:%M").fillna("—")
     return out
 
@@ -101,20 +110,39 @@ def tint(color: str, share: float) -> str:
     return _mix(color, MIN_TINT + MAX_TINT * share)
 
 
+#: Two hex digits of every channel value 0-255.
+_HEX_BYTE = np.array([f"{c:02x}" for c in range(256)], dtype=object)
+_CELL_CSS = "background-color: #{}; color: #111827"
+
+
+def tints(color: str, shares: np.ndarray) -> np.ndarray:
+    """:func:`tint` over a whole column at once: ``shares`` (n,) floats in [0, 1] or NaN ->
+    (n,) object array of ``"#rrggbb"`` (``""`` where NaN). Same arithmetic as :func:`_mix`
+    (float64, round half to even), so every cell gets exactly the scalar function's colour."""
+    h = color.lstrip("#")
+    rgb = np.array([int(h[i:i + 2], 16) for i in (0, 2, 4)], dtype=float)
+    shares = np.asarray(shares, dtype=float)
+    finite = ~np.isnan(shares)
+    mixed = np.rint(255 + (rgb - 255) * (MIN_TINT + MAX_TINT * shares[finite])[:, None]).astype(int)  # (m, 3)
+    out = np.full(shares.shape, "", dtype=object)
+    out[finite] = "#" + _HEX_BYTE[mixed[:, 0]] + _HEX_BYTE[mixed[:, 1]] + _HEX_BYTE[mixed[:, 2]]
+    return out
+
+
 def cell_colors(table: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
     """CSS per cell (``"background-color: #...; color: #111827"`` or ``""``) for the chosen
     colour groups: the better a value on its column's fixed scale (:func:`goodness`), the
-    stronger the group's colour."""
-    css = pd.DataFrame("", index=table.index, columns=table.columns)
+    stronger the group's colour. Whole columns at once (numpy): per-cell writes into a frame
+    cost about 1 s for 1,000 rows."""
+    columns = {c: np.full(len(table), "", dtype=object) for c in table.columns}
     for group in groups:
-        columns, color = COLOR_GROUPS[group]
-        for column in columns:
+        group_columns, color = COLOR_GROUPS[group]
+        for column in group_columns:
             if column not in table.columns:
                 continue
-            for row, share in zip(table.index, goodness(table[column], column), strict=True):
-                if not math.isnan(share):
-                    css.loc[row, column] = f"background-color: {tint(color, share)}; color: #111827"
-    return css
+            colors = tints(color, goodness(table[column], column))
+            columns[column] = np.array([_CELL_CSS.format(c[1:]) if c else "" for c in colors], dtype=object)
+    return pd.DataFrame(columns, index=table.index, columns=table.columns, dtype=object)
 
 
 def styled(table: pd.DataFrame, groups: Sequence[str]):
