@@ -427,6 +427,34 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_audit(args) -> int:
+    """Print the stored audits of one experiment: class leakage and layer-wise decodability."""
+    from mucomp.audits.views import stored_audit
+    from mucomp.store import ExperimentStore, UnreadableExperimentError
+
+    try:
+        result = _store_call(ExperimentStore().load, args.id).result
+    except UnreadableExperimentError as err:
+        raise RuntimeError(str(err)) from err
+    audits = {name: stored_audit(result, name) for name in ("leakage", "probes")}
+    if all(block is None for block in audits.values()):
+        raise RuntimeError(f"{args.id} was stored before mucomp computed its audits; run the experiment again")
+
+    def text() -> str:
+        lines = [f"audits of {args.id}"]
+        leak = audits["leakage"]
+        if leak is not None:
+            lines.append(f"class leakage: JS divergence to the Retrained model {leak['js_mean']:.4f}; mean rank of "
+                         f"the forgotten class {leak['mean_rank']:.2f} (Retrained {leak['retrained_mean_rank']:.2f})")
+        if audits["probes"] is not None:
+            lines.append("probe ROC AUC (forget vs retain) per layer: "
+                         + "  ".join(f"{layer} {auc:.3f}" for layer, auc in audits["probes"].items()))
+        return "\n".join(lines)
+
+    _emit({"id": args.id, **audits}, args.json, text)
+    return 0
+
+
 def cmd_export(args) -> int:
     """Write chosen experiments to a zip file."""
     from mucomp.store import ExperimentStore
@@ -563,6 +591,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("id")
     show.add_argument("--json", action="store_true", help="the whole stored result as JSON")
     show.set_defaults(func=cmd_show)
+
+    audit = sub.add_parser("audit", help="show an experiment's audits (class leakage, layer-wise decodability)")
+    audit.add_argument("id")
+    audit.add_argument("--json", action="store_true")
+    audit.set_defaults(func=cmd_audit)
 
     export = sub.add_parser("export", help="export experiments to a zip file")
     export.add_argument("ids", nargs="+")

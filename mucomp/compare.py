@@ -922,9 +922,10 @@ def instance_probabilities(result_a: ResultLike, result_b: ResultLike, dataset_i
 
 
 def failed_reference_check(result: ResultLike) -> str | None:
-    """The plain-words warning of a reference whose Hub file did not reproduce the test accuracy
-    its publishers measured (its stored ``reference_check`` block says ``matches: false``), else
-    None: local references, experiments and older stores carry no check."""
+    """The plain-words warning of a reference (or a published unlearned model) whose Hub file did
+    not reproduce the test accuracy its publishers measured (its stored ``reference_check`` /
+    ``published_check`` block says ``matches: false``), else None: local references, your own
+    experiments and older stores carry no check."""
     stored = as_result(result, "a stored result")
     for key in ("reference_check", "published_check"):  # a Hub reference; a published unlearned model
         check = stored.get(key)

@@ -383,7 +383,8 @@ def model_figures(
 ) -> dict:
     """Every figure the pages show for one model, read from its train and test evaluations.
 
-    Returns ``{"metrics", "attack", "mia", "cka", "embedding", "timings"}``; nothing here runs a
+    Returns ``{"metrics", "attack", "cka", "embedding", "audits", "timings"}`` (``audits``:
+    :func:`mucomp.audits.class_leakage` and :func:`mucomp.audits.layer_probes`); nothing here runs a
     model. ``model_id`` names the model (an experiment or reference id); nothing is cached under
     it: each model's figures are computed once, its UMAP layout included, and then stored.
     """
@@ -414,12 +415,21 @@ def model_figures(
     }
     report(3, 3)
     metrics.update(privacy)
+    from mucomp.audits import class_leakage, layer_probes
+
+    retrained_probs = softmax(forget_logits(scenario, state.retrained.evals["train"]))
+    leakage = class_leakage(attack["probs"], retrained_probs, scenario.forget_class)
+    metrics["leakage_js"] = leakage["js_mean"]
     metrics["avg_gap"] = avg_gap(metrics, state.retrained_metrics or metrics)  # the Retrained: itself
     metrics["cost"] = None  # run_experiment sets the method's; references and uploads ran none
     timings["privacy"] = time.perf_counter() - start
 
     start = time.perf_counter()
     subsets = scenario.cka_indices
+    probes = layer_probes(evals, subsets, layer_names(scenario.spec.arch), seed=scenario.seed)
+    timings["probes"] = time.perf_counter() - start
+
+    start = time.perf_counter()
     report = _stage(progress, "similarity")
     cka = {}
     for position, (reference, ref_evals) in enumerate(state.reference_evals.items()):
@@ -447,6 +457,7 @@ def model_figures(
         "attack": attack,
         "cka": {"layers": layer_names(scenario.spec.arch), **cka},
         "embedding": embedding,
+        "audits": {"leakage": leakage, "probes": probes},
         "timings": timings,
     }
 

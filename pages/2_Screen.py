@@ -27,8 +27,8 @@ KEY_DETAIL = "mucomp_screen_detail"
 KEY_CONFIRM_DELETE = "mucomp_screen_confirm_delete"  # the id whose Delete awaits its confirmation
 KEY_ORDER = "mucomp_screen_order"
 METRIC_COLUMNS = ("UA", "RA", "TUA", "TRA", "RT", "PS", "MIA", "Avg. Gap")
-UNREPRODUCED_HELP = (f"{tables.UNREPRODUCED_MARK}: a reference whose Hub file did not reproduce the test accuracy "
-                     "its publishers measured (the reason is in Details).")
+UNREPRODUCED_HELP = (f"{tables.UNREPRODUCED_MARK}: a reference (or a published model) whose Hub file did not "
+                     "reproduce the test accuracy its publishers measured (the reason is in Details).")
 
 
 def _labels(listing: list[dict]) -> dict[str, str]:
@@ -71,12 +71,21 @@ def reference_check_warning(listing: list[dict], unreproduced: dict[str, str]) -
     accuracy (its row's Type is marked; Details gives the figures)."""
     if not unreproduced:
         return
-    kinds = [TYPE_LABELS.get(r.get("kind"), "reference") for r in listing if r["id"] in unreproduced]
-    one = len(kinds) == 1
-    st.warning(f"The Hub file{'' if one else 's'} of the {' and the '.join(kinds)} {'does' if one else 'do'} not "
-               f"reproduce the test accuracy {'its' if one else 'their'} publishers measured "
-               f"({tables.UNREPRODUCED_MARK} in Type): this scenario's figures are not comparable with published "
-               "ones. Details says which figure differs.", icon=":material/report:")
+    flagged = [r for r in listing if r["id"] in unreproduced]
+    kinds = [TYPE_LABELS.get(r.get("kind"), "reference") for r in flagged if r.get("kind") != "published"]
+    published = sum(r.get("kind") == "published" for r in flagged)
+    parts = []
+    if kinds:
+        one = len(kinds) == 1
+        parts.append(f"The Hub file{'' if one else 's'} of the {' and the '.join(kinds)} {'does' if one else 'do'} "
+                     f"not reproduce the test accuracy {'its' if one else 'their'} publishers measured: this "
+                     "scenario's figures are not comparable with published ones.")
+    if published:
+        parts.append(f"{published} published model{'' if published == 1 else 's'} here "
+                     f"{'does' if published == 1 else 'do'} not reproduce the accuracies on {'its' if published == 1 else 'their'} "
+                     "model card.")
+    st.warning(" ".join(parts) + f" ({tables.UNREPRODUCED_MARK} in Type; Details says which figure differs.)",
+               icon=":material/report:")
 
 
 def table_section(table, unreproduced: dict[str, str]):

@@ -4,6 +4,7 @@
 import numpy as np
 import streamlit as st
 
+from mucomp.audits.views import probe_frame, stored_audit
 from mucomp.compare import (
     cka_frame_for,
     cka_layers,
@@ -158,6 +159,38 @@ def cka_section(ids: tuple[str, str], a: dict, b: dict, labels: tuple[str, str])
                "layers most.")
 
 
+def leakage_section(ids: tuple[str, str], a: dict, b: dict, names, forget: int, labels: tuple[str, str]) -> None:
+    st.header("Class leakage", help="Where the forget images' probability goes after unlearning, beside the Retrained model: a model that still ranks the forgotten class high has hidden it, not lost it.")
+    leaks = {label: leak for label, result in zip(labels, (a, b), strict=True)
+             if (leak := stored_audit(result, "leakage")) is not None}
+    if not leaks:
+        st.info("These results were stored before mucomp computed class leakage; run them again to see it.")
+        return
+    fig = session.memo("contrast.leakage", (*ids, *labels), lambda: figures.leakage_figure(leaks, names, forget))
+    st.plotly_chart(fig, key="contrast_leakage", width="stretch")
+    columns = st.columns(len(leaks))
+    for column, (label, leak) in zip(columns, leaks.items(), strict=True):
+        column.metric(f"{label}: JS divergence to Retrained", f"{leak['js_mean']:.3f}",
+                      help="Mean over the forget images of the Jensen-Shannon divergence (natural log, 0 to 0.693) "
+                           "between this model's and the Retrained model's predicted distributions: 0 = the same.")
+        column.caption(f"Rank of '{names[forget]}' in the forget images' predictions: mean {leak['mean_rank']:.2f} "
+                       f"(Retrained {leak['retrained_mean_rank']:.2f}; 1 = still the top class).")
+
+
+def probe_section(ids: tuple[str, str], a: dict, b: dict, retrained: dict | None, layers, labels: tuple[str, str]) -> None:
+    st.header("Layer-wise decodability", help="A linear probe per layer tries to tell forget images from retain images (ROC AUC on the test images; 0.5 = it cannot). Next to CKA: a class forgotten only in the head stays decodable in earlier layers.")
+    results = {labels[0]: a, labels[1]: b, **({"retrained": retrained} if retrained is not None else {})}
+    frame = probe_frame(results, layers)
+    if frame.empty:
+        st.info("These results were stored before mucomp computed the probes; run them again to see them.")
+        return
+    fig = session.memo("contrast.probes", (*ids, *labels, retrained.get("id") if retrained else None),
+                       lambda: figures.probe_figure(frame, layers))
+    st.plotly_chart(fig, key="contrast_probes", width="stretch")
+    st.caption("Probe: standardised activations, PCA to at most 256 dimensions, logistic regression fitted on the "
+               "training subsets, ROC AUC on the test subsets. Hover: the excess over the Retrained model.")
+
+
 s = session.scenario()
 st.title("Contrast")
 st.caption(f"Scenario: {session.scenario_label(s)}. Model A against Model B, class by class, image by image and "
@@ -181,4 +214,10 @@ with widgets.view_errors():
 with widgets.view_errors():
     embedding_section(s, pair, result_a, result_b, class_names, forget_class, model_labels)
 with widgets.view_errors():
+    leakage_section(pair, result_a, result_b, class_names, forget_class, model_labels)
+with widgets.view_errors():
     cka_section(pair, result_a, result_b, model_labels)
+with widgets.view_errors():
+    retrained_id = session.reference_ids(listing).get("retrained")
+    probe_section(pair, result_a, result_b, session.load_result(retrained_id) if retrained_id else None,
+                  cka_layers(result_a), model_labels)

@@ -235,6 +235,10 @@ def test_cli_run_list_show_restart(tmp_path, digits_references, monkeypatch, cap
     assert json.loads(shown.stdout)["metrics"] == result["metrics"]
 
     monkeypatch.setenv("MUCOMP_HOME", str(store_root))
+    capsys.readouterr()
+    assert cli_main(["audit", result["id"], "--json"]) == 0
+    audited = json.loads(capsys.readouterr().out)
+    assert audited["leakage"] == result["audits"]["leakage"] and set(audited["probes"]) == set(result["cka"]["layers"])
     code, err = refused("run", "--forget-class", "3", "--method", "nope")
     assert code == 2 and "--method" in err
     code, err = refused("run", "--forget-class", "3", "--method", "ga", "--grid", "epochs=x")

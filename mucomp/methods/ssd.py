@@ -74,7 +74,7 @@ def dampen(model: torch.nn.Module, full: dict[str, torch.Tensor], forget: dict[s
     ],
 )
 def selective_synaptic_dampening(ctx: UnlearnContext) -> None:
-    """Dampen the parameters that matter more for the forget set than for the whole data."""
+    """Dampen the weights that matter more to the forget set than to all data (no random choice: the seed changes nothing)."""
     everything = np.arange(len(ctx.split))
     for _epoch in ctx.epochs():
         ctx.model.eval()

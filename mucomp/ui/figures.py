@@ -873,3 +873,62 @@ def pareto_figure(
             getattr(fig, f"update_{axis_name}axes")(tickformat=".0%")
     fig.update_layout(meta={"help": {c: COLUMN_HELP.get(c, "") for c in (x, y, color)}})
     return fig
+
+
+def probe_figure(frame: pd.DataFrame, layers: Sequence[str], colors: Mapping[str, str] | None = None) -> go.Figure:
+    """Layer-wise decodability: probe ROC AUC (forget vs retain) per layer, one line per model.
+
+    ``frame`` is :func:`mucomp.audits.views.probe_frame`; ``layers`` input to output (x axis).
+    y axis fixed to [0.4, 1] (0.5 = not decodable); hover gives the excess over the Retrained.
+    """
+    needed = {"model", "layer", "auc", "excess"}
+    if not needed <= set(frame.columns):
+        raise ValueError(f"frame lacks the columns {sorted(needed - set(frame.columns))}; pass probe_frame(...)")
+    palette = [MODEL_COLORS["A"], MODEL_COLORS["B"], MODEL_COLORS["original"]]
+    fig = go.Figure()
+    for position, model in enumerate(dict.fromkeys(frame["model"].tolist())):
+        rows = frame[frame["model"] == model].set_index("layer")
+        color = (colors or {}).get(model) or (MODEL_COLORS["retrained"] if model == "retrained"
+                                              else palette[position % len(palette)])
+        fig.add_trace(go.Scatter(
+            x=list(layers), y=[float(rows["auc"].get(layer, math.nan)) for layer in layers],
+            customdata=[float(rows["excess"].get(layer, math.nan)) for layer in layers],
+            mode="lines+markers", name=str(model).replace("retrained", "Retrained"),
+            line={"color": color, "dash": "dot" if model == "retrained" else "solid"},
+            hovertemplate="%{x}: AUC %{y:.3f} (Retrained %{customdata:+.3f})<extra>%{fullData.name}</extra>",
+        ))
+    fig.add_hline(y=0.5, line={"color": DIM_COLOR, "dash": "dash"})
+    fig.update_layout(
+        title="Layer-wise decodability (probe AUC, forget vs retain)", yaxis={"range": [0.4, 1.0], "title": "ROC AUC"},
+        xaxis={"title": "layer"}, height=360, margin={"t": 50, "b": 40},
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return fig
+
+
+def leakage_figure(
+    leakages: Mapping[str, Mapping[str, Any]], class_names: Sequence[str], forget_class: int
+) -> go.Figure:
+    """Class leakage: the mean probability the forget images get per class, grouped bars for each
+    model and the Retrained model (``leakages``: legend name -> :func:`mucomp.audits.class_leakage`;
+    the Retrained bars come from the first one's ``retrained_mean_probability``)."""
+    if not leakages:
+        raise ValueError("no model has stored class-leakage figures")
+    names = [str(n) for n in class_names]
+    fig = go.Figure()
+    palette = [MODEL_COLORS["A"], MODEL_COLORS["B"]]
+    for position, (label, leak) in enumerate(leakages.items()):
+        fig.add_trace(go.Bar(x=names, y=[float(v) for v in leak["mean_probability"]], name=str(label),
+                             marker_color=palette[position % 2],
+                             hovertemplate="%{x}: %{y:.1%}<extra>%{fullData.name}</extra>"))
+    first = next(iter(leakages.values()))
+    fig.add_trace(go.Bar(x=names, y=[float(v) for v in first["retrained_mean_probability"]], name="Retrained",
+                         marker_color=MODEL_COLORS["retrained"],
+                         hovertemplate="%{x}: %{y:.1%}<extra>Retrained</extra>"))
+    fig.add_vrect(x0=forget_class - 0.5, x1=forget_class + 0.5, fillcolor=FORGET_FILL, line_width=0)
+    fig.update_layout(
+        barmode="group", title="Where the forget images' probability goes (mean softmax, T = 1)",
+        yaxis={"tickformat": ".0%", "title": "mean probability", "rangemode": "tozero"}, height=360,
+        margin={"t": 50, "b": 40}, legend={"orientation": "h", "y": -0.25},
+    )
+    return fig
