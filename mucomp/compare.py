@@ -176,7 +176,7 @@ METRIC_DIRECTIONS: dict[str, str] = {
 COLUMN_HELP: dict[str, str] = {
     "ID": "The experiment's short id; the same id names its stored results and weights.",
     "Type": "Original = trained on every class; Retrained = trained without the forget class (the gold "
-            "standard); Unlearned = made by an unlearning method; Custom = an uploaded model; Published = an unlearned model someone published (mucomp zoo).",
+            "standard); Unlearned = made by a method; Custom = uploaded; Published = a published unlearned model.",
     "Base": "The model the unlearning method started from (the Original or an earlier experiment).",
     "Method": "The unlearning method that produced the model.",
     "Epochs": "How many passes over the data the unlearning method made.",

@@ -92,7 +92,7 @@ def test_matching_files_are_reported_as_reproduced(published_files, monkeypatch,
     out = json.loads(captured.out)
     assert out["original"]["reference_check"]["matches"] and out["retrained"]["reference_check"]["matches"]
     assert out["retrained"]["reference_check"]["figures"][0]["measured"] == pytest.approx(1 / 9)
-    assert "warning" not in captured.err
+    assert "mucomp: warning" not in captured.err
 
 
 def test_files_that_differ_are_flagged_by_the_cli_and_in_the_stored_figures(published_files, monkeypatch, capsys):

@@ -19,31 +19,46 @@ import numpy as np
 MAX_COMPONENTS = 256
 
 
+def principal_features(train_x: np.ndarray, test_x: np.ndarray, components: int) -> tuple[np.ndarray, np.ndarray]:
+    """Standardise both sets with the train statistics and project them on the train set's top
+    ``components`` principal axes; ``([n, k], [m, k])``, k <= components.
+
+    The axes come from an eigendecomposition of whichever is smaller, the ``[n, n]`` Gram matrix
+    or the ``[D, D]`` covariance (exact PCA, no random draws): activations of early layers are
+    wide (a CIFAR conv layer flattens to 65,536 values per image) while the subsets hold a few
+    hundred images.
+    """
+    mean, std = train_x.mean(axis=0), train_x.std(axis=0)
+    std[std == 0] = 1.0  # constant features carry nothing; keep them finite
+    a, b = (train_x - mean) / std, (test_x - mean) / std
+    if a.shape[0] <= a.shape[1]:
+        values, vectors = np.linalg.eigh(a @ a.T)  # ascending
+        keep = values > values[-1] * 1e-10
+        values, vectors = values[keep][::-1][:components], vectors[:, keep][:, ::-1][:, :components]
+        axes = (a.T @ vectors) / np.sqrt(values)  # [D, k], orthonormal
+    else:
+        values, vectors = np.linalg.eigh(a.T @ a)
+        axes = vectors[:, ::-1][:, :components]
+    return a @ axes, b @ axes
+
+
 def probe_auc(train_x: Any, train_y: Any, test_x: Any, test_y: Any, *, seed: int = 0) -> float:
     """ROC AUC on ``test_*`` of a linear probe fitted on ``train_*``.
 
     ``*_x``: ``[n, D]`` features; ``*_y``: ``[n]`` 0/1 labels (1 = forget). NaN when either set
     lacks one of the two labels.
     """
-    from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
-    train_x, test_x = np.asarray(train_x, np.float64), np.asarray(test_x, np.float64)
     train_y, test_y = np.asarray(train_y).astype(int), np.asarray(test_y).astype(int)
     if len(set(train_y.tolist())) < 2 or len(set(test_y.tolist())) < 2:
         return float("nan")
-    train_x, test_x = train_x.reshape(len(train_x), -1), test_x.reshape(len(test_x), -1)
-    components = min(MAX_COMPONENTS, train_x.shape[0] - 1, train_x.shape[1])
-    probe = make_pipeline(
-        StandardScaler(),
-        PCA(n_components=components, svd_solver="randomized", random_state=seed),
-        LogisticRegression(max_iter=500, random_state=seed),
-    )
-    probe.fit(train_x, train_y)
-    return float(roc_auc_score(test_y, probe.predict_proba(test_x)[:, 1]))
+    train_x = np.asarray(train_x, np.float64).reshape(len(train_y), -1)
+    test_x = np.asarray(test_x, np.float64).reshape(len(test_y), -1)
+    a, b = principal_features(train_x, test_x, MAX_COMPONENTS)
+    probe = LogisticRegression(max_iter=500, random_state=seed).fit(a, train_y)
+    return float(roc_auc_score(test_y, probe.predict_proba(b)[:, 1]))
 
 
 def layer_probes(
