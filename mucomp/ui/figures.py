@@ -898,11 +898,8 @@ def probe_figure(frame: pd.DataFrame, layers: Sequence[str], colors: Mapping[str
             hovertemplate="%{x}: AUC %{y:.3f} (Retrained %{customdata:+.3f})<extra>%{fullData.name}</extra>",
         ))
     fig.add_hline(y=0.5, line={"color": DIM_COLOR, "dash": "dash"})
-    fig.update_layout(
-        title="Layer-wise decodability (probe AUC, forget vs retain)", yaxis={"range": [0.4, 1.0], "title": "ROC AUC"},
-        xaxis={"title": "layer"}, height=360, margin={"t": 50, "b": 40},
-        legend={"orientation": "h", "y": -0.25},
-    )
+    _base_layout(fig, "Layer-wise decodability (probe AUC, forget vs retain)", "Layer", "ROC AUC")
+    fig.update_yaxes(range=[0.4, 1.0])
     return fig
 
 
@@ -911,24 +908,25 @@ def leakage_figure(
 ) -> go.Figure:
     """Class leakage: the mean probability the forget images get per class, grouped bars for each
     model and the Retrained model (``leakages``: legend name -> :func:`mucomp.audits.class_leakage`;
-    the Retrained bars come from the first one's ``retrained_mean_probability``)."""
+    the Retrained bars come from the first one's ``retrained_mean_probability``). The class axis
+    marks the forget class as the class-accuracy figures do."""
     if not leakages:
         raise ValueError("no model has stored class-leakage figures")
-    names = [str(n) for n in class_names]
-    fig = go.Figure()
-    palette = [MODEL_COLORS["A"], MODEL_COLORS["B"]]
-    for position, (label, leak) in enumerate(leakages.items()):
-        fig.add_trace(go.Bar(x=names, y=[float(v) for v in leak["mean_probability"]], name=str(label),
-                             marker_color=palette[position % 2],
-                             hovertemplate="%{x}: %{y:.1%}<extra>%{fullData.name}</extra>"))
+    names = _check_names(class_names, len(next(iter(leakages.values()))["mean_probability"]), "the leakage figures")
+    forget = _check_forget(forget_class, len(names))
+    x = list(range(len(names)))
     first = next(iter(leakages.values()))
-    fig.add_trace(go.Bar(x=names, y=[float(v) for v in first["retrained_mean_probability"]], name="Retrained",
-                         marker_color=MODEL_COLORS["retrained"],
-                         hovertemplate="%{x}: %{y:.1%}<extra>Retrained</extra>"))
-    fig.add_vrect(x0=forget_class - 0.5, x1=forget_class + 0.5, fillcolor=FORGET_FILL, line_width=0)
-    fig.update_layout(
-        barmode="group", title="Where the forget images' probability goes (mean softmax, T = 1)",
-        yaxis={"tickformat": ".0%", "title": "mean probability", "rangemode": "tozero"}, height=360,
-        margin={"t": 50, "b": 40}, legend={"orientation": "h", "y": -0.25},
-    )
+    bars = [(str(label), leak["mean_probability"], color)
+            for (label, leak), color in zip(leakages.items(), (MODEL_COLORS["A"], MODEL_COLORS["B"]), strict=False)]
+    bars.append(("Retrained", first["retrained_mean_probability"], MODEL_COLORS["retrained"]))
+    fig = go.Figure()
+    for label, values, color in bars:
+        fig.add_trace(go.Bar(x=x, y=[float(v) for v in values], name=label, marker_color=color,
+                             customdata=names, hovertemplate="%{customdata}: %{y:.1%}<extra>" + label + "</extra>"))
+    _base_layout(fig, "Where the forget images' probability goes (mean softmax, T = 1)", "Class",
+                 "Mean probability", barmode="group", bargap=0.25)
+    fig.update_xaxes(tickmode="array", tickvals=x, ticktext=_forget_tick_text(names, forget),
+                     range=[-0.5, len(names) - 0.5])
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    _mark_forget_column(fig, forget)
     return fig
