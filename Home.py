@@ -1,27 +1,82 @@
-"""Home: what the Comparator is, the scenario (data set, forget class, seed), the reference models'
-readiness and a guided first pass through Build -> Screen -> Contrast -> Attack."""
+"""Home: what the Comparator is, the scenario (data set and model, forget set, seeds), the reference
+models' readiness and a guided first pass through Build -> Screen -> Contrast -> Attack."""
 
 import streamlit as st
 
 from mucomp.data import DATASETS, Scenario
+from mucomp.forget_sets import ForgetSet, index_set, parse_index_text
+from mucomp.references import recipe_for
 from mucomp.ui import session, widgets
 
 session.setup("Home")
 
 
+FORGET_KINDS = {"class": "One class", "classes": "Several classes", "random": "Random images", "indices": "Listed images"}
+
+
+def _forget_from_controls(spec) -> str | ForgetSet:
+    """The forget set the Home controls describe (the widget values are already validated)."""
+    kind = st.session_state.get("home_forget_kind", "class")
+    if kind == "classes":
+        chosen = [int(k) for k in st.session_state.get("home_forget_classes") or []]
+        if not chosen:  # just switched to several classes: start from the current class and the next
+            first = session.scenario().forget_classes[:1] or (0,)
+            chosen = [first[0], (first[0] + 1) % spec.num_classes]
+        return f"classes:{','.join(map(str, chosen))}" if len(chosen) > 1 else f"class:{chosen[0] if chosen else 0}"
+    if kind == "random":
+        return f"random:{float(st.session_state.get('home_forget_percent', 10.0)):g}%"
+    if kind == "indices":
+        current = session.scenario().forget_set
+        return current if current.kind == "indices" else f"class:{min(int(st.session_state['home_forget']), spec.num_classes - 1)}"
+    return f"class:{min(int(st.session_state['home_forget']), spec.num_classes - 1)}"
+
+
 def _on_scenario_change() -> None:
     dataset = st.session_state["home_dataset"]
     spec = DATASETS[dataset]
-    forget = min(int(st.session_state["home_forget"]), spec.num_classes - 1)
-    session.set_scenario(Scenario(dataset, forget, int(st.session_state["home_seed"])))
+    arch = st.session_state.get("home_arch")
+    try:
+        new = Scenario(dataset, None, int(st.session_state["home_seed"]), _forget_from_controls(spec),
+                       int(st.session_state.get("home_data_seed", 0)), arch if arch in spec.archs else None)
+    except ValueError as err:
+        st.session_state["home_problem"] = str(err)
+        return
+    st.session_state["home_problem"] = None
+    session.set_scenario(new)
+
+
+def _on_index_file() -> None:
+    upload = st.session_state.get("home_index_file")
+    if upload is None:
+        return
+    try:
+        forget = index_set(parse_index_text(upload.getvalue()))
+        s = session.scenario()
+        new = Scenario(s.dataset, None, s.seed, forget, s.data_seed, s.arch)
+        new.forget_indices  # noqa: B018  (checks every index against the training split now)
+    except ValueError as err:
+        st.session_state["home_problem"] = f"The index file was not used: {err}"
+        return
+    st.session_state["home_problem"] = None
+    session.set_scenario(new)
 
 
 def scenario_controls() -> Scenario:
-    """Data set, forget class (by name) and seed, bound to the session's scenario."""
+    """Data set and model, the forget set (one class by name, several classes, a random share or
+    listed images) and the seeds, bound to the session's scenario."""
     s = session.scenario()
+    forget = s.forget_set
     session.bind("home_dataset", s.dataset)
-    session.bind("home_forget", s.forget_class)
+    session.bind("home_arch", s.arch)
+    if not (st.session_state.get("home_forget_kind") == "indices" and forget.kind != "indices"):
+        session.bind("home_forget_kind", forget.kind)  # (an index set waits for its file)
+    if forget.kind == "class":
+        session.bind("home_forget", forget.classes[0])
+    if forget.kind == "classes":
+        session.bind("home_forget_classes", list(forget.classes))
+    session.bind("home_forget_percent", float(forget.percent) if forget.percent is not None else 10.0)
     session.bind("home_seed", s.seed)
+    session.bind("home_data_seed", s.data_seed)
     left, middle, right = st.columns([2, 2, 1])
     left.selectbox(
         "Data set and model", list(DATASETS), key="home_dataset", on_change=_on_scenario_change,
@@ -30,19 +85,60 @@ def scenario_controls() -> Scenario:
              "CIFAR-10 and Fashion-MNIST download data and published models and want a GPU.",
     )
     spec = DATASETS[st.session_state["home_dataset"]]
+    if len(spec.archs) > 1:
+        left.selectbox("Architecture", list(spec.archs), key="home_arch", on_change=_on_scenario_change,
+                       help="The classifier's architecture: the data set's default, or a transformer to compare how "
+                            "a CNN and a transformer forget.")
     middle.selectbox(
-        "Class to forget", list(range(spec.num_classes)), key="home_forget", on_change=_on_scenario_change,
-        format_func=lambda k: f"{spec.class_names[k]} (class {k})",
-        help="Every training image of this class is the forget set: an unlearning method should make "
-             "the model behave as if it had never seen them.",
+        "What to forget", list(FORGET_KINDS), key="home_forget_kind", on_change=_on_scenario_change,
+        format_func=FORGET_KINDS.get,
+        help="One class (the default), several classes, a random share of the training images (the "
+             "random-forgetting setting of SalUn and Sparse), or training images listed in a file.",
+    )
+    kind = st.session_state["home_forget_kind"]
+    if kind == "class":
+        middle.selectbox(
+            "Class to forget", list(range(spec.num_classes)), key="home_forget", on_change=_on_scenario_change,
+            format_func=lambda k: f"{spec.class_names[k]} (class {k})",
+            help="Every training image of this class is the forget set: an unlearning method should make "
+                 "the model behave as if it had never seen them.",
+        )
+    elif kind == "classes":
+        middle.multiselect(
+            "Classes to forget", list(range(spec.num_classes)), key="home_forget_classes",
+            on_change=_on_scenario_change, format_func=lambda k: f"{spec.class_names[k]} (class {k})",
+            max_selections=spec.num_classes - 1, help="Every training image of these classes is forgotten.",
+        )
+    elif kind == "random":
+        middle.number_input(
+            "Share of training images to forget (%)", min_value=0.1, max_value=99.0, step=1.0,
+            key="home_forget_percent", on_change=_on_scenario_change,
+            help="Drawn uniformly from the training split with the data seed. Accuracies are then over images: "
+                 "UA on the forget images, RA on the rest, TRA on every test image (TUA has no meaning).",
+        )
+    else:
+        middle.file_uploader(
+            "Training indices to forget (text, one per line)", type=["txt", "csv"], key="home_index_file",
+            on_change=_on_index_file, help="Positions in the training split, one per line; # starts a comment.",
+        )
+    right.number_input(
+        "Training seed", min_value=0, max_value=2**31 - 1, step=1, key="home_seed", on_change=_on_scenario_change,
+        help="Trains the reference models (Original and Retrained). Each unlearning run has its own seed "
+             "(Build); runs that differ only in seeds are replicates of one group.",
     )
     right.number_input(
-        "Seed", min_value=0, max_value=2**31 - 1, step=1, key="home_seed", on_change=_on_scenario_change,
-        help="One number that fixes every random choice (data order, subsets, UMAP): the same settings "
-             "give the same results.",
+        "Data seed", min_value=0, max_value=2**31 - 1, step=1, key="home_data_seed", on_change=_on_scenario_change,
+        help="Draws a random forget set and the fixed subsets (embedding, CKA, attack members). Keep it fixed "
+             "to compare training seeds on the same images.",
     )
+    if st.session_state.get("home_problem"):
+        st.error(st.session_state["home_problem"])
     s = session.scenario()
-    st.caption(f"{s.spec.description}. Model: `{s.spec.arch}`.")
+    st.caption(f"{s.spec.description}. Model: `{s.arch}`. Forget set: {s.forget_set.describe(s.spec)}.")
+    if not s.by_class and s.spec.needs_download:
+        st.info(f"The published {s.spec.label} references serve one forgotten class. For this forget set both "
+                f"references are trained here ({recipe_for(s.dataset, s.arch).epochs} epochs each): hours on a CPU, a GPU "
+                "is advised.", icon=":material/schedule:")
     return s
 
 

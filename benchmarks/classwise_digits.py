@@ -7,7 +7,7 @@ UA, RA, TRA, PS (51-point grid, the published definition) and PS_exact (every ra
 threshold), then the mean over classes. Used to re-tune defaults (issue 12: SalUn's schedule).
 
     python benchmarks/classwise_digits.py [--methods salun,rl] [--classes 0-9] [--home DIR]
-                                          [--param salun.lr=0.02 ...]
+                                          [--param salun.lr=0.02 ...] [--arch vit_digits]
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def main() -> int:
     parser.add_argument("--home", default=os.environ.get("MUCOMP_HOME", "runs"))
     parser.add_argument("--param", action="append", default=[], help="METHOD.NAME=VALUE overrides")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--arch", default=None, help="digits_cnn (default) or vit_digits")
     args = parser.parse_args()
     os.environ["MUCOMP_HOME"] = args.home
     os.environ.setdefault("MUCOMP_DEVICE", "cpu")
@@ -65,7 +66,7 @@ def main() -> int:
     print("| class | method | hyper-parameters | UA | RA | TRA | PS | PS_exact |")
     print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for forget_class in parse_classes(args.classes):
-        scenario = Scenario("digits", forget_class, 0)
+        scenario = Scenario("digits", forget_class, 0, arch=args.arch)
         original, retrained = load_references(scenario, device="cpu")
         retrained_train = evaluate_scenario(retrained.model, scenario, layers=(), device="cpu")["train"]
         retrained_values = privacy.forget_feature_values(scenario, retrained_train)

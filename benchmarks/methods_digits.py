@@ -7,7 +7,7 @@ median wall time of the whole call (RT + preparation + the per-epoch forget-accu
 torch runs on ``--threads`` threads, pinned to that many cores where the OS allows it. One
 untimed warm-up run first takes torch's one-off start-up costs out of the first method's figure.
 
-    python benchmarks/methods_digits.py [--repeats 3] [--threads 2] [--methods ga,rl]
+    python benchmarks/methods_digits.py [--repeats 3] [--threads 2] [--methods ga,rl] [--arch vit_digits]
 
 Targets (issue 3): RT <= 5 s for every method, retrain <= 15 s, on 2 CPU cores.
 """
@@ -41,6 +41,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--methods", default="", help="comma-separated names (default: every method)")
     parser.add_argument("--home", default=None, help="MUCOMP_HOME to use (default: a fresh temporary folder)")
+    parser.add_argument("--arch", default=None, help="digits_cnn (default) or vit_digits")
     args = parser.parse_args()
 
     os.environ["MUCOMP_HOME"] = args.home or tempfile.mkdtemp(prefix="mucomp-bench-")
@@ -55,7 +56,7 @@ def main() -> int:
     from mucomp.metrics import accuracy_metrics
     from mucomp.references import load_reference
 
-    scenario = Scenario("digits", 3, 0)
+    scenario = Scenario("digits", 3, 0, arch=args.arch)
     original = load_reference(scenario, "original", device="cpu").model
     names = [n for n in args.methods.split(",") if n] or list(available_methods())
     run_unlearning("ft", copy.deepcopy(original), scenario, {"epochs": 1})  # warm-up, not reported
@@ -74,7 +75,7 @@ def main() -> int:
         metrics = accuracy_metrics(evals["train"], evals["test"], scenario.forget_class)
         rows.append((name, result, statistics.median(rt), statistics.median(prep), statistics.median(wall), rt, metrics))
 
-    print(f"digits, forget class 3, seed 0, method defaults; {args.threads} torch threads, {affinity}, "
+    print(f"digits ({scenario.arch}), forget class 3, seed 0, method defaults; {args.threads} torch threads, {affinity}, "
           f"{os.cpu_count()} CPUs; median of {args.repeats}")
     print()
     print("| method | hyper-parameters | RT s (median) | RT runs | prep s | wall s | UA | RA | TUA | TRA | target | ok |")

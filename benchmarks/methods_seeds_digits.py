@@ -21,14 +21,11 @@ import tempfile
 
 
 def interval(values: list[float]) -> tuple[float, float]:
-    """(mean, half-width of the 95 % Student-t interval); half-width 0 for one value."""
-    from scipy import stats
+    """(mean, half-width of the 95 % Student-t interval: mucomp.groups.t_interval); 0 for one value."""
+    from mucomp.groups import t_interval
 
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, 0.0
-    half = stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
-    return mean, float(half)
+    entry = t_interval(values)
+    return entry["mean"], entry["half_width"] or 0.0
 
 
 def main() -> int:

@@ -80,42 +80,64 @@ def block(result: Mapping, key: str, fields: Sequence[str] = ()) -> Mapping:
     return value
 
 
-def scenario_of(result: ResultLike) -> tuple[str, int, int]:
-    """``(dataset, forget_class, seed)`` of a stored result."""
+def scenario_of(result: ResultLike) -> tuple[str, str, int, int, str | None]:
+    """``(dataset, forget set text, training seed, data seed, arch)`` of a stored result.
+
+    Reads a current-schema config (``forget``, ``train_seed``, ...) and, for hand-made or older
+    dicts, the single ``forget_class`` and ``seed`` they had instead.
+    """
     result = as_result(result)
     config = result["config"]
     try:
-        return str(config["dataset"]), int(config["forget_class"]), int(config.get("seed", 0))
+        seed = int(config.get("seed", 0))
+        forget = config.get("forget") or f"class:{int(config['forget_class'])}"
+        return (str(config["dataset"]), str(forget), int(config.get("train_seed", seed)),
+                int(config.get("data_seed", seed)), config.get("arch"))
     except (KeyError, TypeError, ValueError) as err:
-        raise MissingBlockError(f"{_describe(result)}: its config lacks the dataset or forget class") from err
+        raise MissingBlockError(f"{_describe(result)}: its config lacks the dataset or forget set") from err
 
 
-def check_same_scenario(results: Sequence[ResultLike], names: Sequence[str] | None = None) -> tuple[str, int, int]:
-    """The common scenario of ``results``; :class:`IncompatibleResultsError` if they differ."""
+def _scenario_words(scenario: tuple) -> str:
+    dataset, forget, train_seed, data_seed, arch = scenario
+    return f"{dataset} / forget {forget} / training seed {train_seed} / data seed {data_seed}" + (f" / {arch}" if arch else "")
+
+
+def check_same_scenario(results: Sequence[ResultLike], names: Sequence[str] | None = None) -> tuple:
+    """The common scenario (:func:`scenario_of`) of ``results``; :class:`IncompatibleResultsError`
+    if they differ (an arch of None matches any: hand-made results may not say it)."""
     if not results:
         raise ValueError("no results given")
     names = list(names) if names is not None else [f"result {k + 1}" for k in range(len(results))]
     scenarios = [scenario_of(r) for r in results]
     first = scenarios[0]
     for name, result, scenario in zip(names, results, scenarios, strict=True):
-        if scenario != first:
-            fmt = "{} / forget class {} / seed {}".format
+        if scenario[:4] != first[:4] or None not in (scenario[4], first[4]) and scenario[4] != first[4]:
             raise IncompatibleResultsError(
-                f"{names[0]} ({as_result(results[0])['id']}) belongs to {fmt(*first)} but {name} "
-                f"({as_result(result)['id']}) to {fmt(*scenario)}; pick experiments of the same scenario"
+                f"{names[0]} ({as_result(results[0])['id']}) belongs to {_scenario_words(first)} but {name} "
+                f"({as_result(result)['id']}) to {_scenario_words(scenario)}; pick experiments of the same scenario"
             )
     return first
 
 
-def _forget_class(results: Sequence[dict], forget_class: int | None, names: Sequence[str]) -> int:
-    _, stored, _ = check_same_scenario(results, names)
+def forget_classes_of(forget: str) -> tuple[int, ...]:
+    """The classes a canonical forget-set text forgets whole (``class:3`` -> (3,), ``classes:3,5``
+    -> (3, 5)); () for random and index sets, which forget images."""
+    kind, _, body = forget.partition(":")
+    if kind in ("class", "classes"):
+        return tuple(int(k) for k in body.split(","))
+    return ()
+
+
+def _forget_classes(results: Sequence[dict], forget_class: int | None, names: Sequence[str]) -> tuple[int, ...]:
+    """The forget classes of the results' common scenario (given ``forget_class`` must match)."""
+    stored = forget_classes_of(check_same_scenario(results, names)[1])
     if forget_class is None:
         return stored
     if isinstance(forget_class, bool) or not isinstance(forget_class, (int, np.integer)):
         raise ValueError(f"forget_class must be an int, got {forget_class!r}")
-    if int(forget_class) != stored:
+    if (int(forget_class),) != stored:
         raise IncompatibleResultsError(
-            f"forget_class {forget_class} does not match the results' forget class {stored}"
+            f"forget_class {forget_class} does not match the results' forget set {stored or 'of images'}"
         )
     return stored
 
@@ -153,12 +175,13 @@ _TYPE_ORDER = {"original": 0, "retrained": 1}
 #: Columns of :func:`experiment_table`, in order.
 TABLE_COLUMNS: tuple[str, ...] = (
     "ID", "Type", "Base", "Method", "Epochs", "Batch", "LR",
-    "UA", "RA", "TUA", "TRA", "RT", "Cost", "PS", "MIA", "Avg. Gap", "Created", "Owner",
+    "UA", "RA", "TUA", "TRA", "RT", "Cost", "PS", "MIA", "Avg. Gap", "U-LiRA", "Relearn", "Leak JS", "Created", "Owner",
 )
 #: Metric columns and their stored metric keys.
 METRIC_KEYS: dict[str, str] = {
     "UA": "UA", "RA": "RA", "TUA": "TUA", "TRA": "TRA", "RT": "RT", "PS": "PS",
     "MIA": "MIA_efficacy", "Avg. Gap": "avg_gap",
+    "U-LiRA": "ulira_acc", "Relearn": "relearn_steps", "Leak JS": "leakage_js",  # audits (mucomp.audits)
 }
 #: Which direction is better for each numeric column ("higher" / "lower"), for colour scales.
 METRIC_DIRECTIONS: dict[str, str] = {
@@ -171,6 +194,9 @@ METRIC_DIRECTIONS: dict[str, str] = {
     "MIA": "higher",
     "Avg. Gap": "lower",
     "UA (SalUn)": "higher",
+    "U-LiRA": "lower",
+    "Relearn": "higher",
+    "Leak JS": "lower",
 }
 #: One plain-words sentence per column: what it measures and which direction is better.
 COLUMN_HELP: dict[str, str] = {
@@ -198,6 +224,12 @@ COLUMN_HELP: dict[str, str] = {
     "Created": "When the experiment was stored (UTC).",
     "Owner": "The browser session that made the experiment; only it can delete the experiment.",
     "UA (SalUn)": "The literature's unlearning accuracy, 1 - forget-class training accuracy (higher is better).",
+    "U-LiRA": "Per-example attack accuracy against shadow models: 0.5 = no image tells the method from retraining "
+              "(lower is better, down to 0.5). Run it on Attack.",
+    "Relearn": "Steps to relearn half the Original's forget accuracy, relative to the Retrained model (higher is "
+               "better; 1 = like retraining). Run it on Attack.",
+    "Leak JS": "Mean Jensen-Shannon divergence of the forget images' predictions from the Retrained model's (lower "
+               "is better; 0 = the same).",
 }
 #: The README section every column's definition points to (written there, with how the figures
 #: differ from the published system's and from the literature's).
@@ -472,7 +504,7 @@ def class_accuracy(
     ``is_forget``.
     """
     a, b = as_result(result_a, "Model A"), as_result(result_b, "Model B")
-    forget = _forget_class([a, b], forget_class, ["Model A", "Model B"])
+    forget = _forget_classes([a, b], forget_class, ["Model A", "Model B"])
     acc_a, acc_b = class_accuracies(a, split), class_accuracies(b, split)
     if acc_a.size != acc_b.size:
         raise IncompatibleResultsError(f"Model A has {acc_a.size} classes and Model B {acc_b.size}")
@@ -486,7 +518,7 @@ def class_accuracy(
         "acc_a": acc_a,
         "acc_b": acc_b,
         "diff": acc_a - acc_b,
-        "is_forget": classes == forget,
+        "is_forget": np.isin(classes, forget),
     })
 
 
@@ -563,8 +595,7 @@ def _positions(indices: np.ndarray, wanted: np.ndarray) -> np.ndarray:
 def _train_labels(result: dict) -> np.ndarray:
     from mucomp.data import Scenario
 
-    dataset, forget_class, seed = scenario_of(result)
-    return Scenario(dataset, forget_class, seed).data.train.labels_np
+    return Scenario(scenario_of(result)[0]).data.train.labels_np  # the split is the data set's alone
 
 
 def twin_embedding(
@@ -608,7 +639,7 @@ def twin_embedding(
         ``temperature``, T = 1 by default).
     """
     a, b = as_result(result_a, "Model A"), as_result(result_b, "Model B")
-    forget = _forget_class([a, b], forget_class, ["Model A", "Model B"])
+    forget_classes = _forget_classes([a, b], forget_class, ["Model A", "Model B"])
     ea, eb = _embedding_arrays(a), _embedding_arrays(b)
     if ea["probs"].shape[1] != eb["probs"].shape[1]:
         raise IncompatibleResultsError("Model A and Model B have different numbers of classes")
@@ -628,10 +659,15 @@ def twin_embedding(
             f"labels has {label_array.size} entries but the embedding uses dataset index {int(shared.max())}; "
             "pass the labels of the whole train split (scenario.data.train.labels_np)"
         )
+    true_class = label_array[shared].astype(np.int64)
+    if forget_classes:
+        is_forget = np.isin(true_class, forget_classes)
+    else:  # a random or index set: its images are the attack block's
+        is_forget = np.isin(shared, np.asarray(block(a, "attack", ("indices",))["indices"], dtype=np.int64))
     return points_frame(
         shared,
-        label_array[shared].astype(np.int64),
-        forget,
+        true_class,
+        is_forget,
         layout_a,
         layout_b,
         ea["pred"][rows_a],

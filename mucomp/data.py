@@ -11,7 +11,7 @@ Three data sets are registered in :data:`DATASETS`:
 Every split keeps its images as a ``uint8`` tensor of shape ``[N, C, H, W]`` and normalises a batch
 only when it is used, so CIFAR-10 costs 150 MB in memory rather than 600 MB.
 
-A :class:`Scenario` (data set, forget class, seed) cuts the splits into forget / retain /
+A :class:`Scenario` (data set, forget set, seeds, architecture) cuts the splits into forget / retain /
 test-forget / test-retain indices straight from the label arrays, and draws the fixed,
 class-balanced subsets that embeddings, CKA and the membership-inference attack read.
 """
@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from mucomp import settings
+from mucomp.forget_sets import ForgetSet, index_set, parse_forget
 from mucomp.seeds import MAX_SEED as MAX_SEED  # re-exported: the seed bound lives in mucomp.seeds
 from mucomp.seeds import validate_seed
 
@@ -277,45 +278,110 @@ def balanced_subset(
 
 @dataclass(frozen=True)
 class Scenario:
-    """A data set, the class to forget and the seed that drives every random choice.
+    """A data set, a model architecture, the images to forget and the seeds of the references.
 
-    Indices are positions in the train or test split, sorted ascending, computed from the labels
-    alone. ``forget_class`` may be given as an index or a class name; it is stored as an index.
+    - ``forget``: a forget set (:mod:`mucomp.forget_sets`: ``class:3``, ``classes:3,5``,
+      ``random:10%``, ``random:100``, ``indices:FILE``); ``forget_class`` is the short form of
+      ``class:K`` (an index or a class name), kept as a field so ``Scenario("digits", 3)`` works.
+    - ``seed``: the **training seed**, which trains the Original and Retrained models.
+    - ``data_seed``: draws a random forget set and the fixed subsets (embedding, CKA, MIA).
+    - ``arch``: the architecture; None means the data set's default (:attr:`DatasetSpec.arch`).
+
+    The unlearning seed is not part of the scenario: it belongs to each experiment. Indices are
+    positions in the train or test split, sorted ascending.
     """
 
     dataset: str = "digits"
-    forget_class: int = 0
+    forget_class: int | str | None = None
     seed: int = 0
+    forget: str | ForgetSet | None = None
+    data_seed: int = 0
+    arch: str | None = None
 
     def __post_init__(self) -> None:
         spec = get_spec(self.dataset)
-        object.__setattr__(self, "forget_class", spec.class_index(self.forget_class))
+        if self.forget is None:
+            forget = ForgetSet("class", (spec.class_index(0 if self.forget_class is None else self.forget_class),))
+        else:
+            forget = parse_forget(self.forget, spec)
+            if self.forget_class is not None and (
+                not forget.by_class or forget.classes != (spec.class_index(self.forget_class),)
+            ):
+                raise ValueError(f"forget_class {self.forget_class!r} contradicts forget set {forget.text!r}; give one")
+        object.__setattr__(self, "forget", forget)
+        object.__setattr__(self, "forget_class", forget.classes[0] if forget.kind == "class" else None)
         object.__setattr__(self, "seed", validate_seed(self.seed))
+        object.__setattr__(self, "data_seed", validate_seed(self.data_seed))
+        arch = spec.arch if self.arch is None else self.arch
+        if arch not in spec.archs:
+            raise ValueError(f"architecture {arch!r} is not available for {self.dataset}; choose one of {', '.join(spec.archs)}")
+        object.__setattr__(self, "arch", arch)
 
     def __getstate__(self) -> dict:
-        # Only the three fields travel (to worker processes, Ray tasks): never the cached data set.
-        return {"dataset": self.dataset, "forget_class": self.forget_class, "seed": self.seed}
+        # Only the fields travel (to worker processes, Ray tasks): never the cached data set.
+        return {name: getattr(self, name) for name in ("dataset", "forget_class", "seed", "forget", "data_seed", "arch")}
 
     def __setstate__(self, state: dict) -> None:
         for name, value in state.items():
             object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_config(cls, config: dict) -> Scenario:
+        """The scenario of a stored (current-schema) config dict."""
+        forget = config.get("forget")
+        if isinstance(forget, str) and forget.startswith("indices:"):
+            forget = index_set(config.get("forget_indices") or [])
+        return cls(config["dataset"], None, config.get("train_seed", config.get("seed", 0)),
+                   forget if forget is not None else f"class:{config.get('forget_class', 0)}",
+                   config.get("data_seed", 0), config.get("arch"))
+
+    def config_fields(self) -> dict:
+        """The scenario's part of a stored config: ``dataset``, ``forget`` (text), ``forget_class``
+        (class sets of one class, else None), ``train_seed``, ``data_seed``, ``arch`` and, for
+        index sets, ``forget_indices``."""
+        fields = {"dataset": self.dataset, "forget": self.forget.text, "forget_class": self.forget_class,
+                  "train_seed": self.seed, "data_seed": self.data_seed, "arch": self.arch}
+        if self.forget.kind == "indices":
+            fields["forget_indices"] = list(self.forget.indices)
+        return fields
 
     @property
     def spec(self) -> DatasetSpec:
         return DATASETS[self.dataset]
 
     @property
+    def forget_set(self) -> ForgetSet:
+        return self.forget  # type: ignore[return-value]  # always a ForgetSet after __post_init__
+
+    @property
+    def by_class(self) -> bool:
+        """Whether the forget set is whole classes (class metrics) or images (random / indices)."""
+        return self.forget_set.by_class
+
+    @property
+    def forget_classes(self) -> tuple[int, ...]:
+        """The classes forgotten whole (class sets); empty for random and index sets."""
+        return self.forget_set.classes
+
+    @property
     def forget_class_name(self) -> str:
-        return self.spec.class_names[self.forget_class]
+        """The forget set in words: a class name, several names, or the random / index set."""
+        names = self.spec.class_names
+        if self.by_class:
+            return ", ".join(names[k] for k in self.forget_classes)
+        return self.forget_set.describe(self.spec)
 
     @property
     def retain_classes(self) -> list[int]:
-        return [k for k in range(self.spec.num_classes) if k != self.forget_class]
+        return [k for k in range(self.spec.num_classes) if k not in self.forget_classes]
 
     @property
     def key(self) -> str:
-        """A short stable text id, e.g. ``digits-c3-s0``."""
-        return f"{self.dataset}-c{self.forget_class}-s{self.seed}"
+        """A short stable text id, e.g. ``digits-c3-s0`` (``-d1`` for a data seed, the arch when
+        not the default)."""
+        arch = "" if self.arch == self.spec.arch else f"-{self.arch.replace('_', '')}"
+        data = f"-d{self.data_seed}" if self.data_seed else ""
+        return f"{self.dataset}{arch}-{self.forget_set.key}-s{self.seed}{data}"
 
     @cached_property
     def data(self) -> LoadedDataset:
@@ -324,21 +390,30 @@ class Scenario:
     # --- the four cuts ---------------------------------------------------------------------
     @cached_property
     def forget_indices(self) -> np.ndarray:
-        """Train indices of the forget class (D_f)."""
-        return np.flatnonzero(self.data.train.labels_np == self.forget_class)
+        """Train indices of the forget set (D_f)."""
+        return self.forget_set.indices_in(self.data.train.labels_np, self.data_seed)
+
+    @cached_property
+    def forget_mask(self) -> np.ndarray:
+        """bool ``[N_train]``: whether each training image is in the forget set."""
+        mask = np.zeros(len(self.data.train), dtype=bool)
+        mask[self.forget_indices] = True
+        return mask
 
     @cached_property
     def retain_indices(self) -> np.ndarray:
-        """Train indices of every other class (D_r)."""
-        return np.flatnonzero(self.data.train.labels_np != self.forget_class)
+        """Train indices of every other image (D_r)."""
+        return np.flatnonzero(~self.forget_mask)
 
     @cached_property
     def test_forget_indices(self) -> np.ndarray:
-        return np.flatnonzero(self.data.test.labels_np == self.forget_class)
+        """Test indices of the forget classes; empty for random and index sets (no test analogue)."""
+        return np.flatnonzero(np.isin(self.data.test.labels_np, self.forget_classes))
 
     @cached_property
     def test_retain_indices(self) -> np.ndarray:
-        return np.flatnonzero(self.data.test.labels_np != self.forget_class)
+        """Test indices of the retain classes (every test image for random and index sets)."""
+        return np.flatnonzero(~np.isin(self.data.test.labels_np, self.forget_classes))
 
     # --- fixed seeded subsets ----------------------------------------------------------------
     @cached_property
@@ -347,22 +422,35 @@ class Scenario:
         labels = self.data.train.labels_np
         per_class = self.spec.embedding_per_class
         classes = list(range(self.spec.num_classes))
-        return balanced_subset(labels, classes, per_class * len(classes), seeded_rng(self.seed, "embedding"))
+        return balanced_subset(labels, classes, per_class * len(classes), seeded_rng(self.data_seed, "embedding"))
 
     @cached_property
     def cka_indices(self) -> dict[str, np.ndarray]:
         """The four CKA subsets: ``train_forget``, ``train_retain``, ``test_forget``, ``test_retain``.
 
-        Forget subsets hold up to ``cka_forget_cap`` images, retain subsets up to
-        ``cka_retain_cap`` spread evenly over the retain classes.
+        Forget subsets hold up to ``cka_forget_cap`` images (spread over the forget classes, or
+        drawn from the forget images of a random / index set; ``test_forget`` is empty for those),
+        retain subsets up to ``cka_retain_cap`` spread evenly over the retain classes.
         """
         spec = self.spec
         out = {}
         for split_name in ("train", "test"):
             labels = self.data.split(split_name).labels_np
-            rng = seeded_rng(self.seed, f"cka-{split_name}")
-            out[f"{split_name}_forget"] = balanced_subset(labels, [self.forget_class], spec.cka_forget_cap, rng)
-            out[f"{split_name}_retain"] = balanced_subset(labels, self.retain_classes, spec.cka_retain_cap, rng)
+            rng = seeded_rng(self.data_seed, f"cka-{split_name}")
+            if self.by_class:
+                out[f"{split_name}_forget"] = balanced_subset(labels, self.forget_classes, spec.cka_forget_cap, rng)
+                out[f"{split_name}_retain"] = balanced_subset(labels, self.retain_classes, spec.cka_retain_cap, rng)
+                continue
+            if split_name == "train":
+                forget = self.forget_indices
+                take = min(forget.size, spec.cka_forget_cap)
+                out["train_forget"] = np.sort(rng.choice(forget, size=take, replace=False)).astype(np.int64)
+                pool = self.retain_indices
+            else:
+                out["test_forget"] = np.zeros(0, dtype=np.int64)
+                pool = self.test_retain_indices
+            chosen = balanced_subset(labels[pool], self.retain_classes, spec.cka_retain_cap, rng)
+            out[f"{split_name}_retain"] = np.sort(pool[chosen]).astype(np.int64)
         return out
 
     def activation_indices(self, split_name: str) -> np.ndarray:
@@ -374,9 +462,9 @@ class Scenario:
     def mia_indices(self) -> tuple[np.ndarray, np.ndarray]:
         """(members, non-members) for MIA-Efficacy: retain train and test-retain images.
 
-        Equal counts, at most ``mia_cap`` each, drawn with the scenario seed.
+        Equal counts, at most ``mia_cap`` each, drawn with the data seed.
         """
-        rng = seeded_rng(self.seed, "mia")
+        rng = seeded_rng(self.data_seed, "mia")
         count = min(self.retain_indices.size, self.test_retain_indices.size, self.spec.mia_cap)
         members = np.sort(rng.choice(self.retain_indices, size=count, replace=False))
         non_members = np.sort(rng.choice(self.test_retain_indices, size=count, replace=False))

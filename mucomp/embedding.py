@@ -479,24 +479,36 @@ def twin_embeddings(
 # Per-point table
 
 
-def point_status(true_class: object, predicted: object, forget_class: int) -> np.ndarray:
+def forget_mask(true_class: np.ndarray, forget: object) -> np.ndarray:
+    """Boolean ``[n]``: which points are forget images. ``forget`` is a forget class, a sequence
+    of forget classes, or already a boolean ``[n]`` mask (random and index forget sets)."""
+    value = np.asarray(forget)
+    if value.dtype == bool:
+        if value.shape != true_class.shape:
+            raise ValueError("a forget mask needs one entry per point")
+        return value
+    return np.isin(true_class, np.atleast_1d(value).astype(np.int64))
+
+
+def point_status(true_class: object, predicted: object, forget: object) -> np.ndarray:
     """Status of each point under one model, one of :data:`STATUSES` (object array ``[n]``).
 
-    - ``correctly_forgotten``: true class is the forget class, the model predicts another class;
-    - ``not_forgotten``: true class is the forget class and the model still predicts it;
-    - ``overly_forgotten``: true class is a retain class and the model predicts a different class
-      (any misclassified retain image, whatever the Original did with it);
-    - ``retained``: true class is a retain class and the model predicts it.
+    ``forget``: the forget class(es), or a boolean ``[n]`` mask of the forget images.
+
+    - ``correctly_forgotten``: a forget image the model no longer gives its true class;
+    - ``not_forgotten``: a forget image the model still classifies correctly;
+    - ``overly_forgotten``: a retained image the model misclassifies (whatever the Original did);
+    - ``retained``: a retained image the model classifies correctly.
     """
     true_class = np.asarray(true_class, dtype=np.int64)
     predicted = np.asarray(predicted, dtype=np.int64)
     if true_class.shape != predicted.shape:
         raise ValueError("true_class and predicted must have the same shape")
-    forget = true_class == int(forget_class)
+    correct = predicted == true_class
     status = np.where(
-        forget,
-        np.where(predicted == int(forget_class), "not_forgotten", "correctly_forgotten"),
-        np.where(predicted == true_class, "retained", "overly_forgotten"),
+        forget_mask(true_class, forget),
+        np.where(correct, "not_forgotten", "correctly_forgotten"),
+        np.where(correct, "retained", "overly_forgotten"),
     )
     return status.astype(object)
 
@@ -527,7 +539,7 @@ def probability_columns(num_classes: int, model: str) -> list[str]:
 def points_frame(
     indices: np.ndarray,
     true_class: np.ndarray,
-    forget_class: int,
+    forget: object,
     layout_a: np.ndarray,
     layout_b: np.ndarray,
     pred_a: np.ndarray,
@@ -540,6 +552,7 @@ def points_frame(
     Inputs are row-aligned: ``indices`` (dataset indices), ``true_class`` and ``pred_a`` /
     ``pred_b`` ``[n]`` ints, ``layout_a`` / ``layout_b`` ``[n, 2]`` (B already aligned onto A),
     ``prob_a`` / ``prob_b`` ``[n, C]`` probabilities. They are not validated here (the callers do).
+    ``forget``: the forget class(es) or a boolean ``[n]`` mask (see :func:`forget_mask`).
 
     Columns: ``index``, ``true_class``, ``pred_a``, ``pred_b``, ``is_forget``, ``x_a``, ``y_a``,
     ``x_b``, ``y_b``, ``status_a``, ``status_b`` (:func:`point_status`), ``conf_a``, ``conf_b``
@@ -553,13 +566,13 @@ def points_frame(
         "true_class": true_class,
         "pred_a": pred_a,
         "pred_b": pred_b,
-        "is_forget": true_class == int(forget_class),
+        "is_forget": forget_mask(true_class, forget),
         "x_a": layout_a[:, 0],
         "y_a": layout_a[:, 1],
         "x_b": layout_b[:, 0],
         "y_b": layout_b[:, 1],
-        "status_a": point_status(true_class, pred_a, forget_class),
-        "status_b": point_status(true_class, pred_b, forget_class),
+        "status_a": point_status(true_class, pred_a, forget),
+        "status_b": point_status(true_class, pred_b, forget),
         "conf_a": prob_a[rows, pred_a],
         "conf_b": prob_b[rows, pred_b],
     }
@@ -581,7 +594,7 @@ def embedding_points(
     eval_a: Evaluation,
     eval_b: Evaluation,
     indices: object,
-    forget_class: int,
+    forget_class: object,
     seed: int,
     *,
     model_ids: tuple[str, str] | None = None,
@@ -599,7 +612,7 @@ def embedding_points(
         Dataset indices to embed (normally ``scenario.embedding_indices``, train split), no
         repeats; row order of the result.
     forget_class:
-        The scenario's forget class.
+        The scenario's forget class(es), or a boolean mask over ``indices`` of the forget images.
     seed:
         UMAP seed (the scenario seed).
     model_ids:
@@ -631,7 +644,8 @@ def embedding_points(
     if np.unique(idx).size != idx.size:
         raise ValueError("indices must not repeat an image")
     num_classes = eval_a.num_classes
-    if not 0 <= int(forget_class) < num_classes:
+    classes = np.asarray(forget_class)
+    if classes.dtype != bool and (classes.size == 0 or classes.min() < 0 or classes.max() >= num_classes):
         raise ValueError(f"forget_class must lie in [0, {num_classes - 1}], got {forget_class}")
     rows_a, rows_b = eval_a.positions(idx), eval_b.positions(idx)
     layout_a, layout_b = twin_embeddings(

@@ -4,12 +4,19 @@
 ``torch.inference_mode()``, and keeps:
 
 - ``logits`` ``[n, C]`` (accuracy, prediction matrices, attack features, MIA),
-- ``features`` ``[n, d]``, the input of the final ``fc`` layer (the embedding view),
+- ``features`` ``[n, d]``, the input of the final linear layer (:func:`mucomp.models.penultimate_layer`:
+  ``fc`` of a CNN, ``heads.head`` of a ViT, whose input is the class token after the encoder's
+  final LayerNorm) for the embedding view,
 - ``activations``: for a subset of the images only (the fixed CKA subsets), the flattened outputs
   of the named layers, ``{layer: [m, D_layer]}``. Keeping them for every image would not fit in
-  memory for ResNet-18 on CIFAR-10 (about 1.2 MB per image).
+  memory: about 1.2 MB per image for ResNet-18 on CIFAR-10, 7.9 MB for ViT-B/16 (``conv_proj``
+  768 x 14 x 14 and twelve encoder blocks of 197 x 768 tokens, float32), so the 500 kept images of
+  one split hold 3.9 GB until :func:`mucomp.similarity.precompute_grams` replaces them by their
+  Gram matrices.
 
-Every metric reads from an :class:`Evaluation`; none runs its own forward pass.
+The forward runs in fp32 unless ``MUCOMP_PRECISION`` asks for an autocast (:mod:`mucomp.precision`);
+what leaves the model is float32 either way. Every metric reads from an :class:`Evaluation`; none
+runs its own forward pass.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from torch import nn
 
 from mucomp.data import Split
 from mucomp.models import penultimate_layer
+from mucomp.precision import autocast
 
 
 @dataclass
@@ -40,6 +48,7 @@ class Evaluation:
     activation_indices: ``[m]`` int64, the dataset indices whose activations were kept, in order.
     activations: layer name -> ``[m, D]`` float32, one flattened row per kept image.
     seconds: wall-clock time of the pass.
+    precision: what the forward ran in: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (:mod:`mucomp.precision`).
     grams: cache of layer Gram matrices for CKA, ``(layer, fingerprint of the dataset indices)``
         -> float64 ``[k, k]``; filled by :mod:`mucomp.similarity` (``layer_gram``,
         ``precompute_grams``), which may also empty ``activations`` to save memory.
@@ -53,6 +62,7 @@ class Evaluation:
     activation_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     activations: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: float = 0.0
+    precision: str = "fp32"
     grams: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
@@ -80,6 +90,7 @@ class Evaluation:
             labels=self.labels[rows],
             logits=self.logits[rows],
             features=self.features[rows],
+            precision=self.precision,
         )
 
     def layer_activations(self, layer: str, dataset_indices: np.ndarray) -> np.ndarray:
@@ -114,17 +125,19 @@ def evaluate(
     layers: list[str] | tuple[str, ...] = (),
     activation_indices: np.ndarray | None = None,
     *,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     device: torch.device | str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    precision: str | None = None,
 ) -> Evaluation:
     """Run ``model`` once over ``split[indices]`` and collect logits, features and activations.
 
     Parameters
     ----------
     model:
-        A mucomp model (it must end in an ``nn.Linear`` named ``fc``). Its train/eval mode is
-        restored afterwards; its weights are not touched.
+        A mucomp model (it must end in an ``nn.Linear`` named ``fc``, or ``heads.head`` for a
+        ViT: see :func:`mucomp.models.penultimate_layer`). Its train/eval mode is restored
+        afterwards; its weights are not touched.
     split:
         The data split the indices refer to.
     indices:
@@ -135,11 +148,15 @@ def evaluate(
         The dataset indices whose layer outputs are kept (a subset of ``indices``); default:
         all of ``indices`` when ``layers`` is given.
     batch_size:
-        Images per forward call.
+        Images per forward call; default 512, 64 for a model that resizes its input to 224
+        (ViT-B/16: 64 images are 38 MB of input and about 2 GB of transient activations).
     device:
         Where to run; default: the device of the model's parameters.
     progress:
         ``progress(images_done, images_total)`` after every batch.
+    precision:
+        ``"fp32"``, ``"bf16"`` or ``"fp16"``; default ``$MUCOMP_PRECISION`` (unset: fp32). See
+        :mod:`mucomp.precision` for what each gives on the device.
     """
     indices = np.arange(len(split), dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
     layers = list(layers)
@@ -151,6 +168,8 @@ def evaluate(
         raise ValueError("activation_indices must be a subset of indices")
     if device is None:
         device = next(model.parameters()).device
+    if batch_size is None:
+        batch_size = 64 if getattr(model, "image_size", 0) >= 224 else 512
     modules = dict(model.named_modules())
     unknown = [name for name in layers if name not in modules]
     if unknown:
@@ -178,7 +197,7 @@ def evaluate(
     logits: list[torch.Tensor] = []
     start = time.perf_counter()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(device, precision) as ran_in:
             for lo in range(0, indices.size, batch_size):
                 batch = indices[lo : lo + batch_size]
                 batch_keep["mask"] = torch.from_numpy(keep[lo : lo + batch_size]).to(device)
@@ -207,6 +226,7 @@ def evaluate(
         activation_indices=indices[keep],
         activations={name: torch.cat(parts).numpy() for name, parts in recorded.items() if parts},
         seconds=seconds,
+        precision=ran_in,
     )
 
 
@@ -217,16 +237,17 @@ def evaluate_scenario(
     *,
     device: torch.device | str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    precision: str | None = None,
 ) -> dict[str, Evaluation]:
     """``{"train": Evaluation, "test": Evaluation}`` of ``model`` on a scenario's whole splits.
 
     One pass per split. Activations of ``layers`` (default: every layer CKA reads) are kept for
     the scenario's CKA subsets only; pass ``layers=()`` to keep none. ``progress(done, total)``
-    counts images over both splits.
+    counts images over both splits. ``precision``: as in :func:`evaluate`.
     """
     from mucomp.models import layer_names
 
-    layers = layer_names(scenario.spec.arch) if layers is None else list(layers)
+    layers = layer_names(scenario.arch) if layers is None else list(layers)
     out = {}
     total = len(scenario.data.train) + len(scenario.data.test)
     offset = 0
@@ -245,6 +266,7 @@ def evaluate_scenario(
             scenario.activation_indices(split_name) if layers else None,
             device=device,
             progress=report,
+            precision=precision,
         )
         offset += len(split)
     return out

@@ -6,17 +6,20 @@ All accuracies are fractions in [0, 1] (top-1, eval mode), computed from an
 Empty classes. A class with no samples in an evaluation has no accuracy: its per-class accuracy
 is NaN (``null`` in JSON) and its prediction-matrix rows are NaN. RA / TRA average the retain
 classes that do have samples (NaN if none has); UA / TUA are NaN when the forget class has no
-samples in that split.
+samples in that split. For random and index forget sets the accuracies are over images (see
+:func:`accuracy_metrics`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover - type hints only: importing mucomp.evaluation imports torch
+    from mucomp.data import Scenario
     from mucomp.evaluation import Evaluation
 
 
@@ -39,27 +42,47 @@ def _mean_present(values: np.ndarray) -> float:
     return float(present.mean()) if present.size else float("nan")
 
 
-def accuracy_metrics(train_eval: Evaluation, test_eval: Evaluation, forget_class: int) -> dict:
+def accuracy_metrics(train_eval: Evaluation, test_eval: Evaluation, forget_class: int | Sequence[int] | Scenario) -> dict:
     """UA, RA, TUA, TRA and the per-class accuracies of one model.
 
-    Returns ``{"UA", "RA", "TUA", "TRA": float, "accs", "t_accs": list[float] (length C)}``:
-    UA / TUA are the train / test accuracies of ``forget_class``; RA / TRA the means of the
-    per-class train / test accuracies over the other classes.
+    ``forget_class``: a class index, several class indices, or a :class:`~mucomp.data.Scenario`
+    (whose forget set may be images rather than classes).
+
+    Returns ``{"UA", "RA", "TUA", "TRA": float or None, "accs", "t_accs": list[float] (length C)}``.
+    Class forget sets: UA / TUA are the mean train / test accuracies of the forget classes, RA / TRA
+    the means of the per-class train / test accuracies over the other classes. Random and index
+    forget sets (SPEC, "Forget sets and seeds"): UA = accuracy on the forget images, RA = accuracy
+    on the other training images, TRA = test accuracy over every class (TA), TUA = None (a random
+    set has no test counterpart).
     """
     num_classes = train_eval.num_classes
-    if not 0 <= forget_class < num_classes:
-        raise ValueError(f"forget_class must lie in [0, {num_classes - 1}], got {forget_class}")
     accs = per_class_accuracy(train_eval.labels, train_eval.predictions, num_classes)
     t_accs = per_class_accuracy(test_eval.labels, test_eval.predictions, num_classes)
-    retain = np.arange(num_classes) != forget_class
+    per_class = {"accs": accs.tolist(), "t_accs": t_accs.tolist()}
+    forget = forget_class
+    if hasattr(forget, "forget_set") and not forget.by_class:
+        correct = train_eval.predictions == train_eval.labels
+        is_forget = np.isin(train_eval.indices, forget.forget_indices)
+        test_accuracy = _share(test_eval.predictions == test_eval.labels)
+        return {"UA": _share(correct[is_forget]), "RA": _share(correct[~is_forget]), "TUA": None,
+                "TRA": test_accuracy, **per_class}
+    classes = forget.forget_classes if hasattr(forget, "forget_set") else np.atleast_1d(forget)
+    classes = np.asarray(classes, dtype=np.int64)
+    if classes.size == 0 or classes.min() < 0 or classes.max() >= num_classes:
+        raise ValueError(f"forget classes must lie in [0, {num_classes - 1}], got {classes.tolist()}")
+    retain = ~np.isin(np.arange(num_classes), classes)
     return {
-        "UA": float(accs[forget_class]),
+        "UA": _mean_present(accs[classes]),
         "RA": _mean_present(accs[retain]),
-        "TUA": float(t_accs[forget_class]),
+        "TUA": _mean_present(t_accs[classes]),
         "TRA": _mean_present(t_accs[retain]),
-        "accs": accs.tolist(),
-        "t_accs": t_accs.tolist(),
+        **per_class,
     }
+
+
+def _share(hits: np.ndarray) -> float:
+    """The share of True in ``hits``; NaN when it is empty."""
+    return float(hits.mean()) if hits.size else float("nan")
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -123,8 +146,9 @@ def prediction_matrix(evaluation: Evaluation, num_classes: int | None = None) ->
     return label_dist, conf_dist
 
 
-def model_metrics(train_eval: Evaluation, test_eval: Evaluation, forget_class: int) -> dict:
-    """Accuracy metrics plus both splits' prediction matrices, with the CLI's metric keys."""
+def model_metrics(train_eval: Evaluation, test_eval: Evaluation, forget_class: int | Sequence[int] | Scenario) -> dict:
+    """Accuracy metrics (:func:`accuracy_metrics`) plus both splits' prediction matrices, with the
+    CLI's metric keys."""
     metrics = accuracy_metrics(train_eval, test_eval, forget_class)
     for prefix, evaluation in (("", train_eval), ("t_", test_eval)):
         label_dist, conf_dist = prediction_matrix(evaluation)

@@ -33,6 +33,9 @@ TOLERANCE = 0.01
 
 #: Data set -> the block of the published table holding its Hub checkpoints.
 TABLES = {"cifar10": "cifar10_resnet18", "fashion_mnist": "fashion_mnist_resnet18", "cifar10_vit": "cifar10_vit_b16"}
+#: Data set -> every block of its Hub checkpoints, one per published architecture (the file
+#: names differ between them, so a file's name says which block holds its figures).
+DATASET_TABLES = {"cifar10": ("cifar10_resnet18", "cifar10_vit_b16"), "fashion_mnist": ("fashion_mnist_resnet18",)}
 
 
 @lru_cache(maxsize=1)
@@ -45,10 +48,16 @@ def published_table() -> dict[str, Any]:
 def published_figures(dataset: str, kind: str, forget_class: int, filename: str) -> dict[str, float]:
     """The published test accuracies of one reference file: ``{figure name: fraction}``.
 
-    ``"card test accuracy"`` where the model card gives it; for CIFAR-10 also the comparator's
-    ``"TUA"`` and ``"TRA"`` of that scenario. Empty when nothing was published for the file.
+    ``"card test accuracy"`` where the model card gives it; for the CIFAR-10 ResNet-18 files
+    also the comparator's ``"TUA"`` and ``"TRA"`` of that scenario (the ViT-B/16 files have their
+    card only). The block is the one whose card lists ``filename``. Empty when nothing was
+    published for the file.
     """
-    block = published_table().get(TABLES.get(dataset, ""), {})
+    table = published_table()
+    blocks = [table.get(name, {}) for name in DATASET_TABLES.get(dataset, ())]
+    listing = [b for b in blocks if filename in b.get("card_test_accuracy", {})]
+    # A file no card lists falls back to the data set's default block (its comparator figures).
+    block = listing[0] if listing else table.get(TABLES.get(dataset, ""), {})
     figures = {}
     card = block.get("card_test_accuracy", {}).get(filename)
     if card is not None:

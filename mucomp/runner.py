@@ -17,8 +17,10 @@ A stored result (``result.json``, see :mod:`mucomp.store`) holds:
 - ``id``, ``kind`` (``original`` / ``retrained`` / ``unlearned`` / ``custom``), ``schema_version``,
   ``created_at``, ``code_version``, ``owner`` (browser session that made it, or null),
   ``method_label``;
-- ``config``: ``dataset``, ``forget_class``, ``seed``, ``method``, ``base``, ``epochs``, ``lr``,
-  ``batch_size``, ``params`` (the method's own hyper-parameters as used);
+- ``config``: the scenario (``dataset``, ``forget`` and, for one class, ``forget_class``,
+  ``train_seed``, ``data_seed``, ``arch``; ``forget_indices`` for an index set), the unlearning
+  ``seed``, ``method``, ``base``, ``epochs``, ``lr``, ``batch_size``, ``params`` (the method's
+  own hyper-parameters as used); ``group``: the replicate group (unlearned experiments);
 - ``metrics``: ``UA``, ``RA``, ``TUA``, ``TRA``, ``RT`` (s; null for references and uploads),
   ``cost`` (``samples_forwarded``, ``samples_backpropagated``, ``optimizer_steps``: the
   hardware-independent cost of the method, see :class:`mucomp.methods.UnlearnResult`; null for
@@ -58,10 +60,12 @@ from mucomp import __version__, settings
 from mucomp.data import Scenario
 from mucomp.evaluation import Evaluation, evaluate_scenario
 from mucomp.execution.jobs import MAX_RUNS, TooManyRunsError, check_run_count  # noqa: F401  (re-exported)
+from mucomp.forget_sets import ForgetSet, index_set
 from mucomp.locks import locked
 from mucomp.metrics import AVG_GAP_KEYS, avg_gap, model_metrics, softmax
 from mucomp.models import layer_names, model_from_state_dict
 from mucomp.references import default_source, load_reference
+from mucomp.seeds import validate_seed
 from mucomp.store import Experiment, ExperimentExistsError, ExperimentStore, StoreError
 from mucomp.training import RunStopped
 
@@ -77,15 +81,21 @@ class ExperimentStopped(RunStopped):
 
 @dataclass
 class ExperimentConfig:
-    """Everything that defines one experiment (the seed drives every random choice).
+    """Everything that defines one experiment.
 
-    ``base`` is ``"original"`` or the id of a stored experiment to start from; ``epochs``, ``lr``
-    and ``batch_size`` default to the method's defaults for the data set; ``params`` holds the
-    method's own hyper-parameters.
+    The scenario part: ``dataset``, the forget set (``forget``: ``class:3``, ``classes:3,5``,
+    ``random:10%``, ``random:100``, ``indices:FILE``; ``forget_class`` is the short form of
+    ``class:K``), ``train_seed`` (trains the references), ``data_seed`` (a random forget set and
+    the fixed subsets) and ``arch`` (None: the data set's default). The run's part: ``seed`` (the
+    **unlearning seed**: batch order, random labels, masks' ties), ``method``, ``base``
+    (``"original"`` or the id of a stored experiment to start from), ``epochs``, ``lr`` and
+    ``batch_size`` (None: the method's defaults for the data set) and ``params`` (the method's
+    own hyper-parameters). After construction the scenario fields are normalised (``forget`` is the
+    canonical text, an index set's indices are in ``forget_indices``).
     """
 
     dataset: str = "digits"
-    forget_class: int = 0
+    forget_class: int | str | None = None
     seed: int = 0
     method: str = "ga"
     base: str = "original"
@@ -93,14 +103,32 @@ class ExperimentConfig:
     lr: float | None = None
     batch_size: int | None = None
     params: dict = field(default_factory=dict)
+    forget: str | None = None
+    train_seed: int = 0
+    data_seed: int = 0
+    arch: str | None = None
+    forget_indices: list[int] | None = None
 
     def __post_init__(self) -> None:
-        scenario = Scenario(self.dataset, self.forget_class, self.seed)  # validates
-        self.forget_class = scenario.forget_class
+        self.seed = validate_seed(self.seed)
+        scenario = self.scenario  # validates the scenario part
+        self.forget, self.forget_class, self.arch = scenario.forget_set.text, scenario.forget_class, scenario.arch
+        self.train_seed, self.data_seed = scenario.seed, scenario.data_seed
+        self.forget_indices = list(scenario.forget_set.indices) if scenario.forget_set.kind == "indices" else None
+
+    @classmethod
+    def for_scenario(cls, scenario: Scenario, **run: object) -> ExperimentConfig:
+        """A config of ``scenario`` with the run's fields ``run`` (``seed``, ``method``, ...)."""
+        fields = scenario.config_fields()
+        return cls(**{k: v for k, v in fields.items() if k != "forget_class"}, **run)  # type: ignore[arg-type]
 
     @property
     def scenario(self) -> Scenario:
-        return Scenario(self.dataset, self.forget_class, self.seed)
+        forget: str | ForgetSet | None = self.forget
+        if self.forget_indices is not None and (forget is None or str(forget).startswith("indices:")):
+            forget = index_set(self.forget_indices)
+        return Scenario(self.dataset, self.forget_class if forget is None else None, self.train_seed,
+                        forget, self.data_seed, self.arch)
 
     def hyper(self) -> dict:
         """User-set hyper-parameters (common ones and the method's own), unset ones left out."""
@@ -108,7 +136,10 @@ class ExperimentConfig:
         return {**common, **self.params}
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if data["forget_indices"] is None:
+            del data["forget_indices"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> ExperimentConfig:
@@ -116,6 +147,9 @@ class ExperimentConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown config keys {unknown}; known: {sorted(known)}")
+        data = dict(data)
+        if data.get("forget") is not None:
+            data["forget_class"] = None  # the forget set says it; the stored class is its echo
         return cls(**data)
 
 
@@ -214,7 +248,8 @@ _STATES_LOCK = threading.Lock()
 
 
 def reference_experiment_id(scenario: Scenario, kind: str, checkpoint_id: str) -> str:
-    """The store id of a scenario's reference: kind, data set, class, seed and a checkpoint hash.
+    """The store id of a scenario's reference: kind, the scenario key and a checkpoint hash
+    (``retrained-digits-c3-s0-<hash>``).
 
     Built only from validated fields (never from user text), so it is a safe path component; a
     new checkpoint or recipe gives a new id instead of overwriting the old figures.
@@ -222,7 +257,7 @@ def reference_experiment_id(scenario: Scenario, kind: str, checkpoint_id: str) -
     import hashlib
 
     digest = hashlib.sha256(checkpoint_id.encode()).hexdigest()[:6]
-    return f"{kind}-{scenario.dataset.replace('_', '-')}-c{scenario.forget_class}-s{scenario.seed}-{digest}"
+    return f"{kind}-{scenario.key.replace('_', '-').replace('+', '-')}-{digest}"
 
 
 def _stage(progress: ProgressFn | None, stage: str):
@@ -254,7 +289,7 @@ def prepare_scenario(
     read back from its result).
     """
     device = torch.device(device) if device is not None else settings.default_device()
-    source = source or default_source(scenario.dataset)
+    source = source or default_source(scenario.dataset, scenario.forget_class)
     key = (scenario.key, source, str(device), str(store.root.resolve()))
     with _STATES_LOCK:
         state = _STATES.get(key)
@@ -397,7 +432,7 @@ def model_figures(
     timings = {}
 
     start = time.perf_counter()
-    metrics = model_metrics(train, test, scenario.forget_class)
+    metrics = model_metrics(train, test, scenario)
     report = _stage(progress, "privacy")
     report(0, 3)
     logits = forget_logits(scenario, train)
@@ -418,7 +453,9 @@ def model_figures(
     from mucomp.audits import class_leakage, layer_probes
 
     retrained_probs = softmax(forget_logits(scenario, state.retrained.evals["train"]))
-    leakage = class_leakage(attack["probs"], retrained_probs, scenario.forget_class)
+    # The forgotten class of each forget image is its own label (one class, several, or a random set).
+    forgotten = scenario.data.train.labels_np[scenario.forget_indices]
+    leakage = class_leakage(attack["probs"], retrained_probs, forgotten)
     metrics["leakage_js"] = leakage["js_mean"]
     metrics["avg_gap"] = avg_gap(metrics, state.retrained_metrics or metrics)  # the Retrained: itself
     metrics["cost"] = None  # run_experiment sets the method's; references and uploads ran none
@@ -426,7 +463,7 @@ def model_figures(
 
     start = time.perf_counter()
     subsets = scenario.cka_indices
-    probes = layer_probes(evals, subsets, layer_names(scenario.spec.arch), seed=scenario.seed)
+    probes = layer_probes(evals, subsets, layer_names(scenario.arch), seed=scenario.data_seed)
     timings["probes"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -442,7 +479,7 @@ def model_figures(
     report(0, 1)
     indices = scenario.embedding_indices
     rows = train.positions(indices)
-    layout = embed(train.features[rows], scenario.seed)
+    layout = embed(train.features[rows], scenario.data_seed)
     embedding = {
         "indices": indices.tolist(),
         "x": layout[:, 0].tolist(),
@@ -455,7 +492,7 @@ def model_figures(
     return {
         "metrics": metrics,
         "attack": attack,
-        "cka": {"layers": layer_names(scenario.spec.arch), **cka},
+        "cka": {"layers": layer_names(scenario.arch), **cka},
         "embedding": embedding,
         "audits": {"leakage": leakage, "probes": probes},
         "timings": timings,
@@ -479,8 +516,7 @@ def evaluate_model(
 
 def _reference_config(scenario: Scenario, ref: ReferenceState) -> dict:
     return {
-        "dataset": scenario.dataset,
-        "forget_class": scenario.forget_class,
+        **scenario.config_fields(),
         "seed": scenario.seed,
         "method": ref.kind,
         "base": None,
@@ -509,13 +545,14 @@ def load_base_model(config: ExperimentConfig, state: ScenarioState, store: Exper
         return copy.deepcopy(state.original.model)
     base = store.load(config.base)
     scenario = state.scenario
-    if (base.config.get("dataset"), base.config.get("forget_class")) != (scenario.dataset, scenario.forget_class):
+    base_scenario = Scenario.from_config(base.config)
+    if (base_scenario.dataset, base_scenario.forget_set, base_scenario.arch) != (scenario.dataset, scenario.forget_set, scenario.arch):
         raise ValueError(
-            f"base experiment {config.base} belongs to {base.config.get('dataset')} / class "
-            f"{base.config.get('forget_class')}, not to this scenario; pick a base of the same scenario"
+            f"base experiment {config.base} belongs to {base_scenario.dataset} / forget "
+            f"{base_scenario.forget_set.text} / {base_scenario.arch}, not to this scenario; pick a base of the same scenario"
         )
     spec = scenario.spec
-    return model_from_state_dict(spec.arch, spec.num_classes, base.state_dict()).to(state.device)
+    return model_from_state_dict(scenario.arch, spec.num_classes, base.state_dict()).to(state.device)
 
 
 def run_experiment(
@@ -619,7 +656,7 @@ def store_custom_model(
     figures = evaluate_model(model, state, model_id=experiment_id, progress=progress)
     figures["metrics"]["RT"] = None
     figures["metrics"]["cost"] = None
-    base_config = {"dataset": scenario.dataset, "forget_class": scenario.forget_class, "seed": scenario.seed,
+    base_config = {**scenario.config_fields(), "seed": scenario.seed,
                    "method": "custom", "base": None, "epochs": None, "lr": None, "batch_size": None, "params": {}}
     base_config.update(config or {})
     tags = {"method_label": str(label)[:120], "owner": owner, **(extra or {})}

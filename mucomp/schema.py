@@ -22,9 +22,12 @@ Versions:
 
 - **1**: ``metrics.PS`` held the privacy score of the *exact* threshold sweep (every distinct
   value a threshold) and ``attack.worst_case`` the attack behind it.
-- **2** (current): ``metrics.PS`` is the published 51-point-grid privacy score and
-  ``metrics.PS_exact`` the exact one; ``attack.worst_case`` / ``attack.worst_case_exact`` the
-  attacks behind each. See :func:`upgrade_v1`.
+- **2**: ``metrics.PS`` is the published 51-point-grid privacy score and ``metrics.PS_exact``
+  the exact one; ``attack.worst_case`` / ``attack.worst_case_exact`` the attacks behind each. See
+  :func:`upgrade_v1`.
+- **3** (current): forget sets and separate seeds: ``config.forget`` (``class:3``,
+  ``random:10%``, ...), ``train_seed``, ``data_seed``, ``arch``, ``seed`` = the unlearning seed,
+  and the top-level replicate ``group``. See :func:`upgrade_v2`.
 
 The checked dict is returned as stored (after any upgrade), not re-serialised by pydantic, so a
 save / load / export / import round trip is exact.
@@ -76,12 +79,22 @@ class Cost(_Open):
     optimizer_steps: Count | None = None
 
 
+Seed = Annotated[int, Field(strict=True, ge=0, lt=2**32)]
+FORGET_PATTERN = r"^(class:\d{1,4}|classes:\d{1,4}(,\d{1,4})+|random:(\d{1,6}(\.\d{1,6})?%|\d{1,9})|indices:[0-9a-f]{12})$"
+
+
 class Config(_Open):
-    """``config``: the scenario (dataset, forget class, seed) and the run's settings."""
+    """``config``: the scenario (dataset, forget set, training and data seeds, arch) and the run's
+    settings (the unlearning ``seed``, method, base, hyper-parameters)."""
 
     dataset: Literal[tuple(DATASETS)]  # type: ignore[valid-type]
-    forget_class: Count
-    seed: Annotated[int, Field(strict=True, ge=0, lt=2**32)] = 0
+    forget: Annotated[str, Field(strict=True, pattern=FORGET_PATTERN)]
+    forget_class: Count | None = None
+    seed: Seed = 0
+    train_seed: Seed = 0
+    data_seed: Seed = 0
+    arch: ShortStr | None = None
+    forget_indices: Annotated[list[Count], Field(max_length=10_000_000)] | None = None
     method: ShortStr | None = None
     base: ShortStr | None = None
     epochs: Annotated[int, Field(strict=True, ge=0, le=1_000_000)] | None = None
@@ -102,10 +115,26 @@ class Config(_Open):
         return params
 
     @model_validator(mode="after")
-    def _class_in_range(self) -> Config:
-        classes = DATASETS[self.dataset].num_classes
-        if self.forget_class >= classes:
-            raise ValueError(f"forget_class {self.forget_class} is out of range for {self.dataset} (0-{classes - 1})")
+    def _forget_set_valid(self) -> Config:
+        from mucomp.forget_sets import index_set, parse_forget
+
+        spec = DATASETS[self.dataset]
+        if self.arch is not None and self.arch not in spec.archs:
+            raise ValueError(f"arch {self.arch!r} is not an architecture of {self.dataset} ({', '.join(spec.archs)})")
+        if self.forget.startswith("indices:"):
+            if not self.forget_indices:
+                raise ValueError("an indices forget set needs its forget_indices")
+            forget = index_set(self.forget_indices)
+            if forget.text != self.forget:
+                raise ValueError("forget_indices do not match the forget set's hash")
+            return self
+        try:
+            forget = parse_forget(self.forget, spec)  # class ranges
+        except ValueError as err:
+            raise ValueError(f"forget / forget_class: {err}") from None
+        single = forget.classes[0] if forget.kind == "class" else None
+        if self.forget_class != single:
+            raise ValueError(f"forget_class {self.forget_class} contradicts forget set {self.forget!r}")
         return self
 
 
@@ -217,8 +246,9 @@ class EpochRecord(_Open):
 class StoredResult(_Open):
     """A whole ``result.json`` of the current :data:`SCHEMA_VERSION`."""
 
-    schema_version: Literal[2]
+    schema_version: Literal[3]
     id: Annotated[str, Field(strict=True)]
+    group: ShortStr | None = None
     kind: Literal[KINDS]  # type: ignore[valid-type]
     created_at: Annotated[str, Field(strict=True, max_length=64)]
     code_version: ShortStr | None = None
@@ -298,8 +328,38 @@ def upgrade_v1(result: dict) -> dict:
     return upgraded
 
 
+def upgrade_v2(result: dict) -> dict:
+    """A version-2 result as version 3.
+
+    Version 2 had one ``config.seed`` for everything and a single forget class. Version 3 splits the
+    seeds: ``train_seed`` (the references), ``data_seed`` (the fixed subsets) and ``seed`` (the
+    unlearning run); a version-2 seed becomes all three, so the subsets and figures stay exactly
+    those it was computed with. ``forget`` becomes ``class:K``, ``arch`` the data set's default, and
+    an unlearned experiment gets its replicate ``group``.
+    """
+    from mucomp.groups import group_id
+
+    upgraded = dict(result, schema_version=3)
+    config = result.get("config")
+    if isinstance(config, dict):
+        config = dict(config)
+        seed = config.get("seed", 0)
+        cls = config.get("forget_class")
+        if "forget" not in config and isinstance(cls, int) and not isinstance(cls, bool):
+            config["forget"] = f"class:{cls}"
+        config.setdefault("train_seed", seed)
+        config.setdefault("data_seed", seed)
+        spec = DATASETS.get(config.get("dataset")) if isinstance(config.get("dataset"), str) else None
+        if spec is not None:
+            config.setdefault("arch", spec.arch)
+        upgraded["config"] = config
+        if result.get("kind") == "unlearned" and "group" not in result:
+            upgraded["group"] = group_id(config)
+    return upgraded
+
+
 #: ``version -> reader`` turning a result of that version into one of the next.
-UPGRADES = {1: upgrade_v1}
+UPGRADES = {1: upgrade_v1, 2: upgrade_v2}
 
 
 def upgrade(result: dict) -> dict:

@@ -19,3 +19,32 @@ def validate_seed(seed: object) -> int:
     if not 0 <= int(seed) < MAX_SEED:
         raise ValueError(f"seed must be in [0, 2**32), got {seed!r}")
     return int(seed)
+
+
+def parse_seeds(text: str, *, limit: int = 1000) -> list[int]:
+    """Seeds from text such as ``0-4``, ``0,3,7`` or ``0-2,10`` (ranges inclusive), in the order
+    given, without repeats. ValueError saying what to write for anything else, for a descending
+    range, or for more than ``limit`` seeds."""
+    seeds: list[int] = []
+    for part in str(text).replace(" ", "").split(","):
+        if not part:
+            continue
+        first, dash, last = part.partition("-")
+        try:
+            low = int(first)
+            high = int(last) if dash else low
+        except ValueError:
+            raise ValueError(f"{part!r} is not a seed or a range of seeds; write e.g. 0-4 or 0,3,7") from None
+        if high < low:
+            raise ValueError(f"the range {part!r} runs backwards; write the smaller seed first, e.g. {high}-{low}")
+        if high - low + 1 > limit:
+            raise ValueError(f"{part!r} names more than {limit} seeds")
+        for seed in range(low, high + 1):
+            validate_seed(seed)
+            if seed not in seeds:
+                seeds.append(seed)
+    if not seeds:
+        raise ValueError("no seed given; write e.g. 0-4 or 0,3,7")
+    if len(seeds) > limit:
+        raise ValueError(f"more than {limit} seeds given")
+    return seeds

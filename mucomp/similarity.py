@@ -29,6 +29,17 @@ reused against both references and every later comparison; each CKA is then one 
 product. :func:`precompute_grams` fills that cache and can drop the raw activations, which cuts a
 CIFAR ResNet-18 evaluation from about 1.2 MB per kept image to ``8 n²`` bytes per layer and subset.
 
+Vision transformers. A ViT layer's output is every token: ViT-B/16 keeps ``conv_proj`` (768 x 14
+x 14) and twelve encoder blocks (197 tokens x 768) per image, about 151,000 floats (0.6 MB in
+float32) per layer and 7.9 MB per image over the 13, so the feature route (``d x d`` products,
+``d`` = 151,296) is out of reach and the Gram route is the only one: an ``n x n`` Gram matrix
+costs ``n² d`` multiply-adds (250 images: 9.5 G per layer and subset, 0.3-1.7 s measured on
+one core of the development machine) and 8 n² bytes (0.5 MB). Memory: the raw activations of the 500 kept images of
+one split are 3.9 GB (both splits of one model 7.9 GB) until :func:`precompute_grams` replaces
+them by 14 layers x 2 subsets x 0.5 MB = 14 MB per split; the conversion to float64 runs in
+column blocks of ``_CHUNK_BYTES`` (64 MB), so it adds at most that. ``vit_digits``: 17 tokens x 64
+per block, 6.6 kB per layer and image.
+
 Threads: the matrix products run with at most :data:`BLAS_THREADS` numpy BLAS threads (1 by
 default; the cap is process-wide while a product runs, see :mod:`mucomp._threads`).
 
@@ -364,6 +375,8 @@ def precompute_grams(
         chosen = list(subsets)
     layers = recorded_layers(evaluation) if layers is None else list(layers)
     for indices in chosen:
+        if np.asarray(indices).size == 0:  # an empty subset has no Gram matrix (its CKA is undefined)
+            continue
         for layer in layers:
             layer_gram(evaluation, layer, indices, cache=True)
     if drop_activations:
@@ -471,7 +484,8 @@ def cka_report(
     Returns
     -------
     dict
-        ``report[reference][subset][layer] = CKA`` (float, NaN where undefined). Reference Gram
+        ``report[reference][subset][layer] = CKA`` (float, NaN where undefined, e.g. on an empty
+        subset such as ``test_forget`` of a random forget set). Reference Gram
         matrices are cached on the reference evaluations, so the second model compared against
         the same references pays only its own Gram matrices.
     """
@@ -482,6 +496,10 @@ def cka_report(
         report[reference] = {}
         for subset, indices in subsets.items():
             split = _split_of(subset)
+            if np.asarray(indices).size == 0:  # e.g. test_forget of a random forget set: undefined
+                names = recorded_layers(_split_eval(model_evals, split, "model_evals")) if layers is None else layers
+                report[reference][subset] = {layer: math.nan for layer in names}
+                continue
             report[reference][subset] = layerwise_cka(
                 _split_eval(ref_evals, split, f"reference_evals[{reference!r}]"),
                 _split_eval(model_evals, split, "model_evals"),

@@ -34,6 +34,13 @@ class DatasetSpec:
     cka_retain_cap: int = 250
     mia_cap: int = 5000
     description: str = ""
+    #: Architectures a scenario of this data set may use; the first is the default ``arch``.
+    alt_archs: tuple[str, ...] = ()
+
+    @property
+    def archs(self) -> tuple[str, ...]:
+        """Every architecture a scenario may choose: the default ``arch`` first."""
+        return (self.arch, *self.alt_archs)
 
     @property
     def num_classes(self) -> int:
@@ -83,6 +90,7 @@ DATASETS: dict[str, DatasetSpec] = {
         std=(0.3760,),
         needs_download=False,
         description="scikit-learn's 1,797 hand-written 8x8 digits; runs offline on a CPU in seconds",
+        alt_archs=("vit_digits",),
     ),
     "fashion_mnist": DatasetSpec(
         name="fashion_mnist",
@@ -109,6 +117,7 @@ DATASETS: dict[str, DatasetSpec] = {
         needs_download=True,
         hub_repo="jaeunglee/resnet18-cifar10-unlearning",
         description="60,000 32x32 colour images; ResNet-18 with published checkpoints; a GPU is advised",
+        alt_archs=("vit_b16_cifar",),
     ),
 }
 

@@ -38,9 +38,48 @@ class RunStopped(Exception):
         self.message = message
 
 
+#: The optimisers a recipe or a method may name, each with its fixed settings (the learning rate
+#: comes from the run):
+#:
+#: - ``"sgd"``: SGD, momentum 0.9, weight decay 5e-4 (mucomp's default for the CNNs and ResNets);
+#: - ``"sgd_plain"``: SGD without momentum or weight decay (NegGrad+ as its authors run it);
+#: - ``"adam"``: Adam, torch's defaults (betas 0.9 / 0.999), no weight decay (Bad Teacher, UNSIR);
+#: - ``"adamw"``: AdamW, weight decay 0.01 (the recipe of the published ViT-B/16 CIFAR-10 files:
+#:   Yurim0507/vit-base-16-cifar10-unlearning model card, "AdamW, lr 5e-5, weight decay 0.01";
+#:   Loshchilov and Hutter, ICLR 2019), the default for the vision transformers.
+OPTIMIZERS = ("sgd", "sgd_plain", "adam", "adamw")
+
+
+def make_optimizer(
+    name: str, params, lr: float, *, momentum: float | None = None, weight_decay: float | None = None,
+    nesterov: bool = False,
+) -> torch.optim.Optimizer:
+    """Optimiser ``name`` (one of :data:`OPTIMIZERS`) over ``params`` at learning rate ``lr``.
+
+    ``momentum`` / ``weight_decay`` override the preset's (a training recipe passes its own);
+    ``nesterov`` applies to ``"sgd"`` only.
+    """
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9 if momentum is None else momentum,
+                               weight_decay=5e-4 if weight_decay is None else weight_decay, nesterov=nesterov)
+    if name == "sgd_plain":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum or 0.0, weight_decay=weight_decay or 0.0)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay or 0.0)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=0.01 if weight_decay is None else weight_decay)
+    raise ValueError(f"unknown optimiser {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
 @dataclass(frozen=True)
 class TrainRecipe:
-    """Hyper-parameters of supervised training (SGD with momentum)."""
+    """Hyper-parameters of supervised training.
+
+    ``optimizer`` is ``"sgd"`` (with ``momentum``, ``weight_decay`` and ``nesterov``) or
+    ``"adamw"`` (with ``weight_decay``); see :data:`OPTIMIZERS`. ``warmup_epochs`` > 0 raises the
+    learning rate linearly, per epoch, from ``lr / (warmup_epochs + 1)`` to ``lr`` before the
+    schedule runs over the remaining epochs (a transformer trained from scratch needs it).
+    """
 
     epochs: int
     lr: float
@@ -51,6 +90,8 @@ class TrainRecipe:
     augment: bool = False  # random crop (4 px padding) + horizontal flip, for CIFAR-style data
     nesterov: bool = False
     clip_grad_norm: float | None = None  # global gradient-norm clip before each step (None: off)
+    optimizer: str = "sgd"
+    warmup_epochs: int = 0  # linear warm-up of the learning rate over the first epochs, then the schedule
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -65,6 +106,10 @@ class TrainRecipe:
             raise ValueError("nesterov momentum needs momentum > 0")
         if self.clip_grad_norm is not None and not (self.clip_grad_norm > 0 and math.isfinite(self.clip_grad_norm)):
             raise ValueError(f"clip_grad_norm must be a positive number or None, got {self.clip_grad_norm}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"a training recipe's optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -330,16 +375,28 @@ def sgd(
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
 
 
-def recipe_optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.SGD:
-    """The SGD optimiser a training recipe prescribes."""
+def recipe_optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.Optimizer:
+    """The optimiser a training recipe prescribes (SGD with its momentum, or AdamW)."""
+    if recipe.optimizer == "adamw":
+        return make_optimizer("adamw", model.parameters(), recipe.lr, weight_decay=recipe.weight_decay)
     return sgd(model, recipe.lr, recipe.momentum, recipe.weight_decay, recipe.nesterov)
 
 
-def epoch_scheduler(optimizer: torch.optim.Optimizer, epochs: int, schedule: str):
-    """A per-epoch learning-rate schedule: cosine annealing to 0, or ``None`` for constant."""
+def epoch_scheduler(optimizer: torch.optim.Optimizer, epochs: int, schedule: str, warmup_epochs: int = 0):
+    """A per-epoch learning-rate schedule: cosine annealing to 0, or ``None`` for constant; with
+    ``warmup_epochs``, a linear warm-up (``lr / (warmup_epochs + 1)`` up to ``lr``) first."""
+    if warmup_epochs <= 0:
+        if schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        return None
+    warmup = torch.optim.lr_scheduler.LinearLR(
+        optimizer, start_factor=1.0 / (warmup_epochs + 1), end_factor=1.0, total_iters=warmup_epochs
+    )
     if schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    return None
+        rest = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs - warmup_epochs)
+    else:
+        rest = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, rest], milestones=[warmup_epochs])
 
 
 EpochEndFn = Callable[[int, float], None]
@@ -398,7 +455,7 @@ def train(
     generator = make_generator(seed)
     model.to(device).train()
     optimizer = recipe_optimizer(model, recipe)
-    scheduler = epoch_scheduler(optimizer, recipe.epochs, recipe.schedule)
+    scheduler = epoch_scheduler(optimizer, recipe.epochs, recipe.schedule, recipe.warmup_epochs)
     stepper = Stepper(model, optimizer, clip_grad_norm=recipe.clip_grad_norm, cancelled=cancelled)
     start = time.perf_counter()
 

@@ -101,6 +101,9 @@ def pull(
     entry = find(repo)
     if scenario.dataset != entry.dataset:
         raise ZooError(f"{entry.repo} holds {entry.dataset} models; choose the {entry.dataset} scenario")
+    if scenario.forget_class is None:
+        raise ZooError(f"{entry.repo} holds models that forgot one class; choose a forget set class:K, not "
+                       f"{scenario.forget_set.text}")
     filename = entry.file_for(scenario.forget_class)
     path = download_checkpoint(entry.repo, filename)
     spec = scenario.spec

@@ -6,6 +6,7 @@ import streamlit as st
 from mucomp.compare import experiment_label
 from mucomp.execution import EvaluateUpload, PrepareReferences, PullPublished, SubmissionError
 from mucomp.methods import COMMON_PARAMS, MethodInfo, Param, available_methods, plugin_errors
+from mucomp.seeds import parse_seeds
 from mucomp.ui import forms, session, widgets
 from mucomp.ui.text import md
 from mucomp.uploads import EXTENSIONS, MAX_UPLOAD_BYTES, UploadError, check_upload
@@ -83,9 +84,10 @@ def own_param(container, info: MethodInfo, param: Param, default):
         return value, True
 
 
-def grid_form(info: MethodInfo, dataset: str) -> tuple[dict, dict, bool]:
-    """Every hyper-parameter control; returns (grid, fixed, ok)."""
-    defaults = info.defaults_for(dataset)
+def grid_form(info: MethodInfo, dataset: str, arch: str | None = None) -> tuple[dict, dict, bool]:
+    """Every hyper-parameter control, at the method's defaults for the data set and architecture;
+    returns (grid, fixed, ok)."""
+    defaults = info.defaults_for(dataset, arch)
     grid, fixed, ok = {}, {}, True
     columns = st.columns(3)
     for column, param in zip(columns, COMMON_PARAMS, strict=True):
@@ -113,16 +115,28 @@ def run_section(s: session.Scenario, listing: list[dict], ready: bool) -> None:
         base = choose_base(listing)
     with right:
         info = choose_method()
-    grid, fixed, ok = grid_form(info, s.dataset)
-    count = forms.run_count(grid) if ok else 0
-    configs, problem = [], None
+    grid, fixed, ok = grid_form(info, s.dataset, s.arch)
+    seeds_text = st.text_input(
+        "Unlearning seeds (replicates)", value="0", key="build_seeds",
+        help="One run per seed and grid point, e.g. 0-4 for five replicates: runs that differ only in their seed "
+             "form a group, which Screen shows as mean ± 95 % interval. The seed drives batch order, random labels "
+             "and tie-breaks; the references' training seed is the scenario's (Home).",
+    )
+    seeds, problem = [0], None
+    try:
+        seeds = parse_seeds(seeds_text, limit=forms.MAX_GRID_RUNS)
+    except ValueError as err:
+        ok, problem = False, f"Unlearning seeds: {err}"
+    count = forms.run_count(grid) * len(seeds) if ok else 0
+    configs = []
     if ok:
         try:
-            configs = forms.grid_configs(info, s.dataset, s.forget_class, s.seed, base, grid, fixed)
+            configs = forms.grid_configs(info, s, base, grid, fixed, seeds=seeds)
         except forms.GridError as err:
             problem = str(err)
     st.markdown(f"This grid makes **{count} run{'s' if count != 1 else ''}**" + (
-        " (every combination of the lists above)." if count > 1 else "."))
+        " (every combination of the lists above" + (f", each with {len(seeds)} seeds)." if len(seeds) > 1 else ").")
+        if count > 1 else "."))
     if problem:
         st.error(problem, icon=":material/block:")
     busy_refs = (job := session.reference_job(s)) is not None and job["state"] in ("queued", "running")
@@ -223,6 +237,9 @@ def published_section(s, ready: bool) -> None:
         repo = st.selectbox("Repository", [e.repo for e in entries], key="build_zoo_repo",
                             format_func=lambda r: f"{zoo.find(r).method} ({r})")
         entry = zoo.find(repo)
+        if s.forget_class is None:
+            st.caption("The published unlearned models forgot one class; choose a forget set of one class on Home.")
+            return
         card = entry.published.get(str(s.forget_class), {})
         st.caption(f"File `{entry.file_for(s.forget_class)}`. Recipe: {entry.recipe}. Card: forget-class test "
                    f"accuracy {card.get('forget_test_accuracy', float('nan')):.1%}, retain classes "

@@ -2,6 +2,7 @@
 Model A and Model B, details of one experiment (per-epoch curves, downloads, delete) and the
 trade-off (Pareto) view across all experiments."""
 
+import pandas as pd
 import streamlit as st
 
 from mucomp.compare import (
@@ -17,8 +18,10 @@ from mucomp.compare import (
     pareto_front,
     unreproduced_references,
 )
+from mucomp.groups import group_summaries, sweep_grid
+from mucomp.sharing import bundle_bytes, bundle_problem
 from mucomp.store import RESULT_FILE, StoreError
-from mucomp.ui import figures, session, tables, widgets
+from mucomp.ui import figures, session, tables, variance, widgets
 from mucomp.ui.text import md
 
 session.setup("Screen")
@@ -53,16 +56,17 @@ def pick_detail_from_selections() -> None:
         st.session_state[KEY_DETAIL] = str(points[0])
 
 
-def _column_config(view) -> dict:
+def _column_config(view, shown_columns=tables.SHOWN_COLUMNS) -> dict:
     """Widths, tooltips (each ending with the README pointer) and the pinned ID column."""
     config = {}
+    widths = {**tables.COLUMN_WIDTHS, **tables.AUDIT_COLUMN_WIDTHS}
     for c in view.columns:
-        if c not in tables.SHOWN_COLUMNS:
+        if c not in shown_columns:
             config[c] = None  # hidden (Created: in Details; the sort still offers it)
         elif c in COLUMN_HELP:
             extra = f" {UNREPRODUCED_HELP}" if c == "Type" else ""
             config[c] = st.column_config.Column(c, help=f"{COLUMN_HELP[c]}{extra} {DEFINITIONS_POINTER}",
-                                                width=tables.COLUMN_WIDTHS.get(c), pinned=c == "ID" or None)
+                                                width=widths.get(c), pinned=c == "ID" or None)
     return config
 
 
@@ -98,7 +102,7 @@ def table_section(table, unreproduced: dict[str, str]):
         help="Show only the experiments of these methods (empty: all).",
     )
     sort_by = middle.selectbox(
-        "Sort by", ["Created", *METRIC_COLUMNS, "Method", "LR", "Epochs"], key="screen_sort",
+        "Sort by", ["Created", *METRIC_COLUMNS, *tables.AUDIT_COLUMNS, "Method", "LR", "Epochs"], key="screen_sort",
         help="Order the rows by this column (you can also click a column header).",
     )
     ranked = sort_by in METRIC_DIRECTIONS
@@ -110,12 +114,16 @@ def table_section(table, unreproduced: dict[str, str]):
     shown = tables.filter_and_sort(table, methods, None if natural else sort_by, ascending)
     st.session_state[KEY_ORDER] = shown["ID"].tolist()
     view = tables.readable(shown, session.owner(), unreproduced)
+    shown_columns = [*tables.SHOWN_COLUMNS, *(tables.AUDIT_COLUMNS if st.session_state.get("screen_audit_columns") else ())]
     st.dataframe(
-        tables.styled(view, groups or []), hide_index=True, column_config=_column_config(view), key="screen_table",
-        on_select="rerun", selection_mode="single-row", width="stretch", placeholder="—",
-        column_order=[c for c in tables.SHOWN_COLUMNS if c in view.columns],
+        tables.styled(view, groups or []), hide_index=True, column_config=_column_config(view, shown_columns),
+        key="screen_table", on_select="rerun", selection_mode="single-row", width="stretch", placeholder="—",
+        column_order=[c for c in shown_columns if c in view.columns],
     )
-    control, legend = st.columns([2, 5], vertical_alignment="bottom")
+    control, legend, audit_toggle = st.columns([2, 4, 1], vertical_alignment="bottom")
+    audit_toggle.toggle("Audit columns", key="screen_audit_columns",
+                        help="Add U-LiRA accuracy, relearn steps (relative to the Retrained model) and class leakage "
+                             "(JS) to the table; U-LiRA and relearning are run on demand on the Attack page.")
     control.segmented_control(
         "Colour scales", list(tables.COLOR_GROUPS), selection_mode="multi", default=list(tables.COLOR_GROUPS),
         key="screen_colors", format_func=str.capitalize,
@@ -207,7 +215,7 @@ def details_section(listing: list[dict], unreproduced: dict[str, str]) -> None:
         st.warning(md(unreproduced[chosen], 2000), icon=":material/report:")
     store = session.get_store()
     experiment_path = store.root / chosen
-    buttons = st.columns(5)
+    buttons = st.columns(6)
     buttons[0].button("Use as Model A", key="screen_use_a", on_click=_set_model, args=("a", chosen),
                       help="Contrast and attack this experiment as Model A.")
     buttons[1].button("Use as Model B", key="screen_use_b", on_click=_set_model, args=("b", chosen),
@@ -223,12 +231,20 @@ def details_section(listing: list[dict], unreproduced: dict[str, str]) -> None:
         mime="application/octet-stream", key="screen_download_weights", on_click="ignore",
         disabled=not weights.is_file(), help="The model's weights (safetensors state dict).",
     )
+    unbundled = bundle_problem(store, chosen, listing)
+    buttons[4].download_button(
+        "Bundle", data=lambda: bundle_bytes(store, [chosen]), file_name=f"{chosen}-bundle.zip",
+        mime="application/zip", key="screen_download_bundle", on_click="ignore", disabled=unbundled is not None,
+        help=f"Can't be bundled: {unbundled}." if unbundled else
+        "A reproducibility bundle: the config with every seed, data and forget-set hashes, the references' "
+        "identities, code, environment, metrics and weights. `mucomp reproduce FILE` reruns it and diffs every metric.",
+    )
     protected = result.get("kind") in ("original", "retrained")
     mine = result.get("owner") == session.owner()
     reason = ("Reference models can't be deleted." if protected else
               "Delete this experiment for everyone." if mine else
               "Only the session that made an experiment can delete it.")
-    buttons[4].button("Delete", key="screen_delete", on_click=st.session_state.__setitem__,
+    buttons[5].button("Delete", key="screen_delete", on_click=st.session_state.__setitem__,
                       args=(KEY_CONFIRM_DELETE, chosen), disabled=protected or not mine, help=reason)
     if st.session_state.get(KEY_CONFIRM_DELETE) == chosen and mine and not protected:
         st.warning(f"Delete {md(labels[chosen])} for every session? Its result and weights are removed from the "
@@ -306,7 +322,7 @@ if not listing:
                  "unlearning method on Build.", "home", "Go to Home")
     st.stop()
 pick_detail_from_selections()
-table = session.memo("screen.table", tuple(r["id"] for r in listing),
+table = session.memo("screen.table", tuple((r["id"], r.get("updated_at")) for r in listing),  # audits update a result
                      lambda: experiment_table(listing, s.spec.class_names))
 unreproduced = unreproduced_references(listing)
 st.header("Experiments", help="One row per experiment of this scenario; the darker a coloured cell, the better its value, on fixed scales (see the legend under the table).")
@@ -323,3 +339,64 @@ details_section(listing, unreproduced)
 st.header("Trade-off across experiments", help="Each experiment placed by how well it forgets (x), what it keeps (y) and how private it is (colour); the ringed ones are the best trade-offs.")
 # The Pareto view follows the method filter; the references stay as landmarks.
 pareto_section(table[table["ID"].isin(set(shown_rows["ID"])) | table["Type"].isin(["Original", "Retrained"])])
+
+
+def replicates_section(s) -> None:
+    """Replicate groups (one row per group: mean ± 95 % interval), their members, the spread across
+    seeds, rank stability and a hyper-parameter sweep (core: mucomp.groups; views: mucomp.ui.variance)."""
+    every_seed = session.experiments_every_training_seed(s)
+    summaries = group_summaries(every_seed)
+    if not summaries:
+        st.caption("No unlearned experiments yet. Give Build several unlearning seeds (e.g. 0-4) to run replicates.")
+        return
+    metric = st.selectbox("Metric", list(variance.GROUP_METRICS), format_func=variance.GROUP_METRICS.get,
+                          key="screen_group_metric",
+                          help="The figure the spread, the ranks, 'vs best' and the sweep are about.")
+    frame = variance.group_frame(summaries, metric)
+    st.caption("Runs that differ only in their seeds (training seed of the references, unlearning seed of the run) "
+               "form a group: mean ± half-width of the 95 % Student-t interval over its n replicates. The gap is to "
+               "the Retrained model of each replicate's own training seed. 'not resolved': the interval overlaps the "
+               "best group's, so the data do not tell the two apart.")
+    event = st.dataframe(frame, key="screen_groups", hide_index=True, on_select="rerun", selection_mode="single-row",
+                         width="stretch")
+    picked = _table_rows(event)
+    if picked:
+        chosen = summaries[picked[0]]
+        st.markdown(f"**Members of {chosen['group']}** (pick them as Model A / B above):")
+        members = [r for r in every_seed if r.get("group") == chosen["group"]]
+        st.dataframe(pd.DataFrame([{"ID": r["id"], "Training seed": r["config"].get("train_seed"),
+                                    "Unlearning seed": r["config"].get("seed"),
+                                    **{name: r["metrics"].get(key) for key, name in variance.GROUP_METRICS.items()}}
+                                   for r in members]), hide_index=True, key="screen_group_members", width="stretch")
+    members = {g["group"]: [r for r in every_seed if r.get("group") == g["group"]] for g in summaries}
+    replicated = [g for g in summaries if g["n"] > 1]
+    if not replicated:
+        st.caption("Every group has one run so far: the spread and the ranks need replicates.")
+        return
+    st.plotly_chart(variance.spread_figure(replicated, metric, members), key="screen_spread", width="stretch")
+    ranks = variance.rank_frame({g["group"]: members[g["group"]] for g in replicated},
+                                {g["group"]: str(g.get("method_label") or g.get("method")) for g in replicated}, metric)
+    if not ranks.empty:
+        st.markdown("**Rank stability**: how each group ranks by this metric on every seed pair they all share.")
+        st.dataframe(ranks, hide_index=True, key="screen_ranks", width="stretch")
+    counts = {m: sum(g["method"] == m for g in summaries) for m in {g["method"] for g in summaries if g["method"]}}
+    methods = sorted(counts, key=lambda m: (-counts[m], m))  # the method with the most configurations first
+    left, middle, right = st.columns(3)
+    method = left.selectbox("Sweep of method", methods, key="screen_sweep_method")
+    chosen = [g for g in summaries if g["method"] == method]
+    params = [p for p in ("epochs", "lr", "batch_size") if len({g["config"].get(p) for g in chosen}) > 1]
+    params += sorted({k for g in chosen for k in (g["config"].get("params") or {})
+                      if len({str((c["config"].get("params") or {}).get(k)) for c in chosen}) > 1})
+    if len(params) < 2:
+        st.caption(f"The sweep needs {method} runs that vary two hyper-parameters (e.g. a grid of epochs × lr on Build).")
+        return
+    x_param = middle.selectbox("x", params, key="screen_sweep_x")
+    y_param = right.selectbox("y", [p for p in params if p != x_param], key="screen_sweep_y")
+    grid = sweep_grid(chosen, x_param, y_param, metric)
+    st.plotly_chart(variance.sweep_figure(grid, x_param, y_param, metric,
+                                          f"{method}: {variance.GROUP_METRICS[metric]} over {x_param} × {y_param} (group means)"),
+                    key="screen_sweep", width="stretch")
+
+
+st.header("Replicates and variance", help="Groups of runs that differ only in their seeds: mean ± 95 % interval, spread, rank stability and sweeps.")
+replicates_section(s)

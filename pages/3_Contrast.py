@@ -29,16 +29,20 @@ def split_choice(key: str, help_text: str) -> str:
                                 help=help_text) or "train"
 
 
-def accuracy_section(ids: tuple[str, str], a: dict, b: dict, names, forget: int, labels: tuple[str, str]) -> None:
+def accuracy_section(ids: tuple[str, str], a: dict, b: dict, names, forget: tuple[int, ...], labels: tuple[str, str]) -> None:
     st.header("Class-wise accuracy", help="Share of each class's images each model recognises: higher is better for the other classes, lower is better for the forget class.")
     split = split_choice("contrast_acc_split", "Accuracy on the training images (what the model saw) or on the "
                                                "held-out test images.")
-    table = session.memo("contrast.accuracy", (*ids, split), lambda: class_accuracy(a, b, forget, split,
+    table = session.memo("contrast.accuracy", (*ids, split), lambda: class_accuracy(a, b, None, split,
                                                                                     class_names=names))
     gap = retain_gap_of(table)
     left, right, view = st.columns([1, 1, 2], vertical_alignment="bottom")
-    left.metric(f"Forget class '{names[forget]}': A − B", f"{table['diff'][forget] * 100:+.1f} pp",
-                help="Accuracy of Model A minus Model B on the forget class (lower accuracy = more forgotten).")
+    forget_key = "UA" if split == "train" else "TUA"  # the forget set's accuracy on this split
+    ua_a, ua_b = a["metrics"].get(forget_key), b["metrics"].get(forget_key)
+    what = f"class '{names[forget[0]]}'" if len(forget) == 1 else ("classes" if forget else "set")
+    left.metric(f"Forget {what}: A − B", "n/a" if None in (ua_a, ua_b) else f"{(ua_a - ua_b) * 100:+.1f} pp",
+                help="Accuracy of Model A minus Model B on the forget set (lower accuracy = more forgotten); a random "
+                     "forget set has no test images of its own (n/a on the test split).")
     right.metric("Average retain gap", "n/a" if np.isnan(gap) else f"{gap * 100:.1f} pp",
                  help="Mean absolute accuracy difference between A and B over the other classes "
                       "(lower = the two models keep the other classes alike).")
@@ -59,7 +63,7 @@ def accuracy_section(ids: tuple[str, str], a: dict, b: dict, names, forget: int,
                     "red-marked forget class lower = more forgotten).")
 
 
-def matrix_section(ids: tuple[str, str], a: dict, b: dict, names, forget: int, labels: tuple[str, str]) -> None:
+def matrix_section(ids: tuple[str, str], a: dict, b: dict, names, forget: tuple[int, ...], labels: tuple[str, str]) -> None:
     st.header("Prediction matrices", help="Which class each model predicts for the images of each true class: a good unlearned model moves the forget-class row off the diagonal and keeps the others on it.")
     left, right = st.columns(2)
     with left:
@@ -85,14 +89,14 @@ def _clear_selection() -> None:
     st.session_state[KEY_SELECTION] = []
 
 
-def embedding_section(s, ids: tuple[str, str], a: dict, b: dict, names, forget: int, labels: tuple[str, str]) -> None:
+def embedding_section(s, ids: tuple[str, str], a: dict, b: dict, names, forget: tuple[int, ...], labels: tuple[str, str]) -> None:
     st.header("Embedding space", help="Where each model places the images in its feature space: forget-class images that leave their cluster were forgotten; other images should stay put.")
     st.caption("Each point is a training image placed by UMAP from the model's penultimate features: images a "
                "model sees as alike sit together. Colour = the class the model predicts; × = an image of the "
                "forget class. Model B's map is aligned onto Model A's so they read side by side. Click a point in "
                "either map to highlight the same image in the other and inspect it below; for several, pick Box or "
                "Lasso select in the chart's toolbar. Probabilities are softmax at T = 1, as on Attack.")
-    points = session.memo("contrast.points", ids, lambda: twin_embedding(a, b, forget, labels=s.data.train.labels_np))
+    points = session.memo("contrast.points", ids, lambda: twin_embedding(a, b, labels=s.data.train.labels_np))
     filter_name = st.columns([1, 2])[0].selectbox(
         "Show", list(FILTERS), format_func=FILTERS.get, key="contrast_filter",
         help="Target to forget: the forget-class images. Correctly forgotten: forget images the model no longer "
@@ -119,13 +123,13 @@ def embedding_section(s, ids: tuple[str, str], a: dict, b: dict, names, forget: 
     instance_panel(s, ids, points, selected, names, forget, labels)
 
 
-def _probability_figure(points, index: int, names, forget: int, labels: tuple[str, str]):
+def _probability_figure(points, index: int, names, forget: tuple[int, ...], labels: tuple[str, str]):
     row = points[points["index"] == index]
     return figures.probability_bars_figure(probabilities(row, "a")[0], probabilities(row, "b")[0], names, *labels,
                                            forget_class=forget, title=f"Class probabilities for image #{index}")
 
 
-def instance_panel(s, ids: tuple[str, str], points, selected: list[int], names, forget: int,
+def instance_panel(s, ids: tuple[str, str], points, selected: list[int], names, forget: tuple[int, ...],
                    labels: tuple[str, str]) -> None:
     """The image of one selected point and both models' class probabilities."""
     index = selected[0]
@@ -159,7 +163,7 @@ def cka_section(ids: tuple[str, str], a: dict, b: dict, labels: tuple[str, str])
                "layers most.")
 
 
-def leakage_section(ids: tuple[str, str], a: dict, b: dict, names, forget: int, labels: tuple[str, str]) -> None:
+def leakage_section(ids: tuple[str, str], a: dict, b: dict, names, forget: tuple[int, ...], labels: tuple[str, str]) -> None:
     st.header("Class leakage", help="Where the forget images' probability goes after unlearning, beside the Retrained model: a model that still ranks the forgotten class high has hidden it, not lost it.")
     leaks = {label: leak for label, result in zip(labels, (a, b), strict=True)
              if (leak := stored_audit(result, "leakage")) is not None}
@@ -173,7 +177,8 @@ def leakage_section(ids: tuple[str, str], a: dict, b: dict, names, forget: int, 
         column.metric(f"{label}: JS divergence to Retrained", f"{leak['js_mean']:.3f}",
                       help="Mean over the forget images of the Jensen-Shannon divergence (natural log, 0 to 0.693) "
                            "between this model's and the Retrained model's predicted distributions: 0 = the same.")
-        column.caption(f"Rank of '{names[forget]}' in the forget images' predictions: mean {leak['mean_rank']:.2f} "
+        what = f"'{names[forget[0]]}'" if len(forget) == 1 else "each image's own class"
+        column.caption(f"Rank of {what} in the forget images' predictions: mean {leak['mean_rank']:.2f} "
                        f"(Retrained {leak['retrained_mean_rank']:.2f}; 1 = still the top class).")
 
 
@@ -205,7 +210,7 @@ widgets.require_model_pair(a_id, b_id)
 result_a, result_b = session.load_result(a_id), session.load_result(b_id)
 model_labels = (f"A: {experiment_label(result_a)}", f"B: {experiment_label(result_b)}")
 class_names = list(s.spec.class_names)
-forget_class = s.forget_class
+forget_class = s.forget_classes  # () for a random or index forget set: no class is marked
 pair = (a_id, b_id)
 with widgets.view_errors():
     accuracy_section(pair, result_a, result_b, class_names, forget_class, model_labels)

@@ -1,6 +1,8 @@
 """Attack: a membership-inference attack tries to tell Model A, then Model B, from the Retrained
-model on the forget images. Metric, threshold strategy or a custom threshold; distributions,
-attack curves, the privacy score at the threshold, high- and low-risk images, an instance panel."""
+model on the forget images. Three tabs: the threshold attack (metric, threshold strategy or a
+custom threshold; distributions, attack curves, the privacy score at the threshold, high- and
+low-risk images, an instance panel), the per-example U-LiRA attack and the relearning attack
+(both on demand, as background jobs; drawn by :mod:`mucomp.ui.audit_tabs`)."""
 
 import numpy as np
 import streamlit as st
@@ -15,7 +17,7 @@ from mucomp.compare import (
     instance_probabilities,
 )
 from mucomp.privacy import METRIC_RANGES, METRICS
-from mucomp.ui import figures, grids, session, widgets
+from mucomp.ui import audit_tabs, figures, grids, session, widgets
 from mucomp.ui.text import md
 
 session.setup("Attack")
@@ -186,7 +188,7 @@ def instance_panel(s, a: dict, b: dict, labels: tuple[str, str], views: dict[str
         return
     names = list(s.spec.class_names)
     left, right = st.columns([1, 3])
-    left.image(widgets.display_image(s, index), caption=f"Image #{index} · class {names[s.forget_class]}")
+    left.image(widgets.display_image(s, index), caption=f"Image #{index} · class {names[int(s.data.train.labels_np[index])]}")
     for which, view in views.items():
         k = int(np.flatnonzero(view.indices == index)[0])
         left.caption(f"{md(labels[0] if which == 'a' else labels[1])}: {view.metric} {view.values_model[k]:.3f} "
@@ -194,7 +196,7 @@ def instance_panel(s, a: dict, b: dict, labels: tuple[str, str], views: dict[str
     lo, hi = METRIC_RANGES[views["a"].metric]
     left.caption(f"Values as computed, not clipped: the histograms and the attack clip them into [{lo:g}, {hi:g}].")
     fig = session.memo("attack.probabilities", (a["id"], b["id"], *labels, index), lambda: figures.probability_bars_figure(
-        *instance_probabilities(a, b, index), names, *labels, forget_class=s.forget_class,
+        *instance_probabilities(a, b, index), names, *labels, forget_class=s.forget_classes,
         title=f"Class probabilities for image #{index}"))
     right.plotly_chart(fig, key="attack_probabilities", width="stretch")
 
@@ -217,20 +219,26 @@ widgets.require_model_pair(a_id, b_id)
 result_a, result_b = session.load_result(a_id), session.load_result(b_id)
 retrained = session.load_result(retrained_id)
 model_labels = (f"A: {experiment_label(result_a)}", f"B: {experiment_label(result_b)}")
-metric, strategy = controls()
-for grid_key in GRID_KEYS:  # the latest click in any grid picks the instance
-    picked = session.new_selection(grid_key, figures.selection_indices)
-    if picked:
-        st.session_state[session.KEY_INSTANCE] = picked[0]
-keys = {which: view_key(which, (a_id, b_id, retrained_id), metric, strategy) for which in ("a", "b")}
-with widgets.view_errors():
-    attack_views = {
-        "a": compute_view(keys["a"], result_a, retrained, result_b),
-        "b": compute_view(keys["b"], result_b, retrained, result_a),
-    }
-    columns = st.columns(2)
-    for column, which, model_label, result in ((columns[0], "a", model_labels[0], result_a),
-                                               (columns[1], "b", model_labels[1], result_b)):
-        with column:
-            model_column(s, which, model_label, attack_views[which], result, keys[which])
-    instance_panel(s, result_a, result_b, model_labels, attack_views)
+threshold_tab, ulira_tab, relearn_tab = st.tabs(["Threshold attack", "Per-example (U-LiRA)", "Relearning"])
+with threshold_tab:
+    metric, strategy = controls()
+    for grid_key in GRID_KEYS:  # the latest click in any grid picks the instance
+        picked = session.new_selection(grid_key, figures.selection_indices)
+        if picked:
+            st.session_state[session.KEY_INSTANCE] = picked[0]
+    keys = {which: view_key(which, (a_id, b_id, retrained_id), metric, strategy) for which in ("a", "b")}
+    with widgets.view_errors():
+        attack_views = {
+            "a": compute_view(keys["a"], result_a, retrained, result_b),
+            "b": compute_view(keys["b"], result_b, retrained, result_a),
+        }
+        columns = st.columns(2)
+        for column, which, model_label, result in ((columns[0], "a", model_labels[0], result_a),
+                                                   (columns[1], "b", model_labels[1], result_b)):
+            with column:
+                model_column(s, which, model_label, attack_views[which], result, keys[which])
+        instance_panel(s, result_a, result_b, model_labels, attack_views)
+with ulira_tab:
+    audit_tabs.ulira_tab(s, model_labels, (result_a, result_b))
+with relearn_tab:
+    audit_tabs.relearn_tab(model_labels, (result_a, result_b))

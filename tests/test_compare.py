@@ -131,7 +131,7 @@ def test_references_whose_hub_file_differs_are_named_and_marked_in_the_table():
 
 
 def test_table_refuses_results_of_different_scenarios():
-    with pytest.raises(IncompatibleResultsError, match="forget class 2 .*same scenario"):
+    with pytest.raises(IncompatibleResultsError, match="forget class:2 .*same scenario"):
         compare.experiment_table([make_result("aaaa"), make_result("bbbb", forget_class=2)])
     assert len(compare.experiment_table([make_result("aaaa"), make_result("bbbb", seed=1)], check_scenario=False)) == 2
     with pytest.raises(TypeError, match="stored result dict or an Experiment"):

@@ -78,8 +78,10 @@ def test_subsets_are_balanced_seeded_and_capped(digits_scenario):
     again = Scenario("digits", 3, 0)
     for key in cka:
         assert np.array_equal(again.cka_indices[key], cka[key])
-    other = Scenario("digits", 3, 1)
+    other = Scenario("digits", 3, 0, data_seed=1)  # the data seed draws the subsets
     assert not np.array_equal(other.cka_indices["train_retain"], cka["train_retain"])
+    retrain_seed = Scenario("digits", 3, 1)  # the training seed does not
+    assert np.array_equal(retrain_seed.cka_indices["train_retain"], cka["train_retain"])
     members, non_members = s.mia_indices
     assert members.size == non_members.size > 0
     assert np.isin(members, s.retain_indices).all()

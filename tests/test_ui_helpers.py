@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mucomp.data import Scenario
 from mucomp.methods import COMMON_PARAMS, available_methods
 from mucomp.ui import grids, tables
 from mucomp.ui.forms import MAX_GRID_RUNS, GridError, clean_label, grid_configs, parse_values, run_count
@@ -32,10 +33,13 @@ def test_an_empty_field_and_a_fractional_epoch_are_refused():
 def test_grid_expands_to_validated_configs():
     info = available_methods()["ga"]
     grid = {"epochs": [2, 3], "lr": [0.01, 0.05], "batch_size": [32], "clip_grad_norm": [0.025]}
-    configs = grid_configs(info, "digits", 3, 0, "original", grid)
+    configs = grid_configs(info, Scenario("digits", 3, 0), "original", grid)
     assert run_count(grid) == len(configs) == 4
     assert [(c.epochs, c.lr) for c in configs] == [(2, 0.01), (2, 0.05), (3, 0.01), (3, 0.05)]
     assert all(c.params == {"clip_grad_norm": 0.025} and c.forget_class == 3 for c in configs)
+    replicated = grid_configs(info, Scenario("digits", 3, 1), "original", grid, seeds=[0, 1, 2])
+    assert len(replicated) == 12 and [c.seed for c in replicated[:3]] == [0, 1, 2]
+    assert {c.train_seed for c in replicated} == {1} and len({(c.epochs, c.lr) for c in replicated}) == 4
 
 
 def test_a_grid_that_is_too_large_is_refused():
@@ -43,7 +47,7 @@ def test_a_grid_that_is_too_large_is_refused():
     grid = {"epochs": list(range(1, 9)), "lr": [0.01, 0.02, 0.03, 0.04]}
     assert run_count(grid) > MAX_GRID_RUNS
     with pytest.raises(GridError, match="at most"):
-        grid_configs(info, "digits", 3, 0, "original", grid)
+        grid_configs(info, Scenario("digits", 3, 0), "original", grid)
 
 
 def test_a_label_keeps_no_markup():
@@ -125,7 +129,7 @@ def test_details_show_the_config_and_the_figures_as_key_value_tables():
     table = tables.config_table(config, [f"c{k}" for k in range(10)])
     assert table.columns.tolist() == ["Setting", "Value"]
     assert dict(zip(table["Setting"], table["Value"], strict=True)) == {
-        "Data set": "digits", "Forget class": "3 (c3)", "Seed": "0", "Method": "ga", "Base model": "Original",
+        "Data set": "digits", "Forget class": "3 (c3)", "Unlearning seed": "0", "Method": "ga", "Base model": "Original",
         "Epochs": "12", "Learning rate": "0.05", "Batch size": "32", "param: clip_grad_norm": "0.025"}
     assert tables.config_table(config, [str(k) for k in range(10)])["Value"][1] == "3"  # digits: the name is the number
     figures = tables.figures_table({"metrics": {"UA": 0.02, "RA": 0.9, "PS": 0.41, "PS_exact": 0.39, "RT": 1.5},

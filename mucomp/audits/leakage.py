@@ -41,25 +41,30 @@ def js_divergence(p: Any, q: Any) -> np.ndarray:
     return np.clip(0.5 * kl(p, m) + 0.5 * kl(q, m), 0.0, np.log(2.0))
 
 
-def class_rank(probs: Any, forgotten: int) -> np.ndarray:
-    """Rank of class ``forgotten`` in each row (1 = the most probable; ties count against it);
-    ``[n]`` int."""
+def class_rank(probs: Any, forgotten: Any) -> np.ndarray:
+    """Rank of the forgotten class in each row (1 = the most probable; ties count against it);
+    ``[n]`` int. ``forgotten``: one class for every row, or ``[n]`` classes (one per row: an
+    image's own true class when the forget set spans several classes or is a random set)."""
     p = _probabilities(probs, "probs")
-    return (p > p[:, [forgotten]]).sum(axis=1) + 1
+    column = np.broadcast_to(np.asarray(forgotten, dtype=np.int64), (p.shape[0],))
+    return (p > p[np.arange(p.shape[0]), column][:, None]).sum(axis=1) + 1
 
 
-def class_leakage(model_probs: Any, retrained_probs: Any, forgotten: int) -> dict[str, Any]:
+def class_leakage(model_probs: Any, retrained_probs: Any, forgotten: Any) -> dict[str, Any]:
     """The class-leakage figures of one model on the forget images.
 
-    ``model_probs`` / ``retrained_probs``: ``[n, C]`` softmax (T = 1) of the same forget images.
+    ``model_probs`` / ``retrained_probs``: ``[n, C]`` softmax (T = 1) of the same forget images;
+    ``forgotten``: the forgotten class, or ``[n]`` per image (each image's true class).
     Returns ``{"mean_probability": [C] (the model's mean probability per class),
     "retrained_mean_probability": [C], "js_mean": float (mean JS divergence to the Retrained
     model, in [0, ln 2]), "rank_counts": [C] (images whose forgotten-class rank is 1..C),
     "retrained_rank_counts": [C], "mean_rank": float, "retrained_mean_rank": float}``.
     """
     p, q = _probabilities(model_probs, "model_probs"), _probabilities(retrained_probs, "retrained_probs")
-    if not 0 <= int(forgotten) < p.shape[1]:
-        raise ValueError(f"forgotten class {forgotten} is out of range for {p.shape[1]} classes")
+    wanted = np.asarray(forgotten)
+    if wanted.size == 0 or wanted.min() < 0 or wanted.max() >= p.shape[1] or wanted.ndim > 1 or (
+            wanted.ndim == 1 and wanted.size != p.shape[0]):
+        raise ValueError(f"forgotten class(es) {wanted.tolist()} out of range for {p.shape[1]} classes or not one per image")
     ranks, retrained_ranks = class_rank(p, forgotten), class_rank(q, forgotten)
     classes = p.shape[1]
     return {

@@ -28,7 +28,15 @@ from mucomp.execution.jobs import (
     check_run_count,
 )
 from mucomp.execution.local import LocalExecutor, shared_executor
-from mucomp.execution.requests import EvaluateUpload, PrepareReferences, PullPublished, execute, request_scenario
+from mucomp.execution.requests import (
+    EvaluateUpload,
+    MakeShadowPair,
+    PrepareReferences,
+    PullPublished,
+    RunAudit,
+    execute,
+    request_scenario,
+)
 
 BACKENDS = ("inline", "local", "ray")
 
@@ -49,7 +57,8 @@ def make_executor(kind: str = "local", *, workers: int = 1, torch_threads: int =
 
 __all__ = [
     "BACKENDS", "FINISHED", "MAX_QUEUED_PER_OWNER", "MAX_RUNS", "STATES", "STOPPED", "EvaluateUpload", "PullPublished",
-    "Executor", "InlineExecutor", "Job", "JobQueue", "LocalExecutor", "PrepareReferences", "QueueFullError",
+    "Executor", "InlineExecutor", "Job", "JobQueue", "LocalExecutor", "MakeShadowPair", "PrepareReferences",
+    "QueueFullError", "RunAudit",
     "SubmissionError", "TooManyRunsError", "check_run_count", "execute", "make_executor", "request_scenario",
     "shared_executor",
 ]

@@ -454,6 +454,12 @@ class RayExecutor(Executor):
 
     def _dispatch(self, job: Job) -> None:
         """Start ``job``'s task (or fail it when it cannot be sent)."""
+        from mucomp.execution.requests import MakeShadowPair, RunAudit
+
+        if isinstance(job.config, (RunAudit, MakeShadowPair)):  # they update the driver's store in place
+            self._finish(job, "failed", "audits run on local workers or in this process, not on Ray: use "
+                                        "`mucomp audit ID --ulira --workers N`")
+            return
         try:
             config = job.config
             base = None

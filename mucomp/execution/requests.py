@@ -1,8 +1,11 @@
 """What can be submitted as a job, and how a worker carries it out.
 
-Three requests: an :class:`~mucomp.runner.ExperimentConfig` (one unlearning run),
-:class:`PrepareReferences` (load or train a scenario's references and store their results) and
-:class:`EvaluateUpload` (evaluate a validated uploaded state dict as a *custom* experiment).
+Requests: an :class:`~mucomp.runner.ExperimentConfig` (one unlearning run),
+:class:`PrepareReferences` (load or train a scenario's references and store their results),
+:class:`EvaluateUpload` (evaluate a validated uploaded state dict as a *custom* experiment),
+:class:`PullPublished` (store a published unlearned model), :class:`RunAudit` (on-demand audits
+of a stored experiment, stored with it) and :class:`MakeShadowPair` (one of U-LiRA's shadow pairs,
+cached for the audits).
 Requests are plain picklable data: they travel to worker processes and Ray tasks.
 
 :func:`execute` runs one request in the current process with the environment it was submitted
@@ -50,6 +53,43 @@ class PullPublished:
 
     scenario: Scenario
     repo: str
+
+
+@dataclass(frozen=True)
+class RunAudit:
+    """Compute on-demand audits (``"ulira"``, ``"relearn"``) of stored experiment
+    ``experiment_id`` of ``scenario`` and store them with it (:func:`mucomp.audits.run.run_audits`).
+
+    ``shadows`` / ``held_out``: U-LiRA's K fitted and M held-out shadow pairs; ``steps``: the
+    relearning budget; ``method``: the experiment's method (a worker imports the module that
+    registered it)."""
+
+    experiment_id: str
+    scenario: Scenario
+    audits: tuple[str, ...] = ("ulira", "relearn")
+    shadows: int = 8
+    held_out: int = 4
+    steps: int = 50
+    seed_offset: int = 0
+    method: str | None = None
+
+
+@dataclass(frozen=True)
+class MakeShadowPair:
+    """Make (or find cached) U-LiRA shadow pair ``seed`` of ``spec``
+    (:class:`mucomp.audits.ulira.ShadowSpec`); stores nothing in the experiment store. Several
+    of these on several workers make an audit's shadows side by side."""
+
+    spec: Any
+    seed: int
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.spec.scenario
+
+    @property
+    def method(self) -> str | None:
+        return self.spec.config.method if self.spec.mode == "method" else None
 
 
 def request_scenario(request: Any) -> Scenario | None:
@@ -146,6 +186,24 @@ def execute(
         experiment = store_custom_model(model, scenario, store, label=request.label, owner=owner,
                                         progress=progress, references=state)
         return experiment.id, summary(experiment.result)
+    if isinstance(request, RunAudit):
+        from mucomp.audits.run import run_audits
+
+        blocks = run_audits(request.experiment_id, request.audits, store=store, shadows=request.shadows,
+                            held_out=request.held_out, steps=request.steps, seed_offset=request.seed_offset,
+                            progress=progress, cancel=cancel)
+        figures = {"ulira_acc": blocks["ulira"]["accuracy"]} if "ulira" in blocks else {}
+        if "relearn" in blocks:
+            figures["relearn_steps"] = blocks["relearn"]["relative"]
+        return request.experiment_id, figures
+    if isinstance(request, MakeShadowPair):
+        from mucomp.audits.ulira import shadow_pair
+
+        def pair_progress(step: str, done: float) -> None:
+            progress("shadows", done, seed=request.seed, step=step)
+
+        pair = shadow_pair(request.spec, request.seed, cancel=cancel, progress=pair_progress)
+        return None, {"seed": pair.seed, "seconds": pair.seconds, "cached": pair.cached}
     if isinstance(request, PullPublished):
         from mucomp import zoo
 

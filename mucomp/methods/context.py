@@ -2,7 +2,9 @@
 
 A method only says what is particular to it (its losses, its data mix, its mask). The loop
 mechanics live here and in :mod:`mucomp.training`, once: data batches drawn from the experiment
-seed, the optimiser (SGD, momentum 0.9, weight decay 5e-4 unless the method sets another), the
+seed, the optimiser (the one the method declares for the architecture in ``@register(...,
+optimizer=...)``; by default SGD with momentum 0.9 and weight decay 5e-4 for the CNNs, AdamW with
+weight decay 0.01 for the vision transformers), the
 step (cancellation and divergence checks, backward, gradient mask, clipping), the epoch
 bookkeeping (weights check, scheduler, forget accuracy, progress, timing), the preparation
 timer (teacher copy, saliency mask) whose seconds are kept out of RT, and the cost counts
@@ -42,7 +44,7 @@ from mucomp.training import (
     epoch_loop,
     iterate_batches,
     make_generator,
-    sgd,
+    make_optimizer,
     stop_if_cancelled,
 )
 
@@ -56,9 +58,9 @@ class UnlearnContext:
     ----------
     method: the registered name of the method being run.
     model: the model being unlearned, on :attr:`device`; the method updates it in place.
-    scenario: data set, forget class and seed (its indices say which images are D_f and D_r).
+    scenario: data set, forget set and training seed (its indices say which images are D_f and D_r).
     hyper: the validated hyper-parameters of this run (read-only), e.g. ``hyper["lr"]``.
-    seed: the experiment seed; :attr:`generator` draws every random choice from it.
+    seed: the unlearning seed; :attr:`generator` draws every random choice from it.
     device: where the model and the batches live.
     generator: a CPU ``torch.Generator``; shuffles and random labels come from it, so the same
         configuration gives the same weights.
@@ -68,6 +70,8 @@ class UnlearnContext:
         ``seconds`` (RT so far: unlearning-loop seconds, preparation and the per-epoch
         evaluation excluded).
     cost: the run's hardware-independent cost so far (see :attr:`cost`).
+    optimizer_name: the optimiser :attr:`optimizer` builds (:data:`mucomp.training.OPTIMIZERS`):
+        the ``optimizer`` argument, else what the method declares for the scenario's architecture.
 
     The cost hooks stay on :attr:`model` (and the teacher) until :meth:`close`; use the context
     as ``with UnlearnContext(...) as ctx:`` or call :meth:`close` when done.
@@ -84,6 +88,7 @@ class UnlearnContext:
         device: torch.device | str = "cpu",
         progress: ProgressFn | None = None,
         cancelled: CancelFn | None = None,
+        optimizer: str | None = None,
     ) -> None:
         self.method = method
         self.model = model
@@ -96,6 +101,7 @@ class UnlearnContext:
         self._progress = progress
         self._cancelled = cancelled
         self._optimizer: torch.optim.Optimizer | None = None
+        self.optimizer_name = optimizer or _declared_optimizer(method, getattr(scenario, "arch", None))
         self._scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self._stepper: Stepper | None = None
         self._clip: float | None = None
@@ -143,6 +149,11 @@ class UnlearnContext:
 
     @property
     def forget_class(self) -> int:
+        """The forgotten class, for methods defined for one class (UNSIR). ValueError saying so
+        when the scenario's forget set is several classes or images."""
+        if self.scenario.forget_class is None:
+            raise ValueError(f"this method forgets one class; the scenario's forget set is "
+                             f"{self.scenario.forget_set.text}: choose a forget set class:K")
         return self.scenario.forget_class
 
     @property
@@ -215,9 +226,12 @@ class UnlearnContext:
     # --- optimisation --------------------------------------------------------------------------
     @property
     def optimizer(self) -> torch.optim.Optimizer:
-        """The optimiser; by default SGD with momentum 0.9 and weight decay 5e-4 at ``lr``."""
+        """The optimiser, at ``lr``: :attr:`optimizer_name` (what the method declares for the
+        scenario's architecture, see :func:`~mucomp.methods.registry.register`; by default SGD
+        with momentum 0.9 and weight decay 5e-4 for the CNNs, AdamW with weight decay 0.01 for
+        the vision transformers), unless :meth:`set_optimizer` gave another."""
         if self._optimizer is None:
-            self._optimizer = sgd(self.model, self.lr)
+            self._optimizer = make_optimizer(self.optimizer_name, self.model.parameters(), self.lr)
         return self._optimizer
 
     def set_optimizer(
@@ -356,3 +370,16 @@ class UnlearnContext:
     def _before_first_step(self, what: str) -> None:
         if self.steps:
             raise RuntimeError(f"ctx.{what}() must be called before the first ctx.step()")
+
+
+def _declared_optimizer(method: str, arch: str | None) -> str:
+    """The optimiser ``method`` declares for ``arch`` (the family default for a name that is not
+    registered, e.g. a context built by hand in a test)."""
+    from mucomp.methods.registry import FAMILY_OPTIMIZERS, available_methods
+
+    info = available_methods().get(method)
+    if info is not None:
+        return info.optimizer_for(arch)
+    from mucomp.models import arch_info
+
+    return FAMILY_OPTIMIZERS[arch_info(arch).family if arch else "cnn"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from mucomp.methods.context import UnlearnContext
-from mucomp.methods.registry import COMPARATOR_CLASSWISE, register
+from mucomp.methods.registry import COMPARATOR_CLASSWISE, VIT_B16_RECIPE, VIT_DIGITS_TUNED, register
 
 PUBLISHED = {"epochs": 10, "lr": 0.01, "batch_size": 128}
 
@@ -23,8 +23,10 @@ PUBLISHED = {"epochs": 10, "lr": 0.01, "batch_size": 128}
         "digits": {"epochs": 10, "lr": 0.07, "batch_size": 32},
         "cifar10": PUBLISHED,
         "fashion_mnist": PUBLISHED,
+        "vit_digits": {"epochs": 5, "lr": 4e-3, "batch_size": 32},
+        "vit_b16_cifar": {"epochs": 3, "lr": 2e-5, "batch_size": 64},
     },
-    default_sources={"cifar10": COMPARATOR_CLASSWISE, "fashion_mnist": COMPARATOR_CLASSWISE},
+    default_sources={"cifar10": COMPARATOR_CLASSWISE, "fashion_mnist": COMPARATOR_CLASSWISE, "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
 )
 def fine_tune(ctx: UnlearnContext) -> None:
     """Fine-tune on the retain set only, with cross-entropy."""

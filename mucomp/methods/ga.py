@@ -18,7 +18,14 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from mucomp.methods.context import UnlearnContext
-from mucomp.methods.registry import COMPARATOR_CLASSWISE, COMPARATOR_MAX_GRAD_NORM, Param, register
+from mucomp.methods.registry import (
+    COMPARATOR_CLASSWISE,
+    COMPARATOR_MAX_GRAD_NORM,
+    VIT_B16_RECIPE,
+    VIT_DIGITS_TUNED,
+    Param,
+    register,
+)
 
 PUBLISHED = {"epochs": 7, "lr": 1e-4, "batch_size": 256, "clip_grad_norm": 100.0}
 SOURCES = {"*": COMPARATOR_CLASSWISE, "clip_grad_norm": COMPARATOR_MAX_GRAD_NORM}
@@ -31,8 +38,10 @@ SOURCES = {"*": COMPARATOR_CLASSWISE, "clip_grad_norm": COMPARATOR_MAX_GRAD_NORM
         "digits": {"epochs": 12, "lr": 0.05, "batch_size": 32, "clip_grad_norm": 0.025},
         "cifar10": PUBLISHED,
         "fashion_mnist": PUBLISHED,
+        "vit_digits": {"epochs": 6, "lr": 2e-4, "batch_size": 32, "clip_grad_norm": 0.0},
+        "vit_b16_cifar": {"epochs": 3, "lr": 5e-6, "batch_size": 64, "clip_grad_norm": 100.0},
     },
-    default_sources={"cifar10": SOURCES, "fashion_mnist": SOURCES},
+    default_sources={"cifar10": SOURCES, "fashion_mnist": SOURCES, "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
     params=[
         Param("clip_grad_norm", "float", min=0.0, max=1e6,
               help="clip the global gradient norm to this before each step (0: no clipping)"),

@@ -8,7 +8,9 @@ where theta_0 are the starting weights. As in the authors' code (meghdadk/SCRUB,
 ``MIA_experiments.ipynb``: ``run_neggrad_epoch`` / ``negative_grad``): the retain set is walked
 once per epoch and the forget set cycled beside it, plain SGD without momentum or weight decay
 (the pull towards theta_0 replaces it), and the model kept in eval mode (batch-norm statistics
-frozen).
+frozen). The optimiser is declared in ``@register`` (``sgd_plain``); a vision transformer takes
+Adam, also without weight decay (transformers are trained with adaptive optimisers; mucomp's
+choice, not the authors').
 
 CIFAR-10 / Fashion-MNIST defaults: 5 epochs at lr 0.01, batch 128, alpha 0.9999, wd 5e-4 (the
 authors' CIFAR setting in that notebook: ``ng_epochs 5``, ``ng_lr 0.01``, ``ng_alpha 0.9999``,
@@ -29,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from mucomp.methods.context import UnlearnContext
-from mucomp.methods.registry import Param, register
+from mucomp.methods.registry import VIT_B16_RECIPE, VIT_DIGITS_TUNED, Param, register
 
 AUTHORS = "NegGrad+ authors: meghdadk/SCRUB, MIA_experiments.ipynb (ng_epochs, ng_lr, ng_alpha, batch 128, wd 5e-4)"
 PUBLISHED = {"epochs": 5, "lr": 0.01, "batch_size": 128, "alpha": 0.9999, "weight_decay": 5e-4, "clip_grad_norm": 0.0}
@@ -51,8 +53,13 @@ def distance_to_start(model: torch.nn.Module, start: torch.nn.Module) -> torch.T
         "digits": {"epochs": 6, "lr": 0.1, "batch_size": 32, "alpha": 0.9, "weight_decay": 5e-4, "clip_grad_norm": 0.05},
         "cifar10": PUBLISHED,
         "fashion_mnist": PUBLISHED,
+        "vit_digits": {"epochs": 3, "lr": 5e-4, "batch_size": 32, "alpha": 0.95, "weight_decay": 5e-4, "clip_grad_norm": 0.0},
+        "vit_b16_cifar": {"epochs": 5, "lr": 1e-5, "batch_size": 64, "alpha": 0.9999, "weight_decay": 5e-4, "clip_grad_norm": 0.0},
     },
-    default_sources={"cifar10": AUTHORS, "fashion_mnist": AUTHORS},
+    default_sources={"cifar10": AUTHORS, "fashion_mnist": AUTHORS, "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
+    # The authors' plain SGD (the pull towards theta_0 replaces weight decay); a ViT takes Adam,
+    # also without weight decay, for the same reason.
+    optimizer={"*": "sgd_plain", "vit": "adam"},
     params=[
         Param("alpha", "float", min=0.0, max=1.0, help="weight of the retain loss; 1 - alpha weighs the forget ascent"),
         Param("weight_decay", "float", min=0.0, max=1.0, help="pull towards the starting weights (wd/2 * squared distance)"),
@@ -64,7 +71,6 @@ def neggrad_plus(ctx: UnlearnContext) -> None:
     """Descend on the retain loss and ascend on the forget loss, over paired batches."""
     start = ctx.teacher()  # the frozen starting weights theta_0
     alpha, wd = ctx.hyper["alpha"], ctx.hyper["weight_decay"]
-    ctx.set_optimizer(torch.optim.SGD(ctx.model.parameters(), lr=ctx.lr))
     ctx.set_clip_grad_norm(ctx.hyper["clip_grad_norm"])
     for _epoch in ctx.epochs():
         ctx.model.eval()

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mucomp.data import DATASETS
+from mucomp.models import ARCHITECTURES, arch_info
+from mucomp.training import OPTIMIZERS
 
 if TYPE_CHECKING:
     from mucomp.methods.context import UnlearnContext
@@ -44,6 +46,14 @@ PARAM_TYPES = ("float", "int", "choice", "bool")
 ENTRY_POINT_GROUP = "mucomp.methods"
 PLUGINS_ENV = "MUCOMP_PLUGINS"
 ALL_DATASETS = "*"
+#: Architecture families a method's ``optimizer`` may name (besides architectures and ``"*"``).
+FAMILIES = ("cnn", "vit")
+#: The optimiser of a method that declares none, per architecture family: SGD (momentum 0.9,
+#: weight decay 5e-4) for the CNNs and ResNets; AdamW (weight decay 0.01) for the vision
+#: transformers, as their published checkpoints were trained (Yurim0507/vit-base-16-cifar10-
+#: unlearning card: AdamW, lr 5e-5, weight decay 0.01). Plain SGD at the ResNet learning rates
+#: sends a ViT's loss to NaN or wipes every class within an epoch.
+FAMILY_OPTIMIZERS = {"cnn": "sgd", "vit": "adamw"}
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _PARAM_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 
@@ -158,9 +168,11 @@ class MethodInfo:
     """A registered method: its function, its declared hyper-parameters and their defaults.
 
     ``params`` holds every hyper-parameter, the common ones (:data:`COMMON_PARAMS`) first.
-    ``defaults`` maps a data-set name (or ``"*"`` for any data set) to default values.
-    ``source`` is ``"builtin"``, the plugin file's path, ``"entry point NAME (VALUE)"``, or
-    ``"module NAME"`` for a method registered by a plain import.
+    ``defaults`` maps a data-set name, an architecture name (which overrides its data set's), or
+    ``"*"`` for any data set, to default values. ``optimizers`` maps an architecture, a family
+    (:data:`FAMILIES`) or ``"*"`` to an optimiser name (:data:`mucomp.training.OPTIMIZERS`); see
+    :meth:`optimizer_for`. ``source`` is ``"builtin"``, the plugin file's path, ``"entry point
+    NAME (VALUE)"``, or ``"module NAME"`` for a method registered by a plain import.
     """
 
     name: str
@@ -171,6 +183,17 @@ class MethodInfo:
     description: str = ""
     source: str = "builtin"
     default_sources: dict[str, dict[str, str]] = field(default_factory=dict)
+    optimizers: dict[str, str] = field(default_factory=dict)
+
+    def optimizer_for(self, arch: str | None) -> str:
+        """The optimiser the method's run uses on ``arch``: the method's declaration for the
+        architecture, else for its family, else its ``"*"``, else the family's default
+        (:data:`FAMILY_OPTIMIZERS`; ``arch=None``: the CNN default)."""
+        family = arch_info(arch).family if arch is not None else "cnn"
+        for key in (arch, family, ALL_DATASETS):
+            if key is not None and key in self.optimizers:
+                return self.optimizers[key]
+        return FAMILY_OPTIMIZERS[family]
 
     @property
     def module(self) -> str:
@@ -185,17 +208,21 @@ class MethodInfo:
         """The method's own hyper-parameters (not the common ones)."""
         return [p for name, p in self.params.items() if name not in COMMON_NAMES]
 
-    def defaults_for(self, dataset: str) -> dict[str, Any]:
-        """The default value of every hyper-parameter on ``dataset`` (``None`` where the method
-        gives none, so the user must set it)."""
+    def defaults_for(self, dataset: str, arch: str | None = None) -> dict[str, Any]:
+        """The default value of every hyper-parameter on ``dataset`` with ``arch`` (default: the
+        data set's own architecture); ``None`` where the method gives none, so the user must set
+        it. An architecture's defaults override its data set's, which override ``"*"``."""
         values = {name: param.default for name, param in self.params.items()}
         values.update(self.defaults.get(ALL_DATASETS, {}))
         values.update(self.defaults.get(dataset, {}))
+        if arch is not None:
+            values.update(self.defaults.get(arch, {}))
         return values
 
-    def resolve(self, dataset: str, hyper: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The hyper-parameters a run uses: the defaults for ``dataset`` updated with ``hyper``,
-        every value validated. ValueError names the parameter and what is allowed."""
+    def resolve(self, dataset: str, hyper: Mapping[str, Any] | None = None, arch: str | None = None) -> dict[str, Any]:
+        """The hyper-parameters a run uses: the defaults for ``dataset`` (and ``arch``, see
+        :meth:`defaults_for`) updated with ``hyper``, every value validated. ValueError names the
+        parameter and what is allowed."""
         hyper = dict(hyper or {})
         unknown = sorted(set(hyper) - set(self.params))
         if unknown:
@@ -203,36 +230,43 @@ class MethodInfo:
                 f"method {self.name!r} has no hyper-parameter {', '.join(map(repr, unknown))}; "
                 f"it takes {', '.join(self.params)}"
             )
-        values = self.defaults_for(dataset)
+        values = self.defaults_for(dataset, arch)
         values.update(hyper)
         missing = [name for name, value in values.items() if value is None]
         if missing:
+            where = dataset if arch is None else f"{dataset} with {arch}"
             raise ValueError(
-                f"method {self.name!r} has no default for {', '.join(missing)} on {dataset}; set "
+                f"method {self.name!r} has no default for {', '.join(missing)} on {where}; set "
                 + ", ".join(f"{name} ({self.params[name].allowed()})" for name in missing)
             )
         return {name: self.params[name].validate(values[name]) for name in self.params}
 
-    def sources_for(self, dataset: str) -> dict[str, str]:
-        """Where each default on ``dataset`` comes from (parameter -> citation); parameters
-        without a cited source are left out."""
+    def sources_for(self, dataset: str, arch: str | None = None) -> dict[str, str]:
+        """Where each default on ``dataset`` (with ``arch``) comes from (parameter -> citation;
+        ``"optimizer"`` -> the citation of the optimiser, where given); parameters without a
+        cited source are left out."""
         out = {}
-        for table in (self.default_sources.get(ALL_DATASETS, {}), self.default_sources.get(dataset, {})):
+        tables = [self.default_sources.get(ALL_DATASETS, {}), self.default_sources.get(dataset, {})]
+        if arch is not None:
+            tables.append(self.default_sources.get(arch, {}))
+        for table in tables:
             fallback = table.get(ALL_DATASETS)
-            for name in self.params:
-                if name in table or fallback is not None:
+            for name in (*self.params, "optimizer"):
+                if name in table or (fallback is not None and name != "optimizer"):
                     out[name] = table.get(name, fallback)
         return out
 
-    def as_dict(self, dataset: str | None = None) -> dict:
-        """A JSON-ready description; with ``dataset``, its defaults there and their sources."""
+    def as_dict(self, dataset: str | None = None, arch: str | None = None) -> dict:
+        """A JSON-ready description; with ``dataset`` (and ``arch``), its defaults there, their
+        sources and the optimiser a run uses."""
         out = {
             "name": self.name, "label": self.label, "description": self.description,
             "source": self.source, "params": [p.as_dict() for p in self.params.values()],
         }
         if dataset is not None:
-            out["defaults"] = self.defaults_for(dataset)
-            out["default_sources"] = self.sources_for(dataset)
+            out["defaults"] = self.defaults_for(dataset, arch)
+            out["default_sources"] = self.sources_for(dataset, arch)
+            out["optimizer"] = self.optimizer_for(arch or DATASETS[dataset].arch)
         return out
 
 
@@ -281,18 +315,19 @@ def _normalise_params(params: Mapping[str, Any] | list | tuple | None) -> dict[s
 
 
 def _normalise_defaults(defaults: Mapping[str, Any] | None, params: dict[str, Param], name: str) -> dict[str, dict]:
-    """``defaults`` as ``{dataset or "*": {param: value}}``, every value validated.
+    """``defaults`` as ``{dataset, architecture or "*": {param: value}}``, every value validated.
 
-    Either flat (``{"lr": 0.01, ...}``: any data set) or per data set
-    (``{"digits": {...}, "cifar10": {...}, "*": {...}}``)."""
+    Either flat (``{"lr": 0.01, ...}``: any data set) or per data set and architecture
+    (``{"digits": {...}, "cifar10": {...}, "vit_digits": {...}, "*": {...}}``)."""
     defaults = dict(defaults or {})
     per_dataset = bool(defaults) and all(isinstance(v, Mapping) for v in defaults.values())
     table = defaults if per_dataset else {ALL_DATASETS: defaults}
     out: dict[str, dict] = {}
     for dataset, values in table.items():
-        if dataset != ALL_DATASETS and dataset not in DATASETS:
+        if dataset != ALL_DATASETS and dataset not in DATASETS and dataset not in ARCHITECTURES:
             raise ValueError(
-                f"method {name!r}: defaults for unknown data set {dataset!r}; use {', '.join(DATASETS)} or '*'"
+                f"method {name!r}: defaults for unknown data set {dataset!r} (nor an architecture); use "
+                f"{', '.join(DATASETS)}, an architecture ({', '.join(ARCHITECTURES)}) or '*'"
             )
         unknown = sorted(set(values) - set(params))
         if unknown:
@@ -313,6 +348,24 @@ COMPARATOR_MAX_GRAD_NORM = (
     "published comparator backend: gnueaj/Machine-Unlearning-Comparator backend/app/config/settings.py "
     "(MAX_GRAD_NORM = 100)"
 )
+#: ViT-B/16 on CIFAR-10: no published unlearning defaults exist for these files. mucomp's start:
+#: the optimiser and learning-rate scale of the files' own recipe, lower for unlearning, batch 64
+#: (what fits a 16 GB GPU at 224 x 224), fewer epochs than the ResNet recipes (an epoch is ~20x
+#: the compute). Not tuned on the published files (no GPU was available when they were set).
+VIT_B16_RECIPE = (
+    "mucomp's start for ViT-B/16, not yet tuned on the published files: AdamW (weight decay 0.01) at "
+    "learning rates below the files' fine-tuning lr 5e-5 (Yurim0507/vit-base-16-cifar10-unlearning model card: "
+    "AdamW, lr 5e-5, weight decay 0.01, batch 16)"
+)
+#: The SSD authors' ViT-B/16 runs (if-loops/selective-synaptic-dampening ``forget_full_class_main.py``
+#: and ``forget_full_class_strategies.py``): SSD's selection weighting 10 x 0.5 = 5 for a ViT,
+#: Bad Teacher's batch lowered to 128, Adam at lr 1e-4 for Bad Teacher and UNSIR.
+SSD_AUTHORS_VIT = (
+    "SSD authors' ViT runs: if-loops/selective-synaptic-dampening forget_full_class_main.py "
+    "(selection_weighting 10 x 0.5 for ViT) and forget_full_class_strategies.py (Bad Teacher batch 128; Adam lr 1e-4)"
+)
+#: vit_digits: mucomp's own, tuned like the digits CNN's (benchmarks/classwise_digits.py --arch vit_digits).
+VIT_DIGITS_TUNED = "mucomp's own, tuned on vit_digits (benchmarks/classwise_digits.py --arch vit_digits)"
 
 
 def _normalise_sources(sources: Mapping[str, Any] | None, params: dict[str, Param], name: str) -> dict[str, dict]:
@@ -322,10 +375,10 @@ def _normalise_sources(sources: Mapping[str, Any] | None, params: dict[str, Para
     (``"*"``: every other parameter) to citations."""
     out: dict[str, dict] = {}
     for dataset, value in dict(sources or {}).items():
-        if dataset != ALL_DATASETS and dataset not in DATASETS:
-            raise ValueError(f"method {name!r}: default_sources for unknown data set {dataset!r}")
+        if dataset != ALL_DATASETS and dataset not in DATASETS and dataset not in ARCHITECTURES:
+            raise ValueError(f"method {name!r}: default_sources for unknown data set {dataset!r} (nor an architecture)")
         table = {ALL_DATASETS: value} if isinstance(value, str) else dict(value)
-        unknown = sorted(set(table) - set(params) - {ALL_DATASETS})
+        unknown = sorted(set(table) - set(params) - {ALL_DATASETS, "optimizer"})
         if unknown or not all(isinstance(v, str) and v for v in table.values()):
             raise ValueError(
                 f"method {name!r}: default_sources[{dataset!r}] must map declared parameters (or '*') "
@@ -333,6 +386,22 @@ def _normalise_sources(sources: Mapping[str, Any] | None, params: dict[str, Para
             )
         out[dataset] = table
     return out
+
+
+def _normalise_optimizers(optimizer: str | Mapping[str, str] | None, name: str) -> dict[str, str]:
+    """``optimizer`` as ``{architecture, family or "*": optimiser name}``, every entry checked."""
+    if optimizer is None:
+        return {}
+    table = {ALL_DATASETS: optimizer} if isinstance(optimizer, str) else dict(optimizer)
+    for key, value in table.items():
+        if key != ALL_DATASETS and key not in FAMILIES and key not in ARCHITECTURES:
+            raise ValueError(
+                f"method {name!r}: optimizer for unknown architecture {key!r}; use an architecture "
+                f"({', '.join(ARCHITECTURES)}), a family ({', '.join(FAMILIES)}) or '*'"
+            )
+        if value not in OPTIMIZERS:
+            raise ValueError(f"method {name!r}: unknown optimizer {value!r} for {key}; use one of {', '.join(OPTIMIZERS)}")
+    return table
 
 
 def register(
@@ -343,6 +412,7 @@ def register(
     params: Mapping[str, Any] | list | tuple | None = None,
     description: str | None = None,
     default_sources: Mapping[str, Any] | None = None,
+    optimizer: str | Mapping[str, str] | None = None,
 ) -> Callable[[MethodFn], MethodFn]:
     """Register ``fn(ctx: UnlearnContext) -> None`` as the unlearning method ``name``.
 
@@ -362,8 +432,15 @@ def register(
     description:
         One line saying what the method does (default: the first line of its docstring).
     default_sources:
-        Where the defaults come from, per data set (or ``"*"``): one citation for all of them,
-        or ``{param or "*": citation}``; ``mucomp methods`` lists them beside the values.
+        Where the defaults come from, per data set or architecture (or ``"*"``): one citation for
+        all of them, or ``{param or "*" or "optimizer": citation}``; ``mucomp methods`` lists
+        them beside the values.
+    optimizer:
+        The optimiser :attr:`UnlearnContext.optimizer <mucomp.methods.context.UnlearnContext.optimizer>`
+        builds for a run (at the run's ``lr``): one name of :data:`mucomp.training.OPTIMIZERS`
+        for every architecture, or ``{architecture, family ("cnn" / "vit") or "*": name}``.
+        Default: SGD with momentum for the CNNs, AdamW for the vision transformers
+        (:data:`FAMILY_OPTIMIZERS`). The method's code then only states its losses.
 
     The function is returned unchanged, so it can still be called directly.
     """
@@ -383,6 +460,7 @@ def register(
             description=description or _first_line(fn.__doc__),
             source=_STATE.source or _source_of(fn),
             default_sources=_normalise_sources(default_sources, declared, name),
+            optimizers=_normalise_optimizers(optimizer, name),
         )
         with _LOCK:
             existing = _STATE.methods.get(name)

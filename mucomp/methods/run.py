@@ -33,7 +33,7 @@ from mucomp.data import Scenario, Split
 from mucomp.methods.context import UnlearnContext
 from mucomp.methods.guard import method_guard
 from mucomp.methods.registry import get_method
-from mucomp.training import CancelFn, ProgressFn, RunStopped, Stepper, iterate_batches, sgd
+from mucomp.training import CancelFn, ProgressFn, RunStopped, Stepper, iterate_batches, make_optimizer
 
 STATUSES = ("completed", "diverged", "cancelled", "failed")
 
@@ -97,12 +97,14 @@ def _device_key(device: torch.device) -> str:
     return str(device)
 
 
-def warm_up(model: nn.Module, scenario: Scenario, batch_size: int, device: torch.device | str) -> float:
+def warm_up(
+    model: nn.Module, scenario: Scenario, batch_size: int, device: torch.device | str, optimizer: str = "sgd"
+) -> float:
     """Warm the process up for ``model``'s class on ``device`` once; returns the seconds it took.
 
     One forward and backward (cross-entropy) of ONE batch (the first ``batch_size`` retain
-    images, in order) on a deep copy of ``model`` in train mode, with one step of the default
-    optimiser (its first construction and step are one-time costs too); the copy is dropped
+    images, in order) on a deep copy of ``model`` in train mode, with one step of the run's
+    ``optimizer`` (its first construction and step are one-time costs too); the copy is dropped
     afterwards. ``model`` itself (weights, BatchNorm statistics, gradients, mode) is left
     bit-for-bit as it was, and torch's global random state is restored, so no generator of the
     run is consumed. Done once
@@ -122,16 +124,18 @@ def warm_up(model: nn.Module, scenario: Scenario, batch_size: int, device: torch
             return 0.0
         start = time.perf_counter()
         try:
-            _forward_backward_once(model, split, indices, device)
+            _forward_backward_once(model, split, indices, device, optimizer)
         except Exception:  # the run reports the problem itself, if it matters
             return time.perf_counter() - start
         _WARMED.add(key)
         return time.perf_counter() - start
 
 
-def _forward_backward_once(model: nn.Module, split: Split, indices: np.ndarray, device: torch.device) -> None:
+def _forward_backward_once(
+    model: nn.Module, split: Split, indices: np.ndarray, device: torch.device, optimizer: str = "sgd"
+) -> None:
     """One cross-entropy forward + backward of ``split[indices]`` (one batch) on a copy of
-    ``model``, stepped by the shared :class:`~mucomp.training.Stepper` with the default SGD."""
+    ``model``, stepped by the shared :class:`~mucomp.training.Stepper` with ``optimizer``."""
     images, labels = next(iterate_batches(split, indices, len(indices), None, device=device))
     cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):  # the global RNG (dropout, say) comes back as it was
@@ -141,7 +145,7 @@ def _forward_backward_once(model: nn.Module, split: Split, indices: np.ndarray, 
             if loss.requires_grad:
                 # The step too: building the first optimiser and its first step import and set
                 # up parts of torch once per process (seconds on a small CPU).
-                Stepper(replica, sgd(replica, 1e-3), clip_grad_norm=1.0).step(loss)
+                Stepper(replica, make_optimizer(optimizer, replica.parameters(), 1e-3), clip_grad_norm=1.0).step(loss)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         del replica, loss
@@ -177,7 +181,8 @@ def run_unlearning(
     scenario:
         Data set and forget class; D_f / D_r come from it.
     hyper:
-        User hyper-parameters; unset ones take the method's defaults for the data set.
+        User hyper-parameters; unset ones take the method's defaults for the data set and the
+        scenario's architecture.
     seed:
         Experiment seed (default: the scenario's); every random choice derives from it.
     device:
@@ -195,7 +200,9 @@ def run_unlearning(
         names the parameter and the allowed values).
     """
     info = get_method(method)
-    resolved = info.resolve(scenario.dataset, hyper)
+    arch = getattr(scenario, "arch", None)
+    resolved = info.resolve(scenario.dataset, hyper, arch)
+    optimizer = info.optimizer_for(arch)
     seed = scenario.seed if seed is None else int(seed)
     if device is None:
         device = next(model.parameters()).device
@@ -203,9 +210,10 @@ def run_unlearning(
     # Loading the data set and cutting D_f / D_r is not unlearning: do it before the clock starts,
     # and so is the process's one-time warm-up.
     scenario.forget_indices, scenario.retain_indices  # noqa: B018
-    warmup_seconds = warm_up(model, scenario, int(resolved["batch_size"]), device)
+    warmup_seconds = warm_up(model, scenario, int(resolved["batch_size"]), device, optimizer)
     ctx = UnlearnContext(
-        info.name, model, scenario, resolved, seed, device=device, progress=progress, cancelled=cancelled
+        info.name, model, scenario, resolved, seed, device=device, progress=progress, cancelled=cancelled,
+        optimizer=optimizer,
     )
     status, message, details = "completed", "", ""
     # A user's method runs next to data and settings that later runs share: whatever it leaves

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from mucomp.methods.context import UnlearnContext
-from mucomp.methods.registry import COMPARATOR_CLASSWISE, Param, register
+from mucomp.methods.registry import COMPARATOR_CLASSWISE, VIT_B16_RECIPE, VIT_DIGITS_TUNED, Param, register
 
 PUBLISHED = {"epochs": 5, "lr": 0.001, "batch_size": 128, "mask_ratio": 0.5}
 SOURCES = {"*": COMPARATOR_CLASSWISE, "mask_ratio": "SalUn authors: OPTML-Group/Unlearn-Saliency README (mask/with_0.5.pt)"}
@@ -62,8 +62,10 @@ def saliency_mask(ctx: UnlearnContext, ratio: float) -> dict[str, torch.Tensor]:
         "digits": DIGITS,
         "cifar10": PUBLISHED,
         "fashion_mnist": PUBLISHED,
+        "vit_digits": {"epochs": 1, "lr": 3e-3, "batch_size": 32, "mask_ratio": 0.5},
+        "vit_b16_cifar": {"epochs": 5, "lr": 1e-5, "batch_size": 64, "mask_ratio": 0.5},
     },
-    default_sources={"cifar10": SOURCES, "fashion_mnist": SOURCES},
+    default_sources={"cifar10": SOURCES, "fashion_mnist": SOURCES, "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
     params=[
         Param("mask_ratio", "float", min=0.0, max=1.0, exclusive_min=True,
               help="share of the weights, most salient for the forget loss, that may change"),

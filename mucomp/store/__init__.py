@@ -34,12 +34,13 @@ from mucomp.store.names import (
     MODEL_FILE,
     PROTECTED_KINDS,
     RESULT_FILE,
+    SCENARIO_KEYS,
     SCHEMA_VERSION,
 )
 
 __all__ = [
     "HEAVY_BLOCKS", "ID_PATTERN", "KINDS", "MANIFEST_FILE", "MAX_IMPORT_BYTES", "MAX_RESULT_BYTES", "MODEL_FILE",
-    "PROTECTED_KINDS", "REQUIRED_KEYS", "RESULT_FILE", "SCHEMA_VERSION", "Experiment", "ExperimentExistsError",
+    "PROTECTED_KINDS", "REQUIRED_KEYS", "RESULT_FILE", "SCENARIO_KEYS", "SCHEMA_VERSION", "Experiment", "ExperimentExistsError",
     "ExperimentNotFoundError", "ExperimentStore", "InvalidIdError", "StoreError",
     "UnreadableExperimentError", "now_iso", "unreadable_message", "validate_id", "validate_result",
     "weights_problem", "weights_sha256",

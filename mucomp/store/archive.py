@@ -213,8 +213,12 @@ def check_reference(experiment_id: str, result: dict, tensors: dict[str, torch.T
     if recorded != weights_sha256(tensors):
         raise StoreError(f"{experiment_id}: its weights are not the ones its result records (hash mismatch); "
                          f"{_NOTHING}")
-    scenario = Scenario(config["dataset"], config["forget_class"], config.get("seed", 0))
-    expected = reference_experiment_id(scenario, result["kind"], str(config.get("checkpoint") or ""))
-    if experiment_id != expected:
+    scenario = Scenario.from_config(config)
+    checkpoint = str(config.get("checkpoint") or "")
+    expected = reference_experiment_id(scenario, result["kind"], checkpoint)
+    # A version-2 reference of seed s became training and data seed s; its id kept the old form.
+    legacy = reference_experiment_id(Scenario(scenario.dataset, scenario.forget_class, scenario.seed), result["kind"],
+                                     checkpoint) if scenario.forget_class is not None and scenario.data_seed == scenario.seed else None
+    if experiment_id not in (expected, legacy):
         raise StoreError(f"{experiment_id} is not the id of the {result['kind']} reference it claims to be "
                          f"(expected {expected}); {_NOTHING}")

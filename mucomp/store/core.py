@@ -54,6 +54,7 @@ from mucomp.store.names import (
     MODEL_FILE,
     PROTECTED_KINDS,
     RESULT_FILE,
+    SCENARIO_KEYS,
     SCHEMA_VERSION,
 )
 
@@ -180,8 +181,9 @@ class ExperimentStore:
     def save(self, result: dict, state_dict: dict[str, torch.Tensor] | None = None) -> Experiment:
         """Store a new experiment atomically and return it.
 
-        ``result`` gets ``id`` (generated if absent), ``schema_version``, ``created_at`` and
-        ``code_version`` filled in when missing; NaN becomes ``null``; it must then validate
+        ``result`` gets ``id`` (generated if absent), ``schema_version``, ``created_at``,
+        ``code_version`` and, for an unlearned experiment, its replicate ``group``
+        (:func:`mucomp.groups.group_id`) filled in when missing; NaN becomes ``null``; it must then validate
         against :mod:`mucomp.schema` (StoreError names the wrong fields). A reference's config
         records ``weights_sha256``. An id that already exists (also one another process stores at
         the same moment) raises ExperimentExistsError: experiments are never overwritten.
@@ -190,9 +192,17 @@ class ExperimentStore:
 
         result = dict(result)
         result.setdefault("id", self.new_id())
-        result.setdefault("schema_version", SCHEMA_VERSION)
+        config = result.get("config")
+        # A config of the version-2 shape (one forget class, one seed; callers and tests that
+        # predate forget sets) is read as version 2, so the reader fills in the version-3 fields.
+        legacy = isinstance(config, dict) and "forget" not in config and "forget_class" in config
+        result.setdefault("schema_version", 2 if legacy else SCHEMA_VERSION)
         result.setdefault("created_at", now_iso())
         result.setdefault("code_version", __version__)
+        if result.get("kind") == "unlearned" and isinstance(config, dict) and not legacy:
+            from mucomp.groups import group_id
+
+            result.setdefault("group", group_id(config))  # replicates: the config without its seeds
         if result.get("kind") in PROTECTED_KINDS and state_dict is not None and isinstance(result.get("config"), dict):
             result["config"] = {**result["config"], "weights_sha256": weights_sha256(state_dict)}
         result = validate_result(to_json_safe(result))
@@ -466,7 +476,7 @@ class ExperimentStore:
         if result["kind"] not in PROTECTED_KINDS:
             return False
         config = result["config"]
-        scenario = {k: config.get(k) for k in ("dataset", "forget_class", "seed")}
+        scenario = {k: config.get(k) for k in SCENARIO_KEYS}
         return any(r["kind"] == result["kind"] for r in self.entries(**scenario))
 
     # --- housekeeping ------------------------------------------------------------------------------

@@ -32,9 +32,9 @@ from typing import Any
 
 INDEX_FILE = ".index.sqlite3"
 #: Bumped whenever the stored columns or their meaning change: a different value rebuilds the rows.
-INDEX_FORMAT = "1"
+INDEX_FORMAT = "2"
 HEAVY_BLOCKS = ("attack", "embedding", "cka")
-SUMMARY_FIELDS = ("id", "kind", "created_at", "owner", "method_label", "code_version", "schema_version")
+SUMMARY_FIELDS = ("id", "kind", "group", "created_at", "owner", "method_label", "code_version", "schema_version")
 MISSING = "missing"
 
 _SCHEMA = """

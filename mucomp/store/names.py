@@ -6,11 +6,14 @@ from __future__ import annotations
 import re
 
 #: The version of the stored-result schema this mucomp writes (readers for older ones: mucomp.schema).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: An experiment id, matched with ``fullmatch`` (``$`` would also match before a trailing newline).
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")
 KINDS = ("original", "retrained", "unlearned", "custom", "published")
 PROTECTED_KINDS = ("original", "retrained")
+#: The config keys that name a scenario (data set, forget set, training and data seeds, arch):
+#: a listing filtered on them shows one scenario's experiments.
+SCENARIO_KEYS = ("dataset", "forget", "train_seed", "data_seed", "arch")
 RESULT_FILE = "result.json"
 MODEL_FILE = "model.safetensors"
 MANIFEST_FILE = "manifest.json"

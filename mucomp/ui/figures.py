@@ -118,34 +118,42 @@ def _check_names(class_names: Sequence[str], size: int, what: str) -> list[str]:
     return names
 
 
-def _check_forget(forget_class: int | None, num_classes: int) -> int | None:
+def _check_forget(forget_class: int | Sequence[int] | None, num_classes: int) -> tuple[int, ...]:
+    """The forget classes as a tuple: () for None (a random or index forget set: no class is
+    marked), (k,) for one class, the sorted classes for several."""
     if forget_class is None:
-        return None
-    if isinstance(forget_class, bool) or not 0 <= int(forget_class) < num_classes:
-        raise ValueError(f"forget_class must lie in [0, {num_classes - 1}], got {forget_class!r}")
-    return int(forget_class)
+        return ()
+    values = [forget_class] if isinstance(forget_class, (int, np.integer)) else list(forget_class)
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) < num_classes:
+            raise ValueError(f"forget_class must lie in [0, {num_classes - 1}], got {forget_class!r}")
+    return tuple(sorted(int(v) for v in values))
 
 
-def _tick_text(names: Sequence[str], forget_class: int | None) -> list[str]:
-    return [f"<b>{n}</b>" if k == forget_class else n for k, n in enumerate(names)]
+def _meta_forget(forget: tuple[int, ...]) -> int | list[int] | None:
+    """What a figure's ``meta["forget_class"]`` says: the class, the classes, or None."""
+    return forget[0] if len(forget) == 1 else (list(forget) or None)
 
 
-def _forget_tick_text(names: Sequence[str], forget_class: int | None) -> list[str]:
-    """Tick labels of a class axis whose forget class is bold and labelled "forget" underneath
+def _tick_text(names: Sequence[str], forget: tuple[int, ...]) -> list[str]:
+    return [f"<b>{n}</b>" if k in forget else n for k, n in enumerate(names)]
+
+
+def _forget_tick_text(names: Sequence[str], forget: tuple[int, ...]) -> list[str]:
+    """Tick labels of a class axis whose forget classes are bold and labelled "forget" underneath
     (below the axis, so the label never covers a bar)."""
-    return [f"<b>{n}</b><br><span style=\"color:{FORGET_COLOR}\">forget</span>" if k == forget_class else n
+    return [f"<b>{n}</b><br><span style=\"color:{FORGET_COLOR}\">forget</span>" if k in forget else n
             for k, n in enumerate(names)]
 
 
-def _mark_forget_column(fig: go.Figure, forget_class: int | None) -> None:
-    """A translucent band behind category ``forget_class`` of the x axis (its tick says
-    "forget": :func:`_forget_tick_text`)."""
-    if forget_class is None:
-        return
-    fig.add_shape(
-        type="rect", xref="x", yref="paper", x0=forget_class - 0.5, x1=forget_class + 0.5, y0=0, y1=1,
-        fillcolor=FORGET_FILL, line={"width": 0}, layer="below", name="forget_class",
-    )
+def _mark_forget_column(fig: go.Figure, forget: tuple[int, ...]) -> None:
+    """A translucent band behind each forget class of the x axis (its tick says "forget":
+    :func:`_forget_tick_text`)."""
+    for k in forget:
+        fig.add_shape(
+            type="rect", xref="x", yref="paper", x0=k - 0.5, x1=k + 0.5, y0=0, y1=1,
+            fillcolor=FORGET_FILL, line={"width": 0}, layer="below", name="forget_class",
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,7 +178,7 @@ def class_accuracy_figure(
     """
     names = _check_names(class_names, len(table), "the class-accuracy table")
     forget = _check_forget(forget_class, len(names))
-    gap = retain_gap_of(table.assign(is_forget=np.arange(len(table)) == forget))
+    gap = retain_gap_of(table.assign(is_forget=np.isin(np.arange(len(table)), forget)))
     diff = _list(table["diff"].to_numpy(dtype=float))
     fig = go.Figure()
     for column, label, color in (("acc_a", label_a, MODEL_COLORS["A"]), ("acc_b", label_b, MODEL_COLORS["B"])):
@@ -195,7 +203,7 @@ def class_accuracy_figure(
                      range=[-0.5, len(names) - 0.5])
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%")
     _mark_forget_column(fig, forget)
-    fig.update_layout(meta={"retain_gap": None if math.isnan(gap) else gap, "forget_class": forget})
+    fig.update_layout(meta={"retain_gap": None if math.isnan(gap) else gap, "forget_class": _meta_forget(forget)})
     return fig
 
 
@@ -221,7 +229,7 @@ def class_difference_figure(
     """
     names = _check_names(class_names, len(table), "the class-accuracy table")
     forget = _check_forget(forget_class, len(names))
-    gap = retain_gap_of(table.assign(is_forget=np.arange(len(table)) == forget))
+    gap = retain_gap_of(table.assign(is_forget=np.isin(np.arange(len(table)), forget)))
     diff = table["diff"].to_numpy(dtype=float)
     custom = [[n, a, b] for n, a, b in zip(names, _list(table["acc_a"].to_numpy(dtype=float)),
                                             _list(table["acc_b"].to_numpy(dtype=float)), strict=True)]
@@ -250,7 +258,7 @@ def class_difference_figure(
                      range=[-0.5, len(names) - 0.5])
     fig.update_yaxes(range=[-top, top], tickformat="+.0%", zeroline=True, zerolinewidth=1.5, zerolinecolor="#334155")
     _mark_forget_column(fig, forget)
-    fig.update_layout(meta={"retain_gap": None if math.isnan(gap) else gap, "forget_class": forget})
+    fig.update_layout(meta={"retain_gap": None if math.isnan(gap) else gap, "forget_class": _meta_forget(forget)})
     return fig
 
 
@@ -299,12 +307,12 @@ def prediction_matrix_figure(
     ticks = {"tickmode": "array", "tickvals": positions, "ticktext": _tick_text(names, forget)}
     fig.update_xaxes(**ticks, side="bottom", constrain="domain")
     fig.update_yaxes(**ticks, autorange="reversed", scaleanchor="x", constrain="domain")
-    if forget is not None:
-        c = len(names)
-        outline = {"color": FORGET_COLOR, "width": 2}
-        fig.add_shape(type="rect", xref="x", yref="y", x0=-0.5, x1=c - 0.5, y0=forget - 0.5, y1=forget + 0.5,
+    c = len(names)
+    outline = {"color": FORGET_COLOR, "width": 2}
+    for k in forget:
+        fig.add_shape(type="rect", xref="x", yref="y", x0=-0.5, x1=c - 0.5, y0=k - 0.5, y1=k + 0.5,
                       line=outline, name="forget_row")
-        fig.add_shape(type="rect", xref="x", yref="y", x0=forget - 0.5, x1=forget + 0.5, y0=-0.5, y1=c - 0.5,
+        fig.add_shape(type="rect", xref="x", yref="y", x0=k - 0.5, x1=k + 0.5, y0=-0.5, y1=c - 0.5,
                       line=outline, name="forget_column")
     return fig
 
@@ -425,9 +433,10 @@ def embedding_figure(
                     "symbol": [FORGET_SYMBOL if is_forget[r] else RETAIN_SYMBOL for r in rows],
                     "line": {"width": 0}},
         ))
-    if forget is not None:
+    if forget or is_forget.any():
+        what = f"forget-class image ({', '.join(names[k] for k in forget)})" if forget else "forget-set image"
         fig.add_trace(go.Scatter(
-            x=[None], y=[None], mode="markers", name=f"forget-class image ({names[forget]})",
+            x=[None], y=[None], mode="markers", name=what,
             marker={"color": "#111827", "symbol": FORGET_SYMBOL, "size": 8}, hoverinfo="skip",
         ))
     if highlight is not None and len(highlight):

@@ -4,10 +4,12 @@ it into experiment configs. Tested without a browser; the page only draws the wi
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mucomp.data import Scenario
 from mucomp.methods import MethodInfo, Param
 from mucomp.runner import ExperimentConfig, expand_grid
 
@@ -74,30 +76,32 @@ def run_count(grid: Mapping[str, Sequence]) -> int:
 
 def grid_configs(
     info: MethodInfo,
-    dataset: str,
-    forget_class: int,
-    seed: int,
+    scenario: Scenario,
     base: str,
     grid: Mapping[str, Sequence],
     fixed: Mapping[str, Any] | None = None,
+    *,
+    seeds: Sequence[int] = (0,),
 ) -> list[ExperimentConfig]:
     """One validated :class:`ExperimentConfig` per combination of ``grid`` (epochs, lr,
-    batch_size and the method's list-valued parameters), with ``fixed`` single-valued
-    parameters. Raises :class:`GridError` when the grid is too large or a combination is refused
-    by the method."""
-    count = run_count(grid)
+    batch_size and the method's list-valued parameters) and unlearning seed (``seeds``: the
+    replicates), with ``fixed`` single-valued parameters, for ``scenario``. Raises
+    :class:`GridError` when the grid is too large or a combination is refused by the method."""
+    count = run_count(grid) * len(seeds)
     if count == 0:
         raise GridError("The grid is empty: give every list at least one value.")
     if count > MAX_GRID_RUNS:
-        raise GridError(f"This grid makes {count} runs; at most {MAX_GRID_RUNS} can be queued at once. Shorten a list.")
-    config = ExperimentConfig(dataset, forget_class, seed, info.name, base, params=dict(fixed or {}))
+        raise GridError(f"This grid makes {count} runs; at most {MAX_GRID_RUNS} can be queued at once. Shorten a list "
+                        "or use fewer replicates.")
+    config = ExperimentConfig.for_scenario(scenario, seed=seeds[0], method=info.name, base=base,
+                                           params=dict(fixed or {}))
     configs = expand_grid(config, {k: list(v) for k, v in grid.items()})
     for item in configs:
         try:
-            info.resolve(dataset, item.hyper())
+            info.resolve(scenario.dataset, item.hyper())
         except ValueError as err:
             raise GridError(str(err)) from None
-    return configs
+    return [dataclasses.replace(item, seed=int(seed)) for item in configs for seed in seeds]
 
 
 def clean_label(text: str, limit: int = 60) -> str:

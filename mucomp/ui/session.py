@@ -39,14 +39,16 @@ from mucomp.execution import (
     MAX_QUEUED_PER_OWNER,
     EvaluateUpload,
     Executor,
+    MakeShadowPair,
     PrepareReferences,
     PullPublished,
+    RunAudit,
     SubmissionError,
     request_scenario,
     shared_executor,
 )
 from mucomp.store import HEAVY_BLOCKS as HEAVY_BLOCKS  # re-exported: pages may read it
-from mucomp.store import ExperimentStore
+from mucomp.store import SCENARIO_KEYS, ExperimentStore
 from mucomp.store.index import INDEX_FILE
 
 PAGE_ICON = "🧽"
@@ -85,17 +87,23 @@ def describe_request(request: Any) -> str:
 
     if isinstance(request, PrepareReferences):
         s = request.scenario
-        return f"Reference models ({s.spec.label}, forget class '{s.forget_class_name}', seed {s.seed})"
+        return f"Reference models ({s.spec.label}, forget {s.forget_set.describe(s.spec)}, training seed {s.seed})"
     if isinstance(request, EvaluateUpload):
         return f"Uploaded model '{request.label}'"
     if isinstance(request, PullPublished):
         return f"Published model from {request.repo}"
+    if isinstance(request, RunAudit):
+        names = {"ulira": f"U-LiRA (K {request.shadows}, M {request.held_out})", "relearn": "relearning attack"}
+        return f"Audit of {request.experiment_id}: " + ", ".join(names.get(a, a) for a in request.audits)
+    if isinstance(request, MakeShadowPair):
+        return f"U-LiRA shadow pair, training seed {request.seed}"
     info = available_methods().get(getattr(request, "method", ""), None)
     label = info.label if info is not None else str(getattr(request, "method", "?"))
     parts = [f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
              for name, value in (("epochs", request.epochs), ("lr", request.lr), ("batch", request.batch_size))
              if value is not None]
     parts += [f"{k} {v}" for k, v in sorted(request.params.items())]
+    parts.append(f"seed {request.seed}")
     base = "" if request.base == "original" else f" from {request.base}"
     return f"{label}{base}: " + (", ".join(parts) or "defaults")
 
@@ -159,21 +167,25 @@ def init_state() -> None:
 
 
 #: The URL query keys that keep a session's choices across reloads and in shared links.
-QUERY_KEYS = ("dataset", "forget", "seed", "a", "b")
+QUERY_KEYS = ("dataset", "arch", "forget", "seed", "data_seed", "a", "b")
 _LINK_ID = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")
 
 
 def state_from_query(query: dict[str, str]) -> tuple[Scenario | None, str | None, str | None]:
     """The scenario and Model A / B a URL query names, each None when absent or invalid (the
-    query is untrusted: values are checked, never executed or rendered)."""
+    query is untrusted: values are checked, never executed or rendered). ``forget`` is a class
+    index (older links) or a forget-set text; an ``indices:`` set never comes from a URL (it
+    would name a file on the server)."""
     scenario_ = None
     try:
         dataset = query.get("dataset", DEFAULT_SCENARIO.dataset)
         if dataset in DATASETS and any(k in query for k in ("dataset", "forget", "seed")):
-            forget = int(query.get("forget", "0"))
-            seed = int(query.get("seed", "0"))
-            if 0 <= forget < DATASETS[dataset].num_classes and 0 <= seed < 2**31:
-                scenario_ = Scenario(dataset, forget, seed)
+            forget = str(query.get("forget", "0"))
+            forget = f"class:{forget}" if forget.isdigit() else forget
+            if forget.split(":", 1)[0].strip().lower() in ("class", "classes", "random") and len(forget) <= 64:
+                seed, data_seed = int(query.get("seed", "0")), int(query.get("data_seed", "0"))
+                arch = query.get("arch") if query.get("arch") in DATASETS[dataset].archs else None
+                scenario_ = Scenario(dataset, None, seed, forget, data_seed, arch)
     except (TypeError, ValueError):
         scenario_ = None
     models = [query.get(k) if isinstance(query.get(k), str) and _LINK_ID.fullmatch(query.get(k)) else None
@@ -182,9 +194,15 @@ def state_from_query(query: dict[str, str]) -> tuple[Scenario | None, str | None
 
 
 def query_from_state() -> dict[str, str]:
-    """The URL query of the session's scenario and Model A / B."""
+    """The URL query of the session's scenario and Model A / B (defaults left out)."""
     s = scenario()
-    query = {"dataset": s.dataset, "forget": str(s.forget_class), "seed": str(s.seed)}
+    # One class stays a bare index (short links, and the links shared before forget sets still work).
+    forget = str(s.forget_class) if s.forget_class is not None else s.forget_set.text
+    query = {"dataset": s.dataset, "forget": forget, "seed": str(s.seed)}
+    if s.data_seed:
+        query["data_seed"] = str(s.data_seed)
+    if s.arch != s.spec.arch:
+        query["arch"] = s.arch
     a, b = model_ids()
     query.update({k: v for k, v in (("a", a), ("b", b)) if v})
     return query
@@ -280,7 +298,18 @@ def set_model(which: str, experiment_id: str | None) -> None:
 
 
 def scenario_label(s: Scenario) -> str:
-    return f"{DATASETS[s.dataset].label} · forget '{s.forget_class_name}' · seed {s.seed}"
+    arch = "" if s.arch == s.spec.arch else f" ({s.arch})"
+    data = f" · data seed {s.data_seed}" if s.data_seed else ""
+    forget = f"'{s.forget_class_name}'" if s.forget_class is not None else s.forget_set.describe(s.spec)
+    return f"{DATASETS[s.dataset].label}{arch} · forget {forget} · seed {s.seed}{data}"
+
+
+def scenario_filter(s: Scenario, *, every_training_seed: bool = False) -> tuple[tuple[str, Any], ...]:
+    """The listing filter of ``s`` (:data:`mucomp.store.SCENARIO_KEYS`) as hashable pairs;
+    ``every_training_seed`` leaves the training seed out (replicate groups span seeds)."""
+    fields = s.config_fields()
+    keys = [k for k in SCENARIO_KEYS if not (every_training_seed and k == "train_seed")]
+    return tuple((k, fields[k]) for k in keys)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,12 +345,12 @@ def _store_stamp(store: ExperimentStore) -> tuple[int, int, int]:
 # 1,000 light results (5 MB), and a page run reads the listing two or three times. Callers
 # never mutate the shared listing (as with :func:`memo`); a new stamp makes a new one.
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _listing(root: str, stamp: tuple[int, int, int], dataset: str, forget_class: int, seed: int) -> tuple[list[dict], dict]:
+def _listing(root: str, stamp: tuple[int, int, int], filters: tuple[tuple[str, Any], ...]) -> tuple[list[dict], dict]:
     """The scenario's results without their heavy blocks, from the store's index (nothing per-image
     is parsed), and the store's unreadable experiments (id -> why). Shared by every session:
-    read-only."""
+    read-only. ``filters``: :func:`scenario_filter`."""
     store = _store(root)
-    light = store.light_results(dataset=dataset, forget_class=forget_class, seed=seed)
+    light = store.light_results(**dict(filters))
     return light, dict(store.problems)
 
 
@@ -331,25 +360,45 @@ def experiments(s: Scenario | None = None) -> list[dict]:
     every session: read it, never change it."""
     s = s or scenario()
     store = get_store()
-    listing, _ = _listing(home_root(), _store_stamp(store), s.dataset, s.forget_class, s.seed)
+    listing, _ = _listing(home_root(), _store_stamp(store), scenario_filter(s))
     return listing
+
+
+def experiments_every_training_seed(s: Scenario | None = None) -> list[dict]:
+    """Like :func:`experiments`, over every training seed of the scenario (its references
+    included): what the replicate groups and the variance view read."""
+    s = s or scenario()
+    store = get_store()
+    return _listing(home_root(), _store_stamp(store), scenario_filter(s, every_training_seed=True))[0]
 
 
 def store_problems() -> dict[str, str]:
     """Folders of the store that could not be read at the last listing (id -> why)."""
     s = scenario()
     store = get_store()
-    return _listing(home_root(), _store_stamp(store), s.dataset, s.forget_class, s.seed)[1]
+    return _listing(home_root(), _store_stamp(store), scenario_filter(s))[1]
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _result(root: str, experiment_id: str) -> dict:
+def _result(root: str, experiment_id: str, stamp: int = 0) -> dict:
     return _store(root).load(experiment_id).result
 
 
+def _result_stamp(experiment_id: str) -> int:
+    """``mtime_ns`` of the experiment's result.json (0 when unreadable): changes when an audit is
+    stored with it (:func:`mucomp.store.update.update_audits`), the one change a result sees."""
+    from mucomp.store import RESULT_FILE, validate_id
+
+    try:
+        return os.stat(get_store().root / validate_id(experiment_id) / RESULT_FILE).st_mtime_ns
+    except (OSError, ValueError):
+        return 0
+
+
 def load_result(experiment_id: str) -> dict:
-    """The full stored result of one experiment (cached: results never change)."""
-    return _result(home_root(), experiment_id)
+    """The full stored result of one experiment (cached per id and result.json stamp: only a
+    stored audit changes a result)."""
+    return _result(home_root(), experiment_id, _result_stamp(experiment_id))
 
 
 def reference_ids(listing: list[dict]) -> dict[str, str]:

@@ -40,6 +40,11 @@ COLUMN_WIDTHS: dict[str, int] = {
     "ID": 78, "Type": 70, "Base": 62, "Method": 108, "Epochs": 54, "Batch": 48, "LR": 42,
     "UA": 52, "RA": 52, "TUA": 52, "TRA": 52, "RT": 56, "Cost": 48, "PS": 52, "MIA": 52, "Avg. Gap": 68,
 }
+#: The audit columns (U-LiRA accuracy, relearn steps relative to the Retrained model, class
+#: leakage JS), shown after :data:`SHOWN_COLUMNS` when the Screen's "Audit columns" toggle is on
+#: (the table then scrolls sideways in a 1440 px window), and their widths.
+AUDIT_COLUMNS = ("U-LiRA", "Relearn", "Leak JS")
+AUDIT_COLUMN_WIDTHS: dict[str, int] = {"U-LiRA": 60, "Relearn": 62, "Leak JS": 62}
 
 
 def owner_label(owner: object, me: str | None) -> str:
@@ -150,6 +155,9 @@ def styled(table: pd.DataFrame, groups: Sequence[str]):
     formatted; colour groups applied."""
     formats = {c: "{:.1%}" for c in PERCENT_COLUMNS if c in table.columns}
     formats.update({"RT": "{:.2f} s", "LR": "{:g}", "Cost": compact_count})
+    formats.update({c: "{:.3f}" for c in ("U-LiRA", "Leak JS") if c in table.columns})
+    if "Relearn" in table.columns:
+        formats["Relearn"] = "{:.2f}×"
     styler = table.style.format(formats, na_rep="—")
     if groups:
         colors = cell_colors(table, groups)
@@ -187,8 +195,9 @@ def color_legend_html(groups: Sequence[str]) -> str:
 
 #: Readable names of a stored config's keys, in the order Details lists them.
 CONFIG_LABELS: dict[str, str] = {
-    "dataset": "Data set", "forget_class": "Forget class", "forget": "Forget set", "seed": "Seed",
-    "training_seed": "Training seed", "method": "Method", "base": "Base model", "epochs": "Epochs",
+    "dataset": "Data set", "arch": "Architecture", "forget": "Forget set", "forget_class": "Forget class",
+    "forget_indices": "Forget images", "train_seed": "Training seed", "data_seed": "Data seed",
+    "seed": "Unlearning seed", "method": "Method", "base": "Base model", "epochs": "Epochs",
     "lr": "Learning rate", "batch_size": "Batch size", "checkpoint": "Checkpoint", "weights_sha256": "Weights SHA-256",
 }
 
@@ -216,7 +225,7 @@ def config_table(config: dict | None, class_names: Sequence[str] | None = None) 
         value = config[key]
         if value is None or value == "" or value == {} or value == []:
             continue
-        text = _plain(value)
+        text = f"{len(value)} listed training images" if key == "forget_indices" else _plain(value)
         if (key == "forget_class" and class_names is not None and isinstance(value, int)
                 and 0 <= value < len(class_names) and str(class_names[value]) != text):
             text = f"{value} ({class_names[value]})"

@@ -26,6 +26,12 @@ STAGE_LABELS = {
     "embedding": "Embedding (UMAP)",
     "saving": "Saving",
 }
+#: Stages of an audit job (mucomp.audits.run.run_audits), shown without a run's stage number.
+AUDIT_STAGE_LABELS = {
+    "shadows": "Making U-LiRA shadow models",
+    "ulira": "U-LiRA likelihood ratios",
+    "relearning": "Relearning attack",
+}
 STATE_ICONS = {
     "queued": ":material/schedule:", "running": ":material/play_circle:", "completed": ":green[:material/check_circle:]",
     "diverged": ":material/warning:", "cancelled": ":material/stop_circle:", "failed": ":material/error:",
@@ -117,6 +123,11 @@ def stage_text(job: dict) -> str:
     if not stage:
         return "starting…"
     number = STAGES.index(stage) + 1 if stage in STAGES else 0
+    if stage in AUDIT_STAGE_LABELS:
+        text = AUDIT_STAGE_LABELS[stage]
+        if stage == "shadows" and figures.get("pair") is not None:
+            text += f" · pair {figures['pair']}/{figures.get('pairs', '?')}"
+        return text + f" · {float(job.get('fraction') or 0.0):.0%}"
     text = f"Stage {number}/{len(STAGES)}: {STAGE_LABELS.get(stage, stage)}"
     epoch = figures.get("epoch")
     if stage == "references" and figures.get("reference"):

@@ -1,0 +1,220 @@
+"""Replicate groups: experiments that differ only in their seeds, and their statistics (torch-free).
+
+Two experiments are *replicates* when their configs are equal once the training seed
+(``train_seed``, which trains the references) and the unlearning seed (``seed``) are left out.
+They share a **group** id (:func:`group_id`), stored as the result's top-level ``group``.
+
+A group's figure is the mean of its members with a 95 % Student-t confidence interval (n - 1
+degrees of freedom; :func:`t_interval`), the definition in SPEC ("Forget sets and seeds").
+:func:`summarize` gives it for every metric; :func:`rank_stability` says how often each method of
+a comparison ranks first across seeds, and :func:`resolved` whether two intervals are apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Sequence
+
+#: Config keys that vary between replicates of one group.
+SEED_KEYS = ("seed", "train_seed")
+#: Metrics summarised per group (when present), in table order.
+SUMMARY_METRICS = ("UA", "RA", "TUA", "TRA", "RT", "PS", "PS_exact", "MIA_efficacy", "avg_gap", "leakage_js")
+#: Metrics where a higher value is the better unlearning (for ranks): the rest are lower-better.
+HIGHER_IS_BETTER = {"RA": True, "TRA": True, "PS": True, "PS_exact": True, "MIA_efficacy": True,
+                    "UA": False, "TUA": False, "RT": False, "avg_gap": False, "leakage_js": False}
+CONFIDENCE = 0.95
+
+
+def group_id(config: dict) -> str:
+    """A stable id of ``config`` without its seeds: ``g-`` and 10 hex digits.
+
+    Equal for configs that differ only in :data:`SEED_KEYS`; JSON-canonical (sorted keys), so the
+    order of keys or of a dict's entries never changes it.
+    """
+    rest = {key: value for key, value in config.items() if key not in SEED_KEYS}
+    text = json.dumps(rest, sort_keys=True, separators=(",", ":"), default=str)
+    return "g-" + hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def t_interval(values: Iterable[float | None], confidence: float = CONFIDENCE) -> dict:
+    """Mean and two-sided Student-t interval of the finite values (None and NaN left out).
+
+    Returns ``{"mean", "low", "high", "half_width", "std", "n"}``; ``std`` uses n - 1. With one
+    value the interval is unknown (``low`` = ``high`` = None); with none every figure is None.
+    """
+    from scipy import stats
+
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    n = len(finite)
+    if n == 0:
+        return {"mean": None, "low": None, "high": None, "half_width": None, "std": None, "n": 0}
+    mean = sum(finite) / n
+    if n == 1:
+        return {"mean": mean, "low": None, "high": None, "half_width": None, "std": None, "n": 1}
+    if max(finite) == min(finite):  # equal replicates: no spread (not rounding noise of the mean)
+        return {"mean": finite[0], "low": finite[0], "high": finite[0], "half_width": 0.0, "std": 0.0, "n": n}
+    std = math.sqrt(sum((v - mean) ** 2 for v in finite) / (n - 1))
+    half = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1)) * std / math.sqrt(n)
+    return {"mean": mean, "low": mean - half, "high": mean + half, "half_width": half, "std": std, "n": n}
+
+
+def summarize(
+    results: Sequence[dict],
+    metrics: Sequence[str] = SUMMARY_METRICS,
+    retrained_by_train_seed: dict[int, dict] | None = None,
+) -> dict[str, dict]:
+    """Per metric, :func:`t_interval` over the members' ``metrics`` (metrics no member has are left
+    out). With ``retrained_by_train_seed`` (training seed -> that seed's Retrained ``metrics``),
+    each entry also has ``gap``: the interval of member - Retrained of the member's training seed."""
+    out = {}
+    for metric in metrics:
+        values = [r.get("metrics", {}).get(metric) for r in results]
+        if all(v is None for v in values):
+            continue
+        entry = t_interval(values)
+        entry["values"] = values
+        if retrained_by_train_seed is not None:
+            gaps = []
+            for result, value in zip(results, values, strict=True):
+                reference = retrained_by_train_seed.get(train_seed_of(result.get("config", {})), {})
+                ref_value = reference.get(metric)
+                gaps.append(None if value is None or ref_value is None else value - ref_value)
+            entry["gap"] = t_interval(gaps)
+        out[metric] = entry
+    return out
+
+
+def train_seed_of(config: dict) -> int:
+    """A config's training seed (results older than schema 3 used one ``seed`` for both)."""
+    return int(config.get("train_seed", config.get("seed", 0)))
+
+
+def resolved(a: dict, b: dict) -> bool | None:
+    """Whether two :func:`t_interval` results are apart (the intervals do not overlap); None when
+    either interval is unknown (fewer than two values)."""
+    if None in (a.get("low"), a.get("high"), b.get("low"), b.get("high")):
+        return None
+    return a["high"] < b["low"] or b["high"] < a["low"]
+
+
+def rank_stability(groups: dict[str, Sequence[dict]], metric: str) -> dict[str, dict]:
+    """How each group (e.g. one per method) ranks by ``metric`` across seeds.
+
+    Members are matched across groups by their (training seed, unlearning seed); only seed pairs
+    that every group has count. Rank 1 is the best (see :data:`HIGHER_IS_BETTER`; ties share the
+    better rank). Returns per group ``{"first": share of seed pairs ranked first, "mean_rank",
+    "ranks": [rank per seed pair], "pairs": number of seed pairs}``; empty when no pair is shared.
+    """
+    higher = HIGHER_IS_BETTER.get(metric, True)
+    by_seed: dict[str, dict[tuple[int, int], float]] = {}
+    for label, members in groups.items():
+        table = {}
+        for result in members:
+            value = result.get("metrics", {}).get(metric)
+            if value is not None:
+                config = result.get("config", {})
+                table[(train_seed_of(config), int(config.get("seed", 0)))] = float(value)
+        by_seed[label] = table
+    shared = sorted(set.intersection(*(set(t) for t in by_seed.values()))) if by_seed else []
+    if not shared:
+        return {}
+    ranks: dict[str, list[int]] = {label: [] for label in groups}
+    for pair in shared:
+        scores = {label: by_seed[label][pair] for label in groups}
+        for label, score in scores.items():
+            better = sum(1 for other in scores.values() if (other > score if higher else other < score))
+            ranks[label].append(better + 1)
+    return {
+        label: {"first": sum(r == 1 for r in values) / len(shared), "mean_rank": sum(values) / len(shared),
+                "ranks": values, "pairs": len(shared)}
+        for label, values in ranks.items()
+    }
+
+
+def _scenario_of(config: dict, train_seed: int | None = None) -> tuple:
+    seed = config.get("seed", 0)
+    return (config.get("dataset"), config.get("forget") or f"class:{config.get('forget_class')}",
+            config.get("data_seed", seed), config.get("arch"),
+            train_seed_of(config) if train_seed is None else train_seed)
+
+
+def group_summaries(entries: Sequence[dict], *, group: str | None = None, method: str | None = None) -> list[dict]:
+    """One summary per replicate group among listing ``entries`` (dicts with ``kind``, ``group``,
+    ``config``, ``metrics``, ``id``; e.g. ``ExperimentStore.entries()``), oldest group first.
+
+    ``group`` / ``method`` keep only that group / that method's groups. Each summary:
+    ``{"group", "method", "method_label", "config" (the first member's, without seeds), "n",
+    "ids", "train_seeds", "seeds", "metrics": summarize(...)}``, where the gaps are taken to the
+    stored Retrained model of each member's own training seed (same data set, forget set, data
+    seed and arch).
+    """
+    retrained = {_scenario_of(e["config"]): e.get("metrics", {}) for e in entries if e.get("kind") == "retrained"}
+    members: dict[str, list[dict]] = {}
+    for entry in entries:
+        if entry.get("kind") != "unlearned" or not entry.get("group"):
+            continue
+        if group is not None and entry["group"] != group:
+            continue
+        if method is not None and entry.get("config", {}).get("method") != method:
+            continue
+        members.setdefault(entry["group"], []).append(entry)
+    out = []
+    for gid, items in members.items():
+        first = items[0]["config"]
+        references = {}
+        for item in items:
+            seed = train_seed_of(item["config"])
+            found = retrained.get(_scenario_of(item["config"], seed))
+            if found is not None:
+                references[seed] = found
+        out.append({
+            "group": gid,
+            "method": first.get("method"),
+            "method_label": items[0].get("method_label"),
+            "config": {k: v for k, v in first.items() if k not in SEED_KEYS},
+            "n": len(items),
+            "ids": [item["id"] for item in items],
+            "train_seeds": sorted({train_seed_of(item["config"]) for item in items}),
+            "seeds": sorted({int(item["config"].get("seed", 0)) for item in items}),
+            "metrics": summarize(items, retrained_by_train_seed=references),
+        })
+    return out
+
+
+def sweep_grid(summaries: Sequence[dict], x_param: str, y_param: str, metric: str) -> dict:
+    """One method's ``metric`` over two hyper-parameters, from its group summaries (group means).
+
+    ``x_param`` / ``y_param``: ``epochs``, ``lr``, ``batch_size`` or a method parameter (``params``).
+    Groups that differ in anything else than these two map to the same cell: the cell holds their
+    mean, and ``cells`` counts the groups behind each. Returns ``{"x": sorted x values, "y": sorted
+    y values, "z": [len(y)][len(x)] means or None, "n": [len(y)][len(x)] replicates behind each
+    cell}``.
+    """
+
+    def value(config: dict, name: str):
+        return config.get(name, config.get("params", {}).get(name))
+
+    cells: dict[tuple, list[tuple[float, int]]] = {}
+    for summary in summaries:
+        entry = summary["metrics"].get(metric)
+        if entry is None or entry["mean"] is None:
+            continue
+        key = (value(summary["config"], x_param), value(summary["config"], y_param))
+        if None in key:
+            continue
+        cells.setdefault(key, []).append((entry["mean"], entry["n"]))
+    xs = sorted({k[0] for k in cells}, key=_sort_key)
+    ys = sorted({k[1] for k in cells}, key=_sort_key)
+    z = [[None] * len(xs) for _ in ys]
+    n = [[0] * len(xs) for _ in ys]
+    for (xv, yv), items in cells.items():
+        row, column = ys.index(yv), xs.index(xv)
+        z[row][column] = sum(mean for mean, _ in items) / len(items)
+        n[row][column] = sum(count for _, count in items)
+    return {"x": xs, "y": ys, "z": z, "n": n}
+
+
+def _sort_key(value):
+    return (0, float(value), "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0.0, str(value))

@@ -1,0 +1,501 @@
+"""Reproducibility bundles: everything needed to rerun stored experiments elsewhere, in one zip.
+
+A bundle is an export archive (:meth:`mucomp.store.ExperimentStore.export`'s layout, so a bundle
+with weights is also an archive ``mucomp import`` accepts) whose ``manifest.json`` carries one more
+block, ``bundle``: readable, indented JSON that says per experiment
+
+- ``config``: the stored config with every seed (``seeds`` repeats them: ``train_seed`` trains the
+  references, ``data_seed`` draws a random forget set and the fixed subsets, ``seed`` drives the
+  unlearning run);
+- ``scenario``: data set, architecture, forget set, their sizes, ``data_sha256`` (the split arrays,
+  :func:`~mucomp.sharing.environment.data_sha256`) and ``forget_sha256`` (the forget indices);
+- ``references``: the Original's and the Retrained model's identities: the stored reference id,
+  its checkpoint (a Hub repo and file, or the local recipe and its hash) and ``weights_sha256``;
+- ``base``: ``original`` or the bundled experiment it started from (bases are bundled too);
+- ``code`` and ``environment``: the mucomp version that ran it, and the code, libraries, device
+  and precision (``environment_recorded`` says whether the run recorded them or, for results that
+  do not carry them, the export did);
+- ``metrics``: the experiment's whole metrics block; ``weights_sha256`` (the hash of its weights,
+  recorded even when the weights are not bundled) and ``weights_included``.
+
+Layout::
+
+    manifest.json              {"format": "mucomp-experiments", "ids": [...], ..., "bundle": {...}}
+    <id>/result.json           the stored result, byte for byte
+    <id>/model.safetensors     the weights (unless the bundle was made without them)
+
+Everything read from a bundle is untrusted: :func:`read_bundle` applies the archive checks of
+``mucomp import`` (entry names, duplicates, sizes, the result schema, the weights against the
+architecture, references against their hashes) and checks the bundle block itself: strict JSON,
+its own typed schema, and that it says what the results say (same ids, configs, kinds and metrics).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from mucomp.store.errors import StoreError
+from mucomp.store.names import (
+    ID_PATTERN,
+    KINDS,
+    MANIFEST_FILE,
+    MAX_RESULT_BYTES,
+    MODEL_FILE,
+    PROTECTED_KINDS,
+    RESULT_FILE,
+    SCHEMA_VERSION,
+)
+
+if TYPE_CHECKING:
+    from mucomp.store import Experiment, ExperimentStore
+
+BUNDLE_FORMAT = "mucomp-bundle"
+BUNDLE_VERSION = 1
+#: The per-experiment manifest file of a Hub folder (a one-experiment ``bundle`` block).
+EXPERIMENT_MANIFEST_FILE = "bundle.json"
+#: Largest manifest read (bytes): per experiment a few kB plus its metrics (C x C matrices).
+MAX_MANIFEST_BYTES = 64 * 1024**2
+#: Most experiments one bundle may hold.
+MAX_EXPERIMENTS = 10_000
+
+
+# --- the bundle block's schema (untrusted input: bounded, strict) --------------------------------
+Text = Annotated[str, Field(strict=True, max_length=512)]
+Sha = Annotated[str, Field(strict=True, pattern=r"^[0-9a-f]{64}$")]
+Count = Annotated[int, Field(strict=True, ge=0, le=2**53)]
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+
+class ReferenceIdentity(_Open):
+    """One reference model: which stored reference, which checkpoint, which weights."""
+
+    kind: Literal["original", "retrained"]
+    experiment_id: Text | None = None
+    checkpoint: Text | None = None
+    weights_sha256: Sha | None = None
+    source: Literal["hub", "local"] | None = None
+    hub_repo: Text | None = None
+    hub_file: Text | None = None
+    recipe_hash: Text | None = None
+
+
+class ScenarioIdentity(_Open):
+    """The images an experiment was measured on."""
+
+    key: Text
+    dataset: Text
+    arch: Text | None = None
+    forget: Text
+    n_forget: Count
+    n_train: Count
+    n_test: Count
+    data_sha256: Sha
+    forget_sha256: Sha
+
+
+class ExperimentManifest(_Open):
+    """One experiment of a bundle (see the module docstring)."""
+
+    id: Text
+    kind: Literal[KINDS]  # type: ignore[valid-type]
+    schema_version: Annotated[int, Field(strict=True, ge=1, le=1000)]
+    group: Text | None = None
+    method_label: Text | None = None
+    created_at: Text | None = None
+    config: dict[Text, Any]
+    seeds: dict[Text, Count] = {}
+    scenario: ScenarioIdentity
+    base: Text | None = None
+    references: dict[Literal["original", "retrained"], ReferenceIdentity] = {}
+    code: dict[Text, Any] = {}
+    environment: dict[Text, Any] = {}
+    environment_recorded: Literal["run", "export"] = "export"
+    metrics: dict[Text, Any]
+    weights_sha256: Sha | None = None
+    weights_included: bool
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        if not ID_PATTERN.fullmatch(value):
+            raise ValueError("not a valid experiment id (3-64 lowercase letters, digits and '-')")
+        return value
+
+
+class BundleBlock(_Open):
+    """The ``bundle`` block of a manifest (or a Hub folder's ``bundle.json``)."""
+
+    format: Literal["mucomp-bundle"]
+    version: Literal[1]
+    created_at: Text | None = None
+    exported_by: dict[Text, Any] = {}
+    experiments: Annotated[dict[Text, ExperimentManifest], Field(max_length=MAX_EXPERIMENTS)]
+    groups: dict[Text, Any] = {}
+
+
+@dataclass
+class BundleEntry:
+    """One experiment of a checked bundle: its manifest, its result (checked, current schema), the
+    stored bytes of that result and the weights (None when not bundled)."""
+
+    id: str
+    manifest: dict
+    result: dict
+    result_bytes: bytes
+    model_bytes: bytes | None
+
+
+@dataclass
+class Bundle:
+    """A checked bundle: its ``bundle`` block and its experiments, bases before what starts from them."""
+
+    block: dict
+    entries: dict[str, BundleEntry] = field(default_factory=dict)
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.entries)
+
+
+# --- making a bundle ------------------------------------------------------------------------------
+def group_members(store: ExperimentStore, group: str) -> list[str]:
+    """The ids of every stored experiment of replicate group ``group``, oldest first."""
+    members = [row["id"] for row in store.entries() if row.get("group") == group]
+    if not members:
+        raise StoreError(f"no stored experiment belongs to group {group!r}; `mucomp list --json` shows each "
+                         "experiment's group")
+    return members
+
+
+def bundle_members(store: ExperimentStore, ids: list[str]) -> list[Experiment]:
+    """The experiments ``ids`` and every stored experiment they start from (``config.base``),
+    each once, bases first: a rerun needs its base rerun before it."""
+    ordered: dict[str, Experiment] = {}
+
+    def visit(experiment_id: str, path: tuple[str, ...]) -> None:
+        if experiment_id in ordered:
+            return
+        if experiment_id in path:
+            raise StoreError(f"the bases of {path[0]} form a cycle ({' -> '.join(path + (experiment_id,))})")
+        experiment = store.load(experiment_id)
+        base = experiment.config.get("base")
+        if isinstance(base, str) and base != "original":
+            if not store.exists(base):
+                raise StoreError(f"{experiment_id} starts from {base}, which is not in the store: a bundle of it "
+                                 "could not be rerun. Bundle the experiments that are complete instead")
+            visit(base, path + (experiment_id,))
+        ordered[experiment_id] = experiment
+
+    for experiment_id in ids:
+        visit(experiment_id, ())
+    if not ordered:
+        raise StoreError("choose at least one experiment to bundle")
+    return list(ordered.values())
+
+
+def bundle_problem(store: ExperimentStore, experiment_id: str, rows: list[dict] | None = None) -> str | None:
+    """Why ``experiment_id`` can't be bundled (a base it starts from is gone), or None.
+
+    Reads the listing ``rows`` a page holds already (a base belongs to its experiment's scenario,
+    so it is among them), else the store's index: cheap enough to ask on every render.
+    """
+    known = {row["id"]: row for row in rows or []}
+    seen = set()
+    current = experiment_id
+    while current not in seen:
+        seen.add(current)
+        try:
+            row = known.get(current) or store.entry(current)
+        except StoreError as err:
+            return str(err)
+        base = row["config"].get("base")
+        if not isinstance(base, str) or base == "original":
+            return None
+        if base not in known and not store.exists(base):
+            return f"it starts from {base}, which is no longer stored"
+        current = base
+    return "its bases form a cycle"
+
+
+def _reference_identities(store: ExperimentStore, scenario: Any) -> dict[str, dict]:
+    """The stored references of ``scenario`` (the newest of each kind), as identities."""
+    from mucomp.data import Scenario
+    from mucomp.references import cache_path
+
+    found: dict[str, dict] = {}
+    for row in store.entries(dataset=scenario.dataset):
+        if row["kind"] not in PROTECTED_KINDS:
+            continue
+        try:
+            if Scenario.from_config(row["config"]).key != scenario.key:
+                continue
+        except (ValueError, KeyError, TypeError):
+            continue  # a reference of a scenario this mucomp can't rebuild: not this one
+        found[row["kind"]] = row  # rows are oldest first: the newest wins
+    identities = {}
+    for kind, row in found.items():
+        checkpoint = str(row["config"].get("checkpoint") or "")
+        identity: dict[str, Any] = {"kind": kind, "experiment_id": row["id"], "checkpoint": checkpoint or None,
+                                    "weights_sha256": row["config"].get("weights_sha256")}
+        parts = checkpoint.split("/")
+        if len(parts) >= 3:  # "<owner>/<repo>/<file>": a published Hub checkpoint
+            identity.update(source="hub", hub_repo="/".join(parts[:2]), hub_file="/".join(parts[2:]))
+        elif len(parts) == 2:  # "<recipe hash>/<name>": trained here with a local recipe
+            identity.update(source="local", recipe_hash=parts[0])
+            if cache_path(scenario, kind).parent.name == parts[0]:
+                from mucomp.references import RECIPES
+
+                identity["recipe"] = RECIPES[scenario.dataset].as_dict()  # the recipe behind that hash
+        identities[kind] = identity
+    return identities
+
+
+def _scenario_identity(config: dict) -> tuple[Any, dict]:
+    from mucomp.data import Scenario
+    from mucomp.sharing.environment import data_sha256, forget_sha256
+
+    scenario = Scenario.from_config(config)
+    data = scenario.data
+    return scenario, {
+        "key": scenario.key, "dataset": scenario.dataset, "arch": scenario.arch, "forget": scenario.forget_set.text,
+        "n_forget": int(scenario.forget_indices.size), "n_train": len(data.train), "n_test": len(data.test),
+        "data_sha256": data_sha256(scenario.dataset), "forget_sha256": forget_sha256(scenario),
+    }
+
+
+def experiment_manifest(store: ExperimentStore, experiment: Experiment, *, weights: bool,
+                        export_environment: dict) -> dict:
+    """The bundle manifest of one stored experiment (see the module docstring). ``weights``:
+    whether its weights go into the bundle; ``export_environment`` is recorded for results
+    that do not carry the environment they ran in."""
+    from mucomp.store import weights_sha256
+
+    result = experiment.result
+    config = result["config"]
+    scenario, scenario_identity = _scenario_identity(config)
+    has_weights = experiment.model_path.is_file()
+    recorded = result.get("environment")
+    code = {"code_version": result.get("code_version")}
+    if not isinstance(recorded, dict):
+        code.update({k: export_environment.get(k) for k in ("mucomp", "git_commit", "git_dirty", "source_sha256")})
+    base = config.get("base")
+    return {
+        "id": experiment.id,
+        "kind": experiment.kind,
+        "schema_version": SCHEMA_VERSION,  # what config and metrics below follow
+        "group": result.get("group"),
+        "method_label": result.get("method_label"),
+        "created_at": result.get("created_at"),
+        "config": config,
+        "seeds": {k: v for k, v in config.items() if k.endswith("seed") and isinstance(v, int)},
+        "scenario": scenario_identity,
+        "base": base if isinstance(base, str) else None,
+        "references": _reference_identities(store, scenario),
+        "code": code,
+        "environment": recorded if isinstance(recorded, dict) else export_environment,
+        "environment_recorded": "run" if isinstance(recorded, dict) else "export",
+        "metrics": result["metrics"],
+        "weights_sha256": weights_sha256(experiment.state_dict()) if has_weights else None,
+        "weights_included": bool(weights and has_weights),
+    }
+
+
+def bundle_block(manifests: list[dict], *, exported_by: dict, created_at: str | None) -> dict:
+    """A ``bundle`` block of experiment manifests, with each replicate group's statistics
+    (:func:`mucomp.groups.summarize`: mean and 95 % t-interval per metric)."""
+    from mucomp.groups import summarize
+
+    groups: dict[str, list[dict]] = {}
+    for manifest in manifests:
+        if manifest.get("group") and manifest.get("kind") == "unlearned":
+            groups.setdefault(manifest["group"], []).append(manifest)
+    return {
+        "format": BUNDLE_FORMAT,
+        "version": BUNDLE_VERSION,
+        "created_at": created_at,
+        "exported_by": exported_by,
+        "experiments": {m["id"]: m for m in manifests},
+        "groups": {g: {metric: {k: v for k, v in stats.items() if k != "values"}
+                       for metric, stats in summarize(members).items()} for g, members in groups.items()},
+    }
+
+
+def archive_manifest(ids: list[str], block: dict, exported_at: str) -> dict:
+    """``manifest.json`` of a bundle: an export manifest (so ``mucomp import`` reads it) + ``bundle``."""
+    from mucomp import __version__
+
+    return {"format": "mucomp-experiments", "schema_version": SCHEMA_VERSION, "code_version": __version__,
+            "exported_at": exported_at, "ids": list(ids), "bundle": block}
+
+
+def write_bundle(
+    store: ExperimentStore,
+    ids: list[str],
+    destination: str | os.PathLike | io.BufferedIOBase,
+    *,
+    weights: bool = True,
+) -> list[str]:
+    """Write a bundle of ``ids`` (and their bases) to ``destination`` (a path or a binary file
+    object); returns the bundled ids, bases first. ``weights=False`` leaves the weights out (the
+    manifest still records their hash)."""
+    from mucomp.sharing.environment import environment
+    from mucomp.store import now_iso
+
+    experiments = bundle_members(store, ids)
+    here = environment()
+    manifests = [experiment_manifest(store, e, weights=weights, export_environment=here) for e in experiments]
+    created = now_iso()
+    block = bundle_block(manifests, exported_by=here, created_at=created)
+    order = [e.id for e in experiments]
+    with zipfile.ZipFile(destination, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(MANIFEST_FILE, json.dumps(archive_manifest(order, block, created), indent=1, allow_nan=False))
+        for experiment, manifest in zip(experiments, manifests, strict=True):
+            archive.write(experiment.path / RESULT_FILE, f"{experiment.id}/{RESULT_FILE}")
+            if manifest["weights_included"]:
+                archive.write(experiment.model_path, f"{experiment.id}/{MODEL_FILE}")
+    return order
+
+
+def bundle_bytes(store: ExperimentStore, ids: list[str], *, weights: bool = True) -> bytes:
+    """The bytes of :func:`write_bundle` (what the Screen page offers for download)."""
+    buffer = io.BytesIO()
+    write_bundle(store, ids, buffer, weights=weights)
+    return buffer.getvalue()
+
+
+# --- reading a bundle (untrusted) -----------------------------------------------------------------
+_REFUSED = "nothing was rerun or imported"
+
+
+def check_block(data: bytes | str, where: str) -> dict:
+    """Strict JSON of a ``bundle`` block (``where`` names it in messages), checked against
+    :class:`BundleBlock`; returns the parsed dict. StoreError says what is wrong."""
+    from mucomp.schema import ResultSchemaError, parse_json
+
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise StoreError(f"{where} is larger than {MAX_MANIFEST_BYTES // 1024**2} MB; {_REFUSED}")
+    try:
+        value = parse_json(data)
+    except ResultSchemaError as err:
+        raise StoreError(f"{where} is unreadable ({err}); {_REFUSED}") from err
+    return validate_block(value, where)
+
+
+def validate_block(block: Any, where: str) -> dict:
+    """A parsed ``bundle`` block checked against :class:`BundleBlock` (see :func:`check_block`)."""
+    from mucomp.schema import describe
+
+    if not isinstance(block, dict) or block.get("format") != BUNDLE_FORMAT:
+        raise StoreError(f"{where} holds no reproducibility bundle (an export of experiments is not one: make one "
+                         f"with `mucomp export --bundle ID... -o FILE`); {_REFUSED}")
+    version = block.get("version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > BUNDLE_VERSION:
+        raise StoreError(f"{where} is a version-{version} bundle, newer than this mucomp reads ({BUNDLE_VERSION}); "
+                         f"upgrade mucomp. {_REFUSED.capitalize()}")
+    try:
+        BundleBlock.model_validate(block)
+    except ValidationError as err:
+        raise StoreError(f"{where}: {describe(err)}; {_REFUSED}") from None
+    for key, manifest in block["experiments"].items():
+        if manifest["id"] != key:
+            raise StoreError(f"{where}: the manifest under {key!r} claims id {manifest['id']!r}; {_REFUSED}")
+    return block
+
+
+def read_bundle(source: Any) -> Bundle:
+    """Check a bundle completely (see the module docstring) and return it; StoreError says why not."""
+    from mucomp.store.archive import _check_weights, _read_entries
+
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise StoreError(f"not a zip archive of a mucomp bundle ({err}); {_REFUSED}") from err
+    with archive:
+        # The checks of `mucomp import`: entry names, duplicates, total size, the export manifest.
+        files, loose = _read_entries(archive)
+        info = archive.getinfo(MANIFEST_FILE)
+        if info.file_size > MAX_MANIFEST_BYTES:
+            raise StoreError(f"manifest.json is larger than {MAX_MANIFEST_BYTES // 1024**2} MB; {_REFUSED}")
+        raw = archive.read(info)
+    from mucomp.schema import ResultSchemaError, parse_json
+
+    try:
+        manifest = parse_json(raw)  # strict this time: no NaN, bounded depth and integers
+    except ResultSchemaError as err:
+        raise StoreError(f"manifest.json is unreadable ({err}); {_REFUSED}") from err
+    block = validate_block(manifest.get("bundle"), "manifest.json")
+    listed = manifest.get("ids")
+    if (not isinstance(listed, list) or not all(isinstance(i, str) for i in listed) or len(set(listed)) != len(listed)
+            or set(listed) != set(files) or set(listed) != set(block["experiments"])):
+        raise StoreError(f"manifest.json does not list exactly the experiments in the bundle; {_REFUSED}")
+    entries = {}
+    for experiment_id in listed:
+        entries[experiment_id] = _check_entry(experiment_id, files[experiment_id], block["experiments"][experiment_id])
+    _check_weights([(i, e.result, e.model_bytes) for i, e in entries.items() if e.model_bytes is not None])
+    return Bundle(block, _bases_first(entries))
+
+
+def _check_entry(experiment_id: str, content: dict[str, bytes], manifest: dict) -> BundleEntry:
+    from mucomp.schema import UPGRADES, ResultSchemaError, parse_json, parse_result_bytes
+
+    if RESULT_FILE not in content:
+        raise StoreError(f"{experiment_id} has no result.json; {_REFUSED}")
+    if len(content[RESULT_FILE]) > MAX_RESULT_BYTES:
+        raise StoreError(f"{experiment_id}/result.json is too large; {_REFUSED}")
+    try:
+        result = parse_result_bytes(content[RESULT_FILE])
+    except ResultSchemaError as err:
+        raise StoreError(f"{experiment_id}/result.json is unreadable ({err}); {_REFUSED}") from err
+    if result["id"] != experiment_id:
+        raise StoreError(f"{experiment_id}/result.json claims id {result['id']!r}; {_REFUSED}")
+    # The manifest is what a reader sees first: it must say what the result says, read at the
+    # schema version the manifest was written with (a newer mucomp upgrades results further).
+    version = manifest["schema_version"]
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"{experiment_id}: the bundle was made by a newer mucomp (schema {version}); upgrade mucomp. "
+                         f"{_REFUSED.capitalize()}")
+    stated = parse_json(content[RESULT_FILE])
+    while stated["schema_version"] < version:
+        stated = UPGRADES[stated["schema_version"]](stated)
+    for key in ("kind", "config", "metrics"):
+        if manifest[key] != stated[key]:
+            raise StoreError(f"{experiment_id}: the bundle manifest's {key} differs from its result.json (the bundle "
+                             f"was edited); {_REFUSED}")
+    model = content.get(MODEL_FILE)
+    if manifest["weights_included"] != (model is not None):
+        raise StoreError(f"{experiment_id}: the manifest says its weights are {'' if manifest['weights_included'] else 'not '}"
+                         f"bundled, but the archive {'lacks' if model is None else 'holds'} them; {_REFUSED}")
+    return BundleEntry(experiment_id, manifest, result, content[RESULT_FILE], model)
+
+
+def _bases_first(entries: dict[str, BundleEntry]) -> dict[str, BundleEntry]:
+    """``entries`` reordered so that every experiment comes after the bundled base it starts from;
+    a base that is not bundled, or bases forming a cycle, are refused."""
+    ordered: dict[str, BundleEntry] = {}
+
+    def visit(experiment_id: str, path: tuple[str, ...]) -> None:
+        if experiment_id in ordered:
+            return
+        if experiment_id in path:
+            raise StoreError(f"the bases of the bundle form a cycle ({' -> '.join(path + (experiment_id,))}); {_REFUSED}")
+        entry = entries[experiment_id]
+        base = entry.result["config"].get("base")
+        if entry.result["kind"] == "unlearned" and isinstance(base, str) and base != "original":
+            if base not in entries:
+                raise StoreError(f"{experiment_id} starts from {base}, which the bundle does not hold; {_REFUSED}")
+            visit(base, path + (experiment_id,))
+        ordered[experiment_id] = entry
+
+    for experiment_id in entries:
+        visit(experiment_id, ())
+    return ordered

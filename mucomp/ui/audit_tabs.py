@@ -1,0 +1,186 @@
+"""The Attack page's on-demand audit tabs: Per-example (U-LiRA) and Relearning.
+
+Each tab shows Model A and Model B side by side. A stored audit is drawn from the stored result
+(figures from :mod:`mucomp.ui.audit_figures`, memoised per experiment and the audit's
+``computed_at``); an audit not computed yet gets a Run button that queues a
+:class:`~mucomp.execution.RunAudit` job on the app's workers (with :class:`~mucomp.execution.MakeShadowPair`
+jobs for U-LiRA's shadow pairs when the server has several workers) and the job's live progress.
+The job stores the audit with the experiment; the page then reloads the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import streamlit as st
+
+from mucomp.audits.views import relearn_frame, relearn_summary_text, stored_audit, ulira_ranking
+from mucomp.execution import RunAudit, SubmissionError
+from mucomp.ui import audit_figures, figures, grids, session, widgets
+from mucomp.ui.text import md
+
+#: Images shown in the U-LiRA ranking grid (the most exposed first).
+RANKED_IMAGES = 30
+GRID_COLUMNS = 10
+
+ULIRA_HELP = (
+    "U-LiRA (Hayes et al., SaTML 2025) attacks each forget image on its own. Shadow models redo this experiment's "
+    "method and settings from Originals trained with other seeds; Retrained models of the same seeds are the "
+    "alternative. Per image, a Gaussian is fitted to each side's score φ = log p_y − log(1 − p_y); the likelihood "
+    "ratio (LR) says which side an image's score looks like. The accuracy is measured on held-out shadow pairs: "
+    "0.5 = no image gives the method away (like retraining); 1 = every image does (lower is better)."
+)
+RELEARN_HELP = (
+    "A relearning attack (arXiv 2505.22310) fine-tunes a copy of the model on a few forget images plus retain "
+    "images (solid lines) or on retain images only (dotted) and watches the other forget images' accuracy come "
+    "back; the Retrained model under the same fine-tuning is the baseline. A class that returns much faster than "
+    "for the Retrained model was hidden, not removed (a relative of 1 is like retraining; lower is worse)."
+)
+
+
+def audit_job_panel(experiment_id: str, audit: str) -> None:
+    """Live progress of this experiment's queued or running ``audit`` job (and this session's last
+    finished one)."""
+
+    def keep(job: dict) -> bool:
+        config = job["config"]
+        return isinstance(config, RunAudit) and config.experiment_id == experiment_id and audit in config.audits
+
+    widgets.jobs_panel(keep, finished_shown=1)
+
+
+def _pending(experiment_id: str, audit: str) -> bool:
+    return any(isinstance(j["config"], RunAudit) and j["config"].experiment_id == experiment_id
+               and audit in j["config"].audits and j["state"] in ("queued", "running") for j in session.home_jobs())
+
+
+def _submit(experiment_id: str, audit: str) -> None:
+    from mucomp.audits.run import AuditError, audit_requests
+
+    queue = session.get_queue()
+    try:
+        requests = audit_requests(experiment_id, audit, store=session.get_store(),
+                                  parallel=getattr(queue, "workers", 1) > 1)
+        queue.submit(requests, owner=session.owner(), max_runs=None)
+    except (AuditError, SubmissionError) as err:
+        st.session_state[f"audit_message_{audit}_{experiment_id}"] = str(err)
+        return
+    st.toast("Queued: the audit runs in the background; this page shows its progress.")
+
+
+def why_not(result: dict, audit: str) -> str | None:
+    """Why ``audit`` can't run for this stored result (None when it can)."""
+    from mucomp.audits.run import AuditError, shadow_spec
+
+    if audit != "ulira":
+        return None
+    try:
+        shadow_spec(result)
+    except (AuditError, ValueError) as err:
+        return str(err)
+    return None
+
+
+def run_button(result: dict, audit: str, which: str, label: str, help_text: str) -> None:
+    """The Run button of one audit for one model, or why it can't run, plus the job's progress."""
+    experiment_id = result["id"]
+    reason = why_not(result, audit)
+    if reason:
+        st.info(md(reason, 2000), icon=":material/block:")
+        return
+    pending = _pending(experiment_id, audit)
+    st.button(label, key=f"audit_run_{audit}_{which}", type="primary", disabled=pending, help=help_text,
+              on_click=_submit, args=(experiment_id, audit))
+    message = st.session_state.pop(f"audit_message_{audit}_{experiment_id}", None)
+    if message:
+        st.error(md(message, 2000), icon=":material/block:")
+    audit_job_panel(experiment_id, audit)
+
+
+def _memo_key(result: dict, block: dict, *extra) -> tuple:
+    return (result["id"], str(block.get("computed_at")), *extra)
+
+
+def ulira_column(s, which: str, label: str, result: dict) -> None:
+    """U-LiRA for one model: accuracy, the per-image LR ranked, the most exposed images."""
+    st.subheader(md(label))
+    block = stored_audit(result, "ulira")
+    if block is None:
+        st.caption("Not computed yet for this model. On digits the first run of a method configuration makes "
+                   "12 shadow pairs (about two minutes on 2 cores); later experiments of the same configuration "
+                   "reuse them and take seconds.")
+        run_button(result, "ulira", which, "Run U-LiRA", "Queue the per-example attack (K = 8 fitted, M = 4 "
+                   "held-out shadow pairs) as a background job; the result is stored with the experiment.")
+        return
+    cells = st.columns(3)
+    cells[0].metric("U-LiRA accuracy", f"{block['accuracy']:.3f}",
+                    help="Mean over images and held-out shadow pairs of ½·[LR(unlearned) > 0] + ½·[LR(retrained) ≤ 0]. "
+                         "0.5 = indistinguishable from retraining (lower is better, down to 0.5).")
+    cells[1].metric("Images with LR > 0", f"{block['share_flagged']:.0%}",
+                    help="Share of this model's forget images whose score looks like the method's shadows rather "
+                         "than the Retrained shadows (lower is better).")
+    cells[2].metric("Shadow pairs", f"{block['shadows']} + {block['held_out']}",
+                    help="K pairs fit the per-image Gaussians, M held-out pairs measure the accuracy.")
+    ranking = session.memo("audit.ulira.ranking", _memo_key(result, block), lambda: ulira_ranking(block))
+    fig = session.memo("audit.ulira.lr", _memo_key(result, block, label),
+                       lambda: audit_figures.ulira_lr_figure(ranking, title=f"Per-image LR of {label}"))
+    st.plotly_chart(fig, key=f"audit_ulira_lr_{which}", width="stretch")
+    top = ranking.head(RANKED_IMAGES)
+    grid = session.memo("audit.ulira.grid", _memo_key(result, block), lambda: grids.image_grid_figure(
+        s.data.train.display_images(top["index"].to_numpy()), top["index"].tolist(), columns=GRID_COLUMNS,
+        captions=[f"Image #{i} · rank {r} · LR {v:.3g}" for i, r, v in zip(top["index"], top["rank"], top["lr"],
+                                                                           strict=True)],
+        title=f"The {len(top)} most exposed forget images (highest LR first)"))
+    st.plotly_chart(grid, key=f"audit_ulira_grid_{which}", width="content", config={"displayModeBar": False})
+    st.caption(f"Computed {str(block.get('computed_at', ''))[:16].replace('T', ' ')} UTC · shadow training seeds "
+               f"{block['fit_seeds'][0]}–{block['held_out_seeds'][-1]}.")
+
+
+def relearn_column(which: str, label: str, result: dict) -> None:
+    """The relearning attack for one model: curves and the summary."""
+    st.subheader(md(label))
+    block = stored_audit(result, "relearn")
+    if block is None:
+        st.caption("Not computed yet for this model (a few seconds on digits).")
+        run_button(result, "relearn", which, "Run the relearning attack",
+                   "Queue the relearning attack (this model and the Retrained model, 50 steps each) as a background "
+                   "job; the result is stored with the experiment.")
+        return
+    relative = block.get("relative")
+    cells = st.columns(2)
+    cells[0].metric("Relearn steps, relative to Retrained", "—" if relative is None else f"{relative:.2f}",
+                    help="Steps until forget accuracy is back at half the Original's, divided by the Retrained "
+                         "model's steps under the same fine-tuning (1 = like retraining; lower = comes back faster).")
+    cells[1].metric("Fine-tuning", f"{block['k']} forget images · lr {block['lr']:g}",
+                    help=f"{block['steps']} SGD steps of batch {block['batch_size']}: the relearn images plus retain "
+                         "images; accuracy measured on the other forget images.")
+    color = figures.MODEL_COLORS[which.upper()]
+    fig = session.memo("audit.relearn", _memo_key(result, block, label, color), lambda: audit_figures.relearn_figure(
+        relearn_frame(block), block["target"], color=color, title=f"Relearning {label}"))
+    st.plotly_chart(fig, key=f"audit_relearn_{which}", width="stretch")
+    st.caption(relearn_summary_text(block))
+
+
+def model_columns(draw: Callable[[str, str, dict], None], labels: tuple[str, str], results: tuple[dict, dict]) -> None:
+    """``draw(which, label, result)`` for Model A and Model B side by side (once when they are the
+    same experiment)."""
+    pairs = [("a", labels[0], results[0]), ("b", labels[1], results[1])]
+    if results[0]["id"] == results[1]["id"]:
+        pairs = pairs[:1]
+    columns = st.columns(len(pairs))
+    for column, (which, label, result) in zip(columns, pairs, strict=True):
+        with column:
+            draw(which, label, result)
+
+
+def ulira_tab(s, labels: tuple[str, str], results: tuple[dict, dict]) -> None:
+    st.caption(ULIRA_HELP)
+    model_columns(lambda which, label, result: ulira_column(s, which, label, result), labels, results)
+
+
+def relearn_tab(labels: tuple[str, str], results: tuple[dict, dict]) -> None:
+    st.caption(RELEARN_HELP)
+    model_columns(relearn_column, labels, results)
+
+
+__all__ = ["relearn_tab", "ulira_tab", "why_not"]
