@@ -185,7 +185,15 @@ def cmd_methods(args) -> int:
     if arch is not None and arch not in DATASETS[args.dataset].archs:
         raise UsageError(f"--arch: {arch!r} is not an architecture of {args.dataset}; use one of "
                          f"{', '.join(DATASETS[args.dataset].archs)}")
-    methods = [info.as_dict(args.dataset, arch) for info in available_methods().values()]
+    forget_kind = None
+    if getattr(args, "forget", None) is not None:
+        from mucomp.forget_sets import parse_forget
+
+        try:
+            forget_kind = parse_forget(args.forget, DATASETS[args.dataset]).kind
+        except ValueError as err:
+            raise UsageError(f"--forget: {err}") from None
+    methods = [info.as_dict(args.dataset, arch, forget_kind) for info in available_methods().values()]
     errors = plugin_errors()
     for error in errors:
         print(f"mucomp: plugin not loaded: {error}", file=sys.stderr)
@@ -263,7 +271,7 @@ def _config_from_args(args):
                                            params=_parse_assignments(info, args.param, many=False), **common)
     grid = _parse_assignments(info, args.grid, many=True)
     try:
-        info.resolve(scenario.dataset, config.hyper())
+        info.resolve_for(scenario, config.hyper())
     except ValueError as err:
         raise UsageError(str(err)) from err
     if config.base != "original" and len(train_seeds) > 1:
@@ -814,6 +822,8 @@ def build_parser() -> argparse.ArgumentParser:
     methods = sub.add_parser("methods", help="list the unlearning methods (built-in and plugins) with their defaults")
     methods.add_argument("--dataset", default="digits", choices=sorted(DATASETS), help="whose defaults to show (default: digits)")
     methods.add_argument("--arch", default=None, help="the architecture's defaults (default: the data set's own)")
+    methods.add_argument("--forget", default=None, metavar="SET",
+                         help="the defaults for this kind of forget set, e.g. random:10%% (default: class-wise)")
     methods.add_argument("--json", action="store_true", help="print JSON")
     methods.set_defaults(func=cmd_methods)
 

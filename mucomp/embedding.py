@@ -7,8 +7,11 @@
   the ones UMAP's own exact small-data path finds, without its per-pair Python loop (about 2 s of
   the 3 s a warm 1,347-point fit takes otherwise).
 - UMAP compiles its numba kernels on the first fit of every process (about 7-14 s on 2 cores).
-  :func:`warm_up` pays that once in a daemon thread at start-up of the app or CLI worker;
-  :func:`embed` waits for a warm-up in progress instead of compiling a second time.
+  umap-learn does not ask numba to cache them on disk; :func:`_import_umap` does (numba's own
+  cache, beside umap's sources or in the user's cache folder), so only the first process on a
+  machine compiles and later ones load the machine code in well under a second (the same code,
+  so the same layouts). :func:`warm_up` pays what is left once in a daemon thread at start-up of
+  the app or CLI worker; :func:`embed` waits for a warm-up in progress instead of compiling again.
 - Twin layouts (:func:`twin_embeddings`): each model's features are embedded on their own with
   the same seed, then Model B's layout is aligned onto Model A's by orthogonal Procrustes
   (:func:`procrustes_align`: translation, one isotropic scale, rotation or reflection, fitted on
@@ -25,6 +28,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import warnings
@@ -142,9 +146,44 @@ def umap_params(seed: int) -> dict:
     }
 
 
+#: The umap-learn modules whose numba kernels a fit compiles (umap 0.5: the layout's SGD epoch,
+#: the fuzzy simplicial set); pynndescent caches its own.
+_CACHED_UMAP_MODULES = ("umap.umap_", "umap.layouts")
+
+
+_UMAP_CACHING = threading.Lock()
+_umap_caching_on = False
+
+
+def _import_umap():
+    """umap-learn, with numba's on-disk cache switched on, once per process, for the kernels of
+    :data:`_CACHED_UMAP_MODULES` that are not compiled yet (a kernel numba cannot cache, or a
+    cache folder that cannot be written, means compiling as before)."""
+    global _umap_caching_on
+    import umap
+
+    with _UMAP_CACHING:
+        if not _umap_caching_on:
+            _umap_caching_on = True
+            import importlib
+
+            from numba.core.registry import CPUDispatcher
+
+            for name in _CACHED_UMAP_MODULES:
+                try:
+                    module = importlib.import_module(name)
+                except ImportError:
+                    continue
+                for kernel in list(vars(module).values()):
+                    if isinstance(kernel, CPUDispatcher) and not kernel.overloads:
+                        with contextlib.suppress(Exception):
+                            kernel.enable_caching()
+    return umap
+
+
 def _fit_umap(features: np.ndarray, seed: int, init: np.ndarray | None) -> np.ndarray:
     """One UMAP fit; ``features`` validated ``[n, d]``; returns float64 ``[n, 2]``."""
-    import umap
+    umap = _import_umap()
 
     x = np.ascontiguousarray(features, dtype=np.float32)
     with limited_blas(BLAS_THREADS):

@@ -245,6 +245,12 @@ class ScenarioState:
 MAX_SCENARIO_STATES = 4
 _STATES: OrderedDict[tuple, ScenarioState] = OrderedDict()
 _STATES_LOCK = threading.Lock()
+#: The figures of recently stored references, for another store of the same process (another
+#: MUCOMP_HOME): the same reference models give the same figures, so they are not recomputed.
+#: Keyed by the scenario, both reference ids (the Original's figures compare it with the
+#: Retrained) and the device.
+_REFERENCE_FIGURES: OrderedDict[tuple, dict] = OrderedDict()
+MAX_REFERENCE_FIGURES = 8
 
 
 def reference_experiment_id(scenario: Scenario, kind: str, checkpoint_id: str) -> str:
@@ -353,8 +359,8 @@ def _store_reference(
         metrics = _stored_metrics(store, ref.experiment_id)
         if metrics is not None:
             return metrics
-        # Not stored yet (or unreadable): compute its figures once.
-        figures = model_figures(ref.evals, state, model_id=ref.experiment_id)
+        # Not stored yet (or unreadable): compute its figures (once per process).
+        figures = _reference_figures(ref, state)
         if not store.exists(ref.experiment_id):
             extra = {}
             check = hub_reference_check(scenario, ref, figures["metrics"])
@@ -366,6 +372,25 @@ def _store_reference(
             with contextlib.suppress(ExperimentExistsError):
                 store.save(result, ref.model.state_dict())
         return figures["metrics"]
+
+
+def _reference_figures(ref: ReferenceState, state: ScenarioState) -> dict:
+    """:func:`model_figures` of a reference, computed once per process for its scenario, both
+    reference ids and device (see :data:`_REFERENCE_FIGURES`); a private copy each call."""
+    key = None
+    if state is not None:
+        key = (state.scenario.key, ref.experiment_id, state.original.experiment_id,
+               state.retrained.experiment_id, str(state.device))
+    with _STATES_LOCK:
+        figures = _REFERENCE_FIGURES.get(key) if key is not None else None
+    if figures is None:
+        figures = model_figures(ref.evals, state, model_id=ref.experiment_id)
+        if key is not None:
+            with _STATES_LOCK:
+                _REFERENCE_FIGURES[key] = figures
+                while len(_REFERENCE_FIGURES) > MAX_REFERENCE_FIGURES:
+                    _REFERENCE_FIGURES.popitem(last=False)
+    return copy.deepcopy(figures)
 
 
 def hub_reference_check(scenario: Scenario, ref: ReferenceState, metrics: dict) -> dict | None:
@@ -392,9 +417,10 @@ def _stored_metrics(store: ExperimentStore, experiment_id: str) -> dict | None:
 
 
 def clear_scenario_cache() -> None:
-    """Forget every prepared scenario of this process."""
+    """Forget every prepared scenario (and stored reference's figures) of this process."""
     with _STATES_LOCK:
         _STATES.clear()
+        _REFERENCE_FIGURES.clear()
 
 
 def _compact(evals: dict[str, Evaluation], scenario: Scenario) -> None:
@@ -539,20 +565,31 @@ def _result(experiment_id: str, kind: str, config: dict, figures: dict, extra: d
 # One experiment
 
 
-def load_base_model(config: ExperimentConfig, state: ScenarioState, store: ExperimentStore) -> nn.Module:
-    """A private copy of the base model: the Original, or a stored experiment of the same scenario."""
+def check_base(config: ExperimentConfig, store: ExperimentStore) -> Experiment | None:
+    """The stored base experiment of ``config`` (None for the Original), checked to belong to the
+    config's scenario before any work. ValueError names the base's scenario otherwise."""
     if config.base == "original":
-        return copy.deepcopy(state.original.model)
+        return None
     base = store.load(config.base)
-    scenario = state.scenario
+    scenario = config.scenario
     base_scenario = Scenario.from_config(base.config)
     if (base_scenario.dataset, base_scenario.forget_set, base_scenario.arch) != (scenario.dataset, scenario.forget_set, scenario.arch):
         raise ValueError(
             f"base experiment {config.base} belongs to {base_scenario.dataset} / forget "
             f"{base_scenario.forget_set.text} / {base_scenario.arch}, not to this scenario; pick a base of the same scenario"
         )
-    spec = scenario.spec
-    return model_from_state_dict(scenario.arch, spec.num_classes, base.state_dict()).to(state.device)
+    return base
+
+
+def load_base_model(config: ExperimentConfig, state: ScenarioState, store: ExperimentStore,
+                    base: Experiment | None = None) -> nn.Module:
+    """A private copy of the base model: the Original, or a stored experiment of the same scenario
+    (``base``: that experiment, already read by :func:`check_base`)."""
+    if config.base == "original":
+        return copy.deepcopy(state.original.model)
+    base = base if base is not None else check_base(config, store)
+    spec = state.scenario.spec
+    return model_from_state_dict(state.scenario.arch, spec.num_classes, base.state_dict()).to(state.device)
 
 
 def run_experiment(
@@ -583,9 +620,10 @@ def run_experiment(
 
     info = get_method(config.method)
     scenario = config.scenario
-    info.resolve(scenario.dataset, config.hyper())  # validate before any work
+    info.resolve_for(scenario, config.hyper())  # validate before any work
+    base = check_base(config, store)
     state = _scenario_state(scenario, store, references, progress=progress, cancel=cancel)
-    model = load_base_model(config, state, store)
+    model = load_base_model(config, state, store, base)
 
     settle_warm_up()  # a background UMAP compilation must not run inside RT
     _stage(progress, "unlearning")(0, 1)

@@ -168,8 +168,10 @@ def _check_dtypes(filename: str, state: dict[str, torch.Tensor], expected: dict[
             "precision this app computes in (the figures may differ very slightly from the original model's)."]
 
 
-def check_upload(name: str, data: bytes, spec: DatasetSpec, max_bytes: int = MAX_UPLOAD_BYTES) -> UploadCheck:
-    """A fresh model of ``spec``'s architecture holding the uploaded weights, and notes for the user.
+def check_upload(name: str, data: bytes, spec: DatasetSpec, max_bytes: int = MAX_UPLOAD_BYTES,
+                 arch: str | None = None) -> UploadCheck:
+    """A fresh model of ``arch`` (default: ``spec``'s own architecture) holding the uploaded
+    weights, and notes for the user.
 
     Raises :class:`UploadError` for a file that is too large (packed or unpacked), unreadable, not
     a state dict, a state dict of another architecture (naming the missing and unexpected keys),
@@ -177,17 +179,18 @@ def check_upload(name: str, data: bytes, spec: DatasetSpec, max_bytes: int = MAX
     """
     filename = _display_name(name)
     state = read_state_dict(filename, data, max_bytes)
-    model = build_model(spec.arch, spec.num_classes)
+    arch = arch or spec.arch
+    model = build_model(arch, spec.num_classes)
     expected = model.state_dict()
     try:
-        check_state_dict(model, state, spec.arch)
+        check_state_dict(model, state, arch)
     except StateDictMismatchError as err:
         raise UploadError(f"{filename}: {err}") from err
     notes = _check_dtypes(filename, state, expected)
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, ValueError) as err:
-        raise UploadError(f"{filename}: the weights do not load into {spec.arch} ({first_line(err)})") from err
+        raise UploadError(f"{filename}: the weights do not load into {arch} ({first_line(err)})") from err
     bad = [k for k, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     if bad:
         raise UploadError(f"{filename} holds NaN or infinite weights ({', '.join(bad[:5])}); it cannot be evaluated")
@@ -195,7 +198,7 @@ def check_upload(name: str, data: bytes, spec: DatasetSpec, max_bytes: int = MAX
 
 
 def load_uploaded_model(
-    name: str, data: bytes, spec: DatasetSpec, max_bytes: int = MAX_UPLOAD_BYTES
+    name: str, data: bytes, spec: DatasetSpec, max_bytes: int = MAX_UPLOAD_BYTES, arch: str | None = None
 ) -> nn.Module:
     """:func:`check_upload`'s model alone (eval mode, CPU); raises :class:`UploadError`."""
-    return check_upload(name, data, spec, max_bytes).model
+    return check_upload(name, data, spec, max_bytes, arch).model

@@ -104,6 +104,9 @@ def pull(
     if scenario.forget_class is None:
         raise ZooError(f"{entry.repo} holds models that forgot one class; choose a forget set class:K, not "
                        f"{scenario.forget_set.text}")
+    if scenario.arch != scenario.spec.arch:
+        raise ZooError(f"{entry.repo} holds {scenario.spec.arch} models; choose the {scenario.spec.arch} architecture, "
+                       f"not {scenario.arch}")
     filename = entry.file_for(scenario.forget_class)
     path = download_checkpoint(entry.repo, filename)
     spec = scenario.spec

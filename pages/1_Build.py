@@ -84,10 +84,11 @@ def own_param(container, info: MethodInfo, param: Param, default):
         return value, True
 
 
-def grid_form(info: MethodInfo, dataset: str, arch: str | None = None) -> tuple[dict, dict, bool]:
-    """Every hyper-parameter control, at the method's defaults for the data set and architecture;
-    returns (grid, fixed, ok)."""
-    defaults = info.defaults_for(dataset, arch)
+def grid_form(info: MethodInfo, dataset: str, arch: str | None = None,
+              forget_kind: str | None = None) -> tuple[dict, dict, bool]:
+    """Every hyper-parameter control, at the method's defaults for the data set, architecture and
+    kind of forget set; returns (grid, fixed, ok)."""
+    defaults = info.defaults_for(dataset, arch, forget_kind)
     grid, fixed, ok = {}, {}, True
     columns = st.columns(3)
     for column, param in zip(columns, COMMON_PARAMS, strict=True):
@@ -115,7 +116,7 @@ def run_section(s: session.Scenario, listing: list[dict], ready: bool) -> None:
         base = choose_base(listing)
     with right:
         info = choose_method()
-    grid, fixed, ok = grid_form(info, s.dataset, s.arch)
+    grid, fixed, ok = grid_form(info, s.dataset, s.arch, s.forget_set.kind)
     seeds_text = st.text_input(
         "Unlearning seeds (replicates)", value="0", key="build_seeds",
         help="One run per seed and grid point, e.g. 0-4 for five replicates: runs that differ only in their seed "
@@ -179,7 +180,7 @@ def upload_section(s: session.Scenario, ready: bool) -> None:
     spec = s.spec
     st.markdown(
         f"Compare a model trained elsewhere: upload its state dict (`.pth`, `.pt` or `.safetensors`, at most "
-        f"{MAX_UPLOAD_BYTES // 1024**2} MB) for the `{spec.arch}` architecture with {spec.num_classes} classes. "
+        f"{MAX_UPLOAD_BYTES // 1024**2} MB) for the `{s.arch}` architecture with {spec.num_classes} classes. "
         "It is evaluated as is and listed as a *Custom* experiment. Files are read with `weights_only=True`: "
         "no code inside them runs."
     )
@@ -192,11 +193,11 @@ def upload_section(s: session.Scenario, ready: bool) -> None:
     if uploaded is None:
         return
     # Validated once per file and architecture, not on every rerun of the page (a ResNet-18 is 45 MB).
-    upload_key = (uploaded.file_id, spec.arch, spec.num_classes)
+    upload_key = (uploaded.file_id, s.arch, spec.num_classes)
     checked = st.session_state.get(UPLOAD_KEY)
     if checked is None or checked[0] != upload_key:
         try:
-            upload = check_upload(uploaded.name, uploaded.getvalue(), spec)
+            upload = check_upload(uploaded.name, uploaded.getvalue(), spec, arch=s.arch)
             checked = (upload_key, upload.model, None, upload.notes)
         except UploadError as err:
             checked = (upload_key, None, str(err), [])
@@ -205,7 +206,7 @@ def upload_section(s: session.Scenario, ready: bool) -> None:
     if problem is not None:  # the file name and the message are the uploader's text: shown literally
         st.error(f"{md(problem, 2000)} Nothing was stored.", icon=":material/block:")
         return
-    st.success(f"{md(uploaded.name)} fits `{spec.arch}` ({uploaded.size / 1024:.0f} kB).", icon=":material/check_circle:")
+    st.success(f"{md(uploaded.name)} fits `{s.arch}` ({uploaded.size / 1024:.0f} kB).", icon=":material/check_circle:")
     for note in notes:
         st.info(md(note, 2000), icon=":material/info:")
     if not ready:

@@ -10,7 +10,9 @@ import tempfile
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["MUCOMP_OFFLINE"] = "1"
 os.environ["MUCOMP_DEVICE"] = "cpu"
-os.environ.setdefault("MUCOMP_HOME", tempfile.mkdtemp(prefix="mucomp-test-home-"))
+if os.environ.get("PYTEST_XDIST_WORKER") or "MUCOMP_HOME" not in os.environ:
+    # pytest-xdist workers inherit the controller's environment: each gets a home of its own.
+    os.environ["MUCOMP_HOME"] = tempfile.mkdtemp(prefix="mucomp-test-home-")
 os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="mucomp-test-hf-")
 os.environ.pop("MUCOMP_REFERENCE_DIR", None)
 

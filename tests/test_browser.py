@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -52,9 +53,15 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A fresh `streamlit run Home.py` with a private MUCOMP_HOME; yields its URL."""
+def server(tmp_path_factory, digits_references):
+    """A fresh `streamlit run Home.py` with a private MUCOMP_HOME; yields its URL. The home starts
+    with the session's trained digits references in its cache (a returning user's machine), so
+    "Prepare reference models" loads, evaluates and stores them without training (test_app.py
+    covers the training and its progress)."""
+    from mucomp import settings
+
     home = tmp_path_factory.mktemp("browser-home")
+    shutil.copytree(settings.references_dir(), home / "references")
     port = free_port()
     # The repository's .streamlit/config.toml as a local user gets it: no environment override
     # of XSRF / CORS (the Docker Space sets one), so the upload below meets XSRF protection.
@@ -107,13 +114,16 @@ def page(server):
 
 
 def settle(page, charts: int = 0) -> None:
-    """Wait until the script run is over and ``charts`` plotly charts are drawn."""
-    page.wait_for_timeout(500)
+    """Wait until the script run is over and ``charts`` plotly charts are drawn.
+
+    The short first pause lets the rerun an action triggers begin (until then the status widget is
+    hidden already); the last lets the charts finish their layout before the next click."""
+    page.wait_for_timeout(300)
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="hidden", timeout=WAIT_MS)
     if charts:
         page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}",
                                timeout=60_000)
-    page.wait_for_timeout(800)
+    page.wait_for_timeout(400)
 
 
 def shoot(page, name: str) -> Path:
@@ -127,7 +137,7 @@ def shoot(page, name: str) -> Path:
         "() => { const m = document.querySelector('[data-testid=\"stMainBlockContainer\"]');"
         " return m ? m.scrollHeight + 120 : document.body.scrollHeight; }")
     page.set_viewport_size({"width": size["width"], "height": min(max(int(height), size["height"]), 9000)})
-    page.wait_for_timeout(1500)  # plotly charts resize to the new viewport
+    page.wait_for_timeout(1000)  # plotly charts resize to the new viewport
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size(size)
     page.wait_for_timeout(300)

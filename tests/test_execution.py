@@ -63,6 +63,11 @@ PLUGINS = {
             torch.set_grad_enabled(False)
             torch.set_num_threads(2)
     """,
+    "reports_env": """
+        @register("reports_env", defaults={"epochs": 1, "lr": 0.01, "batch_size": 32})
+        def reports_env(ctx):
+            raise RuntimeError("mark=" + os.environ.get("MUCOMP_TEST_WORKER_MARK", "absent"))
+    """,
     "writes_data": """
         @register("writes_data", defaults={"epochs": 1, "lr": 0.01, "batch_size": 32})
         def writes_data(ctx):
@@ -180,6 +185,26 @@ def test_a_job_that_ignores_cancel_is_ended_within_five_seconds(executor, plugin
     job = executor.get(job_id)
     assert job["state"] == "cancelled" and "ended" in job["message"]
     assert_like_clean(executor, plugin_home, clean)
+
+
+def test_a_worker_starts_with_its_parents_environment_of_that_moment(executor, plugin_home, monkeypatch):
+    """Workers fork from a server started earlier (mucomp.execution.preload): like spawned ones,
+    each takes the parent's environment as it is when the worker starts, not the server's."""
+    from mucomp.execution.local import _worker_context
+
+    mark = ExperimentConfig("digits", 3, 0, "reports_env")
+    assert "mark=absent" in run(executor, mark)["message"]  # started before the variable was set
+    monkeypatch.setenv("MUCOMP_TEST_WORKER_MARK", "set-later")
+    later = LocalExecutor(workers=1, torch_threads=1)
+    try:
+        assert later.ready(timeout=180)
+        job = run(later, mark)
+        assert job["state"] == "failed" and "mark=set-later" in job["message"], job["message"]
+        if "forkserver" in __import__("multiprocessing").get_all_start_methods():
+            assert _worker_context().get_start_method() == "forkserver"
+            assert later.workers_started_warm() == [True]  # forked from the warmed server
+    finally:
+        later.shutdown()
 
 
 def test_a_cooperative_run_is_cancelled_at_its_next_batch(executor, plugin_home):

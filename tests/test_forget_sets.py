@@ -264,3 +264,25 @@ def test_twin_embedding_marks_the_images_of_a_random_forget_set():
                            "pred": [0, 1, 2], "probs_t2": [[0.1] * 10] * 3}
     points = twin_embedding(result, result, labels=np.arange(20) % 10)
     assert points.set_index("index")["is_forget"].to_dict() == {3: True, 4: False, 13: True}  # attack.indices
+
+
+def test_random_and_index_forget_sets_on_cifar10_take_the_published_random_forgetting_defaults():
+    from mucomp.methods import get_method
+    from mucomp.methods.registry import register
+
+    for method, expected in {"ft": {"epochs": 10, "lr": 0.01}, "ga": {"epochs": 5, "lr": 1e-4},
+                             "salun": {"epochs": 10, "lr": 0.013, "mask_ratio": 0.5}}.items():
+        info = get_method(method)
+        classwise = info.resolve("cifar10", {})
+        for kind in ("random", "indices"):
+            values = info.resolve("cifar10", {}, None, kind)
+            assert {k: values[k] for k in expected} == expected, (method, kind)
+            assert values["batch_size"] == classwise["batch_size"]  # only epochs / lr differ
+            assert "Unlearn-" in info.sources_for("cifar10", None, kind)["lr"]
+        assert info.resolve("cifar10", {}, None, "classes") == classwise
+        # The ViT recipe overrides the ResNet random-forgetting one; digits has none of its own.
+        assert info.resolve("cifar10", {}, "vit_b16_cifar", "random") == info.resolve("cifar10", {}, "vit_b16_cifar")
+        assert info.resolve_for(Scenario("digits", forget="random:10%")) == info.resolve("digits", {})
+    assert get_method("ga").resolve("cifar10", {"lr": 0.5}, None, "random")["lr"] == 0.5  # the user's value wins
+    with pytest.raises(ValueError, match="unknown data set 'mnist:random'"):
+        register("bad_random_key", defaults={"mnist:random": {"epochs": 1}})(lambda ctx: None)

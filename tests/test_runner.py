@@ -221,9 +221,12 @@ def test_cli_run_list_show_restart(tmp_path, digits_references, monkeypatch, cap
             code = exit_.code
         return code, capsys.readouterr().err
 
-    done = mucomp("run", "--dataset", "digits", "--forget-class", "3", "--method", "ga", "--json")
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    # The run in this process (warm), the listing and showing in new ones: the store survives
+    # the restart.
+    monkeypatch.setenv("MUCOMP_HOME", str(store_root))
+    capsys.readouterr()
+    assert cli_main(["run", "--dataset", "digits", "--forget-class", "3", "--method", "ga", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
     for key in ("UA", "RA", "TUA", "TRA", "RT", "PS", "PS_exact", "MIA_efficacy", "avg_gap", "accs", "label_dist"):
         assert key in result["metrics"]
     assert result["cka"]["original"]["train_forget"] and result["embedding"]["x"]
@@ -234,7 +237,6 @@ def test_cli_run_list_show_restart(tmp_path, digits_references, monkeypatch, cap
     shown = mucomp("show", result["id"], "--json")
     assert json.loads(shown.stdout)["metrics"] == result["metrics"]
 
-    monkeypatch.setenv("MUCOMP_HOME", str(store_root))
     capsys.readouterr()
     assert cli_main(["audit", result["id"], "--json"]) == 0
     audited = json.loads(capsys.readouterr().out)

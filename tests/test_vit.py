@@ -241,3 +241,32 @@ def test_cli_precision_flag_and_arch_defaults(monkeypatch, capsys):
     ft = next(m for m in payload["methods"] if m["name"] == "ft")
     assert ft["optimizer"] == "adamw" and ft["defaults"] == get_method("ft").defaults_for("digits", "vit_digits")
     assert cli_main(["methods", "--dataset", "digits", "--arch", "vit_b16_cifar"]) == 2
+
+
+def test_vit_digits_weights_pass_the_import_and_upload_checks_of_their_own_architecture():
+    """An exported vit_digits experiment imports, and a vit_digits state dict uploads, checked
+    against the scenario's architecture rather than the data set's CNN."""
+    import io
+
+    from safetensors.torch import save
+
+    from mucomp.store import StoreError, weights_problem
+    from mucomp.store.archive import check_weights
+    from mucomp.uploads import UploadError, check_upload
+
+    vit = seeded_model("vit_digits", 10, 0).state_dict()
+    cnn = seeded_model("digits_cnn", 10, 0).state_dict()
+    assert weights_problem("digits", vit, "vit_digits") is None
+    assert weights_problem("digits", cnn) is None
+    assert "digits (vit_digits) architecture" in weights_problem("digits", cnn, "vit_digits")
+    assert "not an architecture of digits" in weights_problem("digits", cnn, "resnet18")
+    result = {"config": {"dataset": "digits", "arch": "vit_digits"}, "kind": "unlearned"}
+    check_weights([("abcdef12", result, save({k: v.contiguous() for k, v in vit.items()}))])
+    with pytest.raises(StoreError, match="do not fit"):
+        check_weights([("abcdef12", result, save({k: v.contiguous() for k, v in cnn.items()}))])
+    buffer = io.BytesIO()
+    torch.save(vit, buffer)
+    spec = Scenario("digits", 3, 0, arch="vit_digits").spec
+    assert isinstance(check_upload("vit.pth", buffer.getvalue(), spec, arch="vit_digits").model, torch.nn.Module)
+    with pytest.raises(UploadError, match="missing|unexpected"):
+        check_upload("vit.pth", buffer.getvalue(), spec)  # the CNN's layout

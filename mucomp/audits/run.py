@@ -104,7 +104,8 @@ def relearn_settings(result: dict) -> tuple[float, int]:
     method = config.get("method") if result.get("kind") == "unlearned" else None
     if method not in available_methods():
         method = RELEARN_FALLBACK_METHOD
-    defaults = get_method(method).resolve(config.get("dataset", "digits"), {})
+    forget_kind = str(config.get("forget") or "class:").split(":", 1)[0]
+    defaults = get_method(method).resolve(config.get("dataset", "digits"), {}, config.get("arch"), forget_kind)
     return float(defaults["lr"]), int(defaults["batch_size"])
 
 

@@ -243,7 +243,7 @@ class ShadowSpec:
             return {}
         from mucomp.methods import get_method
 
-        return dict(get_method(self.config.method).resolve(self.scenario.dataset, self.config.hyper()))
+        return dict(get_method(self.config.method).resolve_for(self.scenario, self.config.hyper()))
 
     def description(self) -> dict:
         """Everything the shadows depend on except the training seed, as JSON-safe data."""

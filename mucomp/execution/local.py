@@ -1,4 +1,4 @@
-"""The local backend: a pool of spawned worker processes, one job at a time each.
+"""The local backend: a pool of worker processes, one job at a time each.
 
 Each worker slot is a thread of the parent that owns one process (:mod:`mucomp.execution.worker`):
 it takes the oldest queued job, sends it over the slot's pipe, forwards the progress messages into
@@ -10,7 +10,10 @@ its GIL, its garbage collector and its page reruns cannot slow or measure a run.
 - A worker that dies (``SystemExit`` from a job, ``os._exit``, a segfault, the OOM killer) fails
   its job with the reason and is replaced; the queue goes on.
 - Workers start at once and warm up (imports, UMAP's compilation) before taking a job, so no job
-  pays that and no RT is measured while it runs.
+  pays that and no RT is measured while it runs. Where the platform has it, workers are forked
+  from a ``forkserver`` that did that warm-up once (:mod:`mucomp.execution.preload`): the first
+  worker of a process waits for it (~10 s on 2 cores), every later one starts in well under a
+  second. Each worker takes its parent's environment as it is at start, as a spawned one would.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from collections.abc import Iterator
 from mucomp.execution.jobs import Executor, Job
 from mucomp.execution.requests import method_origin
 
+#: What the fork server imports before it forks any worker.
+PRELOAD = ["mucomp.execution.preload"]
 #: Seconds a running job has to stop after a cancel before its worker process is terminated.
 CANCEL_GRACE_S = 3.0
 #: Seconds a new worker may take to start and warm up before it counts as failed.
@@ -68,8 +73,18 @@ def _without_main_module() -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
+def _worker_context():
+    """multiprocessing's ``forkserver`` context with :data:`PRELOAD` (``spawn`` where the platform
+    has no fork server, e.g. Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)  # no effect once this process's fork server runs
+    return context
+
+
 class _Worker:
-    """One spawned worker process and its pipe."""
+    """One worker process and its pipe."""
 
     def __init__(self, context, torch_threads: int, warm_umap: bool, name: str) -> None:
         from mucomp.execution import worker
@@ -77,13 +92,15 @@ class _Worker:
         self.conn, child = context.Pipe(duplex=True)
         self.cancel = context.Event()
         self.process = context.Process(
-            target=worker.main, args=(child, self.cancel, torch_threads, warm_umap), name=name, daemon=True
+            target=worker.main, args=(child, self.cancel, torch_threads, warm_umap, dict(os.environ)),
+            name=name, daemon=True,
         )
         with _without_main_module():
             self.process.start()
         child.close()
         self.ready = False
         self.warmup_seconds: float | None = None
+        self.started_warm = False
 
     def alive(self) -> bool:
         return self.process.is_alive()
@@ -99,6 +116,7 @@ class _Worker:
                     return False
                 if message[0] == "ready":
                     self.ready, self.warmup_seconds = True, float(message[2])
+                    self.started_warm = bool(message[3])
             elif not self.alive() or time.monotonic() > deadline:
                 return False
         return True
@@ -119,7 +137,7 @@ class _Worker:
 
 
 class LocalExecutor(Executor):
-    """Jobs in ``workers`` spawned processes with ``torch_threads`` torch threads each.
+    """Jobs in ``workers`` worker processes with ``torch_threads`` torch threads each.
 
     ``warm_umap``: compile UMAP in each worker before its first job (the embedding stage needs it;
     tests of jobs that never embed may skip it).
@@ -135,7 +153,7 @@ class LocalExecutor(Executor):
         self.workers = int(workers)
         self.torch_threads = int(torch_threads)
         self._warm_umap = warm_umap
-        self._context = multiprocessing.get_context("spawn")
+        self._context = _worker_context()
         self._slots: list[threading.Thread] = []
         self._current: dict[int, _Worker | None] = {}
         self.restarts = 0  # workers replaced after a crash, an unanswered cancel or a recycle
@@ -156,6 +174,11 @@ class LocalExecutor(Executor):
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers (for tests and diagnostics)."""
         return [w.process.pid for w in self._current.values() if w is not None and w.alive()]
+
+    def workers_started_warm(self) -> list[bool]:
+        """Per live, ready worker: whether it started warm (forked from the fork server after its
+        warm-up) rather than importing and compiling by itself."""
+        return [w.started_warm for w in self._current.values() if w is not None and w.ready]
 
     def ready(self, timeout: float = START_TIMEOUT_S) -> bool:
         """Block until every worker is warm (or ``timeout``); True when all are."""

@@ -180,8 +180,7 @@ def execute(
         prepare_scenario(scenario, store, progress=progress, cancel=cancel)
         return None, {}
     if isinstance(request, EvaluateUpload):
-        spec = scenario.spec
-        model = model_from_state_dict(spec.arch, spec.num_classes, request.weights)
+        model = model_from_state_dict(scenario.arch, scenario.spec.num_classes, request.weights)
         state = prepare_scenario(scenario, store, progress=progress, cancel=cancel)
         experiment = store_custom_model(model, scenario, store, label=request.label, owner=owner,
                                         progress=progress, references=state)

@@ -1,7 +1,8 @@
 """The worker process of the local backend: it runs one job at a time, sent over a pipe.
 
 Protocol (tuples over a :func:`multiprocessing.Pipe`): the worker sends ``("ready", pid,
-seconds)`` once warm, then for each ``("run", job_id, request, owner, env, origin)`` it receives
+seconds, started_warm)`` once warm (``started_warm``: UMAP was compiled before it started, in the
+fork server), then for each ``("run", job_id, request, owner, env, origin)`` it receives
 it sends ``("progress", job_id, stage, fraction, figures)`` as the job goes and finally
 ``("done", job_id, state, message, experiment_id, summary, recycle)``. ``None`` asks it to exit.
 Cancellation is a shared :class:`multiprocessing.Event`, polled by the run before every batch;
@@ -35,18 +36,26 @@ def _warm_up(torch_threads: int, umap: bool) -> None:
         warm_up(background=False)
 
 
-def main(conn, cancel_event, torch_threads: int = 1, warm_umap: bool = True) -> None:
-    """The worker loop (the target of the spawned process)."""
+def main(conn, cancel_event, torch_threads: int = 1, warm_umap: bool = True,
+         environ: dict[str, str] | None = None) -> None:
+    """The worker loop (the target of the worker process). ``environ``: the parent's environment
+    at start, which a worker forked from the fork server would not otherwise have."""
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
     # Ctrl-C in a terminal reaches the whole process group: the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     start = time.perf_counter()
+    from mucomp.embedding import is_warm
+
+    started_warm = is_warm()  # forked from the fork server, which compiled UMAP already
     _warm_up(torch_threads, warm_umap)
     from mucomp.execution.jobs import outcome_state
     from mucomp.execution.requests import ensure_method, execute, job_environment_applied
     from mucomp.methods.guard import data_tainted, restore_torch_state, torch_state
 
     baseline = torch_state()
-    conn.send(("ready", os.getpid(), time.perf_counter() - start))
+    conn.send(("ready", os.getpid(), time.perf_counter() - start, started_warm))
     while True:
         try:
             message = conn.recv()

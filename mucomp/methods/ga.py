@@ -5,6 +5,8 @@ CIFAR-10 / Fashion-MNIST defaults (class-wise forgetting on the published checkp
 at lr 1e-4, batch 256, the published comparator's class-wise defaults
 (gnueaj/Machine-Unlearning-Comparator, ``frontend/src/utils/config/unlearning.ts``); gradient-norm
 clip 100 as in that comparator's backend (``backend/app/config/settings.py``, ``MAX_GRAD_NORM``).
+Random and index forget sets on CIFAR-10: 5 epochs at lr 1e-4, the Unlearn-Sparse authors'
+random-forgetting command (OPTML-Group/Unlearn-Sparse ``README.MD``); batch and clip as above.
 
 Digits defaults: a confident model gives tiny ascent gradients at first, then the forget class
 collapses within a few steps and drags the other classes with it. A tight clip (0.025) with a
@@ -21,6 +23,7 @@ from mucomp.methods.context import UnlearnContext
 from mucomp.methods.registry import (
     COMPARATOR_CLASSWISE,
     COMPARATOR_MAX_GRAD_NORM,
+    SPARSE_RANDOM,
     VIT_B16_RECIPE,
     VIT_DIGITS_TUNED,
     Param,
@@ -37,11 +40,13 @@ SOURCES = {"*": COMPARATOR_CLASSWISE, "clip_grad_norm": COMPARATOR_MAX_GRAD_NORM
     defaults={
         "digits": {"epochs": 12, "lr": 0.05, "batch_size": 32, "clip_grad_norm": 0.025},
         "cifar10": PUBLISHED,
+        "cifar10:random": {"epochs": 5, "lr": 1e-4},
         "fashion_mnist": PUBLISHED,
         "vit_digits": {"epochs": 6, "lr": 2e-4, "batch_size": 32, "clip_grad_norm": 0.0},
         "vit_b16_cifar": {"epochs": 3, "lr": 5e-6, "batch_size": 64, "clip_grad_norm": 100.0},
     },
-    default_sources={"cifar10": SOURCES, "fashion_mnist": SOURCES, "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
+    default_sources={"cifar10": SOURCES, "cifar10:random": {"epochs": SPARSE_RANDOM, "lr": SPARSE_RANDOM},
+                     "fashion_mnist": SOURCES, "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
     params=[
         Param("clip_grad_norm", "float", min=0.0, max=1e6,
               help="clip the global gradient norm to this before each step (0: no clipping)"),

@@ -46,6 +46,33 @@ PARAM_TYPES = ("float", "int", "choice", "bool")
 ENTRY_POINT_GROUP = "mucomp.methods"
 PLUGINS_ENV = "MUCOMP_PLUGINS"
 ALL_DATASETS = "*"
+#: Suffix of a defaults key for image-wise forgetting (a random or index forget set) on a data set,
+#: e.g. ``"cifar10:random"``: the published random-forgetting recipes differ from the class-wise ones.
+IMAGEWISE_SUFFIX = ":random"
+
+
+def imagewise(forget_kind: str | None) -> bool:
+    """Whether a forget set of ``forget_kind`` (:attr:`mucomp.forget_sets.ForgetSet.kind`) forgets
+    images rather than classes."""
+    return forget_kind in ("random", "indices")
+
+
+def _table_keys(dataset: str, arch: str | None, forget_kind: str | None) -> list[str]:
+    """The defaults keys that apply, weakest first: ``"*"``, the data set, its image-wise key
+    (for random and index forget sets), the architecture."""
+    keys = [ALL_DATASETS, dataset]
+    if imagewise(forget_kind):
+        keys.append(dataset + IMAGEWISE_SUFFIX)
+    if arch is not None:
+        keys.append(arch)
+    return keys
+
+
+def _known_table_key(key: str) -> bool:
+    base = key.removesuffix(IMAGEWISE_SUFFIX)
+    if key != base:
+        return base in DATASETS
+    return key == ALL_DATASETS or key in DATASETS or key in ARCHITECTURES
 #: Architecture families a method's ``optimizer`` may name (besides architectures and ``"*"``).
 FAMILIES = ("cnn", "vit")
 #: The optimiser of a method that declares none, per architecture family: SGD (momentum 0.9,
@@ -208,21 +235,22 @@ class MethodInfo:
         """The method's own hyper-parameters (not the common ones)."""
         return [p for name, p in self.params.items() if name not in COMMON_NAMES]
 
-    def defaults_for(self, dataset: str, arch: str | None = None) -> dict[str, Any]:
+    def defaults_for(self, dataset: str, arch: str | None = None, forget_kind: str | None = None) -> dict[str, Any]:
         """The default value of every hyper-parameter on ``dataset`` with ``arch`` (default: the
-        data set's own architecture); ``None`` where the method gives none, so the user must set
-        it. An architecture's defaults override its data set's, which override ``"*"``."""
+        data set's own architecture) for a forget set of ``forget_kind`` (default: class-wise);
+        ``None`` where the method gives none, so the user must set it. An architecture's defaults
+        override the data set's image-wise ones (``"cifar10:random"``, for random and index
+        forget sets), which override the data set's, which override ``"*"``."""
         values = {name: param.default for name, param in self.params.items()}
-        values.update(self.defaults.get(ALL_DATASETS, {}))
-        values.update(self.defaults.get(dataset, {}))
-        if arch is not None:
-            values.update(self.defaults.get(arch, {}))
+        for key in _table_keys(dataset, arch, forget_kind):
+            values.update(self.defaults.get(key, {}))
         return values
 
-    def resolve(self, dataset: str, hyper: Mapping[str, Any] | None = None, arch: str | None = None) -> dict[str, Any]:
-        """The hyper-parameters a run uses: the defaults for ``dataset`` (and ``arch``, see
-        :meth:`defaults_for`) updated with ``hyper``, every value validated. ValueError names the
-        parameter and what is allowed."""
+    def resolve(self, dataset: str, hyper: Mapping[str, Any] | None = None, arch: str | None = None,
+                forget_kind: str | None = None) -> dict[str, Any]:
+        """The hyper-parameters a run uses: the defaults for ``dataset`` (and ``arch`` and
+        ``forget_kind``, see :meth:`defaults_for`) updated with ``hyper``, every value validated.
+        ValueError names the parameter and what is allowed."""
         hyper = dict(hyper or {})
         unknown = sorted(set(hyper) - set(self.params))
         if unknown:
@@ -230,7 +258,7 @@ class MethodInfo:
                 f"method {self.name!r} has no hyper-parameter {', '.join(map(repr, unknown))}; "
                 f"it takes {', '.join(self.params)}"
             )
-        values = self.defaults_for(dataset, arch)
+        values = self.defaults_for(dataset, arch, forget_kind)
         values.update(hyper)
         missing = [name for name, value in values.items() if value is None]
         if missing:
@@ -241,14 +269,17 @@ class MethodInfo:
             )
         return {name: self.params[name].validate(values[name]) for name in self.params}
 
-    def sources_for(self, dataset: str, arch: str | None = None) -> dict[str, str]:
-        """Where each default on ``dataset`` (with ``arch``) comes from (parameter -> citation;
-        ``"optimizer"`` -> the citation of the optimiser, where given); parameters without a
-        cited source are left out."""
+    def resolve_for(self, scenario, hyper: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """:meth:`resolve` on a :class:`mucomp.data.Scenario`: its data set, architecture and
+        forget-set kind."""
+        return self.resolve(scenario.dataset, hyper, scenario.arch, scenario.forget_set.kind)
+
+    def sources_for(self, dataset: str, arch: str | None = None, forget_kind: str | None = None) -> dict[str, str]:
+        """Where each default on ``dataset`` (with ``arch``, for ``forget_kind``) comes from
+        (parameter -> citation; ``"optimizer"`` -> the citation of the optimiser, where given);
+        parameters without a cited source are left out."""
         out = {}
-        tables = [self.default_sources.get(ALL_DATASETS, {}), self.default_sources.get(dataset, {})]
-        if arch is not None:
-            tables.append(self.default_sources.get(arch, {}))
+        tables = [self.default_sources.get(key, {}) for key in _table_keys(dataset, arch, forget_kind)]
         for table in tables:
             fallback = table.get(ALL_DATASETS)
             for name in (*self.params, "optimizer"):
@@ -256,16 +287,16 @@ class MethodInfo:
                     out[name] = table.get(name, fallback)
         return out
 
-    def as_dict(self, dataset: str | None = None, arch: str | None = None) -> dict:
-        """A JSON-ready description; with ``dataset`` (and ``arch``), its defaults there, their
-        sources and the optimiser a run uses."""
+    def as_dict(self, dataset: str | None = None, arch: str | None = None, forget_kind: str | None = None) -> dict:
+        """A JSON-ready description; with ``dataset`` (and ``arch``, ``forget_kind``), its defaults
+        there, their sources and the optimiser a run uses."""
         out = {
             "name": self.name, "label": self.label, "description": self.description,
             "source": self.source, "params": [p.as_dict() for p in self.params.values()],
         }
         if dataset is not None:
-            out["defaults"] = self.defaults_for(dataset, arch)
-            out["default_sources"] = self.sources_for(dataset, arch)
+            out["defaults"] = self.defaults_for(dataset, arch, forget_kind)
+            out["default_sources"] = self.sources_for(dataset, arch, forget_kind)
             out["optimizer"] = self.optimizer_for(arch or DATASETS[dataset].arch)
         return out
 
@@ -324,10 +355,11 @@ def _normalise_defaults(defaults: Mapping[str, Any] | None, params: dict[str, Pa
     table = defaults if per_dataset else {ALL_DATASETS: defaults}
     out: dict[str, dict] = {}
     for dataset, values in table.items():
-        if dataset != ALL_DATASETS and dataset not in DATASETS and dataset not in ARCHITECTURES:
+        if not _known_table_key(dataset):
             raise ValueError(
                 f"method {name!r}: defaults for unknown data set {dataset!r} (nor an architecture); use "
-                f"{', '.join(DATASETS)}, an architecture ({', '.join(ARCHITECTURES)}) or '*'"
+                f"{', '.join(DATASETS)} (or e.g. 'cifar10{IMAGEWISE_SUFFIX}' for random and index forget sets), "
+                f"an architecture ({', '.join(ARCHITECTURES)}) or '*'"
             )
         unknown = sorted(set(values) - set(params))
         if unknown:
@@ -347,6 +379,16 @@ COMPARATOR_CLASSWISE = (
 COMPARATOR_MAX_GRAD_NORM = (
     "published comparator backend: gnueaj/Machine-Unlearning-Comparator backend/app/config/settings.py "
     "(MAX_GRAD_NORM = 100)"
+)
+#: Random forgetting on CIFAR-10 (``"cifar10:random"``): 4,500 random training images (10 %) on
+#: ResNet-18. Epochs and lr only; the batch size stays the class-wise default.
+SPARSE_RANDOM = (
+    "Unlearn-Sparse authors, random forgetting of 4,500 CIFAR-10 images: OPTML-Group/Unlearn-Sparse "
+    "README.MD (FT: 10 epochs, lr 0.01; GA: 5 epochs, lr 1e-4)"
+)
+SALUN_RANDOM = (
+    "SalUn authors, random forgetting of 10 % of CIFAR-10: OPTML-Group/Unlearn-Saliency "
+    "Classification/README.md (RL with the saliency mask: 10 epochs, lr 0.013, mask/with_0.5.pt)"
 )
 #: ViT-B/16 on CIFAR-10: no published unlearning defaults exist for these files. mucomp's start:
 #: the optimiser and learning-rate scale of the files' own recipe, lower for unlearning, batch 64
@@ -375,7 +417,7 @@ def _normalise_sources(sources: Mapping[str, Any] | None, params: dict[str, Para
     (``"*"``: every other parameter) to citations."""
     out: dict[str, dict] = {}
     for dataset, value in dict(sources or {}).items():
-        if dataset != ALL_DATASETS and dataset not in DATASETS and dataset not in ARCHITECTURES:
+        if not _known_table_key(dataset):
             raise ValueError(f"method {name!r}: default_sources for unknown data set {dataset!r} (nor an architecture)")
         table = {ALL_DATASETS: value} if isinstance(value, str) else dict(value)
         unknown = sorted(set(table) - set(params) - {ALL_DATASETS, "optimizer"})
@@ -426,6 +468,8 @@ def register(
         Default hyper-parameters, flat (any data set) or per data set:
         ``{"digits": {"epochs": 5, "lr": 0.01, "batch_size": 32}, "*": {...}}``. Every method
         has ``epochs``, ``lr`` and ``batch_size``; give them defaults, or the user must set them.
+        A key ``"DATASET:random"`` holds what differs for random and index forget sets on that
+        data set; an architecture's key overrides both.
     params:
         The method's own hyper-parameters: :class:`Param` objects (or dicts of their fields),
         in a list or keyed by name. They become controls in the app.

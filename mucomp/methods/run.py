@@ -201,7 +201,8 @@ def run_unlearning(
     """
     info = get_method(method)
     arch = getattr(scenario, "arch", None)
-    resolved = info.resolve(scenario.dataset, hyper, arch)
+    forget_set = getattr(scenario, "forget_set", None)
+    resolved = info.resolve(scenario.dataset, hyper, arch, getattr(forget_set, "kind", None))
     optimizer = info.optimizer_for(arch)
     seed = scenario.seed if seed is None else int(seed)
     if device is None:

@@ -13,7 +13,9 @@ labels from the other classes, is :mod:`mucomp.methods.rl`.)
 CIFAR-10 / Fashion-MNIST defaults (class-wise forgetting on the published checkpoints): 5 epochs
 at lr 0.001, batch 128, the published comparator's class-wise defaults
 (gnueaj/Machine-Unlearning-Comparator, ``frontend/src/utils/config/unlearning.ts``); mask ratio
-0.5 as in the SalUn authors' README (``mask/with_0.5.pt``).
+0.5 as in the SalUn authors' README (``mask/with_0.5.pt``). Random and index forget sets on
+CIFAR-10: 10 epochs at lr 0.013 with mask ratio 0.5, the authors' example for 10 % random data
+(OPTML-Group/Unlearn-Saliency ``Classification/README.md``).
 
 Digits defaults: see :data:`DIGITS` (tuned with ``benchmarks/classwise_digits.py``).
 """
@@ -26,7 +28,14 @@ import torch
 import torch.nn.functional as F
 
 from mucomp.methods.context import UnlearnContext
-from mucomp.methods.registry import COMPARATOR_CLASSWISE, VIT_B16_RECIPE, VIT_DIGITS_TUNED, Param, register
+from mucomp.methods.registry import (
+    COMPARATOR_CLASSWISE,
+    SALUN_RANDOM,
+    VIT_B16_RECIPE,
+    VIT_DIGITS_TUNED,
+    Param,
+    register,
+)
 
 PUBLISHED = {"epochs": 5, "lr": 0.001, "batch_size": 128, "mask_ratio": 0.5}
 SOURCES = {"*": COMPARATOR_CLASSWISE, "mask_ratio": "SalUn authors: OPTML-Group/Unlearn-Saliency README (mask/with_0.5.pt)"}
@@ -61,11 +70,14 @@ def saliency_mask(ctx: UnlearnContext, ratio: float) -> dict[str, torch.Tensor]:
     defaults={
         "digits": DIGITS,
         "cifar10": PUBLISHED,
+        "cifar10:random": {"epochs": 10, "lr": 0.013, "mask_ratio": 0.5},
         "fashion_mnist": PUBLISHED,
         "vit_digits": {"epochs": 1, "lr": 3e-3, "batch_size": 32, "mask_ratio": 0.5},
         "vit_b16_cifar": {"epochs": 5, "lr": 1e-5, "batch_size": 64, "mask_ratio": 0.5},
     },
-    default_sources={"cifar10": SOURCES, "fashion_mnist": SOURCES, "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
+    default_sources={"cifar10": SOURCES,
+                     "cifar10:random": {"epochs": SALUN_RANDOM, "lr": SALUN_RANDOM, "mask_ratio": SALUN_RANDOM},
+                     "fashion_mnist": SOURCES, "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
     params=[
         Param("mask_ratio", "float", min=0.0, max=1.0, exclusive_min=True,
               help="share of the weights, most salient for the forget loss, that may change"),

@@ -414,7 +414,7 @@ def validate_block(block: Any, where: str) -> dict:
 
 def read_bundle(source: Any) -> Bundle:
     """Check a bundle completely (see the module docstring) and return it; StoreError says why not."""
-    from mucomp.store.archive import _check_weights, _read_entries
+    from mucomp.store.archive import check_weights, read_entries
 
     try:
         archive = zipfile.ZipFile(source)
@@ -422,7 +422,7 @@ def read_bundle(source: Any) -> Bundle:
         raise StoreError(f"not a zip archive of a mucomp bundle ({err}); {_REFUSED}") from err
     with archive:
         # The checks of `mucomp import`: entry names, duplicates, total size, the export manifest.
-        files, loose = _read_entries(archive)
+        files, loose = read_entries(archive)
         info = archive.getinfo(MANIFEST_FILE)
         if info.file_size > MAX_MANIFEST_BYTES:
             raise StoreError(f"manifest.json is larger than {MAX_MANIFEST_BYTES // 1024**2} MB; {_REFUSED}")
@@ -441,7 +441,7 @@ def read_bundle(source: Any) -> Bundle:
     entries = {}
     for experiment_id in listed:
         entries[experiment_id] = _check_entry(experiment_id, files[experiment_id], block["experiments"][experiment_id])
-    _check_weights([(i, e.result, e.model_bytes) for i, e in entries.items() if e.model_bytes is not None])
+    check_weights([(i, e.result, e.model_bytes) for i, e in entries.items() if e.model_bytes is not None])
     return Bundle(block, _bases_first(entries))
 
 

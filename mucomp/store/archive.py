@@ -65,17 +65,20 @@ def read_archive(source: Any, *, allow_references: bool = False) -> dict[str, Ar
     except (zipfile.BadZipFile, OSError, ValueError) as err:
         raise StoreError(f"not a zip archive of mucomp experiments ({err}); {_NOTHING}") from err
     with archive:
-        files, manifest = _read_entries(archive)
+        files, manifest = read_entries(archive)
     listed = manifest.get("ids")
     if not isinstance(listed, list) or sorted(map(str, listed)) != sorted(files) or len(set(map(str, listed))) != len(listed):
         raise StoreError(f"manifest.json does not list exactly the experiments in the archive; {_NOTHING}")
     entries = {experiment_id: _check_experiment(experiment_id, content, allow_references)
                for experiment_id, content in files.items()}
-    _check_weights([(i, e.result, e.model_bytes) for i, e in entries.items()])
+    check_weights([(i, e.result, e.model_bytes) for i, e in entries.items()])
     return entries
 
 
-def _read_entries(archive: zipfile.ZipFile) -> tuple[dict[str, dict[str, bytes]], dict]:
+def read_entries(archive: zipfile.ZipFile) -> tuple[dict[str, dict[str, bytes]], dict]:
+    """The members of an export-shaped zip, checked for layout and size: ``({id: {file name:
+    bytes}}, manifest)``; the manifest's other keys are the caller's (an export, a bundle) to check.
+    StoreError says what is wrong; nothing is stored."""
     infos = [info for info in archive.infolist() if not info.is_dir()]
     twice = sorted(name for name, n in Counter(info.filename for info in infos).items() if n > 1)
     if twice:
@@ -138,7 +141,7 @@ def _check_experiment(experiment_id: str, content: dict[str, bytes], allow_refer
     return ArchiveEntry(result, content[RESULT_FILE], content[MODEL_FILE])
 
 
-def _check_weights(items: list[tuple[str, dict, bytes]]) -> None:
+def check_weights(items: list[tuple[str, dict, bytes]]) -> None:
     """Every model file fits its scenario's architecture (strict keys, shapes and dtypes, finite
     values); references also match their recorded hash and id."""
     if not items:
@@ -150,34 +153,48 @@ def _check_weights(items: list[tuple[str, dict, bytes]]) -> None:
             tensors = read_weights(MODEL_FILE, model_bytes)
         except WeightsFileError as err:
             raise StoreError(f"{experiment_id}/{MODEL_FILE} is not a valid safetensors file ({err.detail}); {_NOTHING}") from err
-        problem = weights_problem(result["config"]["dataset"], tensors)
+        problem = weights_problem(result["config"]["dataset"], tensors, result["config"].get("arch"))
         if problem:
             raise StoreError(f"{experiment_id}/{MODEL_FILE}: {problem}; {_NOTHING}")
         if result["kind"] in PROTECTED_KINDS:
             check_reference(experiment_id, result, tensors)
 
 
-_EXPECTED: dict[str, dict[str, tuple[tuple[int, ...], Any]]] = {}
+_EXPECTED: dict[tuple[str, str], dict[str, tuple[tuple[int, ...], Any]]] = {}
 
 
-def _expected_weights(dataset: str) -> dict[str, tuple[tuple[int, ...], Any]]:
-    """``{key: (shape, dtype)}`` of the data set's architecture (built once per process)."""
-    if dataset not in _EXPECTED:
+def _expected_weights(dataset: str, arch: str | None = None) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """``{key: (shape, dtype)}`` of ``arch`` (default: the data set's own architecture) with the
+    data set's classes (built once per process). ValueError for an architecture the data set
+    does not have."""
+    from mucomp.specs import DATASETS
+
+    spec = DATASETS[dataset]
+    arch = arch or spec.arch
+    if arch not in spec.archs:
+        raise ValueError(f"{arch!r} is not an architecture of {dataset} ({', '.join(spec.archs)})")
+    if (dataset, arch) not in _EXPECTED:
         from mucomp.models import build_model
-        from mucomp.specs import DATASETS
 
-        spec = DATASETS[dataset]
-        model = build_model(spec.arch, spec.num_classes)
-        _EXPECTED[dataset] = {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
-    return _EXPECTED[dataset]
+        model = build_model(arch, spec.num_classes)
+        _EXPECTED[dataset, arch] = {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
+    return _EXPECTED[dataset, arch]
 
 
-def weights_problem(dataset: str, tensors: dict[str, torch.Tensor]) -> str | None:
-    """Why ``tensors`` can't be the weights of ``dataset``'s architecture, or None if they can:
-    exactly its keys and shapes, floating values where it has floats (finite), its own dtype elsewhere."""
+def weights_problem(dataset: str, tensors: dict[str, torch.Tensor], arch: str | None = None) -> str | None:
+    """Why ``tensors`` can't be the weights of ``arch`` (default: ``dataset``'s architecture), or
+    None if they can: exactly its keys and shapes, floating values where it has floats (finite),
+    its own dtype elsewhere."""
     import torch
 
-    expected = _expected_weights(dataset)
+    try:
+        expected = _expected_weights(dataset, arch)
+    except ValueError as err:
+        return str(err)
+    from mucomp.specs import DATASETS
+
+    if arch and arch != DATASETS[dataset].arch:
+        dataset = f"{dataset} ({arch})"  # named where it is not the data set's own
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:

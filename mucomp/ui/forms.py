@@ -98,7 +98,7 @@ def grid_configs(
     configs = expand_grid(config, {k: list(v) for k, v in grid.items()})
     for item in configs:
         try:
-            info.resolve(scenario.dataset, item.hyper())
+            info.resolve_for(scenario, item.hyper())
         except ValueError as err:
             raise GridError(str(err)) from None
     return [dataclasses.replace(item, seed=int(seed)) for item in configs for seed in seeds]
