@@ -40,7 +40,7 @@ import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mucomp.specs import DATASETS
 from mucomp.store.names import ID_PATTERN, KINDS, SCHEMA_VERSION
@@ -63,6 +63,16 @@ Seconds = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0.0, le=1e
 Count = Annotated[int, Field(strict=True, ge=0, le=MAX_INT)]
 Int = Annotated[int, Field(strict=True, ge=-MAX_INT, le=MAX_INT)]
 ShortStr = Annotated[str, Field(strict=True, max_length=256)]
+
+
+def _check_experiment_id(value: str) -> str:
+    if not ID_PATTERN.fullmatch(value):
+        raise ValueError("not a valid experiment id (3-64 lowercase letters, digits and '-')")
+    return value
+
+
+#: An experiment id (:data:`mucomp.store.names.ID_PATTERN`), for every schema that holds one.
+ExperimentId = Annotated[str, Field(strict=True), AfterValidator(_check_experiment_id)]
 
 
 class _Open(BaseModel):
@@ -247,7 +257,7 @@ class StoredResult(_Open):
     """A whole ``result.json`` of the current :data:`SCHEMA_VERSION`."""
 
     schema_version: Literal[3]
-    id: Annotated[str, Field(strict=True)]
+    id: ExperimentId
     group: ShortStr | None = None
     kind: Literal[KINDS]  # type: ignore[valid-type]
     created_at: Annotated[str, Field(strict=True, max_length=64)]
@@ -261,13 +271,6 @@ class StoredResult(_Open):
     cka: Cka | None = None
     epochs: Annotated[list[EpochRecord], Field(max_length=1_000_000)] | None = None
     timings: dict[ShortStr, Seconds | None] | None = None
-
-    @field_validator("id")
-    @classmethod
-    def _valid_id(cls, value: str) -> str:
-        if not ID_PATTERN.fullmatch(value):
-            raise ValueError("not a valid experiment id (3-64 lowercase letters, digits and '-')")
-        return value
 
     @field_validator("created_at")
     @classmethod

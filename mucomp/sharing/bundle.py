@@ -39,11 +39,11 @@ import zipfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mucomp.schema import ExperimentId
 from mucomp.store.errors import StoreError
 from mucomp.store.names import (
-    ID_PATTERN,
     KINDS,
     MANIFEST_FILE,
     MAX_RESULT_BYTES,
@@ -106,7 +106,7 @@ class ScenarioIdentity(_Open):
 class ExperimentManifest(_Open):
     """One experiment of a bundle (see the module docstring)."""
 
-    id: Text
+    id: ExperimentId
     kind: Literal[KINDS]  # type: ignore[valid-type]
     schema_version: Annotated[int, Field(strict=True, ge=1, le=1000)]
     group: Text | None = None
@@ -123,13 +123,6 @@ class ExperimentManifest(_Open):
     metrics: dict[Text, Any]
     weights_sha256: Sha | None = None
     weights_included: bool
-
-    @field_validator("id")
-    @classmethod
-    def _valid_id(cls, value: str) -> str:
-        if not ID_PATTERN.fullmatch(value):
-            raise ValueError("not a valid experiment id (3-64 lowercase letters, digits and '-')")
-        return value
 
 
 class BundleBlock(_Open):
