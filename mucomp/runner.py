@@ -37,7 +37,9 @@ A stored result (``result.json``, see :mod:`mucomp.store`) holds:
   ``x``, ``y``, ``pred``, ``probs_t2`` ([n][C], softmax at T = 2);
 - ``epochs``: per-epoch records ``{"epoch", "forget_accuracy", "loss", "seconds"}``;
 - ``timings``: seconds per stage (``warmup``: the process's one-time warm-up before the
-  method's clock, 0 when it was warm; never part of RT).
+  method's clock, 0 when it was warm; never part of RT);
+- ``evaluation``: ``precision`` the evaluation pass ran in (``fp32``, or the ``bf16`` / ``fp16``
+  autocast ``MUCOMP_PRECISION`` asked for and the device gave) and its ``device`` type.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ from mucomp.forget_sets import ForgetSet, index_set
 from mucomp.locks import locked
 from mucomp.metrics import AVG_GAP_KEYS, avg_gap, model_metrics, softmax
 from mucomp.models import layer_names, model_from_state_dict
+from mucomp.precision import requested_precision
 from mucomp.references import default_source, load_reference
 from mucomp.seeds import validate_seed
 from mucomp.store import Experiment, ExperimentExistsError, ExperimentStore, StoreError
@@ -296,7 +299,9 @@ def prepare_scenario(
     """
     device = torch.device(device) if device is not None else settings.default_device()
     source = source or default_source(scenario.dataset, scenario.forget_class)
-    key = (scenario.key, source, str(device), str(store.root.resolve()))
+    # The precision too: a process that changes MUCOMP_PRECISION must not compare a model's
+    # bf16 evaluation with references evaluated in fp32.
+    key = (scenario.key, source, str(device), requested_precision(), str(store.root.resolve()))
     with _STATES_LOCK:
         state = _STATES.get(key)
         if state is not None:
@@ -380,7 +385,7 @@ def _reference_figures(ref: ReferenceState, state: ScenarioState) -> dict:
     key = None
     if state is not None:
         key = (state.scenario.key, ref.experiment_id, state.original.experiment_id,
-               state.retrained.experiment_id, str(state.device))
+               state.retrained.experiment_id, str(state.device), ref.evals["train"].precision)
     with _STATES_LOCK:
         figures = _REFERENCE_FIGURES.get(key) if key is not None else None
     if figures is None:
@@ -444,7 +449,7 @@ def model_figures(
 ) -> dict:
     """Every figure the pages show for one model, read from its train and test evaluations.
 
-    Returns ``{"metrics", "attack", "cka", "embedding", "audits", "timings"}`` (``audits``:
+    Returns ``{"metrics", "attack", "cka", "embedding", "audits", "timings", "evaluation"}`` (``audits``:
     :func:`mucomp.audits.class_leakage` and :func:`mucomp.audits.layer_probes`); nothing here runs a
     model. ``model_id`` names the model (an experiment or reference id); nothing is cached under
     it: each model's figures are computed once, its UMAP layout included, and then stored.
@@ -522,6 +527,7 @@ def model_figures(
         "embedding": embedding,
         "audits": {"leakage": leakage, "probes": probes},
         "timings": timings,
+        "evaluation": {"precision": train.precision, "device": torch.device(state.device).type},
     }
 
 

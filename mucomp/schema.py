@@ -253,6 +253,13 @@ class EpochRecord(_Open):
     seconds: Seconds | None = None
 
 
+class EvaluationInfo(_Open):
+    """``evaluation``: how the evaluation pass behind every figure ran (absent in older results)."""
+
+    precision: Literal["fp32", "bf16", "fp16"]
+    device: ShortStr | None = None
+
+
 class StoredResult(_Open):
     """A whole ``result.json`` of the current :data:`SCHEMA_VERSION`."""
 
@@ -271,6 +278,7 @@ class StoredResult(_Open):
     cka: Cka | None = None
     epochs: Annotated[list[EpochRecord], Field(max_length=1_000_000)] | None = None
     timings: dict[ShortStr, Seconds | None] | None = None
+    evaluation: EvaluationInfo | None = None
 
     @field_validator("created_at")
     @classmethod

@@ -2,6 +2,8 @@
 Model A and Model B, details of one experiment (per-epoch curves, downloads, delete) and the
 trade-off (Pareto) view across all experiments."""
 
+import os
+
 import pandas as pd
 import streamlit as st
 
@@ -19,7 +21,7 @@ from mucomp.compare import (
     unreproduced_references,
 )
 from mucomp.groups import group_summaries, sweep_grid
-from mucomp.sharing import bundle_bytes, bundle_problem
+from mucomp.sharing import bundle_bytes, bundle_problem, hub
 from mucomp.store import RESULT_FILE, StoreError
 from mucomp.ui import figures, session, tables, variance, widgets
 from mucomp.ui.text import md
@@ -29,6 +31,7 @@ session.setup("Screen")
 KEY_DETAIL = "mucomp_screen_detail"
 KEY_CONFIRM_DELETE = "mucomp_screen_confirm_delete"  # the id whose Delete awaits its confirmation
 KEY_ORDER = "mucomp_screen_order"
+KEY_PUSH_MESSAGE = "mucomp_screen_push_message"
 METRIC_COLUMNS = ("UA", "RA", "TUA", "TRA", "RT", "PS", "MIA", "Avg. Gap")
 UNREPRODUCED_HELP = (f"{tables.UNREPRODUCED_MARK}: a reference (or a published model) whose Hub file did not "
                      "reproduce the test accuracy its publishers measured (the reason is in Details).")
@@ -255,6 +258,7 @@ def details_section(listing: list[dict], unreproduced: dict[str, str]) -> None:
     message = st.session_state.pop("screen_message", None)
     if message:
         (st.error if message[0] == "error" else st.success)(message[1])
+    push_section(store, chosen, result, unbundled)
     settings, figures_column = st.columns(2)
     with settings.container(key="screen_detail_config"):  # st.table renders markdown: values escaped
         st.markdown("**Configuration**")
@@ -276,6 +280,54 @@ def details_section(listing: list[dict], unreproduced: dict[str, str]) -> None:
                         "growing without bound is a sign the model is breaking.")
     else:
         st.caption("No per-epoch records: references and uploaded models have none.")
+
+
+def _push(store, chosen: str) -> None:
+    """Push ``chosen`` (and what it starts from) with the settings read now, keeping the outcome."""
+    settings = hub.app_push()
+    result = store.load(chosen).result
+    refusal = hub.app_push_refusal(result, session.owner(), settings)
+    repo_id = settings.repo_id if settings.fixed_repo else st.session_state.get("screen_push_repo", "").strip()
+    if refusal is None and not repo_id:
+        refusal = "type the dataset repo to push to, as OWNER/NAME"
+    if refusal is not None:
+        st.session_state[KEY_PUSH_MESSAGE] = ("error", f"Not pushed: {refusal}.")
+        return
+    try:
+        pushed = hub.push(repo_id, store, [chosen], weights=bool(st.session_state.get("screen_push_weights")),
+                          token=settings.token, endpoint=os.environ.get("HF_ENDPOINT") or None)
+    except (hub.HubError, StoreError) as err:
+        st.session_state[KEY_PUSH_MESSAGE] = ("error", f"Not pushed: {err}")
+        return
+    warnings = "".join(f" {w}." for w in pushed.warnings)
+    st.session_state[KEY_PUSH_MESSAGE] = (
+        "success", f"Pushed {len(pushed.ids)} experiment(s) ({', '.join(pushed.ids)}) to {pushed.url}"
+        f"{f' in commit {pushed.commit[:12]}' if pushed.commit else ''}; the dataset card lists them.{warnings}")
+
+
+def push_section(store, chosen: str, result: dict, unbundled: str | None) -> None:
+    """Push the experiment to a Hugging Face dataset repo (``mucomp push`` from the page): on a
+    Space with the owner's token and repo, locally with the user's own login."""
+    settings = hub.app_push()
+    with st.expander("Push to the Hugging Face Hub", icon=":material/cloud_upload:"):
+        if settings.problem is not None:
+            st.caption(f"Pushing from the app is off: {md(settings.problem)}.")
+            return
+        refusal = hub.app_push_refusal(result, session.owner(), settings) or (
+            f"it can't be bundled: {unbundled}" if unbundled else None)
+        st.text_input("Dataset repo", value=settings.repo_id or "", key="screen_push_repo",
+                      disabled=settings.fixed_repo, placeholder="your-name/unlearning-runs",
+                      help="A Hugging Face dataset repo (created if needed): one folder per experiment (result, "
+                           "reproducibility manifest, weights if chosen) and a dataset card of all of them."
+                           + (" This Space's owner chose it." if settings.fixed_repo else ""))
+        st.checkbox("With weights", key="screen_push_weights",
+                    help="Upload the model's safetensors weights too (others can then reproduce and Contrast it).")
+        st.button("Push", key="screen_push", on_click=_push, args=(store, chosen), disabled=refusal is not None,
+                  help=f"Can't push: {refusal}." if refusal else
+                  "Push this experiment and those it starts from, then regenerate the dataset card.")
+        message = st.session_state.pop(KEY_PUSH_MESSAGE, None)
+        if message:
+            (st.error if message[0] == "error" else st.success)(md(message[1], 2000))
 
 
 def front_of_experiments(table, objectives):

@@ -14,11 +14,27 @@ if os.environ.get("PYTEST_XDIST_WORKER") or "MUCOMP_HOME" not in os.environ:
     # pytest-xdist workers inherit the controller's environment: each gets a home of its own.
     os.environ["MUCOMP_HOME"] = tempfile.mkdtemp(prefix="mucomp-test-home-")
 os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="mucomp-test-hf-")
+# pytest-xdist workers (pyproject's addopts) share the cores: each gets its share of threads for
+# torch, BLAS and the processes it starts. Two workers of two threads each on 2 cores spent 40 %
+# more CPU on the same suite (OpenMP and OpenBLAS threads spin while they wait for a core).
+XDIST_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0) if os.environ.get("PYTEST_XDIST_WORKER") else 0
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+THREAD_SHARE = max(1, CORES // XDIST_WORKERS) if XDIST_WORKERS > 1 else None
+if THREAD_SHARE is not None:
+    for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MUCOMP_TORCH_THREADS"):
+        os.environ.setdefault(_name, str(THREAD_SHARE))
 os.environ.pop("MUCOMP_REFERENCE_DIR", None)
 
 import pytest  # noqa: E402
 
 from mucomp.data import Scenario  # noqa: E402
+
+if THREAD_SHARE is not None:  # in case torch or numpy were imported before the variables were set
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(int(os.environ["MUCOMP_TORCH_THREADS"]))
+    threadpool_limits(int(os.environ["OPENBLAS_NUM_THREADS"]), user_api="blas")
 
 
 @pytest.fixture(scope="session")

@@ -7,3 +7,21 @@ def same_weights(a, b) -> bool:
     """Whether two modules hold bit-identical state dicts."""
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def seed_reference_cache(home, scenario, kinds=("original",)) -> None:
+    """Copy the session's trained reference files of ``scenario`` (``kinds``) into the reference
+    cache of another MUCOMP_HOME ``home``: a returning user's machine, where only the missing
+    references are trained. Call it while MUCOMP_HOME is still the session's."""
+    import shutil
+    from pathlib import Path
+
+    from mucomp import settings
+    from mucomp.references import cache_path
+
+    session_dir = settings.references_dir()
+    for kind in kinds:
+        source = cache_path(scenario, kind)
+        target = Path(home) / "references" / source.relative_to(session_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)

@@ -27,6 +27,7 @@ from mucomp import privacy
 from mucomp.compare import instance_probabilities
 from mucomp.data import Scenario
 from mucomp.models import build_model
+from tests.helpers import seed_reference_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 HOME, BUILD, SCREEN, CONTRAST, ATTACK = (
@@ -91,9 +92,12 @@ def empty_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def app_home(tmp_path_factory):
-    """A private MUCOMP_HOME for the module; torch's thread count restored afterwards."""
+def app_home(tmp_path_factory, digits_scenario, digits_references):
+    """A private MUCOMP_HOME for the module; torch's thread count restored afterwards. Its
+    reference cache holds the session's Original (trained before on this machine), so preparing
+    the references trains the Retrained model only, with its epochs shown."""
     home = tmp_path_factory.mktemp("app-home")
+    seed_reference_cache(home, digits_scenario, ("original",))
     patch = pytest.MonkeyPatch()
     patch.setenv("MUCOMP_HOME", str(home))
     threads = torch.get_num_threads()

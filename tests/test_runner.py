@@ -49,6 +49,37 @@ def test_experiment_holds_every_figure_the_pages_need(ga_experiment, digits_scen
     assert result["config"]["lr"] is not None and result["config"]["method"] == "ga"
 
 
+def test_a_result_records_the_precision_its_evaluation_ran_in(store, ga_experiment, digits_scenario, monkeypatch):
+    """fp32 by default; under MUCOMP_PRECISION=bf16 the references are evaluated again in that
+    precision (never compared across precisions) and the stored result says what ran."""
+    from mucomp.precision import cpu_bf16_supported
+    from mucomp.runner import store_custom_model
+    from mucomp.schema import ResultSchemaError, check_result
+    from mucomp.ui.tables import figures_table
+
+    assert ga_experiment.result["evaluation"] == {"precision": "fp32", "device": "cpu"}
+    assert all(e.result["evaluation"]["precision"] == "fp32" for e in store.list())
+    from collections import OrderedDict
+
+    from mucomp import runner
+
+    fp32_state = prepare_scenario(digits_scenario, store)
+    monkeypatch.setattr(runner, "_STATES", OrderedDict(runner._STATES))  # the module's cache is left as it was
+    monkeypatch.setenv("MUCOMP_PRECISION", "bf16")
+    bf16_state = prepare_scenario(digits_scenario, store)
+    ran = "bf16" if cpu_bf16_supported() else "fp32"
+    assert bf16_state is not fp32_state and bf16_state.retrained.evals["train"].precision == ran
+    upload = store_custom_model(bf16_state.original.model, digits_scenario, store, label="bf16 copy",
+                                references=bf16_state)
+    assert upload.result["evaluation"] == {"precision": ran, "device": "cpu"}
+    rows = dict(figures_table(upload.result).itertuples(index=False))
+    assert rows["Evaluated in"] == f"{ran} on cpu"
+    broken = {**upload.result, "evaluation": {"precision": "fp8"}}
+    with pytest.raises(ResultSchemaError, match="evaluation"):
+        check_result(broken)
+    store.delete(upload.id)
+
+
 def test_references_are_stored_and_protected(store, ga_experiment):
     kinds = sorted(e.kind for e in store.list())
     assert kinds.count("original") == 1 and kinds.count("retrained") == 1

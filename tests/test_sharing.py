@@ -466,3 +466,69 @@ def test_pull_checks_everything_it_downloads(experiment, store, hub, tmp_path):
     serve({"notes/readme.txt": StoredFile(b"hello", False), "Bad_Name/result.json": StoredFile(b"{}", False)})
     pulled = pull(REPO, target, endpoint=hub.url)
     assert pulled.imported == [folder] and set(pulled.ignored) == {"notes/readme.txt", "Bad_Name/result.json"}
+
+
+def test_the_screen_page_pushes_on_a_space_with_the_owners_token_and_repo(experiment, store, hub, monkeypatch):
+    """On a Space the page pushes with the Space's HF_TOKEN secret to the repo its variable names,
+    only what this browser made; without the variable it says what the owner must set."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from mucomp.data import Scenario
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv("SPACE_ID", "tester/mucomp")
+    monkeypatch.delenv("MUCOMP_HUB_REPO", raising=False)
+    at = AppTest.from_file(str(root / "Home.py"), default_timeout=60)
+    at.run()
+    at.session_state["mucomp_scenario"] = Scenario("digits", 3, 0)
+    at.switch_page("pages/2_Screen.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [b for b in at.button if b.key == "screen_push"]
+    assert any("variable MUCOMP_HUB_REPO" in c.value for c in at.caption)
+
+    monkeypatch.setenv("MUCOMP_HUB_REPO", "tester/space-runs")
+    mine = run_experiment(ExperimentConfig("digits", 3, 0, "ga", epochs=1), store, owner=at.session_state["mucomp_owner"])
+    at.selectbox(key="screen_detail").set_value(experiment.id).run()  # made by the command line, not this browser
+    assert at.button(key="screen_push").disabled
+    at.selectbox(key="screen_detail").set_value(mine.id).run()
+    repo = at.text_input(key="screen_push_repo")
+    assert repo.value == "tester/space-runs" and repo.disabled  # visitors push where the owner said
+    assert not at.button(key="screen_push").disabled
+    at.button(key="screen_push").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any(f"Pushed 1 experiment(s) ({mine.id})" in s.value for s in at.success)
+    files = hub.files("tester/space-runs")
+    assert files[f"{mine.id}/result.json"] == (mine.path / "result.json").read_bytes()
+    assert f"{mine.id}/model.safetensors" not in files and "README.md" in files
+
+    monkeypatch.delenv("HF_TOKEN")  # a Space without the secret: off, and says how to turn it on
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    at.run()
+    assert not [b for b in at.button if b.key == "screen_push"]
+    assert any("secret HF_TOKEN" in c.value for c in at.caption)
+
+
+def test_app_push_is_offered_by_the_environment_and_refused_with_what_to_do(monkeypatch):
+    from mucomp.sharing import hub
+
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: "hf_local")
+    local = hub.app_push({})
+    assert (local.on_space, local.fixed_repo, local.repo_id, local.problem) == (False, False, None, None)
+    assert hub.app_push_refusal({"owner": None}, "me", local) is None  # locally: any experiment
+    assert hub.app_push({"MUCOMP_HUB_REPO": "me/runs"}).repo_id == "me/runs"  # a suggestion only
+    bad = hub.app_push({"MUCOMP_HUB_REPO": "not a repo"})
+    assert bad.repo_id is None and "MUCOMP_HUB_REPO='not a repo' is not a dataset repo id" in bad.problem
+
+    space = hub.app_push({"SPACE_ID": "owner/app", "MUCOMP_HUB_REPO": "owner/runs"})
+    assert space.fixed_repo and space.repo_id == "owner/runs" and space.problem is None
+    assert hub.app_push_refusal({"owner": "me"}, "me", space) is None
+    for result in ({"owner": "someone else"}, {"owner": None}):
+        assert "only the experiments this browser made" in hub.app_push_refusal(result, "me", space)
+    assert "variable MUCOMP_HUB_REPO" in hub.app_push({"SPACE_ID": "owner/app"}).problem
+
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    assert "hf auth login" in hub.app_push({}).problem
+    no_secret = hub.app_push({"SPACE_ID": "owner/app", "MUCOMP_HUB_REPO": "owner/runs"})
+    assert "secret HF_TOKEN" in no_secret.problem and hub.app_push_refusal({"owner": "me"}, "me", no_secret)

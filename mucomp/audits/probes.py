@@ -68,7 +68,20 @@ def layer_probes(
 
     ``evals``: ``{"train": Evaluation, "test": Evaluation}`` whose activations cover ``subsets``
     (``scenario.cka_indices``: train_forget, train_retain, test_forget, test_retain).
+
+    BLAS runs on one thread here: these are small dense problems (a few hundred rows, at most
+    :data:`MAX_COMPONENTS` columns) where threads cost more than they save (digits, 2 cores:
+    0.36 s a model with 2 BLAS threads, 0.20 s with 1), and one thread keeps the AUCs independent
+    of the machine's thread settings.
     """
+    from mucomp._threads import limited_blas
+
+    with limited_blas(1):
+        return _layer_probes(evals, subsets, layers, seed)
+
+
+def _layer_probes(evals: Mapping[str, Any], subsets: Mapping[str, np.ndarray], layers: Sequence[str],
+                  seed: int) -> dict[str, float]:
     out = {}
     for layer in layers:
         parts = {}

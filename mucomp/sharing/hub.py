@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,6 +100,66 @@ def hub_token(required: bool) -> str | None:
                        "access (https://huggingface.co/settings/tokens). On a Space, add it as a secret named "
                        "HF_TOKEN. mucomp never reads a token from a file in the project")
     return token
+
+
+#: The Space variable (or local environment variable) naming the dataset repo the app pushes to.
+APP_REPO_ENV = "MUCOMP_HUB_REPO"
+
+
+@dataclass(frozen=True)
+class AppPush:
+    """Whether and where the app's Screen page may push (:func:`app_push`).
+
+    ``repo_id``: the repo to push to, or the suggested one (None: the user types it);
+    ``fixed_repo``: visitors can't choose another (on a Space, whose token is its owner's);
+    ``problem``: why the app can't push now, and what to do (None: it can)."""
+
+    on_space: bool
+    token: str | None
+    repo_id: str | None
+    fixed_repo: bool
+    problem: str | None
+
+
+def app_push(environ: Mapping[str, str] | None = None) -> AppPush:
+    """What the app may push, read from ``environ`` (default ``os.environ``) and huggingface_hub's token.
+
+    On a Hugging Face Space (``SPACE_ID`` set) the Space's owner enables it with a secret ``HF_TOKEN``
+    (write access) and a variable :data:`APP_REPO_ENV` naming the dataset repo: every visitor pushes
+    with the owner's token, so visitors never pick the repo (and push only what their browser made,
+    :func:`app_push_refusal`). Locally the user's own login (``hf auth login``) or ``HF_TOKEN`` is used
+    and any repo may be typed; :data:`APP_REPO_ENV`, when set, is the suggestion."""
+    environ = os.environ if environ is None else environ
+    on_space = bool(environ.get("SPACE_ID"))
+    repo_id = (environ.get(APP_REPO_ENV) or "").strip() or None
+    token = hub_token(required=False)
+    problem = None
+    if repo_id is not None:
+        try:
+            check_repo_id(repo_id)
+        except HubError as err:
+            problem = f"{APP_REPO_ENV}={repo_id!r} is not a dataset repo id ({err}); set it to OWNER/NAME"
+            repo_id = None
+    if on_space and token is None:
+        problem = ("this Space has no Hugging Face token: its owner can add a secret HF_TOKEN with write access "
+                   f"and a variable {APP_REPO_ENV} naming the dataset repo (Settings → Variables and secrets)")
+    elif on_space and repo_id is None and problem is None:
+        problem = (f"this Space does not say where to push: its owner can add a variable {APP_REPO_ENV} naming "
+                   "the dataset repo, e.g. your-name/unlearning-runs (Settings → Variables and secrets)")
+    elif token is None:
+        problem = ("no Hugging Face token: log in with `hf auth login` (or set HF_TOKEN to a token with write "
+                   "access) and restart the app; `mucomp push` does the same from the command line")
+    return AppPush(on_space, token, repo_id, on_space, problem)
+
+
+def app_push_refusal(result: Mapping[str, Any], owner: str | None, settings: AppPush) -> str | None:
+    """Why the app won't push the experiment ``result`` for the browser ``owner`` (None: it will).
+    On a Space only experiments this browser made go out under the owner's token."""
+    if settings.problem is not None:
+        return settings.problem
+    if settings.on_space and (owner is None or result.get("owner") != owner):
+        return "on a Space, only the experiments this browser made can be pushed"
+    return None
 
 
 def check_repo_id(repo_id: str) -> str:

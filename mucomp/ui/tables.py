@@ -257,6 +257,10 @@ def figures_table(result: dict) -> pd.DataFrame:
         ("MIA-Efficacy", number("MIA_efficacy", "percent")),
         ("Avg. Gap", number("avg_gap", "percent")),
     ]
+    evaluation = result.get("evaluation") or {}
+    if evaluation.get("precision"):
+        # Figures of an autocast (bf16 / fp16) evaluation may differ slightly from fp32 ones.
+        rows.append(("Evaluated in", f"{evaluation['precision']} on {evaluation.get('device') or 'an unrecorded device'}"))
     created = result.get("created_at")
     if created:
         rows.append(("Created (UTC)", str(created).replace("T", " ")[:16]))
