@@ -254,6 +254,22 @@ def test_cli_two_forgotten_classes_retrain_forgets_both(digits_references, capsy
     assert sum(shape.get("name") == "forget_class" for shape in figure["layout"]["shapes"]) == 2
 
 
+def test_the_retrained_model_of_a_random_forget_set_treats_it_as_unseen(digits_references):
+    """random:10% of digits holds round(0.1 x 1,347) training images, and the Retrained model
+    (trained without them) is about as accurate on them as on the test set: within 0.05."""
+    from mucomp.evaluation import evaluate_scenario
+    from mucomp.metrics import accuracy_metrics
+    from mucomp.references import load_reference
+
+    scenario = Scenario("digits", forget="random:10%")
+    assert scenario.forget_indices.size == round(0.1 * scenario.data.train.labels_np.size) == 135
+    retrained = load_reference(scenario, "retrained")
+    evals = evaluate_scenario(retrained.model, scenario, layers=())
+    metrics = accuracy_metrics(evals["train"], evals["test"], scenario)
+    assert metrics["TUA"] is None and metrics["TRA"] > 0.9  # TRA is the accuracy over the whole test set
+    assert abs(metrics["UA"] - metrics["TRA"]) <= 0.05, metrics
+
+
 def test_twin_embedding_marks_the_images_of_a_random_forget_set():
     from mucomp.compare import twin_embedding
     from tests.test_adversarial import full_result
