@@ -672,14 +672,9 @@ def cmd_reproduce(args) -> int:
     return 0 if report.ok else 1
 
 
-def _hub_endpoint() -> str | None:
-    # Read at call time, not at huggingface_hub's import: a changed HF_ENDPOINT counts.
-    return os.environ.get("HF_ENDPOINT") or None
-
-
 def cmd_push(args) -> int:
     """Push experiments (or a group) to a Hugging Face dataset repo with a generated dataset card."""
-    from mucomp.sharing.hub import HubError, check_repo_id, push
+    from mucomp.sharing.hub import HubError, check_repo_id, hub_endpoint, push
     from mucomp.store import ExperimentStore
 
     try:
@@ -688,7 +683,7 @@ def cmd_push(args) -> int:
         raise UsageError(str(err)) from err
     store = ExperimentStore()
     ids = _chosen_ids(store, args)
-    result = _store_call(push, args.repo, store, ids, weights=args.weights, endpoint=_hub_endpoint(),
+    result = _store_call(push, args.repo, store, ids, weights=args.weights, endpoint=hub_endpoint(),
                          private=True if args.private else None)
     for warning in result.warnings:
         print(f"mucomp: warning: {warning}", file=sys.stderr)
@@ -703,7 +698,7 @@ def cmd_push(args) -> int:
 def cmd_pull(args) -> int:
     """Download the experiments of a dataset repo and import them (the checks of `mucomp import`),
     or write them as a bundle with -o."""
-    from mucomp.sharing.hub import HubError, check_repo_id, pull
+    from mucomp.sharing.hub import HubError, check_repo_id, hub_endpoint, pull
     from mucomp.store import ExperimentExistsError, ExperimentStore
 
     try:
@@ -713,7 +708,7 @@ def cmd_pull(args) -> int:
     try:
         result = pull(args.repo, ExperimentStore(), output=args.output, revision=args.revision,
                       on_conflict="skip" if args.skip_existing else "error", allow_references=args.allow_references,
-                      endpoint=_hub_endpoint())
+                      endpoint=hub_endpoint())
     except ExperimentExistsError as err:
         raise RuntimeError(
             f"the store already has {', '.join(err.ids)}; nothing was imported. Delete them first "

@@ -2,8 +2,6 @@
 Model A and Model B, details of one experiment (per-epoch curves, downloads, delete) and the
 trade-off (Pareto) view across all experiments."""
 
-import os
-
 import pandas as pd
 import streamlit as st
 
@@ -295,7 +293,7 @@ def _push(store, chosen: str) -> None:
         return
     try:
         pushed = hub.push(repo_id, store, [chosen], weights=bool(st.session_state.get("screen_push_weights")),
-                          token=settings.token, endpoint=os.environ.get("HF_ENDPOINT") or None)
+                          token=settings.token, endpoint=hub.hub_endpoint())
     except (hub.HubError, StoreError) as err:
         st.session_state[KEY_PUSH_MESSAGE] = ("error", f"Not pushed: {err}")
         return

@@ -1,9 +1,10 @@
 """What the local backend's fork server loads once, so that every worker forked from it starts warm.
 
 Spawning a worker costs about 10 s on 2 cores: importing torch (~4 s) and compiling UMAP's numba
-kernels (~6 s); its first experiment then imports ~5 s more (:data:`FIRST_USE_MODULES`). The local backend therefore starts its workers with multiprocessing's
-``forkserver`` method: one server process imports this module, and each worker is a fork of that
-server, ready in a fraction of a second (a worker replaced after a crash or a cancel included).
+kernels (~6 s); its first experiment then imports ~5 s more (:data:`FIRST_USE_MODULES`). The
+local backend therefore starts its workers with multiprocessing's ``forkserver`` method: one server
+process imports this module, and each worker is a fork of that server, ready in a fraction of a
+second (a worker replaced after a crash or a cancel included).
 
 Fork safety, which is why this module does no more than it does:
 

@@ -89,6 +89,14 @@ class PullResult:
     ignored: list[str] = field(default_factory=list)
 
 
+def hub_endpoint() -> str | None:
+    """The Hub to talk to: ``HF_ENDPOINT`` if set, else None (huggingface_hub's default, huggingface.co).
+
+    Read at call time, not at huggingface_hub's import, so a changed ``HF_ENDPOINT`` counts.
+    """
+    return os.environ.get("HF_ENDPOINT") or None
+
+
 def hub_token(required: bool) -> str | None:
     """The token huggingface_hub would use (``HF_TOKEN``, else the saved login), or HubError when
     ``required`` and there is none."""
