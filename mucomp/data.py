@@ -83,13 +83,24 @@ class Split:
 
     def batch(self, indices: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised images ``[n, C, H, W]`` float32 and labels ``[n]`` for dataset indices."""
-        index = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
+        index = _as_index(indices)
         return self.normalize(self.images[index]), self.labels[index]
 
     def display_images(self, indices: np.ndarray) -> np.ndarray:
         """Images for display: uint8 ``[n, H, W, C]`` (C = 1 or 3), unnormalised."""
-        index = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
+        index = _as_index(indices)
         return self.images[index].permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def _as_index(indices: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Dataset indices ``[n]`` as an int64 tensor for indexing.
+
+    A read-only array (a cached, frozen split index) is copied: torch cannot wrap it without warning.
+    """
+    if isinstance(indices, torch.Tensor):
+        return indices.to(torch.int64)
+    array = np.asarray(indices, dtype=np.int64)
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
 
 
 @dataclass

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -35,6 +37,20 @@ def test_batch_normalises_with_the_spec_statistics():
     assert torch.allclose(images, expected, atol=1e-6)
     assert labels.tolist() == data.train.labels[[0, 5]].tolist()
     assert data.train.display_images(np.array([0])).shape == (1, 8, 8, 1)
+
+
+def test_batch_takes_read_only_index_arrays_without_a_warning():
+    # Cached split indices are frozen (writeable=False); torch warns when it wraps such an array.
+    data = load_dataset("digits")
+    frozen = np.array([3, 1, 4])
+    frozen.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        images, labels = data.train.batch(frozen)
+        shown = data.train.display_images(frozen)
+    assert labels.tolist() == data.train.labels[[3, 1, 4]].tolist()
+    assert images.shape == (3, 1, 8, 8) and shown.shape == (3, 8, 8, 1)
+    assert torch.equal(data.train.batch(torch.tensor([3, 1, 4]))[1], labels)
 
 
 def test_scenario_cuts_come_from_labels(digits_scenario):
