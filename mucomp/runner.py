@@ -39,7 +39,9 @@ A stored result (``result.json``, see :mod:`mucomp.store`) holds:
 - ``timings``: seconds per stage (``warmup``: the process's one-time warm-up before the
   method's clock, 0 when it was warm; never part of RT);
 - ``evaluation``: ``precision`` the evaluation pass ran in (``fp32``, or the ``bf16`` / ``fp16``
-  autocast ``MUCOMP_PRECISION`` asked for and the device gave) and its ``device`` type.
+  autocast ``MUCOMP_PRECISION`` asked for and the device gave) and its ``device`` type;
+- ``environment``: :func:`mucomp.sharing.environment.environment` of the process that ran it
+  (python, libraries, code hash, device, precision settings, torch threads).
 """
 
 from __future__ import annotations
@@ -371,7 +373,8 @@ def _store_reference(
             check = hub_reference_check(scenario, ref, figures["metrics"])
             if check is not None:
                 extra["reference_check"] = check
-            result = _result(ref.experiment_id, ref.kind, _reference_config(scenario, ref), figures, extra)
+            device = next(ref.model.parameters()).device  # where the reference was evaluated
+            result = _result(ref.experiment_id, ref.kind, _reference_config(scenario, ref), figures, extra, device)
             # Stored meanwhile by a process that does not take the lock (an older version): its
             # figures come from the same models and evaluations.
             with contextlib.suppress(ExperimentExistsError):
@@ -556,12 +559,17 @@ def _reference_config(scenario: Scenario, ref: ReferenceState) -> dict:
     }
 
 
-def _result(experiment_id: str, kind: str, config: dict, figures: dict, extra: dict) -> dict:
+def _result(experiment_id: str, kind: str, config: dict, figures: dict, extra: dict, device: torch.device) -> dict:
+    # The environment of the process that ran it (code, libraries, device, precision, threads):
+    # what a bundle records and `mucomp reproduce` compares and sets, not the exporting shell's.
+    from mucomp.sharing.environment import environment
+
     return {
         "id": experiment_id,
         "kind": kind,
         "config": config,
         "code_version": __version__,
+        "environment": environment(device),
         **figures,
         **extra,
     }
@@ -658,7 +666,7 @@ def run_experiment(
         "method_label": info.label,
         "epochs": outcome.epochs,
         "owner": owner,
-    })
+    }, state.device)
     experiment = store.save(result, model.state_dict())
     _stage(progress, "saving")(1, 1)
     return experiment
@@ -706,5 +714,5 @@ def store_custom_model(
     tags = {"method_label": str(label)[:120], "owner": owner, **(extra or {})}
     if checks is not None:
         tags.update(checks(figures["metrics"]))
-    result = _result(experiment_id, kind, base_config, figures, tags)
+    result = _result(experiment_id, kind, base_config, figures, tags, state.device)
     return store.save(result, model.state_dict())

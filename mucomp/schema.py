@@ -279,6 +279,8 @@ class StoredResult(_Open):
     epochs: Annotated[list[EpochRecord], Field(max_length=1_000_000)] | None = None
     timings: dict[ShortStr, Seconds | None] | None = None
     evaluation: EvaluationInfo | None = None
+    #: :func:`mucomp.sharing.environment.environment` of the process that ran it (absent in older results).
+    environment: dict[ShortStr, Any] | None = None
 
     @field_validator("created_at")
     @classmethod

@@ -8,6 +8,7 @@ machine.
 
 import hashlib
 import json
+import os
 import re
 import zipfile
 
@@ -107,8 +108,11 @@ def test_the_bundle_manifest_records_what_a_rerun_needs(experiment, store, bundl
         assert identity["experiment_id"] == reference.id and identity["source"] == "local"
         assert identity["weights_sha256"] == reference.config["weights_sha256"] == weights_sha256(reference.state_dict())
         assert identity["recipe"]["epochs"] == 20 and identity["recipe_hash"] == reference.config["checkpoint"].split("/")[0]
+        assert reference.result["environment"]["device"] == "cpu"  # references record the process that evaluated them
     assert entry["weights_sha256"] == weights_sha256(experiment.state_dict()) and entry["weights_included"]
-    assert entry["environment_recorded"] == "export" and set(EXACT_KEYS) <= set(entry["environment"])
+    # The environment of the process that ran the experiment, as its result recorded it.
+    assert entry["environment_recorded"] == "run" and entry["environment"] == experiment.result["environment"]
+    assert set(EXACT_KEYS) <= set(entry["environment"])
     assert entry["environment"]["device"] == "cpu" and entry["environment"]["packages"]["torch"] == torch.__version__
     assert re.fullmatch(r"[0-9a-f]{64}", entry["code"]["source_sha256"]) and "git_dirty" in entry["code"]
     # A bundle with weights is an export archive too: `mucomp import` takes it.
@@ -191,6 +195,8 @@ def test_reading_a_bundle_refuses_what_it_cannot_trust(experiment, store, bundle
     cases = {
         "metrics differs from its result.json": edit_manifest(
             lambda m: m["bundle"]["experiments"][experiment.id]["metrics"].update(UA=0.0)),
+        "environment differs from the one its result.json recorded": edit_manifest(
+            lambda m: m["bundle"]["experiments"][experiment.id]["environment"].update(torch_threads=64)),
         "says its weights are not bundled": edit_manifest(
             lambda m: m["bundle"]["experiments"][experiment.id].update(weights_included=False)),
         "newer than this mucomp reads": edit_manifest(lambda m: m["bundle"].update(version=2)),
@@ -230,6 +236,40 @@ def test_export_then_reproduce_on_the_same_machine_is_exact(experiment, bundle_p
         assert rows[f"cost.{key}"]["rerun"] == value and rows[f"cost.{key}"]["exact"]
     assert not rows["RT"]["compared"]
     assert item["rerun_id"] and item["rerun_id"] != experiment.id
+
+
+def test_reproduce_reruns_with_the_precision_and_threads_the_experiment_ran_with(store, tmp_path, monkeypatch,
+                                                                                  capsys):
+    from mucomp.precision import ENV, effective_precision
+
+    threads = torch.get_num_threads()
+    monkeypatch.setenv(ENV, "bf16")  # made as `mucomp --precision bf16 run` would, on one torch thread
+    torch.set_num_threads(1)
+    try:
+        made = run_experiment(ExperimentConfig("digits", 3, 0, "ft", epochs=1, lr=0.02), store)
+    finally:
+        torch.set_num_threads(threads)
+    evaluated_in = effective_precision("cpu", "bf16")  # bf16 where this CPU has native kernels, else fp32
+    assert made.result["evaluation"]["precision"] == evaluated_in
+    assert made.result["environment"]["precision"]["evaluation"] == "bf16"
+    assert made.result["environment"]["torch_threads"] == 1
+    path = tmp_path / "bf16.zip"
+    monkeypatch.delenv(ENV)  # exported and reproduced from a shell with the defaults and two threads
+    monkeypatch.setenv("MUCOMP_TORCH_THREADS", "2")
+    assert cli_main(["export", "--bundle", made.id, "-o", str(path)]) == 0
+    assert manifest_of(path)["bundle"]["experiments"][made.id]["environment_recorded"] == "run"
+    capsys.readouterr()
+    try:
+        assert cli_main(["reproduce", str(path), "--json"]) == 0
+        assert torch.get_num_threads() == 2  # the shell's setting is put back after the command
+    finally:
+        torch.set_num_threads(threads)
+    assert ENV not in os.environ
+    [item] = json.loads(capsys.readouterr().out)["experiments"]
+    assert item["precision"] == f"{evaluated_in}, as the bundled experiment was evaluated"
+    assert item["exact"] and item["environment_differences"] == [] and item["reproduced"]
+    rows = {r["name"]: r for r in item["rows"]}
+    assert rows["PS"]["rerun"] == made.metrics["PS"] and rows["UA"]["delta_reevaluated"] == 0
 
 
 def test_a_perturbed_weight_names_the_metrics_that_moved_and_fails(experiment, bundle_path, tmp_path, capsys):

@@ -278,9 +278,9 @@ def experiment_manifest(store: ExperimentStore, experiment: Experiment, *, weigh
     scenario, scenario_identity = _scenario_identity(config)
     has_weights = experiment.model_path.is_file()
     recorded = result.get("environment")
-    code = {"code_version": result.get("code_version")}
-    if not isinstance(recorded, dict):
-        code.update({k: export_environment.get(k) for k in ("mucomp", "git_commit", "git_dirty", "source_sha256")})
+    ran_in = recorded if isinstance(recorded, dict) else export_environment
+    code = {"code_version": result.get("code_version"),
+            **{k: ran_in.get(k) for k in ("mucomp", "git_commit", "git_dirty", "source_sha256")}}
     base = config.get("base")
     return {
         "id": experiment.id,
@@ -295,7 +295,7 @@ def experiment_manifest(store: ExperimentStore, experiment: Experiment, *, weigh
         "base": base if isinstance(base, str) else None,
         "references": _reference_identities(store, scenario),
         "code": code,
-        "environment": recorded if isinstance(recorded, dict) else export_environment,
+        "environment": ran_in,
         "environment_recorded": "run" if isinstance(recorded, dict) else "export",
         "metrics": result["metrics"],
         "weights_sha256": weights_sha256(experiment.state_dict()) if has_weights else None,
@@ -464,6 +464,9 @@ def _check_entry(experiment_id: str, content: dict[str, bytes], manifest: dict) 
         if manifest[key] != stated[key]:
             raise StoreError(f"{experiment_id}: the bundle manifest's {key} differs from its result.json (the bundle "
                              f"was edited); {_REFUSED}")
+    if manifest["environment_recorded"] == "run" and manifest["environment"] != stated.get("environment"):
+        raise StoreError(f"{experiment_id}: the bundle manifest's environment differs from the one its result.json "
+                         f"recorded (the bundle was edited); {_REFUSED}")
     model = content.get(MODEL_FILE)
     if manifest["weights_included"] != (model is not None):
         raise StoreError(f"{experiment_id}: the manifest says its weights are {'' if manifest['weights_included'] else 'not '}"

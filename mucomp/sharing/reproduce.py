@@ -18,6 +18,9 @@ Per experiment of a bundle (bases first), on this machine:
    training ran differently here". Weights bit for bit equal to the rerun's are not evaluated
    twice (one pass is deterministic on one machine): their figures are the rerun's.
 
+Each experiment is reproduced with the settings its own run recorded (its ``MUCOMP_PRECISION``,
+else its result's ``evaluation.precision``, and its torch thread count), put back afterwards.
+
 Tolerance: ``None`` (the default) means *exact* (0) when this machine's environment equals the one
 the bundle records in every field of :data:`~mucomp.sharing.environment.EXACT_KEYS` (the same
 CPU, libraries, code and thread count), else :data:`CROSS_TOLERANCE`; an explicit tolerance
@@ -29,9 +32,10 @@ and always compared exactly; RT (seconds) is shown, never compared.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,6 +103,8 @@ class ExperimentReport:
     rows: list[MetricRow] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: The precision the evaluations here ran in, beside the bundled experiment's (see _precision_note).
+    precision: str = ""
 
     @property
     def moved(self) -> dict[str, list[str]]:
@@ -284,6 +290,42 @@ def _reproduce_one(
     reruns: dict[str, str], tolerance: float | None,
 ) -> tuple[ExperimentReport, dict | None]:
     """Reproduce one experiment: ``(report, the rerun's result or None)``."""
+    recorded = (entry.result.get("evaluation") or {}).get("precision")
+    with _run_settings(entry):
+        return _reproduce_here(entry, bundle, store, scratch, reruns, tolerance,
+                               recorded if isinstance(recorded, str) else None)
+
+
+@contextlib.contextmanager
+def _run_settings(entry: BundleEntry) -> Iterator[None]:
+    """Run the block with the settings the experiment's own run recorded, put back afterwards: its
+    ``MUCOMP_PRECISION`` (else the precision its result was evaluated in) and its torch thread
+    count (a result that doesn't record its run's environment: this process's threads)."""
+    import torch
+
+    from mucomp.precision import PRECISIONS, requested
+
+    ran = entry.manifest.get("environment") if entry.manifest.get("environment_recorded") == "run" else None
+    ran = ran if isinstance(ran, dict) else {}
+    precision = (ran.get("precision") or {}).get("evaluation") if isinstance(ran.get("precision"), dict) else None
+    if precision not in PRECISIONS:
+        precision = (entry.result.get("evaluation") or {}).get("precision")
+    threads = ran.get("torch_threads")
+    threads = threads if isinstance(threads, int) and not isinstance(threads, bool) and 1 <= threads <= 1024 else None
+    before = torch.get_num_threads()
+    with contextlib.ExitStack() as stack:
+        if precision in PRECISIONS:
+            stack.enter_context(requested(precision))
+        if threads is not None and threads != before:
+            torch.set_num_threads(threads)
+            stack.callback(torch.set_num_threads, before)
+        yield
+
+
+def _reproduce_here(
+    entry: BundleEntry, bundle: Bundle, store: ExperimentStore, scratch: ExperimentStore,
+    reruns: dict[str, str], tolerance: float | None, recorded: str | None,
+) -> tuple[ExperimentReport, dict | None]:
     limit, exact, differences = _tolerance(entry, tolerance)
     report = ExperimentReport(entry.id, _label(entry), entry.result["kind"], limit, exact, differences)
     manifest, result = entry.manifest, entry.result
@@ -302,6 +344,7 @@ def _reproduce_one(
     elif entry.model_bytes is None:
         report.problems.append(f"a {kind} model has no run to repeat, and the bundle does not hold its weights: "
                                "nothing here can check its figures (bundle it with its weights)")
+    report.precision = _precision_note(recorded, state.device)
     reevaluated = _evaluate_bundled_weights(entry, state, report, rerun_result, rerun_hash)
     rerun_metrics = rerun_result["metrics"] if rerun_result is not None else None
     report.rows = metric_rows(result["metrics"], rerun_metrics, reevaluated, limit)
@@ -309,6 +352,18 @@ def _reproduce_one(
         report.checks.append(Check("weights (rerun)", None, None, True, False,
                                    "no weights were stored with the experiment: only its metrics are compared"))
     return report, rerun_result
+
+
+def _precision_note(recorded: str | None, device: Any) -> str:
+    """What the evaluation here ran in, next to what the bundled experiment's did."""
+    from mucomp.precision import effective_precision
+
+    here = effective_precision(device)
+    if recorded is None:
+        return f"{here} here; the bundle does not record its experiment's precision"
+    if here == recorded:
+        return f"{here}, as the bundled experiment was evaluated"
+    return f"{here} here: {recorded}, the bundled experiment's precision, is not available on {device}"
 
 
 def _scenario_checks(entry: BundleEntry, store: ExperimentStore, report: ExperimentReport):
@@ -481,6 +536,8 @@ def format_report(report: ReproductionReport) -> str:
             lines += [f"    {name}: {_cell(a)} in the bundle, {_cell(b)} here" for name, a, b in e.environment_differences]
             if not e.environment_differences:
                 lines.append("    (none; the tolerance was asked for)")
+        if e.precision:
+            lines.append(f"  evaluated in {e.precision}")
         for check in e.checks:
             state = "equal" if check.ok else ("DIFFERS" if check.fails else "differs")
             lines.append(f"  {check.name:<26} {check.bundled or '-':<13} here {check.here or '-':<13} {state}"
