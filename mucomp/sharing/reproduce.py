@@ -19,7 +19,8 @@ Per experiment of a bundle (bases first), on this machine:
    twice (one pass is deterministic on one machine): their figures are the rerun's.
 
 Each experiment is reproduced with the settings its own run recorded (its ``MUCOMP_PRECISION``,
-else its result's ``evaluation.precision``, and its torch thread count), put back afterwards.
+else its result's ``evaluation.precision``, and its torch thread count when this machine has that
+many cores), put back afterwards.
 
 Tolerance: ``None`` (the default) means *exact* (0) when this machine's environment equals the one
 the bundle records in every field of :data:`~mucomp.sharing.environment.EXACT_KEYS` (the same
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -307,11 +309,14 @@ def _run_settings(entry: BundleEntry) -> Iterator[None]:
 
     ran = entry.manifest.get("environment") if entry.manifest.get("environment_recorded") == "run" else None
     ran = ran if isinstance(ran, dict) else {}
-    precision = (ran.get("precision") or {}).get("evaluation") if isinstance(ran.get("precision"), dict) else None
+    precision = ran["precision"].get("evaluation") if isinstance(ran.get("precision"), dict) else None
     if precision not in PRECISIONS:
         precision = (entry.result.get("evaluation") or {}).get("precision")
+    # More threads than this machine has cores would only oversubscribe it (and a machine with
+    # fewer cores is another CPU: compared within the tolerance anyway).
     threads = ran.get("torch_threads")
-    threads = threads if isinstance(threads, int) and not isinstance(threads, bool) and 1 <= threads <= 1024 else None
+    usable = isinstance(threads, int) and not isinstance(threads, bool) and 1 <= threads <= (os.cpu_count() or 1)
+    threads = threads if usable else None
     before = torch.get_num_threads()
     with contextlib.ExitStack() as stack:
         if precision in PRECISIONS:
