@@ -85,20 +85,3 @@ def autocast(device: torch.device | str, precision: str | None = None) -> Iterat
     with torch.autocast(device_type=device.type, dtype=dtype):
         yield "bf16" if dtype == torch.bfloat16 else "fp16"
 
-
-@contextlib.contextmanager
-def requested(precision: str) -> Iterator[str]:
-    """Set ``MUCOMP_PRECISION`` to ``precision`` (checked) for the block, then put back what was
-    there; yields the checked name. For a whole command in one process (``mucomp reproduce`` reruns
-    each experiment in the precision it recorded): the environment is the process's, not a thread's.
-    """
-    precision = requested_precision(precision)
-    before = os.environ.get(ENV)
-    os.environ[ENV] = precision
-    try:
-        yield precision
-    finally:
-        if before is None:
-            os.environ.pop(ENV, None)
-        else:
-            os.environ[ENV] = before

@@ -292,26 +292,26 @@ def _reproduce_one(
     reruns: dict[str, str], tolerance: float | None,
 ) -> tuple[ExperimentReport, dict | None]:
     """Reproduce one experiment: ``(report, the rerun's result or None)``."""
-    recorded = (entry.result.get("evaluation") or {}).get("precision")
-    with _run_settings(entry):
-        return _reproduce_here(entry, bundle, store, scratch, reruns, tolerance,
-                               recorded if isinstance(recorded, str) else None)
+    recorded = (entry.result.get("evaluation") or {}).get("precision")  # typed by the result schema
+    with _run_settings(entry, recorded):
+        return _reproduce_here(entry, bundle, store, scratch, reruns, tolerance, recorded)
 
 
 @contextlib.contextmanager
-def _run_settings(entry: BundleEntry) -> Iterator[None]:
+def _run_settings(entry: BundleEntry, recorded: str | None) -> Iterator[None]:
     """Run the block with the settings the experiment's own run recorded, put back afterwards: its
-    ``MUCOMP_PRECISION`` (else the precision its result was evaluated in) and its torch thread
-    count (a result that doesn't record its run's environment: this process's threads)."""
+    ``MUCOMP_PRECISION`` (else ``recorded``, the precision its result was evaluated in) and its
+    torch thread count (a result that doesn't record its run's environment: this process's threads)."""
     import torch
 
-    from mucomp.precision import PRECISIONS, requested
+    from mucomp.execution.requests import job_environment_applied
+    from mucomp.precision import ENV, PRECISIONS
 
     ran = entry.manifest.get("environment") if entry.manifest.get("environment_recorded") == "run" else None
     ran = ran if isinstance(ran, dict) else {}
     precision = ran["precision"].get("evaluation") if isinstance(ran.get("precision"), dict) else None
     if precision not in PRECISIONS:
-        precision = (entry.result.get("evaluation") or {}).get("precision")
+        precision = recorded
     # More threads than this machine has cores would only oversubscribe it (and a machine with
     # fewer cores is another CPU: compared within the tolerance anyway).
     threads = ran.get("torch_threads")
@@ -320,7 +320,7 @@ def _run_settings(entry: BundleEntry) -> Iterator[None]:
     before = torch.get_num_threads()
     with contextlib.ExitStack() as stack:
         if precision in PRECISIONS:
-            stack.enter_context(requested(precision))
+            stack.enter_context(job_environment_applied({ENV: precision}))
         if threads is not None and threads != before:
             torch.set_num_threads(threads)
             stack.callback(torch.set_num_threads, before)
