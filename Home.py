@@ -5,7 +5,7 @@ import streamlit as st
 
 from mucomp.data import DATASETS, Scenario
 from mucomp.forget_sets import ForgetSet, index_set, parse_index_text
-from mucomp.references import recipe_for
+from mucomp.recipes import recipe_for
 from mucomp.ui import session, widgets
 
 session.setup("Home")
@@ -52,7 +52,7 @@ def _on_index_file() -> None:
     try:
         forget = index_set(parse_index_text(upload.getvalue()))
         s = session.scenario()
-        new = Scenario(s.dataset, None, s.seed, forget, s.data_seed, s.arch)
+        new = Scenario(s.dataset, None, s.train_seed, forget, s.data_seed, s.arch)
         new.forget_indices  # noqa: B018  (checks every index against the training split now)
     except ValueError as err:
         st.session_state["home_problem"] = f"The index file was not used: {err}"
@@ -75,7 +75,7 @@ def scenario_controls() -> Scenario:
     if forget.kind == "classes":
         session.bind("home_forget_classes", list(forget.classes))
     session.bind("home_forget_percent", float(forget.percent) if forget.percent is not None else 10.0)
-    session.bind("home_seed", s.seed)
+    session.bind("home_seed", s.train_seed)
     session.bind("home_data_seed", s.data_seed)
     left, middle, right = st.columns([2, 2, 1])
     left.selectbox(
@@ -190,7 +190,7 @@ st.header("2 · Your first pass")
 guide(current, references_ready)
 
 with st.expander("What the numbers mean"):
-    from mucomp.compare import COLUMN_HELP, DEFINITIONS_POINTER
+    from mucomp.catalogue import COLUMN_HELP, DEFINITIONS_POINTER
 
     for column in ("UA", "RA", "TUA", "TRA", "RT", "PS", "MIA", "Avg. Gap"):
         st.markdown(f"- **{column}**: {COLUMN_HELP[column]}")

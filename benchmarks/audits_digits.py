@@ -63,9 +63,10 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from mucomp.audits import layer_probes
-    from mucomp.audits.run import run_audit_jobs, run_audits
     from mucomp.data import Scenario
     from mucomp.evaluation import evaluate_scenario
+    from mucomp.execution.audits import run_audit_jobs
+    from mucomp.experiment.audits import run_audits
     from mucomp.methods import available_methods
     from mucomp.models import layer_names, model_from_state_dict
     from mucomp.runner import ExperimentConfig, prepare_scenario, run_experiment
@@ -81,7 +82,7 @@ def main() -> None:
     methods = args.methods.split(",") if args.methods else [n for n, i in available_methods().items() if i.builtin]
     experiments = {}
     for method in methods:
-        experiments[method] = run_experiment(ExperimentConfig.for_scenario(scenario, seed=0, method=method), store,
+        experiments[method] = run_experiment(ExperimentConfig.for_scenario(scenario, unlearn_seed=0, method=method), store,
                                              references=state).id
         print(f"stored {method}: {experiments[method]}", file=sys.stderr)
 
@@ -90,7 +91,7 @@ def main() -> None:
     run_audit_jobs(experiments["ga"], "ulira", workers=args.workers,
                    torch_threads=max(1, args.threads // max(args.workers, 1)))
     report["ulira_ga_cold_s"] = time.perf_counter() - start
-    second = run_experiment(ExperimentConfig.for_scenario(scenario, seed=1, method="ga"), store, references=state).id
+    second = run_experiment(ExperimentConfig.for_scenario(scenario, unlearn_seed=1, method="ga"), store, references=state).id
     start = time.perf_counter()
     run_audits(second, "ulira", store=store)
     report["ulira_second_experiment_s"] = time.perf_counter() - start
@@ -99,8 +100,8 @@ def main() -> None:
 
     # The table: every built-in method, retrain with independent seeds, the references. Every
     # remaining shadow pair goes to one pool of workers at once, then each row is read inline.
-    from mucomp.audits.run import missing_shadow_seeds, shadow_spec
     from mucomp.execution import MakeShadowPair, make_executor
+    from mucomp.experiment.audits import missing_shadow_seeds, shadow_spec
 
     ids = {r["kind"]: r["id"] for r in store.entries() if r["kind"] in ("original", "retrained")}
     rows = [(m, experiments[m], 0) for m in methods if m != "ga"]

@@ -42,7 +42,7 @@ def main() -> int:
     print(f"references ready in {time.perf_counter() - start:.1f} s (not timed below)")
     seeds = parse_seeds(args.seeds)
     methods = [m for m in args.methods.split(",") if m]
-    configs = [ExperimentConfig.for_scenario(scenario, seed=seed, method=method) for method in methods for seed in seeds]
+    configs = [ExperimentConfig.for_scenario(scenario, unlearn_seed=seed, method=method) for method in methods for seed in seeds]
 
     threads = max(1, (os.cpu_count() or 1) // args.workers)
     executor = make_executor("local", workers=args.workers, torch_threads=threads)

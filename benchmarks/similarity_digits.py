@@ -120,10 +120,10 @@ def main() -> None:
 
     idx = scenario.embedding_indices
     features = model_evals["train"].features[model_evals["train"].positions(idx)]
-    umap_warm = median_time(lambda: embedding.embed(features, scenario.seed), args.repeats)
+    umap_warm = median_time(lambda: embedding.embed(features, scenario.train_seed), args.repeats)
     twin = median_time(
         lambda: embedding.embedding_points(
-            evals["original"]["train"], model_evals["train"], idx, scenario.forget_class, scenario.seed
+            evals["original"]["train"], model_evals["train"], idx, scenario.forget_class, scenario.train_seed
         ),
         max(1, args.repeats // 2),
     )

@@ -12,41 +12,32 @@
   machine compiles and later ones load the machine code in well under a second (the same code,
   so the same layouts). :func:`warm_up` pays what is left once in a daemon thread at start-up of
   the app or CLI worker; :func:`embed` waits for a warm-up in progress instead of compiling again.
-- Twin layouts (:func:`twin_embeddings`): each model's features are embedded on their own with
-  the same seed, then Model B's layout is aligned onto Model A's by orthogonal Procrustes
-  (:func:`procrustes_align`: translation, one isotropic scale, rotation or reflection, fitted on
-  the shared images, applied to all of B's points). Model A's layout is never changed. A model
-  against itself gives two identical layouts and the identity transform.
-- Layouts are cached in process (:class:`EmbeddingCache`, an LRU keyed by model id, subset key and
-  seed; model ids are caller-supplied strings such as experiment or checkpoint ids).
+- Twin layouts: each model's layout is computed once, with the data seed, and stored with its
+  result; :func:`mucomp.results.twin_embedding` aligns Model B's stored layout onto Model A's by
+  orthogonal Procrustes (:func:`procrustes_align`: translation, one isotropic scale, rotation or
+  reflection, fitted on the shared images). Model A's layout is never changed; a model against
+  itself gives two identical layouts and the identity transform.
 - :func:`points_frame` defines the per-point table the Contrast page draws: coordinates of both
   twins, true and predicted classes, forget flag, a status per model for the filters, and both
-  models' softmax probabilities for the hover panel. :func:`embedding_points` builds it from two
-  evaluations (embedding them now; T = 2 by default, as stored), :func:`mucomp.compare.twin_embedding`
-  from two stored results' layouts (T = 1 by default: what the pages show).
+  models' softmax probabilities for the hover panel.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
 import warnings
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mucomp._threads import limited_blas
-from mucomp.metrics import softmax
+from mucomp.blas import limited_blas
 from mucomp.seeds import validate_seed
 
 if TYPE_CHECKING:  # pragma: no cover - type hints only: importing mucomp.evaluation imports torch
     import pandas as pd
 
-    from mucomp.evaluation import Evaluation
 
 N_NEIGHBORS = 9
 MIN_DIST = 0.45
@@ -54,7 +45,7 @@ N_COMPONENTS = 2
 #: Temperature of the softmax probabilities shown in the hover panel.
 PROBABILITY_TEMPERATURE = 2.0
 #: numpy BLAS threads during a fit (kNN distances, spectral initialisation); ``None`` leaves the
-#: process setting alone. UMAP with a seed is single-threaded anyway (see :mod:`mucomp._threads`).
+#: process setting alone. UMAP with a seed is single-threaded anyway (see :mod:`mucomp.blas`).
 BLAS_THREADS: int | None = 1
 #: Fewest points :func:`embed` accepts (UMAP needs more points than neighbours).
 MIN_POINTS = N_NEIGHBORS + 1
@@ -388,133 +379,6 @@ def mean_displacement(a: object, b: object) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
-# Cache
-
-
-def features_digest(features: np.ndarray) -> str:
-    """A short hash of an array's shape, dtype and bytes (guards the cache against stale ids)."""
-    array = np.ascontiguousarray(features)
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{array.shape}{array.dtype}".encode())
-    h.update(array.tobytes())
-    return h.hexdigest()
-
-
-class EmbeddingCache:
-    """A small thread-safe in-process LRU of layouts, keyed by ``(model_id, subset_key, seed)``.
-
-    Each entry also stores a digest of the features it was computed from; a request with the same
-    key but different features recomputes (and replaces) instead of returning a stale layout.
-    Concurrent requests for the same key compute once: the others wait for the first.
-    """
-
-    def __init__(self, maxsize: int = 64, compute: Callable[[np.ndarray, int], np.ndarray] | None = None) -> None:
-        if maxsize < 1:
-            raise ValueError("maxsize must be at least 1")
-        self.maxsize = int(maxsize)
-        self._compute = compute
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[str, str, int], tuple[str, np.ndarray]] = OrderedDict()
-        self._pending: dict[tuple[str, str, int], threading.Event] = {}
-        self.hits = 0
-        self.misses = 0
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
-
-    def keys(self) -> list[tuple[str, str, int]]:
-        with self._lock:
-            return list(self._entries)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def get(self, model_id: str, subset_key: str, seed: int, features: object) -> np.ndarray:
-        """The layout of ``features`` for this key (computed with :func:`embed` on a miss).
-
-        Returns a read-only float64 ``[n, 2]`` array shared with the cache.
-        """
-        if not isinstance(model_id, str) or not model_id:
-            raise ValueError(f"model_id must be a non-empty string (an experiment or checkpoint id), got {model_id!r}")
-        x = _check_features(features)
-        key = (model_id, str(subset_key), validate_seed(seed))
-        digest = features_digest(x)
-        while True:
-            with self._lock:
-                entry = self._entries.get(key)
-                if entry is not None and entry[0] == digest:
-                    self._entries.move_to_end(key)
-                    self.hits += 1
-                    return entry[1]
-                waiting = self._pending.get(key)
-                if waiting is None:
-                    done = threading.Event()
-                    self._pending[key] = done
-                    self.misses += 1
-                    break
-            waiting.wait()
-        try:
-            compute = self._compute or embed
-            layout = np.asarray(compute(x, key[2]), dtype=np.float64)
-            layout.setflags(write=False)
-            with self._lock:
-                self._entries[key] = (digest, layout)
-                self._entries.move_to_end(key)
-                while len(self._entries) > self.maxsize:
-                    self._entries.popitem(last=False)
-            return layout
-        finally:
-            with self._lock:
-                self._pending.pop(key, None)
-            done.set()
-
-
-#: The process-wide layout cache used when no cache is passed.
-DEFAULT_CACHE = EmbeddingCache()
-
-
-def cached_embed(
-    model_id: str, subset_key: str, features: object, seed: int, *, cache: EmbeddingCache | None = None
-) -> np.ndarray:
-    """:func:`embed` through the LRU cache (default :data:`DEFAULT_CACHE`); read-only result."""
-    return (DEFAULT_CACHE if cache is None else cache).get(model_id, subset_key, seed, features)
-
-
-def twin_embeddings(
-    features_a: object,
-    features_b: object,
-    seed: int,
-    *,
-    model_ids: tuple[str, str] | None = None,
-    subset_key: str = "embedding",
-    cache: EmbeddingCache | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Layouts of the same images under Model A and Model B, B aligned onto A.
-
-    ``features_a`` and ``features_b`` are ``[n, d_a]`` and ``[n, d_b]``, row ``i`` the same image.
-    Each is embedded with the same ``seed`` (cached when ``model_ids`` are given, under
-    ``(model_id, subset_key, seed)``); B's layout is then mapped onto A's by
-    :func:`procrustes_align` over all ``n`` images (rotation or reflection, and B given A's spread, so
-    a dissimilar B is not squeezed into the middle). Returns ``(layout_a, layout_b_aligned)``,
-    float64 ``[n, 2]`` each. For the same features and seed the two coincide.
-    """
-    a = _check_features(features_a, "features_a")
-    b = _check_features(features_b, "features_b")
-    if a.shape[0] != b.shape[0]:
-        raise ValueError(f"features_a and features_b must describe the same images: {a.shape[0]} vs {b.shape[0]} rows")
-    if model_ids is None:
-        layout_a, layout_b = embed(a, seed), embed(b, seed)
-    else:
-        id_a, id_b = model_ids
-        layout_a = cached_embed(id_a, subset_key, a, seed, cache=cache)
-        layout_b = cached_embed(id_b, subset_key, b, seed, cache=cache)
-    aligned_b, _ = procrustes_align(layout_b, layout_a, scale="spread")
-    return np.array(layout_a, dtype=np.float64), aligned_b
-
-
-# ---------------------------------------------------------------------------------------------
 # Per-point table
 
 
@@ -622,87 +486,7 @@ def points_frame(
 
 
 def probabilities(points, model: str = "a") -> np.ndarray:
-    """Model ``model``'s softmax probabilities from an :func:`embedding_points` or
-    :func:`mucomp.compare.twin_embedding` table (at the temperature it was built with: T = 1 for
+    """Model ``model``'s softmax probabilities from a :func:`mucomp.results.twin_embedding` table (at the temperature it was built with: T = 1 for
     the twin table the pages show), ``[n, C]``."""
     columns = [c for c in points.columns if c.startswith(f"prob_{model}_")]
     return points[columns].to_numpy(dtype=np.float64)
-
-
-def embedding_points(
-    eval_a: Evaluation,
-    eval_b: Evaluation,
-    indices: object,
-    forget_class: object,
-    seed: int,
-    *,
-    model_ids: tuple[str, str] | None = None,
-    subset_key: str = "embedding",
-    temperature: float = PROBABILITY_TEMPERATURE,
-    cache: EmbeddingCache | None = None,
-):
-    """The table behind the twin embedding scatter: one row per image of ``indices``.
-
-    Parameters
-    ----------
-    eval_a, eval_b:
-        Evaluations of Model A and Model B on the same split, covering ``indices``.
-    indices:
-        Dataset indices to embed (normally ``scenario.embedding_indices``, train split), no
-        repeats; row order of the result.
-    forget_class:
-        The scenario's forget class(es), or a boolean mask over ``indices`` of the forget images.
-    seed:
-        UMAP seed (the scenario seed).
-    model_ids:
-        ``(id_a, id_b)`` stable ids to cache the layouts under (with ``subset_key``); ``None``
-        computes without the cache.
-    temperature:
-        Softmax temperature of the probability columns (2 by default).
-
-    Returns
-    -------
-    pandas.DataFrame
-        The :func:`points_frame` columns: ``index`` (dataset index), ``true_class``, ``pred_a``,
-        ``pred_b``, ``is_forget``, ``x_a``, ``y_a`` (A's layout), ``x_b``, ``y_b`` (B's layout
-        aligned onto A's, see :func:`twin_embeddings`), ``status_a``, ``status_b``
-        (:func:`point_status`), ``conf_a``, ``conf_b`` (probability of the predicted class), then
-        ``prob_a_0`` .. ``prob_a_{C-1}`` and ``prob_b_0`` .. (softmax of the logits /
-        ``temperature``; each row sums to 1).
-    """
-    if eval_a.split != eval_b.split:
-        raise ValueError(f"Model A and Model B were evaluated on different splits ({eval_a.split!r}, {eval_b.split!r})")
-    if eval_a.num_classes != eval_b.num_classes:
-        raise ValueError("Model A and Model B have different numbers of classes")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    idx = np.asarray(indices)
-    if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
-        raise ValueError("indices must be a 1-D array of dataset indices")
-    idx = idx.astype(np.int64)
-    if np.unique(idx).size != idx.size:
-        raise ValueError("indices must not repeat an image")
-    num_classes = eval_a.num_classes
-    classes = np.asarray(forget_class)
-    if classes.dtype != bool and (classes.size == 0 or classes.min() < 0 or classes.max() >= num_classes):
-        raise ValueError(f"forget_class must lie in [0, {num_classes - 1}], got {forget_class}")
-    rows_a, rows_b = eval_a.positions(idx), eval_b.positions(idx)
-    layout_a, layout_b = twin_embeddings(
-        eval_a.features[rows_a],
-        eval_b.features[rows_b],
-        seed,
-        model_ids=model_ids,
-        subset_key=subset_key,
-        cache=cache,
-    )
-    return points_frame(
-        idx,
-        eval_a.labels[rows_a].astype(np.int64),
-        forget_class,
-        layout_a,
-        layout_b,
-        eval_a.predictions[rows_a],
-        eval_b.predictions[rows_b],
-        softmax(eval_a.logits[rows_a], temperature),
-        softmax(eval_b.logits[rows_b], temperature),
-    )

@@ -14,7 +14,7 @@ A forget set is written as text, the same in the CLI (``--forget``), the app and
 :func:`parse_forget` validates the text (class ranges, percentages, file contents) and returns a
 :class:`ForgetSet`; :meth:`ForgetSet.indices_in` draws / checks the training indices once the split
 is known. Class sets measure UA / RA / TUA / TRA over classes; random and index sets over images
-(see SPEC, "Forget sets and seeds").
+(see docs/definitions.md, "Forget sets and seeds").
 """
 
 from __future__ import annotations

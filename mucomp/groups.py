@@ -1,11 +1,11 @@
 """Replicate groups: experiments that differ only in their seeds, and their statistics (torch-free).
 
 Two experiments are *replicates* when their configs are equal once the training seed
-(``train_seed``, which trains the references) and the unlearning seed (``seed``) are left out.
+(``train_seed``, which trains the references) and the unlearning seed (``unlearn_seed``) are left out.
 They share a **group** id (:func:`group_id`), stored as the result's top-level ``group``.
 
 A group's figure is the mean of its members with a 95 % Student-t confidence interval (n - 1
-degrees of freedom; :func:`t_interval`), the definition in SPEC ("Forget sets and seeds").
+degrees of freedom; :func:`t_interval`), the definition in docs/definitions.md ("Forget sets and seeds").
 :func:`summarize` gives it for every metric; :func:`rank_stability` says how often each method of
 a comparison ranks first across seeds, and :func:`resolved` whether two intervals are apart.
 """
@@ -17,13 +17,11 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 
-#: Config keys that vary between replicates of one group.
-SEED_KEYS = ("seed", "train_seed")
-#: Metrics summarised per group (when present), in table order.
-SUMMARY_METRICS = ("UA", "RA", "TUA", "TRA", "RT", "PS", "PS_exact", "MIA_efficacy", "avg_gap", "leakage_js")
-#: Metrics where a higher value is the better unlearning (for ranks): the rest are lower-better.
-HIGHER_IS_BETTER = {"RA": True, "TRA": True, "PS": True, "PS_exact": True, "MIA_efficacy": True,
-                    "UA": False, "TUA": False, "RT": False, "avg_gap": False, "leakage_js": False}
+from mucomp.catalogue import HIGHER_IS_BETTER, SUMMARY_METRICS
+
+#: Config keys that vary between replicates of one group (``seed``: the unlearning seed's name
+#: before schema version 4).
+SEED_KEYS = ("unlearn_seed", "seed", "train_seed")
 CONFIDENCE = 0.95
 
 
@@ -88,7 +86,12 @@ def summarize(
 
 def train_seed_of(config: dict) -> int:
     """A config's training seed (results older than schema 3 used one ``seed`` for both)."""
-    return int(config.get("train_seed", config.get("seed", 0)))
+    return int(config.get("train_seed", unlearn_seed_of(config)))
+
+
+def unlearn_seed_of(config: dict) -> int:
+    """The unlearning seed of a stored config (``seed`` in results of schema version 3)."""
+    return int(config.get("unlearn_seed", config.get("seed", 0)))
 
 
 def resolved(a: dict, b: dict) -> bool | None:
@@ -115,7 +118,7 @@ def rank_stability(groups: dict[str, Sequence[dict]], metric: str) -> dict[str, 
             value = result.get("metrics", {}).get(metric)
             if value is not None:
                 config = result.get("config", {})
-                table[(train_seed_of(config), int(config.get("seed", 0)))] = float(value)
+                table[(train_seed_of(config), unlearn_seed_of(config))] = float(value)
         by_seed[label] = table
     shared = sorted(set.intersection(*(set(t) for t in by_seed.values()))) if by_seed else []
     if not shared:
@@ -134,7 +137,7 @@ def rank_stability(groups: dict[str, Sequence[dict]], metric: str) -> dict[str, 
 
 
 def _scenario_of(config: dict, train_seed: int | None = None) -> tuple:
-    seed = config.get("seed", 0)
+    seed = unlearn_seed_of(config)
     return (config.get("dataset"), config.get("forget") or f"class:{config.get('forget_class')}",
             config.get("data_seed", seed), config.get("arch"),
             train_seed_of(config) if train_seed is None else train_seed)
@@ -177,7 +180,7 @@ def group_summaries(entries: Sequence[dict], *, group: str | None = None, method
             "n": len(items),
             "ids": [item["id"] for item in items],
             "train_seeds": sorted({train_seed_of(item["config"]) for item in items}),
-            "seeds": sorted({int(item["config"].get("seed", 0)) for item in items}),
+            "seeds": sorted({unlearn_seed_of(item["config"]) for item in items}),
             "metrics": summarize(items, retrained_by_train_seed=references),
         })
     return out

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from mucomp.progress import CancelFn, stop_if_cancelled
+
 POLL_S = 0.5
-CancelFn = Callable[[], bool]
 
 _LOCKS: dict[str, tuple[threading.RLock, FileLock]] = {}
 _LOCKS_GUARD = threading.Lock()
@@ -38,33 +39,26 @@ def _locks_for(path: Path) -> tuple[threading.RLock, FileLock]:
         return pair
 
 
-def _stop_if_cancelled(cancelled: CancelFn | None, waiting_for: str) -> None:
-    if cancelled is not None and cancelled():
-        from mucomp.training import RunStopped  # here, not at import: the store's lock must not import torch
-
-        raise RunStopped("cancelled", f"cancelled by the user while waiting for {waiting_for}")
-
-
 @contextlib.contextmanager
 def locked(path: str | Path, *, cancelled: CancelFn | None = None, waiting_for: str = "another run") -> Iterator[None]:
     """Hold the thread lock and the file lock at ``path`` (its folder is created) for a block.
 
     While another thread or process holds them, waits in :data:`POLL_S` steps and raises
-    :class:`~mucomp.training.RunStopped` (``"cancelled"``) once ``cancelled()`` is true;
+    :class:`~mucomp.progress.RunStopped` (``"cancelled"``) once ``cancelled()`` is true;
     ``waiting_for`` completes its message ("cancelled by the user while waiting for ...").
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     thread_lock, file_lock = _locks_for(path)
     while not thread_lock.acquire(timeout=POLL_S):
-        _stop_if_cancelled(cancelled, waiting_for)
+        stop_if_cancelled(cancelled, f"while waiting for {waiting_for}")
     try:
         while True:
             try:
                 file_lock.acquire(timeout=POLL_S)
                 break
             except Timeout:
-                _stop_if_cancelled(cancelled, waiting_for)
+                stop_if_cancelled(cancelled, f"while waiting for {waiting_for}")
         try:
             yield
         finally:

@@ -1,4 +1,4 @@
-"""Accuracy metrics and prediction matrices, as SPEC.md defines them.
+"""Accuracy metrics and prediction matrices, as docs/definitions.md defines them.
 
 All accuracies are fractions in [0, 1] (top-1, eval mode), computed from an
 :class:`~mucomp.evaluation.Evaluation`; nothing here runs a model.
@@ -51,7 +51,7 @@ def accuracy_metrics(train_eval: Evaluation, test_eval: Evaluation, forget_class
     Returns ``{"UA", "RA", "TUA", "TRA": float or None, "accs", "t_accs": list[float] (length C)}``.
     Class forget sets: UA / TUA are the mean train / test accuracies of the forget classes, RA / TRA
     the means of the per-class train / test accuracies over the other classes. Random and index
-    forget sets (SPEC, "Forget sets and seeds"): UA = accuracy on the forget images, RA = accuracy
+    forget sets (docs/definitions.md, "Forget sets and seeds"): UA = accuracy on the forget images, RA = accuracy
     on the other training images, TRA = test accuracy over every class (TA), TUA = None (a random
     set has no test counterpart).
     """

@@ -20,16 +20,17 @@ trained with, then a bilinear resize to the model's image size (CIFAR 32 -> 224)
 
 from __future__ import annotations
 
-import io
 import math
 import os
-import re
-import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from mucomp.environment import import_torchvision
+from mucomp.weights import Layout, StateDictMismatchError, check_weights, first_line, layout_of, unwrap_state_dict
 
 ARCHITECTURES = ("digits_cnn", "resnet18_cifar", "resnet18_fmnist", "vit_digits", "vit_b16_cifar")
 
@@ -110,7 +111,7 @@ class DigitsCNN(nn.Module):
 def _define_image_vit() -> type:
     """Define :class:`ImageViT` on first use: torchvision's import (about a second) is paid only
     by the processes that build a vision transformer."""
-    from torchvision.models.vision_transformer import VisionTransformer
+    VisionTransformer = import_torchvision("models.vision_transformer").VisionTransformer
 
     class ImageViT(VisionTransformer):
         """torchvision's VisionTransformer fed mucomp's batches: ``[N, C, h, w]`` images normalised
@@ -221,7 +222,7 @@ def vit_digits(num_classes: int = 10) -> nn.Module:
 
 def _resnet18_small_input(in_channels: int, num_classes: int) -> nn.Module:
     """torchvision ResNet-18 with a 3x3 stride-1 stem and no max-pool, for 32x32 / 28x28 inputs."""
-    from torchvision.models import resnet18
+    resnet18 = import_torchvision("models").resnet18
 
     model = resnet18(weights=None)
     model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
@@ -326,7 +327,7 @@ def starting_model(arch: str, num_classes: int, seed: int) -> nn.Module:
     """
     if arch not in PRETRAINED:
         return seeded_model(arch, num_classes, seed)
-    from torchvision import models as tv_models
+    tv_models = import_torchvision("models")
 
     enum_name, member = PRETRAINED[arch].split(".")
     weights = getattr(getattr(tv_models, enum_name), member)
@@ -353,132 +354,19 @@ def starting_model(arch: str, num_classes: int, seed: int) -> nn.Module:
     return model
 
 
-class StateDictMismatchError(ValueError):
-    """A state dict does not fit an architecture; the message lists the differing keys."""
-
-    def __init__(self, arch: str, missing: list[str], unexpected: list[str], shapes: list[str]) -> None:
-        self.missing, self.unexpected, self.shapes = missing, unexpected, shapes
-
-        def show(items: list[str]) -> str:
-            head = ", ".join(items[:8])
-            return head + (f" and {len(items) - 8} more" if len(items) > 8 else "")
-
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys: {show(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys: {show(unexpected)}")
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatches: {show(shapes)}")
-        super().__init__(
-            f"the weights do not fit architecture {arch!r} ({'; '.join(parts)}). "
-            f"Check that the file was saved from a {arch} model with the same number of classes."
-        )
-
-
-class WeightsFileError(ValueError):
-    """A weights file could not be deserialized.
-
-    ``kind`` is ``"safetensors"`` or ``"torch"``; ``detail`` the library's informative line;
-    ``python_objects`` is true when a torch file was refused for holding Python objects other
-    than tensors (``weights_only=True``). Callers word the message for their users.
-    """
-
-    def __init__(self, kind: str, detail: str, python_objects: bool = False) -> None:
-        super().__init__(f"not a readable {kind} weights file ({detail})")
-        self.kind, self.detail, self.python_objects = kind, detail, python_objects
-
-
-def first_line(err: BaseException) -> str:
-    """The informative line of a library error (torch's weights_only errors are long)."""
-    text = str(err)
-    for line in text.splitlines():
-        line = line.strip().replace("\x1b[1m", "").replace("\x1b[0m", "")
-        if "WeightsUnpickler error:" in line:
-            detail = line.split("WeightsUnpickler error:", 1)[1].strip()
-            if detail:
-                return detail.split(" was not an allowed global")[0]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return (lines[0] if lines else type(err).__name__)[:200]
-
-
-def read_weights(name: str, data: bytes) -> object:
-    """Deserialize a weights file without running any code in it.
-
-    A ``name`` ending in ``.safetensors`` is read with safetensors, anything else with
-    ``torch.load(weights_only=True, map_location="cpu")``. Returns what the file holds (a state
-    dict, or a wrapper: see :func:`unwrap_state_dict`); raises :class:`WeightsFileError`.
-    """
-    if str(name).lower().endswith(".safetensors"):
-        from safetensors.torch import load
-
-        try:
-            return load(data)
-        except Exception as err:  # safetensors raises its own SafetensorError (and others) on bad headers
-            raise WeightsFileError("safetensors", first_line(err)) from err
-    try:
-        with warnings.catch_warnings():  # "Detected pickle protocol 4": the error says enough
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as err:  # UnpicklingError, RuntimeError (bad zip), EOFError, ...
-        detail, python_objects = _torch_load_detail(err)
-        raise WeightsFileError("torch", detail, python_objects=python_objects) from err
-
-
-def _torch_load_detail(err: BaseException) -> tuple[str, bool]:
-    """``(detail, python_objects)`` of a failed ``torch.load(weights_only=True)``, in our words.
-
-    torch's refusal of Python objects spans several lines ("Unsupported global: GLOBAL x.y ..." or
-    "Trying to load unsupported GLOBAL x.y whose module x is blocked") and advises loading with
-    ``weights_only=False``, which would run the file's code: only the name of what the file refers
-    to is kept, never that advice.
-    """
-    text = str(err).replace("\x1b[1m", "").replace("\x1b[0m", "")
-    found = re.search(r"GLOBAL ([A-Za-z_][\w.]*)", text)
-    if found:
-        return f"it refers to {found.group(1)}", True
-    unpickler = re.search(r"WeightsUnpickler error: ([^\n]*)", text)
-    if unpickler and unpickler.group(1).strip():
-        return unpickler.group(1).strip()[:200], False
-    if "Weights only load failed" in text:
-        return "its contents are not a pickle of tensors", False
-    return first_line(err), False
-
-
-def unwrap_state_dict(obj: object) -> dict[str, torch.Tensor]:
-    """The state dict inside a loaded checkpoint.
-
-    Accepts a plain state dict or the usual wrappers (``{"state_dict": ...}``,
-    ``{"model_state_dict": ...}``, ``{"model": ...}``) and strips a ``module.`` prefix left by
-    DataParallel. Raises ValueError for anything that is not a mapping of names to tensors.
-    """
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model_state_dict", "model"):
-            if key in obj and isinstance(obj[key], dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not obj:
-        raise ValueError("the file does not hold a state dict (a mapping of parameter names to tensors)")
-    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
-        raise ValueError("the file holds a mapping, but not one of parameter names to tensors")
-    if all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
-    return obj
-
-
 def check_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], arch: str) -> None:
-    """Raise :class:`StateDictMismatchError` unless ``state_dict`` has exactly the model's keys
-    and shapes."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    shapes = [
-        f"{k} {tuple(state_dict[k].shape)} vs expected {tuple(expected[k].shape)}"
-        for k in expected
-        if k in state_dict and tuple(state_dict[k].shape) != tuple(expected[k].shape)
-    ]
-    if missing or unexpected or shapes:
-        raise StateDictMismatchError(arch, missing, unexpected, shapes)
+    """Raise :class:`~mucomp.weights.StateDictMismatchError` unless ``state_dict`` has exactly the
+    model's keys and shapes (:func:`mucomp.weights.check_weights`)."""
+    check = check_weights(state_dict, layout_of(model.state_dict()))
+    if not check.fits:
+        raise check.mismatch(arch)
+
+
+@lru_cache(maxsize=16)
+def expected_weights(arch: str, num_classes: int) -> Layout:
+    """The state-dict layout ``{key: (shape, dtype)}`` of ``arch`` with ``num_classes`` classes
+    (built once per process)."""
+    return layout_of(build_model(arch, num_classes).state_dict())
 
 
 def model_from_state_dict(arch: str, num_classes: int, state_dict: dict[str, torch.Tensor]) -> nn.Module:

@@ -1,4 +1,4 @@
-"""Privacy audit: membership-inference attacks against the Retrained model, as SPEC.md defines them.
+"""Privacy audit: membership-inference attacks against the Retrained model, as docs/definitions.md defines them.
 
 Everything here reads logits (or values derived from them); nothing runs a model.
 
@@ -799,7 +799,7 @@ def scenario_mia_report(
         train_eval.select(members),
         test_eval.select(non_members),
         train_eval.select(scenario.forget_indices),
-        seed=scenario.seed,
+        seed=scenario.train_seed,
         holdout_share=holdout_share,
     )
 

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -28,49 +27,17 @@ from torch import nn
 from mucomp import settings
 from mucomp.data import DatasetSpec, Scenario, derive_seed
 from mucomp.locks import locked
-from mucomp.models import WeightsFileError, first_line, model_from_state_dict, read_weights, starting_model
-from mucomp.training import CancelFn, ProgressFn, TrainRecipe, train
+from mucomp.models import model_from_state_dict, starting_model
+from mucomp.progress import CancelFn, ProgressFn
+from mucomp.recipes import recipe_for, recipe_hash
+from mucomp.training import TrainRecipe, train
+from mucomp.weights import WeightsFileError, first_line, read_weights
 
 KINDS = ("original", "retrained")
-
-#: Local training recipes. Digits: about 4 s per model on 2 CPU cores, about 0.98 test accuracy.
-#: The others imitate the model card of the Hub files they stand in for (``source="train"``):
-#: CIFAR-10 (jaeunglee/resnet18-cifar10-unlearning card): 200 epochs, SGD lr 0.1 with Nesterov
-#: momentum 0.9, weight decay 5e-4, batch 128, cosine schedule, random crop (pad 4) + flip.
-#: Fashion-MNIST (Yurim0507/resnet18-fashionmnist-unlearning card): the same optimiser for 200
-#: epochs with RandomCrop(28, padding 4) + flip and the gradient norm clipped to 0.5.
-#: A model trained this way is comparable with, not identical to, the Hub file.
-RECIPES: dict[str, TrainRecipe] = {
-    "digits": TrainRecipe(epochs=20, lr=0.05, batch_size=64),
-    "fashion_mnist": TrainRecipe(epochs=200, lr=0.1, batch_size=128, augment=True, nesterov=True, clip_grad_norm=0.5),
-    "cifar10": TrainRecipe(epochs=200, lr=0.1, batch_size=128, augment=True, nesterov=True),
-}
-
-#: Recipes of the architectures that are not their data set's default (they replace
-#: :data:`RECIPES`' entry for scenarios of that architecture):
-#:
-#: - ``vit_digits``: AdamW (lr 5e-3, weight decay 0.05), batch 64, 30 epochs: 3 of linear warm-up,
-#:   then cosine to 0; from scratch, no augmentation (a 1-pixel shift costs 20 points on 8 x 8).
-#:   mucomp's own, tuned on digits: test accuracy 0.95-0.98, 17-25 s per model on 2 CPU cores
-#:   (``benchmarks/references_digits.py --arch vit_digits``). Without the warm-up the same budget
-#:   reaches 0.90-0.93; the weight decay is the usual ViT one (DeiT, Touvron et al., 2021: 0.05).
-#: - ``vit_b16_cifar``: the model card of Yurim0507/vit-base-16-cifar10-unlearning: starting
-#:   from torchvision's ImageNet weights (:data:`mucomp.models.PRETRAINED`), AdamW lr 5e-5,
-#:   weight decay 0.01, cosine schedule over 10 epochs, batch 16. The card is cut off at its
-#:   augmentation: random crop (pad 4) + flip is assumed, as on the same authors' ResNet cards.
-ARCH_RECIPES: dict[str, TrainRecipe] = {
-    "vit_digits": TrainRecipe(epochs=30, lr=5e-3, batch_size=64, weight_decay=0.05, optimizer="adamw", warmup_epochs=3),
-    "vit_b16_cifar": TrainRecipe(epochs=10, lr=5e-5, batch_size=16, weight_decay=0.01, augment=True, optimizer="adamw"),
-}
 
 #: Published reference checkpoints of the architectures that are not their data set's default:
 #: architecture -> Hub repo (the file names: :func:`hub_filename`).
 HUB_REPOS: dict[str, str] = {"vit_b16_cifar": "Yurim0507/vit-base-16-cifar10-unlearning"}
-
-
-def recipe_for(dataset: str, arch: str | None = None) -> TrainRecipe:
-    """The local training recipe of a reference (and of Retrain) of ``arch`` on ``dataset``."""
-    return ARCH_RECIPES.get(arch or "", RECIPES[dataset])
 
 
 def hub_repo(scenario: Scenario) -> str | None:
@@ -121,17 +88,6 @@ def default_source(dataset: str, forget_class: int | None = 0) -> str:
     return "train" if dataset == "digits" or forget_class is None else "hub"
 
 
-#: Recipe fields added after caches existed: they enter the cache hash only when set, so a
-#: recipe that does not use them keeps its cache folder (and its references their ids).
-_LATER_FIELDS = {"nesterov": False, "clip_grad_norm": None, "optimizer": "sgd", "warmup_epochs": 0}
-
-
-def _recipe_hash(arch: str, recipe: TrainRecipe) -> str:
-    fields = {k: v for k, v in recipe.as_dict().items() if not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
-    text = json.dumps({"arch": arch, "recipe": fields}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
 def cache_path(scenario: Scenario, kind: str, recipe: TrainRecipe | None = None) -> Path:
     """Where a locally trained reference of ``scenario`` is cached.
 
@@ -141,11 +97,11 @@ def cache_path(scenario: Scenario, kind: str, recipe: TrainRecipe | None = None)
     _check_kind(kind)
     spec = scenario.spec
     recipe = recipe or recipe_for(spec.name, scenario.arch)
-    folder = settings.references_dir() / spec.name / scenario.arch / _recipe_hash(scenario.arch, recipe)
+    folder = settings.references_dir() / spec.name / scenario.arch / recipe_hash(scenario.arch, recipe)
     forget = scenario.forget_set
     # A class set is the same for every data seed; a random set is drawn with it.
     drawn = f"-d{scenario.data_seed}" if forget.kind == "random" else ""
-    name = f"original-s{scenario.seed}" if kind == "original" else f"retrained-{forget.key}-s{scenario.seed}{drawn}"
+    name = f"original-s{scenario.train_seed}" if kind == "original" else f"retrained-{forget.key}-s{scenario.train_seed}{drawn}"
     return folder / f"{name}.safetensors"
 
 
@@ -214,7 +170,7 @@ def _train_or_load(
             except Exception:
                 # A damaged cache file is only a cache: train again and replace it.
                 path.unlink(missing_ok=True)
-        seed = derive_seed(scenario.seed, f"reference-{kind}")
+        seed = derive_seed(scenario.train_seed, f"reference-{kind}")
         model = starting_model(scenario.arch, spec.num_classes, seed)  # ImageNet weights for ViT-B/16
         data = scenario.data
         indices = scenario.retain_indices if kind == "retrained" else np.arange(len(data.train))
@@ -287,10 +243,10 @@ def download_checkpoint(repo_id: str, filename: str) -> Path:
 
 def load_checkpoint(path: Path, arch: str, num_classes: int) -> nn.Module:
     """Read a ``.pth`` / ``.pt`` (``torch.load(weights_only=True)``) or ``.safetensors`` file
-    (:func:`~mucomp.models.read_weights`) and load it into ``arch`` with ``strict=True``.
+    (:func:`~mucomp.weights.read_weights`) and load it into ``arch`` with ``strict=True``.
 
     Raises ValueError for an unreadable file and
-    :class:`~mucomp.models.StateDictMismatchError` (which names the differing keys and shapes)
+    :class:`~mucomp.weights.StateDictMismatchError` (which names the differing keys and shapes)
     for weights of another architecture.
     """
     path = Path(path)

@@ -1,6 +1,6 @@
 """The one typed schema of a stored result (``result.json``), with readers for every older version.
 
-A stored result is plain JSON (see :mod:`mucomp.runner` for what each block means). This module
+A stored result is plain JSON (see :mod:`mucomp.experiment.figures` for what each block means). This module
 says exactly what a readable one looks like, as pydantic v2 models, and is used when a result is
 saved, imported and read:
 
@@ -25,9 +25,11 @@ Versions:
 - **2**: ``metrics.PS`` is the published 51-point-grid privacy score and ``metrics.PS_exact``
   the exact one; ``attack.worst_case`` / ``attack.worst_case_exact`` the attacks behind each. See
   :func:`upgrade_v1`.
-- **3** (current): forget sets and separate seeds: ``config.forget`` (``class:3``,
-  ``random:10%``, ...), ``train_seed``, ``data_seed``, ``arch``, ``seed`` = the unlearning seed,
-  and the top-level replicate ``group``. See :func:`upgrade_v2`.
+- **3**: forget sets and separate seeds: ``config.forget`` (``class:3``, ``random:10%``, ...),
+  ``train_seed``, ``data_seed``, ``arch``, ``seed`` = the unlearning seed, and the top-level
+  replicate ``group``. See :func:`upgrade_v2`.
+- **4** (current): the unlearning seed is ``config.unlearn_seed`` (``seed`` named two things);
+  ``embedding.labels`` holds the embedded images' true classes. See :func:`upgrade_v3`.
 
 The checked dict is returned as stored (after any upgrade), not re-serialised by pydantic, so a
 save / load / export / import round trip is exact.
@@ -42,8 +44,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mucomp.names import ID_PATTERN, KINDS, SCHEMA_VERSION
 from mucomp.specs import DATASETS
-from mucomp.store.names import ID_PATTERN, KINDS, SCHEMA_VERSION
 
 #: Largest integer a stored result may hold (JSON readers beyond Python lose precision past 2**53).
 MAX_INT = 2**53
@@ -71,7 +73,7 @@ def _check_experiment_id(value: str) -> str:
     return value
 
 
-#: An experiment id (:data:`mucomp.store.names.ID_PATTERN`), for every schema that holds one.
+#: An experiment id (:data:`mucomp.names.ID_PATTERN`), for every schema that holds one.
 ExperimentId = Annotated[str, Field(strict=True), AfterValidator(_check_experiment_id)]
 
 
@@ -95,12 +97,12 @@ FORGET_PATTERN = r"^(class:\d{1,4}|classes:\d{1,4}(,\d{1,4})+|random:(\d{1,6}(\.
 
 class Config(_Open):
     """``config``: the scenario (dataset, forget set, training and data seeds, arch) and the run's
-    settings (the unlearning ``seed``, method, base, hyper-parameters)."""
+    settings (the ``unlearn_seed``, method, base, hyper-parameters)."""
 
     dataset: Literal[tuple(DATASETS)]  # type: ignore[valid-type]
     forget: Annotated[str, Field(strict=True, pattern=FORGET_PATTERN)]
     forget_class: Count | None = None
-    seed: Seed = 0
+    unlearn_seed: Seed = 0
     train_seed: Seed = 0
     data_seed: Seed = 0
     arch: ShortStr | None = None
@@ -228,11 +230,13 @@ class Embedding(_Open):
     x: list[Finite]
     y: list[Finite]
     pred: list[Count] | None = None
+    labels: list[Count] | None = None
     probs_t2: list[list[Fraction]] | None = None
 
     @model_validator(mode="after")
     def _same_lengths(self) -> Embedding:
-        _equal_lengths("embedding", indices=self.indices, x=self.x, y=self.y, pred=self.pred, probs_t2=self.probs_t2)
+        _equal_lengths("embedding", indices=self.indices, x=self.x, y=self.y, pred=self.pred, labels=self.labels,
+                       probs_t2=self.probs_t2)
         return self
 
 
@@ -263,7 +267,7 @@ class EvaluationInfo(_Open):
 class StoredResult(_Open):
     """A whole ``result.json`` of the current :data:`SCHEMA_VERSION`."""
 
-    schema_version: Literal[3]
+    schema_version: Literal[4]
     id: ExperimentId
     group: ShortStr | None = None
     kind: Literal[KINDS]  # type: ignore[valid-type]
@@ -279,7 +283,7 @@ class StoredResult(_Open):
     epochs: Annotated[list[EpochRecord], Field(max_length=1_000_000)] | None = None
     timings: dict[ShortStr, Seconds | None] | None = None
     evaluation: EvaluationInfo | None = None
-    #: :func:`mucomp.sharing.environment.environment` of the process that ran it (absent in older results).
+    #: :func:`mucomp.environment.environment` of the process that ran it (absent in older results).
     environment: dict[ShortStr, Any] | None = None
 
     @field_validator("created_at")
@@ -371,8 +375,20 @@ def upgrade_v2(result: dict) -> dict:
     return upgraded
 
 
+def upgrade_v3(result: dict) -> dict:
+    """A version-3 result as version 4: ``config.seed`` (the unlearning seed) becomes
+    ``config.unlearn_seed``; nothing else changes (the group id never depended on it)."""
+    upgraded = dict(result, schema_version=4)
+    config = result.get("config")
+    if isinstance(config, dict) and "seed" in config:
+        config = dict(config)
+        config.setdefault("unlearn_seed", config.pop("seed"))
+        upgraded["config"] = config
+    return upgraded
+
+
 #: ``version -> reader`` turning a result of that version into one of the next.
-UPGRADES = {1: upgrade_v1, 2: upgrade_v2}
+UPGRADES = {1: upgrade_v1, 2: upgrade_v2, 3: upgrade_v3}
 
 
 def upgrade(result: dict) -> dict:

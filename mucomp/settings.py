@@ -30,6 +30,17 @@ def references_dir() -> Path:
     return home() / "references"
 
 
+def env_int(name: str, default: int) -> int:
+    """A positive integer environment variable, ``default`` when unset or not a positive integer."""
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else default
+
+
+def torch_threads() -> int | None:
+    """``MUCOMP_TORCH_THREADS`` as a positive int, else None (torch's own default then)."""
+    return env_int("MUCOMP_TORCH_THREADS", 0) or None
+
+
 def default_device() -> torch.device:
     """The device torch work runs on: ``$MUCOMP_DEVICE`` if set, else cuda, mps, cpu."""
     import torch

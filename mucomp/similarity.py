@@ -41,7 +41,7 @@ column blocks of ``_CHUNK_BYTES`` (64 MB), so it adds at most that. ``vit_digits
 per block, 6.6 kB per layer and image.
 
 Threads: the matrix products run with at most :data:`BLAS_THREADS` numpy BLAS threads (1 by
-default; the cap is process-wide while a product runs, see :mod:`mucomp._threads`).
+default; the cap is process-wide while a product runs, see :mod:`mucomp.blas`).
 
 Nothing here runs a model: every function reads :class:`~mucomp.evaluation.Evaluation` objects.
 """
@@ -51,15 +51,18 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mucomp._threads import limited_blas
-from mucomp.evaluation import Evaluation
+from mucomp.blas import limited_blas
+
+if TYPE_CHECKING:
+    from mucomp.evaluation import Evaluation
 
 #: numpy BLAS threads while Gram matrices and feature products are computed; ``None`` leaves the
 #: process setting alone. 1 by default: on 2 shared cores a 2-thread OpenBLAS call waits for a
-#: worker with no free core and runs 8-15x slower (see :mod:`mucomp._threads`).
+#: worker with no free core and runs 8-15x slower (see :mod:`mucomp.blas`).
 BLAS_THREADS: int | None = 1
 
 #: The four CKA subsets, as keys of :attr:`mucomp.data.Scenario.cka_indices` (``<split>_<part>``).

@@ -24,19 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mucomp.data import Split
-
-ProgressFn = Callable[..., None]
-CancelFn = Callable[[], bool]
-
-
-class RunStopped(Exception):
-    """A run ended early. ``status`` is ``"diverged"`` or ``"cancelled"``; the message says why."""
-
-    def __init__(self, status: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
+from mucomp.progress import CancelFn, ProgressFn, RunStopped, stop_if_cancelled
 
 #: The optimisers a recipe or a method may name, each with its fixed settings (the learning rate
 #: comes from the run):
@@ -163,12 +151,6 @@ def iterate_batches(
         if augment:
             images = augment_batch(images, generator if generator is not None else make_generator(0))
         yield images.to(device), targets[pick].to(device)
-
-
-def stop_if_cancelled(cancelled: CancelFn | None, epoch: int) -> None:
-    """Raise :class:`RunStopped` (``"cancelled"``) if ``cancelled()`` says the user asked to stop."""
-    if cancelled is not None and cancelled():
-        raise RunStopped("cancelled", f"cancelled by the user during epoch {epoch}")
 
 
 def _batch_length(args: tuple, kwargs: dict) -> int:
@@ -326,7 +308,7 @@ class Stepper:
         return self._loss_sum / self._loss_count if self._loss_count else float("nan")
 
     def check_cancelled(self) -> None:
-        stop_if_cancelled(self.cancelled, self.epoch)
+        stop_if_cancelled(self.cancelled, f"during epoch {self.epoch}")
 
     def step(self, loss: torch.Tensor) -> float:
         """Back-propagate ``loss`` and take one optimiser step; returns the loss as a float."""

@@ -12,7 +12,7 @@ scenario's architecture with the uploaded weights loaded ``strict=True``, or rai
 - it is a pickle holding Python objects other than tensors (never executed, never loaded);
 - it holds no state dict (a mapping of parameter names to tensors);
 - the state dict belongs to another architecture: the message names the missing and unexpected
-  keys and the shape mismatches (:class:`~mucomp.models.StateDictMismatchError`);
+  keys and the shapes that differ (:class:`~mucomp.weights.StateDictMismatchError`);
 - weights of a non-floating type (integers, booleans, bytes, complex numbers), named by key: they
   would be cast silently (a complex weight would lose its imaginary part); float16, bfloat16 and
   float64 weights are accepted and converted to float32, and :class:`UploadCheck` says so;
@@ -31,13 +31,14 @@ from pathlib import PurePath
 import torch
 from torch import nn
 
-from mucomp.data import DatasetSpec
-from mucomp.models import (
-    StateDictMismatchError,
+from mucomp.models import build_model
+from mucomp.specs import DatasetSpec
+from mucomp.weights import (
+    WeightsCheck,
     WeightsFileError,
-    build_model,
-    check_state_dict,
+    check_weights,
     first_line,
+    layout_of,
     read_weights,
     unwrap_state_dict,
 )
@@ -72,9 +73,9 @@ def read_state_dict(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -
 
     ``.safetensors`` files are read with safetensors; anything else with
     ``torch.load(..., weights_only=True)`` (no code in the file is ever run;
-    :func:`~mucomp.models.read_weights`) after its zip entries were measured
+    :func:`~mucomp.weights.read_weights`) after its zip entries were measured
     (:func:`check_unpacked_size`). Wrappers such as ``{"state_dict": ...}`` and a DataParallel
-    ``module.`` prefix are removed (:func:`~mucomp.models.unwrap_state_dict`). Raises
+    ``module.`` prefix are removed (:func:`~mucomp.weights.unwrap_state_dict`). Raises
     :class:`UploadError`.
     """
     filename = _display_name(name)
@@ -145,13 +146,11 @@ def _unreadable(filename: str, err: WeightsFileError) -> str:
             f"truncated or another kind of file. {_SAVE_HINT}")
 
 
-def _check_dtypes(filename: str, state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> list[str]:
+def _value_notes(filename: str, state: dict[str, torch.Tensor], check: WeightsCheck, expected: dict) -> list[str]:
     """Refuse non-floating weights where the architecture has floats (and anything but its own
     integer type for integer buffers); returns the notes about converted float precisions."""
-    wrong = [k for k, t in state.items()
-             if (expected[k].is_floating_point() and not t.is_floating_point())
-             or (not expected[k].is_floating_point() and t.dtype != expected[k].dtype)]
-    if wrong:
+    if check.dtypes:
+        wrong = check.dtypes
         kinds = sorted({str(state[k].dtype).removeprefix("torch.") for k in wrong})
         shown = ", ".join(wrong[:8]) + (f" and {len(wrong) - 8} more" if len(wrong) > 8 else "")
         raise UploadError(
@@ -160,11 +159,12 @@ def _check_dtypes(filename: str, state: dict[str, torch.Tensor], expected: dict[
             "they would be changed silently, so the file was refused. Save the model's own state dict "
             "(floating-point weights, e.g. model.float().state_dict())."
         )
-    converted = sorted({str(t.dtype).removeprefix("torch.") for k, t in state.items()
-                        if t.is_floating_point() and t.dtype != expected[k].dtype})
-    if not converted:
+    if check.non_finite:
+        raise UploadError(f"{filename} holds NaN or infinite weights ({', '.join(check.non_finite[:5])}); it cannot "
+                          "be evaluated")
+    if not check.converted:
         return []
-    return [f"{filename} stores its weights as {', '.join(converted)}; they were converted to float32, the "
+    return [f"{filename} stores its weights as {', '.join(check.converted)}; they were converted to float32, the "
             "precision this app computes in (the figures may differ very slightly from the original model's)."]
 
 
@@ -182,18 +182,14 @@ def check_upload(name: str, data: bytes, spec: DatasetSpec, max_bytes: int = MAX
     arch = arch or spec.arch
     model = build_model(arch, spec.num_classes)
     expected = model.state_dict()
-    try:
-        check_state_dict(model, state, arch)
-    except StateDictMismatchError as err:
-        raise UploadError(f"{filename}: {err}") from err
-    notes = _check_dtypes(filename, state, expected)
+    check = check_weights(state, layout_of(expected))
+    if not check.fits:
+        raise UploadError(f"{filename}: {check.mismatch(arch)}")
+    notes = _value_notes(filename, state, check, expected)
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, ValueError) as err:
         raise UploadError(f"{filename}: the weights do not load into {arch} ({first_line(err)})") from err
-    bad = [k for k, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
-    if bad:
-        raise UploadError(f"{filename} holds NaN or infinite weights ({', '.join(bad[:5])}); it cannot be evaluated")
     return UploadCheck(model.eval(), notes)
 
 

@@ -3,9 +3,10 @@ progress, cancel them; or upload a model's weights to compare as a "Custom" expe
 
 import streamlit as st
 
-from mucomp.compare import experiment_label
+from mucomp.config import grid_size
 from mucomp.execution import EvaluateUpload, PrepareReferences, PullPublished, SubmissionError
 from mucomp.methods import COMMON_PARAMS, MethodInfo, Param, available_methods, plugin_errors
+from mucomp.results import experiment_label
 from mucomp.seeds import parse_seeds
 from mucomp.ui import forms, session, widgets
 from mucomp.ui.text import md
@@ -128,7 +129,7 @@ def run_section(s: session.Scenario, listing: list[dict], ready: bool) -> None:
         seeds = parse_seeds(seeds_text, limit=forms.MAX_GRID_RUNS)
     except ValueError as err:
         ok, problem = False, f"Unlearning seeds: {err}"
-    count = forms.run_count(grid) * len(seeds) if ok else 0
+    count = grid_size(grid) * len(seeds) if ok else 0
     configs = []
     if ok:
         try:
@@ -226,8 +227,8 @@ def upload_section(s: session.Scenario, ready: bool) -> None:
 
 
 def published_section(s, ready: bool) -> None:
-    """Pull an unlearned model someone published (mucomp.zoo) into the store, beside your runs."""
-    from mucomp import zoo
+    """Pull an unlearned model someone published (mucomp.sharing.zoo) into the store, beside your runs."""
+    from mucomp.sharing import zoo
 
     entries = [entry for entry in zoo.catalogue() if entry.dataset == s.dataset]
     with st.expander("Published unlearned models", expanded=False):

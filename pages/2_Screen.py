@@ -5,12 +5,10 @@ trade-off (Pareto) view across all experiments."""
 import pandas as pd
 import streamlit as st
 
-from mucomp.compare import (
-    COLUMN_HELP,
-    DEFINITIONS_POINTER,
-    METRIC_DIRECTIONS,
+from mucomp.catalogue import COLUMN_HELP, DEFINITIONS_POINTER, METRIC_DIRECTIONS, TYPE_LABELS
+from mucomp.groups import group_summaries, sweep_grid
+from mucomp.results import (
     PRIVACY_READING,
-    TYPE_LABELS,
     cost_summary,
     epoch_curves,
     experiment_label,
@@ -18,7 +16,6 @@ from mucomp.compare import (
     pareto_front,
     unreproduced_references,
 )
-from mucomp.groups import group_summaries, sweep_grid
 from mucomp.sharing import bundle_bytes, bundle_problem, hub
 from mucomp.store import RESULT_FILE, StoreError
 from mucomp.ui import figures, session, tables, variance, widgets
@@ -415,7 +412,7 @@ def replicates_section(s) -> None:
         st.markdown(f"**Members of {chosen['group']}** (pick them as Model A / B above):")
         members = [r for r in every_seed if r.get("group") == chosen["group"]]
         st.dataframe(pd.DataFrame([{"ID": r["id"], "Training seed": r["config"].get("train_seed"),
-                                    "Unlearning seed": r["config"].get("seed"),
+                                    "Unlearning seed": r["config"].get("unlearn_seed"),
                                     **{name: r["metrics"].get(key) for key, name in variance.GROUP_METRICS.items()}}
                                    for r in members]), hide_index=True, key="screen_group_members", width="stretch")
     members = {g["group"]: [r for r in every_seed if r.get("group") == g["group"]] for g in summaries}

@@ -4,17 +4,18 @@
 import numpy as np
 import streamlit as st
 
-from mucomp.audits.views import probe_frame, stored_audit
-from mucomp.compare import (
+from mucomp.embedding import FILTERS, probabilities
+from mucomp.results import (
     cka_frame_for,
     cka_layers,
     class_accuracy,
     experiment_label,
+    probe_frame,
     retain_gap_of,
+    stored_audit,
     stored_prediction_matrix,
     twin_embedding,
 )
-from mucomp.embedding import FILTERS, probabilities
 from mucomp.ui import figures, session, widgets
 
 session.setup("Contrast")

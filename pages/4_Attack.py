@@ -7,7 +7,8 @@ low-risk images, an instance panel), the per-example U-LiRA attack and the relea
 import numpy as np
 import streamlit as st
 
-from mucomp.compare import (
+from mucomp.privacy import METRIC_RANGES, METRICS
+from mucomp.results import (
     METRIC_LABELS,
     PRIVACY_READING,
     STRATEGY_LABELS,
@@ -16,7 +17,6 @@ from mucomp.compare import (
     experiment_label,
     instance_probabilities,
 )
-from mucomp.privacy import METRIC_RANGES, METRICS
 from mucomp.ui import audit_tabs, figures, grids, session, widgets
 from mucomp.ui.text import md
 

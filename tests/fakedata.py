@@ -11,11 +11,15 @@ from pathlib import Path
 import numpy as np
 
 
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write a uint8 array in the IDX format MNIST-style data sets use (big-endian header)."""
+def _idx_bytes(array: np.ndarray) -> bytes:
     dims = array.shape
     header = struct.pack(">HBB", 0, 0x08, len(dims)) + b"".join(struct.pack(">I", d) for d in dims)
-    path.write_bytes(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array in the IDX format MNIST-style data sets use (big-endian header)."""
+    path.write_bytes(_idx_bytes(array))
 
 
 def write_fake_fashion_mnist(root: Path, n_train: int = 60, n_test: int = 20, seed: int = 0) -> dict:
@@ -31,6 +35,32 @@ def write_fake_fashion_mnist(root: Path, n_train: int = 60, n_test: int = 20, se
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
         out[prefix] = (images, labels)
     return out
+
+
+@contextlib.contextmanager
+def fashion_files_table(arrays: dict):
+    """Let :mod:`mucomp.data.fashion` accept fake files (:func:`write_fake_fashion_mnist`) for the
+    duration: their shapes and sha256 replace the official ones in its table (in memory only);
+    every check still runs, against these files."""
+    from mucomp.data import clear_dataset_cache, fashion
+
+    table, digests = {}, {}
+    for prefix in ("train", "t10k"):
+        images, labels = arrays[prefix]
+        for kind, array in (("images", images), ("labels", labels)):
+            name = f"{prefix}-{kind}-idx{3 if kind == 'images' else 1}-ubyte"
+            table[name] = (fashion.FILES[name][0], tuple(array.shape))
+            digests[name] = hashlib.sha256(_idx_bytes(array)).hexdigest()
+    saved = dict(fashion.FILES), dict(fashion.OFFICIAL_SHA256)
+    fashion.FILES.update(table)
+    fashion.OFFICIAL_SHA256.update(digests)
+    clear_dataset_cache()
+    try:
+        yield
+    finally:
+        fashion.FILES.update(saved[0])
+        fashion.OFFICIAL_SHA256.update(saved[1])
+        clear_dataset_cache()
 
 
 def write_fake_cifar10(root: Path, n_train: int = 50, n_test: int = 20, seed: int = 0) -> dict:

@@ -176,7 +176,7 @@ def test_screen_marks_a_reference_whose_hub_file_did_not_reproduce_its_accuracy(
         store.save({"id": f"{kind}-x", "kind": kind, "config": {"dataset": "digits", "forget_class": 3, "seed": 0,
                     "method": kind, "base": None}, "metrics": {"UA": 0.0, "RA": 1.0, "TUA": 0.0, "TRA": 0.9}, **extra})
     # The light listing (what the Screen reads) keeps the check.
-    light = {r["id"]: r for r in store.light_results(dataset="digits", forget_class=3, seed=0)}
+    light = {r["id"]: r for r in store.light_results(dataset="digits", forget_class=3, train_seed=0)}
     assert light["original-x"]["reference_check"] == check and "reference_check" not in light["retrained-x"]
     at = new_app()
     at.session_state["mucomp_scenario"] = Scenario("digits", 3, 0)
@@ -253,7 +253,9 @@ def test_screen_lists_the_experiments_and_keeps_model_a_and_b(flow):
     assert "PS_exact (every value as threshold)" in figures_shown.index
     help_texts = {c.get("label"): c.get("help") for c in json.loads(at.dataframe[0].proto.columns).values()
                   if isinstance(c, dict)}
-    assert all(text.endswith("See README › Definitions and differences.") for text in help_texts.values() if text)
+    from mucomp.catalogue import DEFINITIONS_POINTER
+
+    assert all(text.endswith(DEFINITIONS_POINTER) for text in help_texts.values() if text)
     # Picking a model makes it the one Details show.
     at.selectbox(key="screen_model_a").set_value(flow.retrained["id"]).run()
     assert at.selectbox(key="screen_detail").value == flow.retrained["id"]

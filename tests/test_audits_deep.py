@@ -107,9 +107,8 @@ def tiny(tmp_path_factory):
     stored results (UMAP replaced by a projection, no probes) and one stored GA experiment."""
     import torch
 
-    import mucomp.audits
-    import mucomp.embedding
-    from mucomp import references
+    import mucomp.experiment.figures
+    from mucomp import recipes
     from mucomp.data import Scenario
     from mucomp.runner import ExperimentConfig, clear_scenario_cache, prepare_scenario, run_experiment
     from mucomp.store import ExperimentStore
@@ -118,14 +117,14 @@ def tiny(tmp_path_factory):
     home = tmp_path_factory.mktemp("audits-home")
     patch = pytest.MonkeyPatch()
     patch.setenv("MUCOMP_HOME", str(home))
-    patch.setitem(references.RECIPES, "digits", TrainRecipe(epochs=3, lr=0.1, batch_size=128))
-    patch.setattr(mucomp.embedding, "embed", lambda features, seed, init=None: np.asarray(features)[:, :2] * 1.0)
-    patch.setattr(mucomp.audits, "layer_probes", lambda evals, subsets, layers, seed=0: {})  # tested in test_audits
+    patch.setitem(recipes.RECIPES, "digits", TrainRecipe(epochs=3, lr=0.1, batch_size=128))
+    patch.setattr(mucomp.experiment.figures, "embed", lambda features, seed, init=None: np.asarray(features)[:, :2] * 1.0)
+    patch.setattr(mucomp.experiment.figures, "layer_probes", lambda evals, subsets, layers, seed=0: {})  # tested in test_audits
     threads = torch.get_num_threads()
     store = ExperimentStore()
     scenario = Scenario("digits", 3, 0)
     state = prepare_scenario(scenario, store)
-    experiment = run_experiment(ExperimentConfig.for_scenario(scenario, seed=0, method="ga", epochs=3), store,
+    experiment = run_experiment(ExperimentConfig.for_scenario(scenario, unlearn_seed=0, method="ga", epochs=3), store,
                                 references=state)
     yield SimpleNamespace(home=home, store=store, scenario=scenario, state=state, experiment=experiment)
     patch.undo()
@@ -136,22 +135,24 @@ def tiny(tmp_path_factory):
 def test_relearning_brings_the_class_back_at_once_for_the_original_not_for_the_retrained(tiny):
     state = tiny.state
     start = time.perf_counter()
-    block = rl.relearn_audit(state.original.model, state.retrained.model, 0.0, tiny.scenario, lr=0.05, batch_size=32,
-                             steps=6, every=2, original_eval=lambda idx: rl.forget_accuracy(
-                                 state.original.model, tiny.scenario.data.train, idx))
+    from mucomp.experiment.relearn import forget_accuracy, relearn_audit
+
+    block = relearn_audit(state.original.model, state.retrained.model, 0.0, tiny.scenario, lr=0.05, batch_size=32,
+                          steps=6, every=2, original_eval=lambda idx: forget_accuracy(
+                              state.original.model, tiny.scenario.data.train, idx))
     assert time.perf_counter() - start < 10
     assert block["curves"]["model"]["forget"]["steps"] == [0, 2, 4, 6]
     assert block["steps_to_target"]["model"] == 0  # the Original never forgot
     assert block["curves"]["retrained"]["forget"]["forget_accuracy"][0] < block["target"]
     assert block["relative"] == 0.0 and block["k"] == round(0.05 * tiny.scenario.forget_indices.size)
     # the model itself is untouched
-    assert rl.forget_accuracy(state.original.model, tiny.scenario.data.train,
-                              tiny.scenario.forget_indices) == pytest.approx(block["original_forget_accuracy"], abs=0.1)
+    assert forget_accuracy(state.original.model, tiny.scenario.data.train,
+                           tiny.scenario.forget_indices) == pytest.approx(block["original_forget_accuracy"], abs=0.1)
 
 
 def test_an_audit_job_stores_ulira_and_relearning_with_the_experiment_and_reuses_the_shadows(tiny):
-    from mucomp.audits.run import audit_requests
     from mucomp.execution import InlineExecutor, MakeShadowPair, RunAudit
+    from mucomp.execution.audits import audit_requests
 
     experiment_id = tiny.experiment.id
     before = tiny.store.load(experiment_id).result
@@ -180,8 +181,10 @@ def test_an_audit_job_stores_ulira_and_relearning_with_the_experiment_and_reuses
     assert row["metrics"]["ulira_acc"] == ulira["accuracy"] and after["updated_at"]
     # A second experiment of the same config reuses every shadow pair.
     start = time.perf_counter()
-    again = ul.run_ulira(ul.ShadowSpec(ul.shadow_config(requests[0].spec.config, 0), "method"),
-                         np.asarray(ulira["phi"]), shadows=1, held_out=1)
+    from mucomp.experiment.shadows import ShadowSpec, run_ulira, shadow_config
+
+    again = run_ulira(ShadowSpec(shadow_config(requests[0].spec.config, 0), "method"),
+                      np.asarray(ulira["phi"]), shadows=1, held_out=1)
     assert again["cached_pairs"] == 2 and again["accuracy"] == ulira["accuracy"] and time.perf_counter() - start < 5
 
 
@@ -204,7 +207,7 @@ def test_update_audits_merges_and_refuses_a_deleted_experiment(tiny, tmp_path):
 
 
 def test_ulira_refuses_models_it_cannot_remake():
-    from mucomp.audits.run import AuditError, shadow_spec
+    from mucomp.experiment.audits import AuditError, shadow_spec
 
     custom = {"kind": "custom", "config": {"dataset": "digits", "forget_class": 3, "method": "custom"}}
     with pytest.raises(AuditError, match="no method to re-run"):

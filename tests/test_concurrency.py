@@ -88,8 +88,10 @@ STORE_SCRIPT = r"""
 import json, sys, time
 from pathlib import Path
 import torch
-from mucomp import runner
+from mucomp.config import reference_experiment_id
 from mucomp.data import Scenario
+from mucomp.experiment import state as states
+from mucomp.metrics import AVG_GAP_KEYS
 from mucomp.store import ExperimentStore
 
 root, me, other = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -98,18 +100,18 @@ computed = []
 def slow_figures(evals, state, model_id=None):
     computed.append(model_id)
     time.sleep(1.0)  # long enough for the other process to reach the same step
-    return {"metrics": {key: 0.25 for key in runner.AVG_GAP_KEYS}}
+    return {"metrics": {key: 0.25 for key in AVG_GAP_KEYS}}
 
-runner.model_figures = slow_figures
+states.model_figures = slow_figures
 scenario = Scenario("digits", 3, 0)
-ref_id = runner.reference_experiment_id(scenario, "retrained", "test/checkpoint")
-ref = runner.ReferenceState("retrained", torch.nn.Linear(2, 2), "test/checkpoint", {}, ref_id)
+ref_id = reference_experiment_id(scenario, "retrained", "test/checkpoint")
+ref = states.ReferenceState("retrained", torch.nn.Linear(2, 2), "test/checkpoint", {}, ref_id)
 store = ExperimentStore(root / "experiments")
 (root / f"ready-{me}").touch()
 deadline = time.monotonic() + 60
 while not (root / f"ready-{other}").exists() and time.monotonic() < deadline:
     time.sleep(0.01)
-metrics = runner._store_reference(scenario, ref, None, store, None)
+metrics = states._store_reference(scenario, ref, None, store, None)
 print(json.dumps({"computed": len(computed), "metrics": metrics, "id": ref_id}))
 """
 

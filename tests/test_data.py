@@ -13,7 +13,7 @@ from mucomp.data import (
     load_dataset,
     seeded_rng,
 )
-from tests.fakedata import cifar_md5_table, write_fake_cifar10, write_fake_fashion_mnist
+from tests.fakedata import cifar_md5_table, fashion_files_table, write_fake_cifar10, write_fake_fashion_mnist
 
 
 def test_digits_split_is_fixed_stratified_and_uint8():
@@ -112,9 +112,10 @@ def test_balanced_subset_small_classes_and_remainder():
     assert balanced_subset(labels, [], 5, seeded_rng(0, "t")).size == 0
 
 
-def test_fake_fashion_mnist_loads_through_torchvision(tmp_path):
+def test_fashion_mnist_files_in_torchvisions_layout_load(tmp_path):
     arrays = write_fake_fashion_mnist(tmp_path)
-    data = load_dataset("fashion_mnist", root=tmp_path, download=False)
+    with fashion_files_table(arrays):
+        data = load_dataset("fashion_mnist", root=tmp_path, download=False)
     assert data.train.images.shape == (60, 1, 28, 28)
     assert np.array_equal(data.train.images[:, 0].numpy(), arrays["train"][0])
     assert np.array_equal(data.test.labels_np, arrays["t10k"][1].astype(np.int64))

@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,17 +18,15 @@ from mucomp import embedding as emb
 from mucomp.embedding import (
     FILTERS,
     STATUSES,
-    EmbeddingCache,
     embed,
-    embedding_points,
     exact_knn,
     filter_mask,
     layout_spread,
     mean_displacement,
     point_status,
+    points_frame,
     probabilities,
     procrustes_align,
-    twin_embeddings,
 )
 from mucomp.evaluation import Evaluation
 
@@ -121,7 +117,8 @@ def test_layout_keeps_the_clusters_apart(small_layout):
 
 def test_aligned_twin_of_a_model_with_itself_lies_on_top(small_layout):
     features = small_features()
-    layout_a, layout_b = twin_embeddings(features, features, SMALL_SEED)  # two separate fits
+    layout_a, layout_b = embed(features, SMALL_SEED), embed(features, SMALL_SEED)  # two separate fits
+    layout_b, _ = procrustes_align(layout_b, layout_a, scale="spread")
     np.testing.assert_array_equal(layout_a, small_layout)
     assert mean_displacement(layout_a, layout_b) < 1e-6 * layout_spread(layout_a)
 
@@ -212,51 +209,6 @@ def test_procrustes_fits_on_shared_points_and_moves_all():
 # --- cache -------------------------------------------------------------------------------------
 
 
-def test_cache_is_an_lru_keyed_by_model_subset_and_seed():
-    calls = []
-    cache = EmbeddingCache(maxsize=2, compute=lambda x, seed: calls.append(seed) or stub_layout(x, seed))
-    x = small_features()
-    first = cache.get("exp-1", "embedding", 0, x)
-    assert cache.get("exp-1", "embedding", 0, x) is first and len(calls) == 1
-    assert not first.flags.writeable
-    cache.get("exp-1", "embedding", 1, x)  # another seed: another entry
-    cache.get("exp-2", "embedding", 0, x)  # evicts the least recently used (exp-1, seed 0)
-    assert cache.keys() == [("exp-1", "embedding", 1), ("exp-2", "embedding", 0)]
-    cache.get("exp-1", "embedding", 0, x)
-    assert len(calls) == 4 and (cache.hits, cache.misses) == (1, 4)
-    # same key, different features: recomputed, never stale
-    changed = cache.get("exp-1", "embedding", 0, x * 2)
-    np.testing.assert_allclose(changed, stub_layout(x * 2, 0))
-    with pytest.raises(ValueError, match="model_id"):
-        cache.get("", "embedding", 0, x)
-
-
-def test_cache_computes_a_key_once_under_concurrency():
-    calls = []
-
-    def slow(x, seed):
-        calls.append(seed)
-        time.sleep(0.2)
-        return stub_layout(x, seed)
-
-    cache = EmbeddingCache(compute=slow)
-    x = small_features()
-    results = [None] * 4
-
-    def worker(i):
-        results[i] = cache.get("exp", "embedding", 3, x)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(calls) == 1 and all(r is results[0] for r in results)
-
-
-# --- per-point table ---------------------------------------------------------------------------
-
-
 def test_point_status_definitions():
     true = np.array([3, 3, 1, 1, 2])
     pred = np.array([3, 5, 1, 3, 0])
@@ -271,18 +223,17 @@ def make_eval(indices, labels, logits, features) -> Evaluation:
                       np.asarray(features, np.float32))
 
 
-def test_embedding_points_table_and_filters():
+def test_points_frame_table_and_filters():
     rng = np.random.default_rng(3)
     n, classes = 40, 4
-    dataset_indices = np.arange(500, 500 + n)
-    labels = np.arange(n) % classes
-    logits_a = np.eye(classes)[labels] * 5 + rng.standard_normal((n, classes))
-    logits_b = rng.standard_normal((n, classes)) * 3
-    eval_a = make_eval(dataset_indices, labels, logits_a, rng.standard_normal((n, 6)))
-    eval_b = make_eval(dataset_indices, labels, logits_b, rng.standard_normal((n, 6)))
-    wanted = dataset_indices[::-1][:30]  # any order, a subset
-    cache = EmbeddingCache(compute=stub_layout)
-    points = embedding_points(eval_a, eval_b, wanted, forget_class=1, seed=0, model_ids=("A", "B"), cache=cache)
+    wanted = np.arange(500, 500 + n)[::-1][:30]  # any order, a subset
+    labels = np.arange(30) % classes
+    logits_a = np.eye(classes)[labels] * 5 + rng.standard_normal((30, classes))
+    logits_b = rng.standard_normal((30, classes)) * 3
+    layout_a, layout_b = stub_layout(rng.standard_normal((30, 6)), 0), stub_layout(rng.standard_normal((30, 6)), 0)
+    soft = lambda z: np.exp(z / 2) / np.exp(z / 2).sum(1, keepdims=True)  # noqa: E731
+    points = points_frame(wanted, labels, 1, layout_a, layout_b, logits_a.argmax(1), logits_b.argmax(1),
+                          soft(logits_a), soft(logits_b))
 
     assert list(points.columns[:13]) == [
         "index", "true_class", "pred_a", "pred_b", "is_forget", "x_a", "y_a", "x_b", "y_b",
@@ -290,21 +241,14 @@ def test_embedding_points_table_and_filters():
     ]
     assert list(points.columns[13:]) == [f"prob_a_{k}" for k in range(classes)] + [f"prob_b_{k}" for k in range(classes)]
     np.testing.assert_array_equal(points["index"], wanted)
-    rows = wanted - 500
-    np.testing.assert_array_equal(points["true_class"], labels[rows])
-    np.testing.assert_array_equal(points["pred_a"], logits_a[rows].argmax(1))
-    np.testing.assert_array_equal(points["is_forget"], labels[rows] == 1)
-    prob_b = probabilities(points, "b")
-    expected = np.exp(logits_b[rows] / 2) / np.exp(logits_b[rows] / 2).sum(1, keepdims=True)
-    np.testing.assert_allclose(prob_b, expected, rtol=1e-5)
+    np.testing.assert_array_equal(points["true_class"], labels)
+    np.testing.assert_array_equal(points["pred_a"], logits_a.argmax(1))
+    np.testing.assert_array_equal(points["is_forget"], labels == 1)
+    np.testing.assert_allclose(probabilities(points, "b"), soft(logits_b), rtol=1e-5)
     np.testing.assert_allclose(probabilities(points, "a").sum(1), 1.0)
-    np.testing.assert_allclose(points["conf_b"], expected.max(1), rtol=1e-5)
-    # layouts: A as computed, B aligned onto A
-    layout_a = stub_layout(eval_a.features[rows], 0)
+    np.testing.assert_allclose(points["conf_b"], soft(logits_b).max(1), rtol=1e-5)
     np.testing.assert_allclose(points[["x_a", "y_a"]].to_numpy(), layout_a)
-    aligned, _ = procrustes_align(stub_layout(eval_b.features[rows], 0), layout_a, scale="spread")
-    np.testing.assert_allclose(points[["x_b", "y_b"]].to_numpy(), aligned)
-    assert set(cache.keys()) == {("A", "embedding", 0), ("B", "embedding", 0)}
+    np.testing.assert_allclose(points[["x_b", "y_b"]].to_numpy(), layout_b)
 
     for model in ("a", "b"):
         status = points[f"status_{model}"].to_numpy()
@@ -318,30 +262,3 @@ def test_embedding_points_table_and_filters():
     assert set(FILTERS) == {"all", "target", "correctly_forgotten", "not_forgotten", "overly_forgotten"}
     with pytest.raises(ValueError, match="unknown filter"):
         filter_mask(points, "forgotten")
-    with pytest.raises(ValueError, match="repeat"):
-        embedding_points(eval_a, eval_b, np.array([500, 500] + list(range(501, 520))), 1, 0, cache=cache)
-    with pytest.raises(KeyError):
-        embedding_points(eval_a, eval_b, np.arange(10), 1, 0, cache=cache)
-    with pytest.raises(ValueError, match="forget_class"):
-        embedding_points(eval_a, eval_b, wanted, 7, 0, cache=cache)
-
-
-def test_digits_twin_embedding_of_the_references(warm, digits_scenario, digits_reference_evals):
-    """Real UMAP on the digits embedding subset: Original as A, Retrained as B."""
-    idx = digits_scenario.embedding_indices
-    cache = EmbeddingCache()
-    points = embedding_points(
-        digits_reference_evals["original"]["train"], digits_reference_evals["retrained"]["train"],
-        idx, digits_scenario.forget_class, digits_scenario.seed, model_ids=("original", "retrained"), cache=cache,
-    )
-    assert len(points) == idx.size and np.isfinite(points[["x_a", "y_a", "x_b", "y_b"]].to_numpy()).all()
-    forget = points["is_forget"].to_numpy()
-    assert forget.sum() == (digits_scenario.data.train.labels_np[idx] == 3).sum()
-    # the Retrained model never saw class 3: it forgets (almost) all of it; the Original does not
-    assert (points.loc[forget, "status_b"] == "correctly_forgotten").mean() > 0.95
-    assert (points.loc[forget, "status_a"] == "not_forgotten").mean() > 0.9
-    again = embedding_points(
-        digits_reference_evals["original"]["train"], digits_reference_evals["retrained"]["train"],
-        idx, 3, 0, model_ids=("original", "retrained"), cache=cache,
-    )
-    assert cache.hits == 2 and again.equals(points)

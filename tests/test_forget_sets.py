@@ -169,8 +169,8 @@ def test_version_2_results_keep_their_seed_as_every_seed():
            "metrics": {"UA": 0.1, "RA": 0.9, "TRA": 0.9}}
     upgraded = check_result(old)
     config = upgraded["config"]
-    assert upgraded["schema_version"] == 3 and config["forget"] == "class:3"
-    assert (config["seed"], config["train_seed"], config["data_seed"]) == (5, 5, 5)
+    assert upgraded["schema_version"] == 4 and config["forget"] == "class:3"
+    assert (config["unlearn_seed"], config["train_seed"], config["data_seed"]) == (5, 5, 5)
     assert config["arch"] == "digits_cnn" and upgraded["group"] == group_id(config)
     assert Scenario.from_config(config) == Scenario("digits", 3, 5, data_seed=5)
     with pytest.raises(ValueError, match="contradicts"):
@@ -193,7 +193,7 @@ def test_cli_replicates_form_one_group_and_summary_gives_their_t_interval(digits
     code, out, err = _cli(capsys, "run", "--forget-class", "3", "--method", "ga", "--seeds", "0-4", "--json", "--quiet")
     assert code == 0, err
     results = json.loads(out)
-    assert len(results) == 5 and sorted(r["config"]["seed"] for r in results) == [0, 1, 2, 3, 4]
+    assert len(results) == 5 and sorted(r["config"]["unlearn_seed"] for r in results) == [0, 1, 2, 3, 4]
     assert {r["config"]["train_seed"] for r in results} == {0} and len({r["group"] for r in results}) == 1
     assert len({r["attack"]["entropy"][0] for r in results}) == 5  # each seed runs differently
     group = results[0]["group"]

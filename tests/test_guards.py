@@ -27,8 +27,8 @@ def test_largest_seed_works():
 
     assert MAX_SEED == 2**32
     scenario = Scenario("digits", 3, 2**32 - 1)
-    assert scenario.seed == 2**32 - 1 and type(scenario.seed) is int
-    assert Scenario("digits", 3, np.uint64(2**32 - 1)).seed == 2**32 - 1
+    assert scenario.train_seed == 2**32 - 1 and type(scenario.train_seed) is int
+    assert Scenario("digits", 3, np.uint64(2**32 - 1)).train_seed == 2**32 - 1
     assert validate_seed(0) == 0
     with pytest.raises(ValueError, match="seed must be in"):
         ExperimentConfig("digits", 3, 2**32)  # an experiment config validates through Scenario
@@ -67,12 +67,12 @@ def test_expand_grid_limit():
     assert time.perf_counter() - start < 0.1
     assert isinstance(info.value, ValueError)
     assert str(info.value) == (
-        "this grid makes 257 runs, more than the limit of 256; narrow the grid or raise the limit "
+        "this grid makes 257 runs; at most 256 can be submitted at once: narrow the grid or use fewer seeds, or raise the limit "
         "(--max-runs N on the command line)"
     )
     assert len(expand_grid(config, _grid(257), max_runs=None)) == 257
     assert len(expand_grid(config, _grid(3, 4), max_runs=12)) == 12
-    with pytest.raises(TooManyRunsError, match="makes 12 runs, more than the limit of 11"):
+    with pytest.raises(TooManyRunsError, match="makes 12 runs; at most 11 can be submitted"):
         expand_grid(config, _grid(3, 4), max_runs=11)
 
 

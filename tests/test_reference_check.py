@@ -9,12 +9,12 @@ import torch
 
 from mucomp import reference_check
 from mucomp.cli import main as cli_main
-from mucomp.data import Scenario, clear_dataset_cache
+from mucomp.data import Scenario
 from mucomp.evaluation import Evaluation
 from mucomp.models import seeded_model
 from mucomp.runner import clear_scenario_cache, prepare_scenario
 from mucomp.store import ExperimentStore
-from tests.fakedata import write_fake_fashion_mnist
+from tests.fakedata import fashion_files_table, write_fake_fashion_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
 ORIGINAL, RETRAINED = "resnet18_fashionmnist_original.pth", "resnet18_fashionmnist_forget4.pth"
@@ -34,7 +34,7 @@ def published_files(tmp_path, monkeypatch):
     that always says class 0 (test accuracy 0.1) and a Retrained without class 4 that always says
     class 1 (5 of the 45 retained test images right)."""
     home = tmp_path / "home"
-    write_fake_fashion_mnist(home / "data", n_train=100, n_test=50)
+    arrays = write_fake_fashion_mnist(home / "data", n_train=100, n_test=50)
     files = tmp_path / "hub"
     files.mkdir()
     torch.save(constant_model(0), files / ORIGINAL)
@@ -42,10 +42,10 @@ def published_files(tmp_path, monkeypatch):
     monkeypatch.setenv("MUCOMP_HOME", str(home))
     monkeypatch.setenv("MUCOMP_REFERENCE_DIR", str(files))
     monkeypatch.setenv("MUCOMP_DEVICE", "cpu")
-    clear_dataset_cache()
+    monkeypatch.delenv("MUCOMP_DATA_DIR", raising=False)
     clear_scenario_cache()
-    yield home
-    clear_dataset_cache()
+    with fashion_files_table(arrays):
+        yield home
     clear_scenario_cache()
 
 

@@ -189,7 +189,8 @@ def test_load_checkpoint_reads_safetensors_and_names_an_unreadable_file(tmp_path
 
 
 def test_local_recipes_follow_the_cards_they_imitate():
-    from mucomp.references import RECIPES, _recipe_hash
+    from mucomp.recipes import RECIPES
+    from mucomp.recipes import recipe_hash as _recipe_hash
 
     cifar, fashion = RECIPES["cifar10"], RECIPES["fashion_mnist"]
     assert (cifar.epochs, cifar.lr, cifar.batch_size, cifar.nesterov, cifar.augment) == (200, 0.1, 128, True, True)

@@ -61,10 +61,10 @@ def test_a_result_records_the_precision_its_evaluation_ran_in(store, ga_experime
     assert all(e.result["evaluation"]["precision"] == "fp32" for e in store.list())
     from collections import OrderedDict
 
-    from mucomp import runner
+    from mucomp.experiment import state as states
 
     fp32_state = prepare_scenario(digits_scenario, store)
-    monkeypatch.setattr(runner, "_STATES", OrderedDict(runner._STATES))  # the module's cache is left as it was
+    monkeypatch.setattr(states, "_STATES", OrderedDict(states._STATES))  # the module's cache is left as it was
     monkeypatch.setenv("MUCOMP_PRECISION", "bf16")
     bf16_state = prepare_scenario(digits_scenario, store)
     ran = "bf16" if cpu_bf16_supported() else "fp32"
@@ -101,23 +101,23 @@ def test_stored_references_are_read_back_and_prepared_states_are_bounded(
     import shutil
     from collections import OrderedDict
 
-    from mucomp import runner
+    from mucomp.experiment import state as states
 
     first = prepare_scenario(digits_scenario, store)
     other = ExperimentStore(tmp_path / "other-store")
     for ref in (first.original, first.retrained):  # references stored by an earlier process
         shutil.copytree(store.root / ref.experiment_id, other.root / ref.experiment_id)
-    monkeypatch.setattr(runner, "_STATES", OrderedDict(runner._STATES))  # the module's cache is left as it was
-    monkeypatch.setattr(runner, "MAX_SCENARIO_STATES", 1)
+    monkeypatch.setattr(states, "_STATES", OrderedDict(states._STATES))  # the module's cache is left as it was
+    monkeypatch.setattr(states, "MAX_SCENARIO_STATES", 1)
 
     def no_figures(*args, **kwargs):
         raise AssertionError("the figures of a stored reference were recomputed")
 
-    monkeypatch.setattr(runner, "model_figures", no_figures)
+    monkeypatch.setattr(states, "model_figures", no_figures)
     state = prepare_scenario(digits_scenario, other)
     assert state is not first
     assert state.retrained_metrics == store.load(first.retrained.experiment_id).metrics
-    assert list(runner._STATES.values()) == [state]  # the least recently used state was dropped
+    assert list(states._STATES.values()) == [state]  # the least recently used state was dropped
     assert prepare_scenario(digits_scenario, other) is state
 
 
@@ -155,7 +155,7 @@ def test_diverged_run_is_reported_and_not_stored(store, digits_references):
 def test_base_can_be_an_earlier_experiment_of_the_same_scenario(store, ga_experiment):
     second = run_experiment(ExperimentConfig("digits", 3, 0, "ft", epochs=1, base=ga_experiment.id), store)
     assert second.config["base"] == ga_experiment.id
-    with pytest.raises(ValueError, match="not to this scenario"):
+    with pytest.raises(ValueError, match="not to this run's"):
         run_experiment(ExperimentConfig("digits", 4, 0, "ft", epochs=1, base=ga_experiment.id), store)
 
 
@@ -290,7 +290,7 @@ def test_cli_run_list_show_restart(tmp_path, digits_references, monkeypatch, cap
     capsys.readouterr()
     assert cli_main(["list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)  # refused before any reference work
-    assert {(row["forget_class"], row["seed"]) for row in rows} == {(3, 0)}
+    assert {(row["forget_class"], row["train_seed"]) for row in rows} == {(3, 0)}
     archive = tmp_path / "picked.zip"
     assert refused("export", result["id"], "-o", str(archive))[0] == 0 and archive.is_file()
     code, err = refused("import", str(archive))  # the id is stored already: refused, with the way out
@@ -308,7 +308,7 @@ def test_cli_run_list_show_restart(tmp_path, digits_references, monkeypatch, cap
 
 
 def test_execute_runs_a_request_and_never_changes_the_cached_references(store, digits_references, digits_scenario):
-    from mucomp.execution import execute
+    from mucomp.execution.execute import execute
     from mucomp.runner import prepare_scenario
 
     state = prepare_scenario(digits_scenario, store)

@@ -18,11 +18,12 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from mucomp.cli import main as cli_main
+from mucomp.data import Scenario, data_sha256
+from mucomp.environment import EXACT_KEYS, environment
 from mucomp.runner import ExperimentConfig, run_experiment
 from mucomp.sharing import read_bundle, write_bundle
 from mucomp.sharing.bundle import bundle_members, bundle_problem
 from mucomp.sharing.card import CARD_METRICS, dataset_card
-from mucomp.sharing.environment import EXACT_KEYS, data_sha256, environment
 from mucomp.sharing.reproduce import metric_rows
 from mucomp.store import ExperimentStore, StoreError, weights_sha256
 from tests.hub_standin import HubStandIn, StoredFile, _commit
@@ -90,8 +91,8 @@ def test_the_bundle_manifest_records_what_a_rerun_needs(experiment, store, bundl
     entry = block["experiments"][experiment.id]
     config = experiment.config
     assert entry["config"] == config and entry["metrics"] == experiment.metrics
-    assert entry["seeds"] == {"seed": 0, "train_seed": 0, "data_seed": 0}
-    scenario = ExperimentConfig.from_dict(config).scenario
+    assert entry["seeds"] == {"unlearn_seed": 0, "train_seed": 0, "data_seed": 0}
+    scenario = Scenario.from_config(config)
     # The data hash: sha256 of the split arrays as mucomp loads them (recomputed here from its definition).
     data = scenario.data
     digest = hashlib.sha256(b"mucomp-data-v1:digits")
@@ -166,11 +167,11 @@ def test_a_hub_reference_is_named_by_repo_and_file(experiment, tmp_path):
     other = ExperimentStore(tmp_path / "hub-refs")
     weights = experiment.state_dict()
     checkpoint = "someone/resnet18-digits/digits_full.pth"
-    config = {**ExperimentConfig.from_dict(experiment.config).scenario.config_fields(), "seed": 0,
+    config = {**Scenario.from_config(experiment.config).config_fields(), "unlearn_seed": 0,
               "method": "original", "base": None, "checkpoint": checkpoint}
     other.save({"id": "original-digits-c3-s0-abcdef", "kind": "original", "config": config,
                 "metrics": {"UA": 1.0, "RA": 1.0, "TRA": 1.0}}, weights)
-    [identity] = _reference_identities(other, ExperimentConfig.from_dict(experiment.config).scenario).values()
+    [identity] = _reference_identities(other, Scenario.from_config(experiment.config)).values()
     assert identity == {"kind": "original", "experiment_id": "original-digits-c3-s0-abcdef", "checkpoint": checkpoint,
                         "weights_sha256": weights_sha256(weights), "source": "hub",
                         "hub_repo": "someone/resnet18-digits", "hub_file": "digits_full.pth"}

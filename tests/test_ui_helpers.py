@@ -4,10 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mucomp.config import grid_size as run_count
 from mucomp.data import Scenario
 from mucomp.methods import COMMON_PARAMS, available_methods
 from mucomp.ui import grids, tables
-from mucomp.ui.forms import MAX_GRID_RUNS, GridError, clean_label, grid_configs, parse_values, run_count
+from mucomp.ui.forms import MAX_GRID_RUNS, GridError, clean_label, grid_configs, parse_values
 
 EPOCHS, LR, BATCH = COMMON_PARAMS
 
@@ -38,7 +39,7 @@ def test_grid_expands_to_validated_configs():
     assert [(c.epochs, c.lr) for c in configs] == [(2, 0.01), (2, 0.05), (3, 0.01), (3, 0.05)]
     assert all(c.params == {"clip_grad_norm": 0.025} and c.forget_class == 3 for c in configs)
     replicated = grid_configs(info, Scenario("digits", 3, 1), "original", grid, seeds=[0, 1, 2])
-    assert len(replicated) == 12 and [c.seed for c in replicated[:3]] == [0, 1, 2]
+    assert len(replicated) == 12 and [c.unlearn_seed for c in replicated[:3]] == [0, 1, 2]
     assert {c.train_seed for c in replicated} == {1} and len({(c.epochs, c.lr) for c in replicated}) == 4
 
 
@@ -124,7 +125,7 @@ def test_every_shown_column_has_a_width_that_fits_a_1440_px_window():
 
 
 def test_details_show_the_config_and_the_figures_as_key_value_tables():
-    config = {"dataset": "digits", "forget_class": 3, "seed": 0, "method": "ga", "base": "original", "epochs": 12,
+    config = {"dataset": "digits", "forget_class": 3, "unlearn_seed": 0, "method": "ga", "base": "original", "epochs": 12,
               "lr": 0.05, "batch_size": 32, "params": {"clip_grad_norm": 0.025}, "checkpoint": None}
     table = tables.config_table(config, [f"c{k}" for k in range(10)])
     assert table.columns.tolist() == ["Setting", "Value"]

@@ -95,7 +95,7 @@ def test_a_wrong_architecture_names_missing_and_unexpected_keys():
 
 def test_a_wrong_number_of_classes_names_the_shapes(digits_state):
     state = build_model("digits_cnn", 7).state_dict()
-    with pytest.raises(UploadError, match="shape mismatches: fc.weight"):
+    with pytest.raises(UploadError, match="shapes differ: fc.weight"):
         load_uploaded_model("seven.pth", torch_bytes(state), DIGITS)
 
 

@@ -251,7 +251,7 @@ def test_vit_digits_weights_pass_the_import_and_upload_checks_of_their_own_archi
     from safetensors.torch import save
 
     from mucomp.store import StoreError, weights_problem
-    from mucomp.store.archive import check_weights
+    from mucomp.store.archive import check_model_files
     from mucomp.uploads import UploadError, check_upload
 
     vit = seeded_model("vit_digits", 10, 0).state_dict()
@@ -261,9 +261,9 @@ def test_vit_digits_weights_pass_the_import_and_upload_checks_of_their_own_archi
     assert "digits (vit_digits) architecture" in weights_problem("digits", cnn, "vit_digits")
     assert "not an architecture of digits" in weights_problem("digits", cnn, "resnet18")
     result = {"config": {"dataset": "digits", "arch": "vit_digits"}, "kind": "unlearned"}
-    check_weights([("abcdef12", result, save({k: v.contiguous() for k, v in vit.items()}))])
+    check_model_files([("abcdef12", result, save({k: v.contiguous() for k, v in vit.items()}))])
     with pytest.raises(StoreError, match="do not fit"):
-        check_weights([("abcdef12", result, save({k: v.contiguous() for k, v in cnn.items()}))])
+        check_model_files([("abcdef12", result, save({k: v.contiguous() for k, v in cnn.items()}))])
     buffer = io.BytesIO()
     torch.save(vit, buffer)
     spec = Scenario("digits", 3, 0, arch="vit_digits").spec

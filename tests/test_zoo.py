@@ -1,4 +1,4 @@
-"""Published unlearned models (mucomp zoo): pulled offline from a local folder in the Hub's file
+"""Published unlearned models (mucomp.sharing.zoo): pulled offline from a local folder in the Hub's file
 format, stored as Published experiments, listed on Screen, checked against the cards."""
 
 import json
@@ -6,12 +6,12 @@ import json
 import pytest
 import torch
 
-from mucomp import zoo
 from mucomp.cli import main as cli_main
 from mucomp.compare import experiment_table, reference_check_warnings
 from mucomp.data import clear_dataset_cache
 from mucomp.models import seeded_model
 from mucomp.runner import clear_scenario_cache
+from mucomp.sharing import zoo
 from mucomp.store import ExperimentStore
 from tests.fakedata import cifar_md5_table, write_fake_cifar10
 
@@ -92,7 +92,8 @@ def test_a_published_file_is_pulled_stored_listed_and_its_check_fires(cifar_file
 
 def test_a_matching_file_passes_as_a_job_and_a_wrong_data_set_is_refused(cifar_files, monkeypatch, capsys):
     from mucomp.data import Scenario
-    from mucomp.execution import PullPublished, execute
+    from mucomp.execution import PullPublished
+    from mucomp.execution.execute import execute
 
     entry = zoo.find(SSD)
     agreeing = zoo.PublishedModel(**{**entry.as_dict(), "published": {

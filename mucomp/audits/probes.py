@@ -74,7 +74,7 @@ def layer_probes(
     0.36 s a model with 2 BLAS threads, 0.20 s with 1), and one thread keeps the AUCs independent
     of the machine's thread settings.
     """
-    from mucomp._threads import limited_blas
+    from mucomp.blas import limited_blas
 
     with limited_blas(1):
         return _layer_probes(evals, subsets, layers, seed)

@@ -13,19 +13,19 @@ Backends share :class:`~mucomp.execution.jobs.Executor`'s API (``submit``, ``job
 
 from __future__ import annotations
 
+from mucomp.config import MAX_RUNS, SubmissionError, TooManyRunsError, check_run_count
+from mucomp.execution.backends import BACKENDS, make_executor
 from mucomp.execution.inline import InlineExecutor, JobQueue
 from mucomp.execution.jobs import (
     FINISHED,
     MAX_QUEUED_PER_OWNER,
-    MAX_RUNS,
     STATES,
     STOPPED,
     Executor,
     Job,
+    JobOutcome,
     QueueFullError,
-    SubmissionError,
-    TooManyRunsError,
-    check_run_count,
+    carry_out,
 )
 from mucomp.execution.local import LocalExecutor, shared_executor
 from mucomp.execution.requests import (
@@ -34,31 +34,13 @@ from mucomp.execution.requests import (
     PrepareReferences,
     PullPublished,
     RunAudit,
-    execute,
     request_scenario,
 )
 
-BACKENDS = ("inline", "local", "ray")
-
-
-def make_executor(kind: str = "local", *, workers: int = 1, torch_threads: int = 1,
-                  ray_address: str | None = None, **kwargs) -> Executor:
-    """A new executor of backend ``kind`` (see :data:`BACKENDS`)."""
-    if kind == "inline":
-        return InlineExecutor(**kwargs)
-    if kind == "local":
-        return LocalExecutor(workers, torch_threads, **kwargs)
-    if kind == "ray":
-        from mucomp.execution.ray_backend import RayExecutor
-
-        return RayExecutor(address=ray_address, torch_threads=torch_threads, **kwargs)
-    raise ValueError(f"unknown executor {kind!r}; use one of {', '.join(BACKENDS)}")
-
-
 __all__ = [
     "BACKENDS", "FINISHED", "MAX_QUEUED_PER_OWNER", "MAX_RUNS", "STATES", "STOPPED", "EvaluateUpload", "PullPublished",
-    "Executor", "InlineExecutor", "Job", "JobQueue", "LocalExecutor", "MakeShadowPair", "PrepareReferences",
+    "Executor", "InlineExecutor", "Job", "JobOutcome", "JobQueue", "LocalExecutor", "MakeShadowPair", "PrepareReferences",
     "QueueFullError", "RunAudit",
-    "SubmissionError", "TooManyRunsError", "check_run_count", "execute", "make_executor", "request_scenario",
+    "SubmissionError", "TooManyRunsError", "carry_out", "check_run_count", "make_executor", "request_scenario",
     "shared_executor",
 ]

@@ -10,14 +10,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from mucomp.execution.jobs import Executor, Job, outcome_state
+from mucomp.execution.jobs import Executor, Job, carry_out
 
 RunFn = Callable[..., tuple]  # run(request, progress=..., cancel=..., owner=...) -> (experiment id, summary)
 
 
 def _execute(request, *, progress, cancel, owner):
-    from mucomp.execution.requests import execute
-    from mucomp.methods.guard import reload_tainted_data
+    # Here, not at import: the job API (this module included) stays torch-free for the pages;
+    # only the process that runs a job imports the experiment layer.
+    from mucomp.execution.execute import execute
+    from mucomp.experiment import reload_tainted_data
 
     try:
         return execute(request, progress=progress, cancel=cancel, owner=owner)
@@ -61,17 +63,9 @@ class InlineExecutor(Executor):
         def cancel() -> bool:
             return self._cancel_requested(job)
 
-        try:
-            outcome = self._run_fn(job.config, progress=progress, cancel=cancel, owner=job.owner)
-        except BaseException as err:  # the thread must outlive any single run, even a SystemExit
-            state, message = outcome_state(err)
-            self._finish(job, state, message)
-            return
-        if isinstance(outcome, tuple):
-            experiment_id, summary = outcome
-        else:
-            experiment_id, summary = getattr(outcome, "id", None), {}
-        self._finish(job, "completed", "", experiment_id, summary)
+        # The thread must outlive any single run, even a SystemExit in it.
+        outcome = carry_out(lambda: self._run_fn(job.config, progress=progress, cancel=cancel, owner=job.owner))
+        self._finish(job, outcome.state, outcome.message, outcome.experiment_id, outcome.summary)
 
 
 #: The name the first version used; kept for scripts that import it.

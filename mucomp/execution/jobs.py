@@ -12,16 +12,18 @@ import itertools
 import os
 import threading
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from mucomp.config import MAX_RUNS, SubmissionError, check_run_count
+from mucomp.progress import STOP_STATUSES
 
 STATES = ("queued", "running", "completed", "diverged", "cancelled", "failed")
 FINISHED = ("completed", "diverged", "cancelled", "failed")
 #: The states an exception's ``status`` may set; any other status (even "completed": an exception
 #: never brings an experiment) makes the job "failed".
-STOPPED = ("diverged", "cancelled", "failed")
-
-#: At most this many runs in one submission unless the caller raises it (``--max-runs``).
-MAX_RUNS = 256
+STOPPED = STOP_STATUSES
 #: At most this many queued (not yet started) jobs per owner (a browser session) in the app.
 MAX_QUEUED_PER_OWNER = 64
 
@@ -30,25 +32,8 @@ MAX_QUEUED_PER_OWNER = 64
 JOB_ENV = ("MUCOMP_HOME", "MUCOMP_PLUGINS", "MUCOMP_DEVICE", "MUCOMP_REFERENCE_DIR", "MUCOMP_OFFLINE")
 
 
-class SubmissionError(ValueError):
-    """A submission refused before any work (too many runs, a full queue, an unknown request)."""
-
-
-class TooManyRunsError(SubmissionError):
-    """More runs in one submission than the limit allows."""
-
-
 class QueueFullError(SubmissionError):
     """The owner already has the most queued runs allowed."""
-
-
-def check_run_count(count: int, max_runs: int | None = MAX_RUNS, *, what: str = "this submission") -> None:
-    """Refuse ``count`` runs when above ``max_runs`` (``None``: no limit), naming how to raise it."""
-    if max_runs is not None and count > max_runs:
-        raise TooManyRunsError(
-            f"{what} makes {count:,} runs, more than the limit of {max_runs}; narrow the grid or "
-            "raise the limit (--max-runs N on the command line)"
-        )
 
 
 def job_environment() -> dict[str, str | None]:
@@ -106,6 +91,42 @@ def outcome_state(err: BaseException) -> tuple[str, str]:
     if isinstance(err, (SystemExit, KeyboardInterrupt)):
         text = f"the job raised {type(err).__name__}({text}); a method must return, not exit"
     return state, text or type(err).__name__
+
+
+@dataclass
+class JobOutcome:
+    """How a job ended: its ``state`` (one of :data:`FINISHED`), a ``message`` (empty when it
+    completed), the stored experiment's id (or None) and a short ``summary`` of its figures."""
+
+    state: str
+    message: str = ""
+    experiment_id: str | None = None
+    summary: dict = field(default_factory=dict)
+
+
+def carry_out(work: Callable[[], object], *, let_through: tuple[type[BaseException], ...] = ()) -> JobOutcome:
+    """Run ``work()`` and say how the job ended, the one way every backend finishes a job.
+
+    ``work`` returns ``(experiment id or None, summary)`` or an object with an ``id``. Any
+    exception ends the job (a method that raises SystemExit too: the worker lives on): a ``status``
+    of :data:`STOPPED` sets that state, anything else ``"failed"``, with the message (a traceback
+    when the exception has none). ``let_through``: exception types re-raised instead (Ray's
+    cancellation).
+    """
+    try:
+        outcome = work()
+    except BaseException as err:
+        if let_through and isinstance(err, let_through):
+            raise
+        state, text = outcome_state(err)
+        if state == "failed" and not str(err).strip():
+            text = f"{type(err).__name__}\n{traceback.format_exc(limit=3)}"
+        return JobOutcome(state, text)
+    if isinstance(outcome, tuple):
+        experiment_id, summary = outcome
+    else:
+        experiment_id, summary = getattr(outcome, "id", None), {}
+    return JobOutcome("completed", "", experiment_id, dict(summary or {}))
 
 
 class Executor:

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 
 from mucomp.execution.jobs import Executor, Job
 from mucomp.execution.requests import method_origin
+from mucomp.settings import env_int
 
 #: What the fork server imports before it forks any worker.
 PRELOAD = ["mucomp.execution.preload"]
@@ -301,9 +302,3 @@ def shared_executor(workers: int | None = None, torch_threads: int | None = None
         if executor is None or executor._closed:
             executor = _SHARED[key] = LocalExecutor(workers, torch_threads, **kwargs)
         return executor
-
-
-def env_int(name: str, default: int) -> int:
-    """A positive integer from the environment, else ``default``."""
-    value = os.environ.get(name, "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else default

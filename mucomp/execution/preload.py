@@ -47,7 +47,7 @@ def _load() -> None:
         numba.config.THREADING_LAYER = "forksafe"
         import torch  # noqa: F401
 
-        import mucomp.runner  # noqa: F401
+        import mucomp.execution.execute  # noqa: F401
         from mucomp.embedding import warm_up
 
         _import_first_use_modules()

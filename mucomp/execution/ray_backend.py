@@ -218,6 +218,46 @@ class _CancelWatch:
         self._thread.join(1.0)
 
 
+def _prepare_on_node(store: Any, home: Path, scenario: Any, progress: Any, cancelled: Any) -> list[str]:
+    """Once per node and scenario: the first task trains (or downloads) and stores the references;
+    the others wait for it, then load them from the node's cache. Returns the references' ids."""
+    from mucomp.experiment import prepare_scenario
+    from mucomp.locks import locked
+
+    lock = home / ".locks" / f"prepare-{scenario.key}.lock"
+    with locked(lock, cancelled=cancelled, waiting_for="another task to prepare the references"):
+        prepared = prepare_scenario(scenario, store, progress=progress, cancel=cancelled)
+    return [prepared.original.experiment_id, prepared.retrained.experiment_id]
+
+
+def _node_work(request: Any, owner: str | None, env: dict, origin: str | None, base: dict | None, home: Path,
+               progress: Any, cancelled: Any, packed: list[dict]) -> tuple[str | None, dict]:
+    """The job itself on the node: its references prepared, the request executed; the run and the
+    references are appended to ``packed`` for the driver (the run first)."""
+    from mucomp.execution.execute import execute
+    from mucomp.execution.requests import ensure_method, job_environment_applied
+    from mucomp.store import ExperimentStore, StoreError
+
+    with job_environment_applied(env):
+        store = ExperimentStore(home / "experiments")
+        ensure_method(origin)
+        if base is not None:
+            _ensure_base(store, base)
+        scenario = request_scenario(request)
+        if scenario is None:
+            raise TypeError(f"a job cannot run a {type(request).__name__}")
+        references = _prepare_on_node(store, home, scenario, progress, cancelled)
+        for experiment_id in references:
+            with contextlib.suppress(StoreError):
+                packed.append(_packed(store.load(experiment_id)))
+        experiment_id, summary = execute(request, progress=progress, cancel=cancelled, owner=owner, store=store)
+        if experiment_id is not None and experiment_id not in references:
+            packed.insert(0, _packed(store.load(experiment_id)))
+            with contextlib.suppress(StoreError):
+                store.delete(experiment_id)  # the driver keeps it; the node keeps only references
+        return experiment_id, summary
+
+
 def _run_job(job_id: int, request: Any, owner: str | None, env: dict[str, str | None], origin: str | None,
              torch_threads: int, base: dict[str, Any] | None, control) -> dict[str, Any]:
     """One job in a Ray worker (the remote task's body); returns its outcome as plain data.
@@ -233,11 +273,9 @@ def _run_job(job_id: int, request: Any, owner: str | None, env: dict[str, str | 
     import torch
 
     from mucomp.embedding import warm_up
-    from mucomp.execution.requests import ensure_method, execute, job_environment_applied
-    from mucomp.locks import locked
-    from mucomp.methods.guard import data_tainted, reload_tainted_data, restore_torch_state, torch_state
-    from mucomp.runner import prepare_scenario
-    from mucomp.store import ExperimentStore, StoreError
+    from mucomp.execution.jobs import carry_out
+    from mucomp.experiment import reload_tainted_data
+    from mucomp.methods.guard import restore_torch_state, torch_state
 
     try:
         node = ray.get_runtime_context().get_node_id()[:8]
@@ -251,55 +289,24 @@ def _run_job(job_id: int, request: Any, owner: str | None, env: dict[str, str | 
     warm_up(background=True)  # UMAP's compilation (the runner waits for it before the unlearning clock starts)
     progress = _Progress(control, job_id)
     watch = _CancelWatch(control, job_id)
-    outcome: dict[str, Any] = {"state": "completed", "message": "", "experiment_id": None, "summary": {},
-                               "worker": where, "experiments": []}
     home = node_home()
     env = {**env, "MUCOMP_HOME": str(home)}
     if not env.get("MUCOMP_DEVICE") and not ray.get_gpu_ids() and torch.cuda.is_available():
         env["MUCOMP_DEVICE"] = "cpu"  # a task given no GPU must not take one of the node's
+    packed: list[dict] = []
     try:
-        with job_environment_applied(env):
-            store = ExperimentStore(home / "experiments")
-            ensure_method(origin)
-            if base is not None:
-                _ensure_base(store, base)
-            scenario = request_scenario(request)
-            if scenario is None:
-                raise TypeError(f"a job cannot run a {type(request).__name__}")
-            # Once per node and scenario: the first task trains (or downloads) and stores the
-            # references; the others wait for it, then load them from the node's cache.
-            lock = home / ".locks" / f"prepare-{scenario.key}.lock"
-            with locked(lock, cancelled=watch.event.is_set, waiting_for="another task to prepare the references"):
-                prepared = prepare_scenario(scenario, store, progress=progress, cancel=watch.event.is_set)
-            references = [prepared.original.experiment_id, prepared.retrained.experiment_id]
-            for experiment_id in references:
-                with contextlib.suppress(StoreError):
-                    outcome["experiments"].append(_packed(store.load(experiment_id)))
-            experiment_id, summary = execute(request, progress=progress, cancel=watch.event.is_set, owner=owner,
-                                             store=store)
-            if experiment_id is not None and experiment_id not in references:
-                experiment = store.load(experiment_id)
-                outcome["experiments"].insert(0, _packed(experiment))
-                with contextlib.suppress(StoreError):
-                    store.delete(experiment_id)  # the driver keeps it; the node keeps only references
-            outcome.update(experiment_id=experiment_id, summary=summary)
-    except Exception as err:  # KeyboardInterrupt (ray.cancel) is Ray's own: let it through
-        state, text = outcome_state(err)
-        if state == "failed" and not str(err).strip():
-            text = f"{type(err).__name__}\n{traceback.format_exc(limit=3)}"
-        outcome.update(state=state, message=text, experiment_id=None, summary={})
-        outcome["experiments"] = [p for p in outcome["experiments"] if p["result"].get("kind") in ("original", "retrained")]
-    except SystemExit as err:  # a method must return, not exit; the worker lives on
-        state, text = outcome_state(err)
-        outcome.update(state=state, message=text, experiment_id=None, summary={}, experiments=[])
+        # KeyboardInterrupt is Ray's own cancellation: let it through.
+        outcome = carry_out(lambda: _node_work(request, owner, env, origin, base, home, progress, watch.event.is_set,
+                                               packed), let_through=(KeyboardInterrupt,))
     finally:
         watch.stop()
         progress.flush()
-        outcome["progress"] = progress.final
         restore_torch_state(baseline)
-        if data_tainted():
-            reload_tainted_data()
-    return outcome
+        reload_tainted_data()
+    if outcome.state != "completed":  # the references prepared on the way still go to the driver
+        packed = [p for p in packed if p["result"].get("kind") in ("original", "retrained")]
+    return {"state": outcome.state, "message": outcome.message, "experiment_id": outcome.experiment_id,
+            "summary": outcome.summary, "worker": where, "experiments": packed, "progress": progress.final}
 
 
 # ---------------------------------------------------------------------------------------------

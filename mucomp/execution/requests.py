@@ -1,6 +1,6 @@
 """What can be submitted as a job, and how a worker carries it out.
 
-Requests: an :class:`~mucomp.runner.ExperimentConfig` (one unlearning run),
+Requests: an :class:`~mucomp.config.ExperimentConfig` (one unlearning run),
 :class:`PrepareReferences` (load or train a scenario's references and store their results),
 :class:`EvaluateUpload` (evaluate a validated uploaded state dict as a *custom* experiment),
 :class:`PullPublished` (store a published unlearned model), :class:`RunAudit` (on-demand audits
@@ -9,7 +9,8 @@ cached for the audits).
 Requests are plain picklable data: they travel to worker processes and Ray tasks.
 
 :func:`execute` runs one request in the current process with the environment it was submitted
-under (:data:`~mucomp.execution.jobs.JOB_ENV`); every backend calls it.
+under (:data:`~mucomp.execution.jobs.JOB_ENV`; :mod:`mucomp.execution.execute`); every backend
+calls it. This module is torch-free: the pages that submit jobs never import torch.
 """
 
 from __future__ import annotations
@@ -17,16 +18,21 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
+from mucomp.catalogue import BUILTIN_METHODS, JOB_SUMMARY_KEYS
+from mucomp.config import ExperimentConfig
 from mucomp.data import Scenario
 
+if TYPE_CHECKING:
+    import torch
+
+    from mucomp.experiment.shadows import ShadowSpec
+
 #: Metrics copied into a finished job's summary (the "done" line shows them).
-SUMMARY_KEYS = ("UA", "RA", "TUA", "TRA", "PS", "PS_exact", "MIA_efficacy", "avg_gap", "RT", "cost")
+SUMMARY_KEYS = JOB_SUMMARY_KEYS
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,7 @@ class EvaluateUpload:
 
 @dataclass(frozen=True)
 class PullPublished:
-    """Download the published unlearned model of ``repo`` for ``scenario`` (:mod:`mucomp.zoo`),
+    """Download the published unlearned model of ``repo`` for ``scenario`` (:mod:`mucomp.sharing.zoo`),
     evaluate it and store it as a ``published`` experiment."""
 
     scenario: Scenario
@@ -58,7 +64,7 @@ class PullPublished:
 @dataclass(frozen=True)
 class RunAudit:
     """Compute on-demand audits (``"ulira"``, ``"relearn"``) of stored experiment
-    ``experiment_id`` of ``scenario`` and store them with it (:func:`mucomp.audits.run.run_audits`).
+    ``experiment_id`` of ``scenario`` and store them with it (:func:`mucomp.experiment.audits.run_audits`).
 
     ``shadows`` / ``held_out``: U-LiRA's K fitted and M held-out shadow pairs; ``steps``: the
     relearning budget; ``method``: the experiment's method (a worker imports the module that
@@ -77,10 +83,10 @@ class RunAudit:
 @dataclass(frozen=True)
 class MakeShadowPair:
     """Make (or find cached) U-LiRA shadow pair ``seed`` of ``spec``
-    (:class:`mucomp.audits.ulira.ShadowSpec`); stores nothing in the experiment store. Several
-    of these on several workers make an audit's shadows side by side."""
+    (:class:`mucomp.experiment.shadows.ShadowSpec`); stores nothing in the experiment store.
+    Several of these on several workers make an audit's shadows side by side."""
 
-    spec: Any
+    spec: ShadowSpec
     seed: int
 
     @property
@@ -94,8 +100,10 @@ class MakeShadowPair:
 
 def request_scenario(request: Any) -> Scenario | None:
     """The scenario a request belongs to (None for anything else)."""
+    if isinstance(request, ExperimentConfig):
+        return Scenario.from_config(request)
     if isinstance(request, (PrepareReferences, EvaluateUpload, PullPublished)):
-        return request.scenario
+        return Scenario.of(request.scenario)
     scenario = getattr(request, "scenario", None)
     return scenario if isinstance(scenario, Scenario) else None
 
@@ -104,9 +112,9 @@ def method_origin(request: Any) -> str | None:
     """Where the worker finds a non-built-in method of ``request``: ``"module NAME"`` for a method
     registered by an importable module (plugin files and entry points load by themselves)."""
     name = getattr(request, "method", None)
-    if not isinstance(name, str):
-        return None
-    from mucomp.methods import available_methods
+    if not isinstance(name, str) or name in BUILTIN_METHODS:
+        return None  # a built-in registers itself wherever mucomp.methods is imported
+    from mucomp.methods import available_methods  # plugins only: the registry imports torch
 
     info = available_methods().get(name)
     if info is None or info.builtin or not info.source.startswith("module "):
@@ -149,64 +157,3 @@ def summary(result: dict | None) -> dict:
     """The few metrics of a stored result that a finished job's line shows."""
     metrics = (result or {}).get("metrics") or {}
     return {key: metrics.get(key) for key in SUMMARY_KEYS if key in metrics}
-
-
-def execute(
-    request: Any,
-    *,
-    progress: Callable[..., None],
-    cancel: Callable[[], bool],
-    owner: str | None = None,
-    store=None,
-) -> tuple[str | None, dict]:
-    """Carry out one request in this process; returns ``(experiment id or None, summary)``.
-
-    ``store``: the experiment store (default: ``$MUCOMP_HOME/experiments`` as set now). Raises
-    like the runner: :class:`~mucomp.runner.ExperimentStopped` for a run that did not complete,
-    ValueError / TypeError for a request that can't run.
-    """
-    from mucomp.models import model_from_state_dict
-    from mucomp.runner import ExperimentConfig, prepare_scenario, run_experiment, store_custom_model
-    from mucomp.store import ExperimentStore
-
-    store = store if store is not None else ExperimentStore()
-    scenario = request_scenario(request)
-    if scenario is None:
-        raise TypeError(f"a job cannot run a {type(request).__name__}")
-    if isinstance(request, ExperimentConfig):
-        experiment = run_experiment(request, store, progress, cancel, owner=owner)
-        return experiment.id, summary(experiment.result)
-    if isinstance(request, PrepareReferences):
-        prepare_scenario(scenario, store, progress=progress, cancel=cancel)
-        return None, {}
-    if isinstance(request, EvaluateUpload):
-        model = model_from_state_dict(scenario.arch, scenario.spec.num_classes, request.weights)
-        state = prepare_scenario(scenario, store, progress=progress, cancel=cancel)
-        experiment = store_custom_model(model, scenario, store, label=request.label, owner=owner,
-                                        progress=progress, references=state)
-        return experiment.id, summary(experiment.result)
-    if isinstance(request, RunAudit):
-        from mucomp.audits.run import run_audits
-
-        blocks = run_audits(request.experiment_id, request.audits, store=store, shadows=request.shadows,
-                            held_out=request.held_out, steps=request.steps, seed_offset=request.seed_offset,
-                            progress=progress, cancel=cancel)
-        figures = {"ulira_acc": blocks["ulira"]["accuracy"]} if "ulira" in blocks else {}
-        if "relearn" in blocks:
-            figures["relearn_steps"] = blocks["relearn"]["relative"]
-        return request.experiment_id, figures
-    if isinstance(request, MakeShadowPair):
-        from mucomp.audits.ulira import shadow_pair
-
-        def pair_progress(step: str, done: float) -> None:
-            progress("shadows", done, seed=request.seed, step=step)
-
-        pair = shadow_pair(request.spec, request.seed, cancel=cancel, progress=pair_progress)
-        return None, {"seed": pair.seed, "seconds": pair.seconds, "cached": pair.cached}
-    if isinstance(request, PullPublished):
-        from mucomp import zoo
-
-        prepare_scenario(scenario, store, progress=progress, cancel=cancel)
-        experiment = zoo.pull(request.repo, scenario, store, owner=owner, progress=progress)
-        return experiment.id, summary(experiment.result)
-    raise TypeError(f"a job cannot run a {type(request).__name__}")

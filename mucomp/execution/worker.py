@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-import traceback
 
 
 def _warm_up(torch_threads: int, umap: bool) -> None:
@@ -27,8 +26,7 @@ def _warm_up(torch_threads: int, umap: bool) -> None:
     import torch
 
     torch.set_num_threads(max(1, int(torch_threads)))
-    import mucomp.methods  # noqa: F401  (built-in methods register)
-    import mucomp.runner  # noqa: F401
+    import mucomp.execution.execute  # noqa: F401  (the experiment layer, and the built-in methods register)
 
     if umap:
         from mucomp.embedding import warm_up
@@ -50,8 +48,9 @@ def main(conn, cancel_event, torch_threads: int = 1, warm_umap: bool = True,
 
     started_warm = is_warm()  # forked from the fork server, which compiled UMAP already
     _warm_up(torch_threads, warm_umap)
-    from mucomp.execution.jobs import outcome_state
-    from mucomp.execution.requests import ensure_method, execute, job_environment_applied
+    from mucomp.execution.execute import execute
+    from mucomp.execution.jobs import carry_out
+    from mucomp.execution.requests import ensure_method, job_environment_applied
     from mucomp.methods.guard import data_tainted, restore_torch_state, torch_state
 
     baseline = torch_state()
@@ -64,26 +63,21 @@ def main(conn, cancel_event, torch_threads: int = 1, warm_umap: bool = True,
         if message is None:
             return
         _, job_id, request, owner, env, origin = message
-        cancel_event_is_set = cancel_event.is_set
 
         def progress(stage, fraction, job_id=job_id, **figures):
             conn.send(("progress", job_id, stage, float(fraction), figures))
 
-        recycle = False
-        experiment_id, summary = None, {}
-        try:
+        def work(request=request, owner=owner, env=env, origin=origin, progress=progress):
             with job_environment_applied(env):
                 ensure_method(origin)
-                experiment_id, summary = execute(request, progress=progress, cancel=cancel_event_is_set, owner=owner)
-            state, text = "completed", ""
-        except BaseException as err:  # the worker outlives any single job, even a SystemExit in it
-            state, text = outcome_state(err)
-            if state == "failed" and not str(err).strip():
-                text = f"{type(err).__name__}\n{traceback.format_exc(limit=3)}"
+                return execute(request, progress=progress, cancel=cancel_event.is_set, owner=owner)
+
+        outcome = carry_out(work)  # the worker outlives any single job, even a SystemExit in it
         restore_torch_state(baseline)
-        recycle = recycle or bool(data_tainted())
+        recycle = bool(data_tainted())
         try:
-            conn.send(("done", job_id, state, text, experiment_id, summary, recycle))
+            conn.send(("done", job_id, outcome.state, outcome.message, outcome.experiment_id, outcome.summary,
+                       recycle))
         except (BrokenPipeError, OSError):
             return
         if recycle:

@@ -11,34 +11,32 @@ Public API::
             for images, labels in ctx.retain_batches():
                 ctx.step(ctx.hyper["weight"] * F.cross_entropy(ctx.model(images), labels))
 
-Built-ins (one file each): ``ft``, ``ga``, ``rl``, ``scrub``, ``salun``, ``retrain``.
+Built-ins (one file each, :data:`~mucomp.catalogue.BUILTIN_METHODS`): FT, GA, RL, SCRUB, SalUn,
+NegGrad+, l1-sparse, SSD, Bad Teacher, UNSIR and Retrain. The package is split by job:
+:mod:`~mucomp.methods.params` (hyper-parameter declarations), :mod:`~mucomp.methods.registry`
+(``@register``), :mod:`~mucomp.methods.plugins` (finding the user's methods, listing all),
+:mod:`~mucomp.methods.sources` (shared citations), :mod:`~mucomp.methods.context` (what a method
+works with) and :mod:`~mucomp.methods.run` (one run, timed and guarded).
 """
 
 import importlib
 
+from mucomp.catalogue import BUILTIN_METHODS
 from mucomp.methods.context import UnlearnContext
-from mucomp.methods.registry import (
-    COMMON_PARAMS,
+from mucomp.methods.params import COMMON_PARAMS, Param
+from mucomp.methods.plugins import (
     ENTRY_POINT_GROUP,
     PLUGINS_ENV,
-    MethodInfo,
-    Param,
-    PluginError,
     available_methods,
     get_method,
     load_plugin_file,
     plugin_errors,
     refresh_plugins,
-    register,
-    unregister,
 )
+from mucomp.methods.registry import MethodInfo, PluginError, register, unregister
 from mucomp.methods.run import STATUSES, UnlearnResult, run_unlearning
 
-#: The built-in methods, one module each, in the order the app lists them; each registers
-#: itself when imported.
-BUILTIN_METHODS = (
-    "ft", "ga", "rl", "scrub", "salun", "neggrad_plus", "l1_sparse", "ssd", "bad_teacher", "unsir", "retrain",
-)
+# Each built-in registers itself when imported, in the order the app lists them.
 for _module in BUILTIN_METHODS:
     importlib.import_module(f"mucomp.methods.{_module}")
 

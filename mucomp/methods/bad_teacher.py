@@ -21,7 +21,9 @@ import torch.nn.functional as F
 
 from mucomp.data import derive_seed
 from mucomp.methods.context import UnlearnContext
-from mucomp.methods.registry import SSD_AUTHORS_VIT, VIT_DIGITS_TUNED, Param, register
+from mucomp.methods.params import Param
+from mucomp.methods.registry import register
+from mucomp.methods.sources import SSD_AUTHORS_VIT, VIT_DIGITS_TUNED
 from mucomp.models import seeded_model
 
 AUTHORS = "Bad Teacher authors: vikram2000b/bad-teaching-unlearning, as run in if-loops/selective-synaptic-dampening"

@@ -36,6 +36,9 @@ from torch import nn
 
 from mucomp.data import Scenario, Split, derive_seed
 from mucomp.evaluation import evaluate
+from mucomp.methods.plugins import available_methods
+from mucomp.methods.registry import FAMILY_OPTIMIZERS
+from mucomp.models import arch_info
 from mucomp.training import (
     CancelFn,
     CostCounter,
@@ -279,7 +282,7 @@ class UnlearnContext:
 
     def check_cancelled(self) -> None:
         """Stop the run with status ``"cancelled"`` if the user asked to."""
-        stop_if_cancelled(self._cancelled, self._stepper.epoch if self._stepper is not None else 0)
+        stop_if_cancelled(self._cancelled, f"during epoch {self._stepper.epoch if self._stepper is not None else 0}")
 
     def epochs(self, total: int | None = None) -> Iterator[int]:
         """Yield ``1..total`` (default: the ``epochs`` hyper-parameter), one per epoch.
@@ -375,11 +378,7 @@ class UnlearnContext:
 def _declared_optimizer(method: str, arch: str | None) -> str:
     """The optimiser ``method`` declares for ``arch`` (the family default for a name that is not
     registered, e.g. a context built by hand in a test)."""
-    from mucomp.methods.registry import FAMILY_OPTIMIZERS, available_methods
-
     info = available_methods().get(method)
     if info is not None:
         return info.optimizer_for(arch)
-    from mucomp.models import arch_info
-
     return FAMILY_OPTIMIZERS[arch_info(arch).family if arch else "cnn"]

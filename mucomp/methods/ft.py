@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from mucomp.methods.context import UnlearnContext
-from mucomp.methods.registry import COMPARATOR_CLASSWISE, SPARSE_RANDOM, VIT_B16_RECIPE, VIT_DIGITS_TUNED, register
+from mucomp.methods.registry import register
+from mucomp.methods.sources import COMPARATOR_CLASSWISE, SPARSE_RANDOM, VIT_B16_RECIPE, VIT_DIGITS_TUNED
 
 PUBLISHED = {"epochs": 10, "lr": 0.01, "batch_size": 128}
 

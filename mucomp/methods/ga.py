@@ -20,14 +20,14 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from mucomp.methods.context import UnlearnContext
-from mucomp.methods.registry import (
+from mucomp.methods.params import Param
+from mucomp.methods.registry import register
+from mucomp.methods.sources import (
     COMPARATOR_CLASSWISE,
     COMPARATOR_MAX_GRAD_NORM,
     SPARSE_RANDOM,
     VIT_B16_RECIPE,
     VIT_DIGITS_TUNED,
-    Param,
-    register,
 )
 
 PUBLISHED = {"epochs": 7, "lr": 1e-4, "batch_size": 256, "clip_grad_norm": 100.0}

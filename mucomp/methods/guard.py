@@ -67,7 +67,7 @@ def data_fingerprint(scenario: Scenario) -> tuple[int, ...]:
     """Checksums of the scenario's shared data: both splits' images and labels and every index
     array the scenario has cut so far."""
     data = scenario.data
-    sums = [_checksum(t.numpy()) for split in (data.train, data.test) for t in (split.images, split.labels)]
+    sums = [_checksum(a) for split in (data.train, data.test) for a in (split.images_np, split.labels_np)]
     for name in sorted(vars(scenario)):
         value = vars(scenario)[name]
         if isinstance(value, np.ndarray):
@@ -116,13 +116,7 @@ def data_tainted() -> list[str]:
     return list(_TAINTED)
 
 
-def reload_tainted_data() -> None:
-    """Forget the cached data sets and prepared scenarios of this process after a method wrote
-    into them; the next run loads them again."""
-    from mucomp.data import clear_dataset_cache
-    from mucomp.runner import clear_scenario_cache
-
-    if _TAINTED:
-        clear_dataset_cache()
-        clear_scenario_cache()
-        _TAINTED.clear()
+def forget_tainted() -> None:
+    """Clear the record of tainted data (after the caller reloaded it:
+    :func:`mucomp.experiment.reload_tainted_data`)."""
+    _TAINTED.clear()

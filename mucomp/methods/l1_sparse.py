@@ -18,7 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from mucomp.methods.context import UnlearnContext
-from mucomp.methods.registry import VIT_B16_RECIPE, VIT_DIGITS_TUNED, Param, register
+from mucomp.methods.params import Param
+from mucomp.methods.registry import register
+from mucomp.methods.sources import DIGITS_TUNED, VIT_B16_RECIPE, VIT_DIGITS_TUNED
 
 AUTHORS = "l1-sparse authors: OPTML-Group/Unlearn-Sparse unlearn/FT.py and class-wise run script (alpha 1e-4, lr 0.01, 10 epochs)"
 PUBLISHED = {"epochs": 10, "lr": 0.01, "batch_size": 256, "alpha": 1e-4}
@@ -38,13 +40,15 @@ def l1_norm(model: torch.nn.Module) -> torch.Tensor:
     "l1_sparse",
     label="l1-sparse",
     defaults={
-        "digits": {"epochs": 10, "lr": 0.07, "batch_size": 32, "alpha": 1e-4},
+        # alpha 1e-4 left class 3 at UA 0.16 for unlearning seed 0 (0 for seeds 1-4); 5e-4: UA 0 on all five.
+        "digits": {"epochs": 10, "lr": 0.07, "batch_size": 32, "alpha": 5e-4},
         "cifar10": PUBLISHED,
         "fashion_mnist": PUBLISHED,
         "vit_digits": {"epochs": 5, "lr": 2e-3, "batch_size": 32, "alpha": 5e-4},
         "vit_b16_cifar": {"epochs": 5, "lr": 2e-5, "batch_size": 64, "alpha": 1e-5},
     },
-    default_sources={"cifar10": AUTHORS, "fashion_mnist": AUTHORS, "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
+    default_sources={"digits": DIGITS_TUNED, "cifar10": AUTHORS, "fashion_mnist": AUTHORS,
+                     "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
     params=[
         Param("alpha", "float", min=0.0, max=1.0, help="initial weight of the L1 penalty; decays linearly to 0"),
     ],

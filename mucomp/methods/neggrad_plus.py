@@ -31,7 +31,9 @@ import torch
 import torch.nn.functional as F
 
 from mucomp.methods.context import UnlearnContext
-from mucomp.methods.registry import VIT_B16_RECIPE, VIT_DIGITS_TUNED, Param, register
+from mucomp.methods.params import Param
+from mucomp.methods.registry import register
+from mucomp.methods.sources import VIT_B16_RECIPE, VIT_DIGITS_TUNED
 
 AUTHORS = "NegGrad+ authors: meghdadk/SCRUB, MIA_experiments.ipynb (ng_epochs, ng_lr, ng_alpha, batch 128, wd 5e-4)"
 PUBLISHED = {"epochs": 5, "lr": 0.01, "batch_size": 128, "alpha": 0.9999, "weight_decay": 5e-4, "clip_grad_norm": 0.0}

@@ -1,8 +1,8 @@
 """Retrain: train from scratch on the retain set, the gold standard the others imitate.
 
 It uses the local reference recipe of the scenario's data set and architecture
-(:func:`mucomp.references.recipe_for`: :data:`~mucomp.references.RECIPES`, or
-:data:`~mucomp.references.ARCH_RECIPES` for a non-default architecture) on the shared loop:
+(:func:`mucomp.recipes.recipe_for`: :data:`~mucomp.recipes.RECIPES`, or
+:data:`~mucomp.recipes.ARCH_RECIPES` for a non-default architecture) on the shared loop:
 ``ctx.model`` is re-initialised in place from the same starting model as a locally trained
 Retrained reference (:func:`mucomp.models.starting_model`: seeded, and for ViT-B/16 torchvision's
 ImageNet weights as on the published files' card) and its batches are drawn exactly as
@@ -25,7 +25,7 @@ from mucomp.data import derive_seed
 from mucomp.methods.context import UnlearnContext
 from mucomp.methods.registry import register
 from mucomp.models import starting_model
-from mucomp.references import ARCH_RECIPES, RECIPES, recipe_for
+from mucomp.recipes import ARCH_RECIPES, RECIPES, recipe_for
 from mucomp.training import epoch_scheduler, iterate_batches, make_generator, recipe_optimizer
 
 
@@ -39,9 +39,9 @@ def _recipe_defaults(recipe) -> dict:
     defaults={**{name: _recipe_defaults(r) for name, r in RECIPES.items()},
               **{arch: _recipe_defaults(r) for arch, r in ARCH_RECIPES.items()}},
     default_sources={
-        "cifar10": "mucomp.references.RECIPES, after the model card of jaeunglee/resnet18-cifar10-unlearning",
-        "fashion_mnist": "mucomp.references.RECIPES, after the model card of Yurim0507/resnet18-fashionmnist-unlearning",
-        "vit_b16_cifar": "mucomp.references.ARCH_RECIPES, after the model card of Yurim0507/vit-base-16-cifar10-unlearning",
+        "cifar10": "mucomp.recipes.RECIPES, after the model card of jaeunglee/resnet18-cifar10-unlearning",
+        "fashion_mnist": "mucomp.recipes.RECIPES, after the model card of Yurim0507/resnet18-fashionmnist-unlearning",
+        "vit_b16_cifar": "mucomp.recipes.ARCH_RECIPES, after the model card of Yurim0507/vit-base-16-cifar10-unlearning",
     },
 )
 def retrain(ctx: UnlearnContext) -> None:

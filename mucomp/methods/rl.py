@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from mucomp.methods.context import UnlearnContext
-from mucomp.methods.registry import COMPARATOR_CLASSWISE, VIT_B16_RECIPE, VIT_DIGITS_TUNED, register
+from mucomp.methods.registry import register
+from mucomp.methods.sources import COMPARATOR_CLASSWISE, VIT_B16_RECIPE, VIT_DIGITS_TUNED
 
 PUBLISHED = {"epochs": 3, "lr": 0.001, "batch_size": 64}
 

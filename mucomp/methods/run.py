@@ -32,7 +32,7 @@ from torch import nn
 from mucomp.data import Scenario, Split
 from mucomp.methods.context import UnlearnContext
 from mucomp.methods.guard import method_guard
-from mucomp.methods.registry import get_method
+from mucomp.methods.plugins import get_method
 from mucomp.training import CancelFn, ProgressFn, RunStopped, Stepper, iterate_batches, make_optimizer
 
 STATUSES = ("completed", "diverged", "cancelled", "failed")
@@ -173,7 +173,7 @@ def run_unlearning(
     Parameters
     ----------
     method:
-        A name from :func:`~mucomp.methods.registry.available_methods`.
+        A name from :func:`~mucomp.methods.plugins.available_methods`.
     model:
         The base model, already a copy the caller may lose (e.g. a deep copy of the Original).
         On return it holds the unlearned weights (partial ones if the run stopped early), in
@@ -204,7 +204,7 @@ def run_unlearning(
     forget_set = getattr(scenario, "forget_set", None)
     resolved = info.resolve(scenario.dataset, hyper, arch, getattr(forget_set, "kind", None))
     optimizer = info.optimizer_for(arch)
-    seed = scenario.seed if seed is None else int(seed)
+    seed = scenario.train_seed if seed is None else int(seed)
     if device is None:
         device = next(model.parameters()).device
     model.to(device)

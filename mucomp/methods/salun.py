@@ -28,14 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from mucomp.methods.context import UnlearnContext
-from mucomp.methods.registry import (
-    COMPARATOR_CLASSWISE,
-    SALUN_RANDOM,
-    VIT_B16_RECIPE,
-    VIT_DIGITS_TUNED,
-    Param,
-    register,
-)
+from mucomp.methods.params import Param
+from mucomp.methods.registry import register
+from mucomp.methods.sources import COMPARATOR_CLASSWISE, SALUN_RANDOM, VIT_B16_RECIPE, VIT_DIGITS_TUNED
 
 PUBLISHED = {"epochs": 5, "lr": 0.001, "batch_size": 128, "mask_ratio": 0.5}
 SOURCES = {"*": COMPARATOR_CLASSWISE, "mask_ratio": "SalUn authors: OPTML-Group/Unlearn-Saliency README (mask/with_0.5.pt)"}

@@ -18,7 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from mucomp.methods.context import UnlearnContext
-from mucomp.methods.registry import VIT_B16_RECIPE, VIT_DIGITS_TUNED, Param, register
+from mucomp.methods.params import Param
+from mucomp.methods.registry import register
+from mucomp.methods.sources import VIT_B16_RECIPE, VIT_DIGITS_TUNED
 
 AUTHORS = "SCRUB authors: meghdadk/SCRUB, large-scale (CIFAR) notebook"
 PUBLISHED = {

@@ -26,7 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from mucomp.methods.context import UnlearnContext
-from mucomp.methods.registry import SSD_AUTHORS_VIT, VIT_DIGITS_TUNED, Param, register
+from mucomp.methods.params import Param
+from mucomp.methods.registry import register
+from mucomp.methods.sources import SSD_AUTHORS_VIT, VIT_DIGITS_TUNED
 
 AUTHORS = "SSD authors: if-loops/selective-synaptic-dampening (dampening_constant 1, selection_weighting 10)"
 PUBLISHED = {"epochs": 1, "lr": 0.1, "batch_size": 256, "dampening": 1.0, "selection": 10.0}

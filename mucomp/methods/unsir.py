@@ -25,7 +25,9 @@ import torch.nn.functional as F
 
 from mucomp.data import derive_seed
 from mucomp.methods.context import UnlearnContext
-from mucomp.methods.registry import SSD_AUTHORS_VIT, VIT_DIGITS_TUNED, Param, register
+from mucomp.methods.params import Param
+from mucomp.methods.registry import register
+from mucomp.methods.sources import SSD_AUTHORS_VIT, VIT_DIGITS_TUNED
 from mucomp.training import make_generator
 
 AUTHORS = "UNSIR authors: vikram2000b/Fast-Machine-Unlearning, as run in if-loops/selective-synaptic-dampening"

@@ -8,7 +8,7 @@ block, ``bundle``: readable, indented JSON that says per experiment
   references, ``data_seed`` draws a random forget set and the fixed subsets, ``seed`` drives the
   unlearning run);
 - ``scenario``: data set, architecture, forget set, their sizes, ``data_sha256`` (the split arrays,
-  :func:`~mucomp.sharing.environment.data_sha256`) and ``forget_sha256`` (the forget indices);
+  :func:`~mucomp.data.data_sha256`) and ``forget_sha256`` (the forget indices);
 - ``references``: the Original's and the Retrained model's identities: the stored reference id,
   its checkpoint (a Hub repo and file, or the local recipe and its hash) and ``weights_sha256``;
 - ``base``: ``original`` or the bundled experiment it started from (bases are bundled too);
@@ -41,9 +41,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mucomp.schema import ExperimentId
-from mucomp.store.errors import StoreError
-from mucomp.store.names import (
+from mucomp.names import (
     KINDS,
     MANIFEST_FILE,
     MAX_RESULT_BYTES,
@@ -52,6 +50,8 @@ from mucomp.store.names import (
     RESULT_FILE,
     SCHEMA_VERSION,
 )
+from mucomp.schema import ExperimentId
+from mucomp.store.errors import StoreError
 
 if TYPE_CHECKING:
     from mucomp.store import Experiment, ExperimentStore
@@ -246,7 +246,7 @@ def _reference_identities(store: ExperimentStore, scenario: Any) -> dict[str, di
         elif len(parts) == 2:  # "<recipe hash>/<name>": trained here with a local recipe
             identity.update(source="local", recipe_hash=parts[0])
             if cache_path(scenario, kind).parent.name == parts[0]:
-                from mucomp.references import RECIPES
+                from mucomp.recipes import RECIPES
 
                 identity["recipe"] = RECIPES[scenario.dataset].as_dict()  # the recipe behind that hash
         identities[kind] = identity
@@ -254,15 +254,14 @@ def _reference_identities(store: ExperimentStore, scenario: Any) -> dict[str, di
 
 
 def _scenario_identity(config: dict) -> tuple[Any, dict]:
-    from mucomp.data import Scenario
-    from mucomp.sharing.environment import data_sha256, forget_sha256
+    from mucomp.data import Scenario, data_sha256
 
     scenario = Scenario.from_config(config)
     data = scenario.data
     return scenario, {
         "key": scenario.key, "dataset": scenario.dataset, "arch": scenario.arch, "forget": scenario.forget_set.text,
         "n_forget": int(scenario.forget_indices.size), "n_train": len(data.train), "n_test": len(data.test),
-        "data_sha256": data_sha256(scenario.dataset), "forget_sha256": forget_sha256(scenario),
+        "data_sha256": data_sha256(scenario.dataset), "forget_sha256": scenario.forget_sha256,
     }
 
 
@@ -341,7 +340,7 @@ def write_bundle(
     """Write a bundle of ``ids`` (and their bases) to ``destination`` (a path or a binary file
     object); returns the bundled ids, bases first. ``weights=False`` leaves the weights out (the
     manifest still records their hash)."""
-    from mucomp.sharing.environment import environment
+    from mucomp.environment import environment
     from mucomp.store import now_iso
 
     experiments = bundle_members(store, ids)
@@ -407,7 +406,7 @@ def validate_block(block: Any, where: str) -> dict:
 
 def read_bundle(source: Any) -> Bundle:
     """Check a bundle completely (see the module docstring) and return it; StoreError says why not."""
-    from mucomp.store.archive import check_weights, read_entries
+    from mucomp.store.archive import check_model_files, read_entries
 
     try:
         archive = zipfile.ZipFile(source)
@@ -434,7 +433,7 @@ def read_bundle(source: Any) -> Bundle:
     entries = {}
     for experiment_id in listed:
         entries[experiment_id] = _check_entry(experiment_id, files[experiment_id], block["experiments"][experiment_id])
-    check_weights([(i, e.result, e.model_bytes) for i, e in entries.items() if e.model_bytes is not None])
+    check_model_files([(i, e.result, e.model_bytes) for i, e in entries.items() if e.model_bytes is not None])
     return Bundle(block, _bases_first(entries))
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-#: The metrics the card shows, with their column titles (SPEC: accuracies are fractions).
+#: The metrics the card shows, with their column titles (docs/definitions.md: accuracies are fractions).
 CARD_METRICS = (("UA", "UA"), ("RA", "RA"), ("TUA", "TUA"), ("TRA", "TRA"), ("PS", "PS"),
                 ("MIA_efficacy", "MIA"), ("avg_gap", "Avg. Gap"), ("RT", "RT (s)"))
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mucomp.names import ID_PATTERN, MANIFEST_FILE, MAX_IMPORT_BYTES, MAX_RESULT_BYTES, MODEL_FILE, RESULT_FILE
 from mucomp.sharing.bundle import (
     EXPERIMENT_MANIFEST_FILE,
     MAX_MANIFEST_BYTES,
@@ -48,7 +49,6 @@ from mucomp.sharing.bundle import (
     experiment_manifest,
     read_bundle,
 )
-from mucomp.store.names import ID_PATTERN, MANIFEST_FILE, MAX_IMPORT_BYTES, MAX_RESULT_BYTES, MODEL_FILE, RESULT_FILE
 
 if TYPE_CHECKING:
     from mucomp.store import ExperimentStore
@@ -287,8 +287,8 @@ def push(
 ) -> PushResult:
     """Push ``ids`` (and the experiments they start from) to the dataset repo ``repo_id`` in one
     commit, with a dataset card of every experiment the repo then holds (see the module docstring)."""
+    from mucomp.environment import environment
     from mucomp.sharing.card import dataset_card
-    from mucomp.sharing.environment import environment
 
     check_repo_id(repo_id)
     experiments = bundle_members(store, ids)

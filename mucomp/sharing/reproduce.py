@@ -23,7 +23,7 @@ else its result's ``evaluation.precision``, and its torch thread count when this
 many cores), put back afterwards.
 
 Tolerance: ``None`` (the default) means *exact* (0) when this machine's environment equals the one
-the bundle records in every field of :data:`~mucomp.sharing.environment.EXACT_KEYS` (the same
+the bundle records in every field of :data:`~mucomp.environment.EXACT_KEYS` (the same
 CPU, libraries, code and thread count), else :data:`CROSS_TOLERANCE`; an explicit tolerance
 applies everywhere. Every difference is printed as a number either way, never hidden. In exact
 mode any difference in the data, the references' or the rerun's weights also fails; otherwise
@@ -275,7 +275,7 @@ def _label(entry: BundleEntry) -> str:
 
 
 def _tolerance(entry: BundleEntry, tolerance: float | None) -> tuple[float, bool, list]:
-    from mucomp.sharing.environment import environment, environment_differences
+    from mucomp.environment import environment, environment_differences
 
     differences = environment_differences(entry.manifest.get("environment") or {}, environment())
     if tolerance is not None:
@@ -373,10 +373,9 @@ def _precision_note(recorded: str | None, device: Any) -> str:
 
 def _scenario_checks(entry: BundleEntry, store: ExperimentStore, report: ExperimentReport):
     """Rebuild the scenario, compare its data and forget-set hashes, prepare its references and
-    compare their weights; returns the prepared :class:`~mucomp.runner.ScenarioState`."""
-    from mucomp.data import Scenario
-    from mucomp.runner import prepare_scenario
-    from mucomp.sharing.environment import data_sha256, forget_sha256
+    compare their weights; returns the prepared :class:`~mucomp.experiment.ScenarioState`."""
+    from mucomp.data import Scenario, data_sha256
+    from mucomp.experiment import prepare_scenario
     from mucomp.store import weights_sha256
 
     scenario = Scenario.from_config(entry.result["config"])
@@ -385,7 +384,7 @@ def _scenario_checks(entry: BundleEntry, store: ExperimentStore, report: Experim
     report.checks.append(Check(f"data {scenario.dataset}", _short(identity["data_sha256"]), _short(here),
                                here == identity["data_sha256"], report.exact,
                                "" if here == identity["data_sha256"] else "the data set's images or labels differ here"))
-    forget = forget_sha256(scenario)
+    forget = scenario.forget_sha256
     report.checks.append(Check(f"forget set {scenario.forget_set.text}", _short(identity["forget_sha256"]), _short(forget),
                                forget == identity["forget_sha256"], report.exact,
                                "" if forget == identity["forget_sha256"] else
@@ -419,8 +418,8 @@ def _evaluate_bundled_weights(entry: BundleEntry, state: Any, report: Experiment
         return None
     from safetensors.torch import load
 
+    from mucomp.experiment import evaluate_model
     from mucomp.models import model_from_state_dict
-    from mucomp.runner import evaluate_model
     from mucomp.store import weights_sha256
 
     tensors = load(entry.model_bytes)
@@ -440,7 +439,8 @@ def _evaluate_bundled_weights(entry: BundleEntry, state: Any, report: Experiment
 def _rerun(entry: BundleEntry, bundle: Bundle, state: Any, scratch: ExperimentStore, reruns: dict[str, str],
            report: ExperimentReport) -> tuple[dict | None, str | None]:
     """``(the rerun's result, its weights' hash)``, or ``(None, None)`` with the problem reported."""
-    from mucomp.runner import ExperimentConfig, ExperimentStopped, run_experiment
+    from mucomp.config import ExperimentConfig
+    from mucomp.experiment import ExperimentStopped, run_experiment
     from mucomp.store import weights_sha256
 
     config = dict(entry.result["config"])

@@ -7,7 +7,19 @@ as it always did.
 
 import os  # noqa: F401  (tests patch mucomp.store.os.rename, the call that makes a save atomic)
 
-from mucomp.store.archive import weights_problem, weights_sha256
+from mucomp.names import (
+    ID_PATTERN,
+    KINDS,
+    MANIFEST_FILE,
+    MAX_IMPORT_BYTES,
+    MAX_RESULT_BYTES,
+    MODEL_FILE,
+    PROTECTED_KINDS,
+    RESULT_FILE,
+    SCENARIO_KEYS,
+    SCHEMA_VERSION,
+)
+from mucomp.store.archive import weights_problem
 from mucomp.store.core import (
     REQUIRED_KEYS,
     Experiment,
@@ -25,18 +37,7 @@ from mucomp.store.errors import (
     UnreadableExperimentError,
 )
 from mucomp.store.index import HEAVY_BLOCKS
-from mucomp.store.names import (
-    ID_PATTERN,
-    KINDS,
-    MANIFEST_FILE,
-    MAX_IMPORT_BYTES,
-    MAX_RESULT_BYTES,
-    MODEL_FILE,
-    PROTECTED_KINDS,
-    RESULT_FILE,
-    SCENARIO_KEYS,
-    SCHEMA_VERSION,
-)
+from mucomp.weights import weights_sha256
 
 __all__ = [
     "HEAVY_BLOCKS", "ID_PATTERN", "KINDS", "MANIFEST_FILE", "MAX_IMPORT_BYTES", "MAX_RESULT_BYTES", "MODEL_FILE",

@@ -16,15 +16,14 @@ An archive made by :meth:`ExperimentStore.export` holds ``manifest.json`` and, p
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mucomp.store.errors import StoreError
-from mucomp.store.names import (
+from mucomp.config import ScenarioDefinition, reference_experiment_id
+from mucomp.names import (
     ID_PATTERN,
     MANIFEST_FILE,
     MAX_IMPORT_BYTES,
@@ -33,6 +32,9 @@ from mucomp.store.names import (
     PROTECTED_KINDS,
     RESULT_FILE,
 )
+from mucomp.specs import DATASETS
+from mucomp.store.errors import StoreError
+from mucomp.weights import WeightsFileError, check_weights, read_weights, weights_sha256
 
 if TYPE_CHECKING:
     import torch
@@ -49,15 +51,6 @@ class ArchiveEntry:
     model_bytes: bytes
 
 
-def weights_sha256(tensors: dict[str, torch.Tensor]) -> str:
-    """The hash that names a set of weights: sha256 of their safetensors serialisation without
-    metadata (names, dtypes, shapes and bytes; independent of how the file was written)."""
-    from safetensors.torch import save
-
-    canonical = {k: v.detach().cpu().contiguous() for k, v in sorted(tensors.items())}
-    return hashlib.sha256(save(canonical)).hexdigest()
-
-
 def read_archive(source: Any, *, allow_references: bool = False) -> dict[str, ArchiveEntry]:
     """Validate an export zip completely and return ``{id: ArchiveEntry}`` (see the module docstring)."""
     try:
@@ -71,7 +64,7 @@ def read_archive(source: Any, *, allow_references: bool = False) -> dict[str, Ar
         raise StoreError(f"manifest.json does not list exactly the experiments in the archive; {_NOTHING}")
     entries = {experiment_id: _check_experiment(experiment_id, content, allow_references)
                for experiment_id, content in files.items()}
-    check_weights([(i, e.result, e.model_bytes) for i, e in entries.items()])
+    check_model_files([(i, e.result, e.model_bytes) for i, e in entries.items()])
     return entries
 
 
@@ -141,13 +134,11 @@ def _check_experiment(experiment_id: str, content: dict[str, bytes], allow_refer
     return ArchiveEntry(result, content[RESULT_FILE], content[MODEL_FILE])
 
 
-def check_weights(items: list[tuple[str, dict, bytes]]) -> None:
+def check_model_files(items: list[tuple[str, dict, bytes]]) -> None:
     """Every model file fits its scenario's architecture (strict keys, shapes and dtypes, finite
     values); references also match their recorded hash and id."""
     if not items:
         return
-    from mucomp.models import WeightsFileError, read_weights
-
     for experiment_id, result, model_bytes in items:
         try:
             tensors = read_weights(MODEL_FILE, model_bytes)
@@ -160,68 +151,31 @@ def check_weights(items: list[tuple[str, dict, bytes]]) -> None:
             check_reference(experiment_id, result, tensors)
 
 
-_EXPECTED: dict[tuple[str, str], dict[str, tuple[tuple[int, ...], Any]]] = {}
-
-
-def _expected_weights(dataset: str, arch: str | None = None) -> dict[str, tuple[tuple[int, ...], Any]]:
-    """``{key: (shape, dtype)}`` of ``arch`` (default: the data set's own architecture) with the
-    data set's classes (built once per process). ValueError for an architecture the data set
-    does not have."""
-    from mucomp.specs import DATASETS
+def weights_problem(dataset: str, tensors: dict[str, torch.Tensor], arch: str | None = None) -> str | None:
+    """Why ``tensors`` can't be the weights of ``arch`` (default: ``dataset``'s architecture), or
+    None if they can (:func:`mucomp.weights.check_weights`)."""
+    from mucomp.models import expected_weights  # here: listing the store never imports torch
 
     spec = DATASETS[dataset]
     arch = arch or spec.arch
     if arch not in spec.archs:
-        raise ValueError(f"{arch!r} is not an architecture of {dataset} ({', '.join(spec.archs)})")
-    if (dataset, arch) not in _EXPECTED:
-        from mucomp.models import build_model
-
-        model = build_model(arch, spec.num_classes)
-        _EXPECTED[dataset, arch] = {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
-    return _EXPECTED[dataset, arch]
-
-
-def weights_problem(dataset: str, tensors: dict[str, torch.Tensor], arch: str | None = None) -> str | None:
-    """Why ``tensors`` can't be the weights of ``arch`` (default: ``dataset``'s architecture), or
-    None if they can: exactly its keys and shapes, floating values where it has floats (finite),
-    its own dtype elsewhere."""
-    import torch
-
-    try:
-        expected = _expected_weights(dataset, arch)
-    except ValueError as err:
-        return str(err)
-    from mucomp.specs import DATASETS
-
-    if arch and arch != DATASETS[dataset].arch:
-        dataset = f"{dataset} ({arch})"  # named where it is not the data set's own
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        return (f"the weights do not fit the {dataset} architecture ({len(missing)} missing keys: "
-                f"{', '.join(missing[:5]) or '-'}; {len(unexpected)} unexpected: {', '.join(unexpected[:5]) or '-'})")
-    shapes = [k for k, (shape, _) in expected.items() if tuple(tensors[k].shape) != shape]
-    if shapes:
-        return f"the weights do not fit the {dataset} architecture (shapes differ at {', '.join(shapes[:5])})"
-    # Any floating precision loads into a float parameter; integer buffers (BatchNorm's
-    # num_batches_tracked) must keep their own dtype; complex, bool or integer weights are refused.
-    dtypes = [k for k, (_, dtype) in expected.items()
-              if not (tensors[k].dtype == dtype or (dtype.is_floating_point and tensors[k].is_floating_point()))]
-    if dtypes:
-        return f"unexpected value types at {', '.join(dtypes[:5])} (e.g. {tensors[dtypes[0]].dtype})"
-    bad = [k for k, t in tensors.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
-    if bad:
-        return f"NaN or infinite weights at {', '.join(bad[:5])}"
-    return None
+        return f"{arch!r} is not an architecture of {dataset} ({', '.join(spec.archs)})"
+    check = check_weights(tensors, expected_weights(arch, spec.num_classes))
+    named = dataset if arch == spec.arch else f"{dataset} ({arch})"  # the arch where it is not the default
+    if check.missing or check.unexpected:
+        return (f"the weights do not fit the {named} architecture ({len(check.missing)} missing keys: "
+                f"{', '.join(check.missing[:5]) or '-'}; {len(check.unexpected)} unexpected: "
+                f"{', '.join(check.unexpected[:5]) or '-'})")
+    if check.shapes:
+        return f"the weights do not fit the {named} architecture (shapes differ at " \
+               f"{', '.join(s.split(' ', 1)[0] for s in check.shapes[:5])})"
+    return check.problem(arch)
 
 
 def check_reference(experiment_id: str, result: dict, tensors: dict[str, torch.Tensor]) -> None:
     """Refuse an imported reference unless its weights are the ones it names: the recorded
     ``config.weights_sha256`` equals the hash of ``tensors``, and its id is the one this mucomp
     gives the reference of its scenario, kind and checkpoint."""
-    from mucomp.data import Scenario
-    from mucomp.runner import reference_experiment_id
-
     config = result["config"]
     recorded = config.get("weights_sha256")
     if recorded is None:
@@ -230,12 +184,13 @@ def check_reference(experiment_id: str, result: dict, tensors: dict[str, torch.T
     if recorded != weights_sha256(tensors):
         raise StoreError(f"{experiment_id}: its weights are not the ones its result records (hash mismatch); "
                          f"{_NOTHING}")
-    scenario = Scenario.from_config(config)
+    scenario = ScenarioDefinition.from_config(config)
     checkpoint = str(config.get("checkpoint") or "")
     expected = reference_experiment_id(scenario, result["kind"], checkpoint)
     # A version-2 reference of seed s became training and data seed s; its id kept the old form.
-    legacy = reference_experiment_id(Scenario(scenario.dataset, scenario.forget_class, scenario.seed), result["kind"],
-                                     checkpoint) if scenario.forget_class is not None and scenario.data_seed == scenario.seed else None
+    legacy = reference_experiment_id(ScenarioDefinition(scenario.dataset, scenario.forget_class, scenario.train_seed),
+                                     result["kind"], checkpoint) \
+        if scenario.forget_class is not None and scenario.data_seed == scenario.train_seed else None
     if experiment_id not in (expected, legacy):
         raise StoreError(f"{experiment_id} is not the id of the {result['kind']} reference it claims to be "
                          f"(expected {expected}); {_NOTHING}")

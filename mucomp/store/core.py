@@ -38,16 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mucomp import __version__, settings
-from mucomp.store.archive import read_archive, weights_sha256
-from mucomp.store.errors import (
-    ExperimentExistsError,
-    ExperimentNotFoundError,
-    InvalidIdError,
-    StoreError,
-    UnreadableExperimentError,
-)
-from mucomp.store.index import ListingIndex, light_of, summary_of
-from mucomp.store.names import (
+from mucomp.names import (
     ID_PATTERN,
     MANIFEST_FILE,
     MAX_RESULT_BYTES,
@@ -57,6 +48,16 @@ from mucomp.store.names import (
     SCENARIO_KEYS,
     SCHEMA_VERSION,
 )
+from mucomp.store.archive import read_archive
+from mucomp.store.errors import (
+    ExperimentExistsError,
+    ExperimentNotFoundError,
+    InvalidIdError,
+    StoreError,
+    UnreadableExperimentError,
+)
+from mucomp.store.index import ListingIndex, light_of, summary_of
+from mucomp.weights import weights_sha256
 
 if TYPE_CHECKING:
     import torch

@@ -108,7 +108,7 @@ class ListingIndex:
 
     @staticmethod
     def _format() -> str:
-        from mucomp.store.names import SCHEMA_VERSION  # a newer schema reads more: rebuild every row
+        from mucomp.names import SCHEMA_VERSION  # a newer schema reads more: rebuild every row
 
         return f"{INDEX_FORMAT}/{SCHEMA_VERSION}"
 

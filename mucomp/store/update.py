@@ -20,8 +20,8 @@ import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from mucomp.names import MAX_RESULT_BYTES, RESULT_FILE
 from mucomp.store.errors import ExperimentNotFoundError, StoreError, UnreadableExperimentError
-from mucomp.store.names import MAX_RESULT_BYTES, RESULT_FILE
 
 if TYPE_CHECKING:
     from mucomp.store.core import Experiment, ExperimentStore

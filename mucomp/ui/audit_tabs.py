@@ -1,7 +1,7 @@
 """The Attack page's on-demand audit tabs: Per-example (U-LiRA) and Relearning.
 
 Each tab shows Model A and Model B side by side. A stored audit is drawn from the stored result
-(figures from :mod:`mucomp.ui.audit_figures`, memoised per experiment and the audit's
+(figures from :mod:`mucomp.ui.figures.attack`, memoised per experiment and the audit's
 ``computed_at``); an audit not computed yet gets a Run button that queues a
 :class:`~mucomp.execution.RunAudit` job on the app's workers (with :class:`~mucomp.execution.MakeShadowPair`
 jobs for U-LiRA's shadow pairs when the server has several workers) and the job's live progress.
@@ -14,9 +14,11 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from mucomp.audits.views import relearn_frame, relearn_summary_text, stored_audit, ulira_ranking
+from mucomp.audits.eligibility import AuditError, ulira_problem
 from mucomp.execution import RunAudit, SubmissionError
-from mucomp.ui import audit_figures, figures, grids, session, widgets
+from mucomp.results.attack import relearn_frame, relearn_summary_text, ulira_ranking
+from mucomp.results.contrast import stored_audit
+from mucomp.ui import figures, grids, session, widgets
 from mucomp.ui.text import md
 
 #: Images shown in the U-LiRA ranking grid (the most exposed first).
@@ -55,7 +57,7 @@ def _pending(experiment_id: str, audit: str) -> bool:
 
 
 def _submit(experiment_id: str, audit: str) -> None:
-    from mucomp.audits.run import AuditError, audit_requests
+    from mucomp.execution.audits import audit_requests  # the experiment layer: imported on a click only
 
     queue = session.get_queue()
     try:
@@ -70,15 +72,7 @@ def _submit(experiment_id: str, audit: str) -> None:
 
 def why_not(result: dict, audit: str) -> str | None:
     """Why ``audit`` can't run for this stored result (None when it can)."""
-    from mucomp.audits.run import AuditError, shadow_spec
-
-    if audit != "ulira":
-        return None
-    try:
-        shadow_spec(result)
-    except (AuditError, ValueError) as err:
-        return str(err)
-    return None
+    return ulira_problem(result) if audit == "ulira" else None
 
 
 def run_button(result: dict, audit: str, which: str, label: str, help_text: str) -> None:
@@ -123,7 +117,7 @@ def ulira_column(s, which: str, label: str, result: dict) -> None:
                     help="K pairs fit the per-image Gaussians, M held-out pairs measure the accuracy.")
     ranking = session.memo("audit.ulira.ranking", _memo_key(result, block), lambda: ulira_ranking(block))
     fig = session.memo("audit.ulira.lr", _memo_key(result, block, label),
-                       lambda: audit_figures.ulira_lr_figure(ranking, title=f"Per-image LR of {label}"))
+                       lambda: figures.ulira_lr_figure(ranking, title=f"Per-image LR of {label}"))
     st.plotly_chart(fig, key=f"audit_ulira_lr_{which}", width="stretch")
     top = ranking.head(RANKED_IMAGES)
     grid = session.memo("audit.ulira.grid", _memo_key(result, block), lambda: grids.image_grid_figure(
@@ -155,7 +149,7 @@ def relearn_column(which: str, label: str, result: dict) -> None:
                     help=f"{block['steps']} SGD steps of batch {block['batch_size']}: the relearn images plus retain "
                          "images; accuracy measured on the other forget images.")
     color = figures.MODEL_COLORS[which.upper()]
-    fig = session.memo("audit.relearn", _memo_key(result, block, label, color), lambda: audit_figures.relearn_figure(
+    fig = session.memo("audit.relearn", _memo_key(result, block, label, color), lambda: figures.relearn_figure(
         relearn_frame(block), block["target"], color=color, title=f"Relearning {label}"))
     st.plotly_chart(fig, key=f"audit_relearn_{which}", width="stretch")
     st.caption(relearn_summary_text(block))

@@ -4,17 +4,16 @@ it into experiment configs. Tested without a browser; the page only draws the wi
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mucomp.config import MAX_APP_RUNS, ExperimentConfig, TooManyRunsError, plan_runs
 from mucomp.data import Scenario
 from mucomp.methods import MethodInfo, Param
-from mucomp.runner import ExperimentConfig, expand_grid
 
 #: Most runs one click may queue (the queue is shared by every visitor of a server).
-MAX_GRID_RUNS = 24
+MAX_GRID_RUNS = MAX_APP_RUNS
 #: Most values one list may hold.
 MAX_VALUES = 8
 _SEPARATORS = re.compile(r"[,;\s]+")
@@ -66,14 +65,6 @@ def parse_values(param: Param, text: str) -> list:
     return values
 
 
-def run_count(grid: Mapping[str, Sequence]) -> int:
-    """How many runs a grid makes (the product of its list lengths)."""
-    count = 1
-    for values in grid.values():
-        count *= len(values)
-    return count
-
-
 def grid_configs(
     info: MethodInfo,
     scenario: Scenario,
@@ -87,21 +78,21 @@ def grid_configs(
     batch_size and the method's list-valued parameters) and unlearning seed (``seeds``: the
     replicates), with ``fixed`` single-valued parameters, for ``scenario``. Raises
     :class:`GridError` when the grid is too large or a combination is refused by the method."""
-    count = run_count(grid) * len(seeds)
-    if count == 0:
-        raise GridError("The grid is empty: give every list at least one value.")
-    if count > MAX_GRID_RUNS:
-        raise GridError(f"This grid makes {count} runs; at most {MAX_GRID_RUNS} can be queued at once. Shorten a list "
-                        "or use fewer replicates.")
-    config = ExperimentConfig.for_scenario(scenario, seed=seeds[0], method=info.name, base=base,
+    config = ExperimentConfig.for_scenario(scenario, unlearn_seed=seeds[0], method=info.name, base=base,
                                            params=dict(fixed or {}))
-    configs = expand_grid(config, {k: list(v) for k, v in grid.items()})
-    for item in configs:
+    try:
+        configs = plan_runs(config, {k: list(v) for k, v in grid.items()}, unlearn_seeds=seeds,
+                            max_runs=MAX_GRID_RUNS, raise_with="")
+    except TooManyRunsError as err:
+        raise GridError(f"{str(err)[0].upper()}{str(err)[1:]}.") from None
+    except ValueError:
+        raise GridError("The grid is empty: give every list at least one value.") from None
+    for item in configs[::len(seeds)]:
         try:
             info.resolve_for(scenario, item.hyper())
         except ValueError as err:
             raise GridError(str(err)) from None
-    return [dataclasses.replace(item, seed=int(seed)) for item in configs for seed in seeds]
+    return configs
 
 
 def clean_label(text: str, limit: int = 60) -> str:

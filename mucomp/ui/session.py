@@ -47,9 +47,11 @@ from mucomp.execution import (
     request_scenario,
     shared_executor,
 )
+from mucomp.results import experiment_label
 from mucomp.store import HEAVY_BLOCKS as HEAVY_BLOCKS  # re-exported: pages may read it
 from mucomp.store import SCENARIO_KEYS, ExperimentStore
 from mucomp.store.index import INDEX_FILE
+from mucomp.ui.text import md
 
 PAGE_ICON = "🧽"
 DEFAULT_SCENARIO = Scenario("digits", 0, 0)
@@ -83,11 +85,9 @@ MAX_QUEUED_RUNS = MAX_QUEUED_PER_OWNER
 
 def describe_request(request: Any) -> str:
     """One line naming a queued request, e.g. ``"Gradient ascent (GA): epochs 12, lr 0.05, batch 32"``."""
-    from mucomp.methods import available_methods
-
     if isinstance(request, PrepareReferences):
         s = request.scenario
-        return f"Reference models ({s.spec.label}, forget {s.forget_set.describe(s.spec)}, training seed {s.seed})"
+        return f"Reference models ({s.spec.label}, forget {s.forget_set.describe(s.spec)}, training seed {s.train_seed})"
     if isinstance(request, EvaluateUpload):
         return f"Uploaded model '{request.label}'"
     if isinstance(request, PullPublished):
@@ -97,13 +97,15 @@ def describe_request(request: Any) -> str:
         return f"Audit of {request.experiment_id}: " + ", ".join(names.get(a, a) for a in request.audits)
     if isinstance(request, MakeShadowPair):
         return f"U-LiRA shadow pair, training seed {request.seed}"
+    from mucomp.methods import available_methods  # a run's label: only the Build page lists runs
+
     info = available_methods().get(getattr(request, "method", ""), None)
     label = info.label if info is not None else str(getattr(request, "method", "?"))
     parts = [f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
              for name, value in (("epochs", request.epochs), ("lr", request.lr), ("batch", request.batch_size))
              if value is not None]
     parts += [f"{k} {v}" for k, v in sorted(request.params.items())]
-    parts.append(f"seed {request.seed}")
+    parts.append(f"seeds {request.train_seed}/{request.unlearn_seed}")
     base = "" if request.base == "original" else f" from {request.base}"
     return f"{label}{base}: " + (", ".join(parts) or "defaults")
 
@@ -198,7 +200,7 @@ def query_from_state() -> dict[str, str]:
     s = scenario()
     # One class stays a bare index (short links, and the links shared before forget sets still work).
     forget = str(s.forget_class) if s.forget_class is not None else s.forget_set.text
-    query = {"dataset": s.dataset, "forget": forget, "seed": str(s.seed)}
+    query = {"dataset": s.dataset, "forget": forget, "seed": str(s.train_seed)}
     if s.data_seed:
         query["data_seed"] = str(s.data_seed)
     if s.arch != s.spec.arch:
@@ -267,7 +269,7 @@ def setup(title: str, *, icon: str = PAGE_ICON) -> None:
     st.session_state[KEY_VISITED].add(title.lower())
     get_queue()  # starts (and warms) the worker processes on the first page view
     _remember_owner()
-    _sidebar()
+    sidebar()
 
 
 def owner() -> str:
@@ -301,7 +303,7 @@ def scenario_label(s: Scenario) -> str:
     arch = "" if s.arch == s.spec.arch else f" ({s.arch})"
     data = f" · data seed {s.data_seed}" if s.data_seed else ""
     forget = f"'{s.forget_class_name}'" if s.forget_class is not None else s.forget_set.describe(s.spec)
-    return f"{DATASETS[s.dataset].label}{arch} · forget {forget} · seed {s.seed}{data}"
+    return f"{DATASETS[s.dataset].label}{arch} · forget {forget} · seed {s.train_seed}{data}"
 
 
 def scenario_filter(s: Scenario, *, every_training_seed: bool = False) -> tuple[tuple[str, Any], ...]:
@@ -444,10 +446,23 @@ def prepare_references(s: Scenario) -> None:
             st.toast(f"{err}.", icon=":material/block:")
 
 
-def _sidebar() -> None:
-    from mucomp.ui.widgets import sidebar
+def sidebar() -> None:
+    """The scenario, Model A / B and the queue, on every page."""
+    s = scenario()
+    listing = experiments(s)
+    labels = {r["id"]: experiment_label(r) for r in listing}
+    a, b = model_ids()
+    with st.sidebar:
+        st.markdown("**Scenario**")
+        st.caption(scenario_label(s))
+        st.markdown("**Models**")
+        st.caption(f"Model A: {md(labels.get(a, 'not chosen'))}  \nModel B: {md(labels.get(b, 'not chosen'))}")
+        jobs = home_jobs()
+        running = sum(j["state"] == "running" for j in jobs)
+        queued = sum(j["state"] == "queued" for j in jobs)
+        if running or queued:
+            st.caption(f"Background work: {running} running, {queued} queued")
 
-    sidebar()
 
 
 def _save_form(widget_key: str, name: str) -> None:

@@ -10,22 +10,14 @@ from collections.abc import Collection, Sequence
 import numpy as np
 import pandas as pd
 
-from mucomp.compare import METRIC_DIRECTIONS, compact_count
+from mucomp.catalogue import COLOR_GROUPS, FRACTION_COLUMNS, METRIC_DIRECTIONS
+from mucomp.results.screen import compact_count
 
-#: The colour-scale groups of the table: columns and a base colour (darker cell = better value).
-COLOR_GROUPS: dict[str, tuple[tuple[str, ...], str]] = {
-    "accuracy": (("UA", "RA", "TUA", "TRA"), "#2563eb"),
-    "efficiency": (("RT",), "#ea580c"),
-    "privacy": (("PS", "MIA", "Avg. Gap"), "#16a34a"),
-}
-#: Columns shown as percentages.
-PERCENT_COLUMNS = ("UA", "RA", "TUA", "TRA", "PS", "MIA", "Avg. Gap")
+#: Columns shown as percentages: the fractions of the catalogue.
+PERCENT_COLUMNS = FRACTION_COLUMNS
 #: Strongest tint of a cell (share of the group colour mixed into white), keeps text readable.
 MAX_TINT = 0.6
 MIN_TINT = 0.08
-#: Columns whose colour scale is the fixed fraction domain [0, 1] (SPEC: accuracies, PS, MIA and
-#: Avg. Gap are fractions): the same value always gets the same colour, whatever rows are shown.
-FRACTION_COLUMNS = ("UA", "RA", "TUA", "TRA", "PS", "MIA", "Avg. Gap")
 #: The RT colour scale: logarithmic, darkest at or below the first bound (seconds), white at or
 #: above the second, fixed for every scenario and machine.
 RT_SCALE_S = (0.1, 3600.0)
@@ -56,7 +48,7 @@ def owner_label(owner: object, me: str | None) -> str:
 
 
 #: Put before the Type of a reference whose Hub file did not reproduce its published accuracy
-#: (:func:`mucomp.compare.unreproduced_references`); first, so a narrow column's ellipsis never hides it.
+#: (:func:`mucomp.results.unreproduced_references`); first, so a narrow column's ellipsis never hides it.
 UNREPRODUCED_MARK = "⚠"
 
 
@@ -91,7 +83,7 @@ def _mix(hex_color: str, share: float) -> str:
 
 def goodness(values: pd.Series, column: str) -> np.ndarray:
     """Each value's place on the column's fixed scale, from worst (0) to best (1), by the column's
-    direction (:data:`mucomp.compare.METRIC_DIRECTIONS`): fractions (:data:`FRACTION_COLUMNS`) on
+    direction (:data:`mucomp.catalogue.METRIC_DIRECTIONS`): fractions (:data:`FRACTION_COLUMNS`) on
     [0, 1] (UA 0 % -> 1, RA 100 % -> 1), RT on the log scale :data:`RT_SCALE_S` (0.1 s or less
     -> 1, an hour or more -> 0). It depends on the value only, never on the other rows. NaN (a
     missing value, a column without a fixed scale) stays NaN."""
@@ -197,7 +189,7 @@ def color_legend_html(groups: Sequence[str]) -> str:
 CONFIG_LABELS: dict[str, str] = {
     "dataset": "Data set", "arch": "Architecture", "forget": "Forget set", "forget_class": "Forget class",
     "forget_indices": "Forget images", "train_seed": "Training seed", "data_seed": "Data seed",
-    "seed": "Unlearning seed", "method": "Method", "base": "Base model", "epochs": "Epochs",
+    "unlearn_seed": "Unlearning seed", "method": "Method", "base": "Base model", "epochs": "Epochs",
     "lr": "Learning rate", "batch_size": "Batch size", "checkpoint": "Checkpoint", "weights_sha256": "Weights SHA-256",
 }
 

@@ -10,10 +10,9 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import streamlit as st
 
-from mucomp import compare
-from mucomp.compare import IncompatibleResultsError, MissingBlockError
 from mucomp.execution import FINISHED, PrepareReferences
-from mucomp.runner import STAGES
+from mucomp.progress import EXPERIMENT_STAGES as STAGES
+from mucomp.results import IncompatibleResultsError, MissingBlockError, reference_check_warnings
 from mucomp.ui import session
 from mucomp.ui.text import md
 
@@ -26,7 +25,7 @@ STAGE_LABELS = {
     "embedding": "Embedding (UMAP)",
     "saving": "Saving",
 }
-#: Stages of an audit job (mucomp.audits.run.run_audits), shown without a run's stage number.
+#: Stages of an audit job (mucomp.experiment.audits.run_audits), shown without a run's stage number.
 AUDIT_STAGE_LABELS = {
     "shadows": "Making U-LiRA shadow models",
     "ulira": "U-LiRA likelihood ratios",
@@ -40,30 +39,6 @@ STATE_ICONS = {
 
 # ---------------------------------------------------------------------------------------------
 # Sidebar and hints
-
-
-def sidebar() -> None:
-    """The scenario, Model A / B and the queue, on every page."""
-    s = session.scenario()
-    listing = session.experiments(s)
-    labels = {r["id"]: _short_label(r) for r in listing}
-    a, b = session.model_ids()
-    with st.sidebar:
-        st.markdown("**Scenario**")
-        st.caption(session.scenario_label(s))
-        st.markdown("**Models**")
-        st.caption(f"Model A: {md(labels.get(a, 'not chosen'))}  \nModel B: {md(labels.get(b, 'not chosen'))}")
-        jobs = session.home_jobs()
-        running = sum(j["state"] == "running" for j in jobs)
-        queued = sum(j["state"] == "queued" for j in jobs)
-        if running or queued:
-            st.caption(f"Background work: {running} running, {queued} queued")
-
-
-def _short_label(result: dict) -> str:
-    from mucomp.compare import experiment_label
-
-    return experiment_label(result)
 
 
 def hint(message: str, page: str, label: str) -> None:
@@ -229,7 +204,7 @@ def reference_status(s: session.Scenario, *, key: str) -> bool:
     if session.references_ready(s):
         st.success("The reference models (Original and Retrained) of this scenario are ready.", icon=":material/check_circle:")
         ids = session.reference_ids(session.experiments(s))
-        for warning in compare.reference_check_warnings(session.load_result(i) for i in ids.values()):
+        for warning in reference_check_warnings(session.load_result(i) for i in ids.values()):
             st.warning(warning, icon=":material/report:")
         return True
     job = session.reference_job(s)

@@ -1,4 +1,4 @@
-"""Names every part of the store shares, importable without pydantic or torch (so that
+"""Names every stored result and archive shares, importable without pydantic or torch (so that
 ``mucomp list`` starts quickly): file names, the id pattern, kinds and the schema version."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 #: The version of the stored-result schema this mucomp writes (readers for older ones: mucomp.schema).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: An experiment id, matched with ``fullmatch`` (``$`` would also match before a trailing newline).
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")
 KINDS = ("original", "retrained", "unlearned", "custom", "published")

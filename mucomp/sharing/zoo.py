@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - type hints only
     from mucomp.data import Scenario
-    from mucomp.runner import ProgressFn
+    from mucomp.progress import ProgressFn
     from mucomp.store import Experiment, ExperimentStore
 
 
@@ -95,8 +95,9 @@ def pull(
     ValueError / :class:`mucomp.models.StateDictMismatchError` for a file that is unreadable or
     of another architecture; nothing is stored then.
     """
+    # Here, not at import: listing the catalogue (mucomp zoo list, the Build page) needs no torch.
+    from mucomp.experiment import store_custom_model
     from mucomp.references import download_checkpoint, load_checkpoint
-    from mucomp.runner import store_custom_model
 
     entry = find(repo)
     if scenario.dataset != entry.dataset:

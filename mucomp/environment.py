@@ -1,4 +1,4 @@
-"""What a number depends on besides its config: the code, the machine and the data.
+"""What a number depends on besides its config: the code and the machine.
 
 A bundle records these so that ``mucomp reproduce`` can say *why* two runs may differ before it
 compares them, and whether it may demand exact equality:
@@ -8,10 +8,9 @@ compares them, and whether it may demand exact equality:
   the exact code;
 - :func:`environment`: python, torch, numpy and the other numeric libraries, the device and its
   name (the CPU model on a CPU), the precision settings and torch's thread count;
-- :func:`data_sha256`: a sha256 of a data set's split arrays (images, labels, shapes, dtypes),
-  computed once per data set and process;
-- :func:`forget_sha256`: a sha256 of a scenario's forget indices (a ``random:10%`` set depends on
-  the data seed: the hash says whether two machines drew the same images).
+
+The data's identities live with the data: :func:`mucomp.data.data_sha256` and
+:attr:`mucomp.data.Scenario.forget_sha256`.
 
 :data:`EXACT_KEYS` are the fields that must agree for a rerun to be expected bit for bit equal
 (the same CPU, the same versions); :func:`environment_differences` lists those that do not.
@@ -25,10 +24,7 @@ import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from mucomp.data import Scenario
+from typing import Any
 
 #: Libraries whose versions change figures (evaluation, MIA SVC, UMAP, CKA, the weights format).
 PACKAGES = ("torch", "numpy", "scipy", "scikit-learn", "umap-learn", "numba", "safetensors")
@@ -169,31 +165,36 @@ def environment_differences(recorded: dict[str, Any], here: dict[str, Any]) -> l
     return out
 
 
-@functools.lru_cache(maxsize=8)
-def _data_sha256(dataset: str, root: str) -> str:
-    from mucomp.data import load_dataset
-
-    data = load_dataset(dataset, root=root or None)
-    digest = hashlib.sha256(f"mucomp-data-v1:{dataset}".encode())
-    for split in (data.train, data.test):
-        for name, tensor in (("images", split.images), ("labels", split.labels)):
-            array = tensor.contiguous().numpy()
-            digest.update(f"{split.name}.{name}:{array.dtype.str}:{list(array.shape)}".encode())
-            digest.update(memoryview(array).cast("B"))
-    return digest.hexdigest()
+class TorchvisionMismatchError(ImportError):
+    """The installed torch and torchvision do not work together; the message names both versions
+    and the pip line that installs a matching pair."""
 
 
-def data_sha256(dataset: str) -> str:
-    """sha256 of ``dataset``'s train and test arrays as mucomp loads them (images uint8, labels
-    int64, with their shapes and dtypes): equal exactly when both machines evaluate the same images.
-    Computed once per data set, data folder and process."""
-    from mucomp import settings
+def matching_torchvision(torch_version: str) -> str | None:
+    """The torchvision release series built for a torch version (torch 2.m pairs with torchvision
+    0.(m + 15) since torch 2.0: 2.9 -> 0.24, 2.14 -> 0.29), or None for another scheme."""
+    parts = torch_version.split("+")[0].split(".")
+    if len(parts) < 2 or parts[0] != "2" or not parts[1].isdigit():
+        return None
+    return f"0.{int(parts[1]) + 15}"
 
-    return _data_sha256(dataset, str(settings.data_dir().resolve()))
 
+def import_torchvision(submodule: str = "models") -> Any:
+    """``torchvision.<submodule>``, or :class:`TorchvisionMismatchError` saying what is wrong when
+    torch and torchvision were built for each other's other releases (torchvision then fails with
+    ``operator torchvision::nms does not exist``)."""
+    import importlib
 
-def forget_sha256(scenario: Scenario) -> str:
-    """sha256 of the scenario's forget indices (int64, little endian, sorted as the scenario has them)."""
-    import numpy as np
+    try:
+        return importlib.import_module(f"torchvision.{submodule}")
+    except (RuntimeError, ImportError, AttributeError) as err:
+        import torch
 
-    return hashlib.sha256(np.asarray(scenario.forget_indices, dtype="<i8").tobytes()).hexdigest()
+        found = _version("torchvision") or "not installed"
+        pair = matching_torchvision(torch.__version__)
+        fix = (f"pip install 'torchvision=={pair}.*'" if pair else "pip install torch torchvision (a matching pair)")
+        if found == "not installed":
+            raise TorchvisionMismatchError(f"torchvision is not installed beside torch {torch.__version__}; run: {fix}") from err
+        raise TorchvisionMismatchError(
+            f"torchvision {found} does not work with torch {torch.__version__} ({str(err).splitlines()[0][:120]}); "
+            f"install the torchvision built for this torch: {fix}") from err

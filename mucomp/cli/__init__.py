@@ -1,0 +1,53 @@
+"""The headless ``mucomp`` command: one module per command family, each adding its own
+sub-parsers (:mod:`~mucomp.cli.references`, :mod:`~mucomp.cli.runs`, :mod:`~mucomp.cli.store`,
+:mod:`~mucomp.cli.audits`, :mod:`~mucomp.cli.sharing`).
+
+Exit codes: 0 success, 2 bad arguments (the message names the argument and what is allowed),
+1 the work itself failed (the message says why). Reading commands (``list``, ``show``,
+``summary``) never import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from mucomp.cli import audits, references, runs, sharing, store
+from mucomp.cli.common import UsageError
+
+__all__ = ["UsageError", "build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mucomp", description="Machine Unlearning Comparator, headless")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None,
+                        help="precision of the evaluation passes (default: $MUCOMP_PRECISION, else fp32); bf16 / "
+                             "fp16 run them under autocast where the device supports it")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for family in (references, runs, store, audits, sharing):
+        family.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.precision is not None:  # read by every evaluation here and in the workers this starts
+        os.environ["MUCOMP_PRECISION"] = args.precision
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as err:
+        parser.print_usage(sys.stderr)
+        print(f"mucomp: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mucomp: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) stopped early: not a failure; silence the flush at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as err:  # every other failure is the work's, not the arguments'
+        print(f"mucomp: {args.command} failed: {err}", file=sys.stderr)
+        return 1

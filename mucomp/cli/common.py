@@ -1,0 +1,184 @@
+"""What every command of ``mucomp`` shares: argument errors, output, scenario options, progress lines.
+
+Exit codes: 0 success, 2 bad arguments (:class:`UsageError`; the message names the argument and
+what is allowed), 1 the work itself failed (the message says why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from mucomp.catalogue import LIST_METRICS
+from mucomp.specs import DATASETS, get_spec
+
+
+class UsageError(ValueError):
+    """A bad command-line argument: exit code 2."""
+
+
+def emit(payload: Any, as_json: bool, text: Callable[[], str]) -> None:
+    """Print ``payload`` as JSON, or ``text()``."""
+    if as_json:
+        try:  # stored results are JSON-safe already: no numpy import for list / show
+            print(json.dumps(payload, allow_nan=False))
+        except (TypeError, ValueError):
+            from mucomp.metrics import to_json_safe
+
+            print(json.dumps(to_json_safe(payload), allow_nan=False))
+    else:
+        print(text())
+
+
+def forget_text(args: argparse.Namespace) -> str:
+    """The forget set of ``--forget`` or its short form ``--forget-class`` (exactly one), as typed
+    (``--forget-class`` resolved to ``class:K``)."""
+    forget, forget_class = getattr(args, "forget", None), getattr(args, "forget_class", None)
+    if forget is not None and forget_class is not None:
+        raise UsageError("give --forget or --forget-class, not both (--forget-class K is --forget class:K)")
+    if forget is None and forget_class is None:
+        raise UsageError("say what to forget: --forget class:K | classes:K1,K2 | random:P% | random:N | "
+                         "indices:FILE, or --forget-class K")
+    if forget is None:
+        spec = DATASETS[args.dataset]
+        try:
+            return f"class:{spec.class_index(forget_class)}"
+        except ValueError as err:  # an unknown name or an index out of range
+            raise UsageError(f"--forget-class: {err}") from err
+    return forget
+
+
+def canonical_forget(args: argparse.Namespace) -> str:
+    """The canonical text of a listing's ``--forget`` / ``--forget-class`` filter."""
+    from mucomp.forget_sets import parse_forget
+
+    dataset = args.dataset or "digits"
+    args.dataset = dataset
+    try:
+        return parse_forget(forget_text(args), get_spec(dataset)).text
+    except ValueError as err:
+        raise UsageError(f"--forget: {err}") from err
+
+
+def scenario_from_args(args: argparse.Namespace, train_seed: int | None = None):
+    """The :class:`~mucomp.data.Scenario` the scenario options name (``train_seed``: instead of
+    ``--seed``)."""
+    from mucomp.data import Scenario
+
+    forget = forget_text(args)
+    try:
+        return Scenario(args.dataset, None, args.seed if train_seed is None else train_seed, forget,
+                        getattr(args, "data_seed", 0) or 0, getattr(args, "arch", None))
+    except ValueError as err:
+        option = "--forget" if getattr(args, "forget", None) is not None else "--forget-class"
+        raise UsageError(f"{option} / --seed / --arch: {err}") from err
+
+
+def seed_list(text: str | None, default: int, option: str) -> list[int]:
+    """Seeds from ``0-4`` / ``0,3,7`` (``default`` alone when not given)."""
+    from mucomp.seeds import parse_seeds
+
+    if text is None:
+        return [default]
+    try:
+        return parse_seeds(text)
+    except ValueError as err:
+        raise UsageError(f"{option}: {err}") from err
+
+
+def epoch_progress(enabled: bool) -> Callable[..., None] | None:
+    """A ``progress(epoch, total, **figures)`` line on stderr for reference training."""
+    if not enabled:
+        return None
+
+    def report(epoch: int, total: int, **figures: Any) -> None:
+        label = figures.get("reference", "")
+        end = "\n" if epoch == total else ""
+        print(f"\r  {label} epoch {epoch}/{total}", end=end, file=sys.stderr, flush=True)
+
+    return report
+
+
+def apply_torch_threads() -> None:
+    """Work done in this process uses ``MUCOMP_TORCH_THREADS`` threads when it is set
+    (:func:`mucomp.settings.torch_threads`)."""
+    from mucomp import settings
+
+    threads = settings.torch_threads()
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def store_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a store operation; a malformed or unknown id is the caller's argument error."""
+    from mucomp.store import ExperimentNotFoundError, InvalidIdError
+
+    try:
+        return fn(*args, **kwargs)
+    except (ExperimentNotFoundError, InvalidIdError) as err:
+        raise UsageError(str(err)) from err
+
+
+def summary_row(result: dict) -> dict:
+    """The listing fields of a stored result (or an index entry)."""
+    config, metrics = result["config"], result["metrics"]
+    row = {"id": result["id"], "kind": result["kind"], "group": result.get("group"), "dataset": config.get("dataset"),
+           "forget": config.get("forget"), "forget_class": config.get("forget_class"),
+           "train_seed": config.get("train_seed"), "unlearn_seed": config.get("unlearn_seed"),
+           "method": config.get("method"), "base": config.get("base"), "epochs": config.get("epochs"),
+           "lr": config.get("lr"), "batch_size": config.get("batch_size"), "created_at": result.get("created_at")}
+    row.update({key: metrics.get(key) for key in LIST_METRICS})
+    return row
+
+
+def format_cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def table_text(rows: list[dict], columns: list[str]) -> str:
+    """Rows as aligned text columns (``-`` for a missing value)."""
+    if not rows:
+        return "no experiments"
+    cells = [[format_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) for line in cells]
+    return "\n".join(lines)
+
+
+#: The columns of ``mucomp list`` and of a run's printout.
+LIST_COLUMNS = ["id", "kind", "dataset", "forget", "train_seed", "unlearn_seed", "method", "epochs", "lr",
+                "batch_size", *LIST_METRICS]
+
+
+def results_text(results: list[dict]) -> str:
+    return table_text([summary_row(r) for r in results], LIST_COLUMNS)
+
+
+def add_forget_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--forget", default=None, metavar="SET",
+                        help="what to forget: class:K, classes:K1,K2, random:P%% (e.g. random:10%%), random:N or "
+                             "indices:FILE (one training index per line)")
+    parser.add_argument("--forget-class", default=None, help="short for --forget class:K (an index or a class name)")
+
+
+def add_scenario_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="digits", choices=sorted(DATASETS), help="data set (default: digits)")
+    parser.add_argument("--arch", default=None,
+                        help="architecture (default: the data set's; digits: digits_cnn or vit_digits; fashion_mnist: "
+                             "resnet18_fmnist or fmnist_cnn)")
+    add_forget_arguments(parser)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="training seed of the references (default: 0); for run also the unlearning seed unless "
+                             "--seeds is given")
+    parser.add_argument("--data-seed", dest="data_seed", type=int, default=0,
+                        help="seed of a random forget set and of the fixed subsets (default: 0)")

@@ -1,0 +1,223 @@
+"""The store's commands: ``mucomp list``, ``show``, ``summary``, ``export``, ``import`` and
+``delete`` (torch-free: reading results never imports torch)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from mucomp.catalogue import LIST_METRICS
+from mucomp.cli.common import (
+    UsageError,
+    add_forget_arguments,
+    canonical_forget,
+    emit,
+    results_text,
+    store_call,
+    summary_row,
+)
+from mucomp.specs import DATASETS
+
+#: The metrics of ``mucomp summary``'s text (its JSON has every summarised metric).
+SUMMARY_TEXT_METRICS = tuple(m for m in LIST_METRICS if m != "PS_exact")
+
+
+def cmd_list(args) -> int:
+    """List stored experiments (optionally of one scenario) from the store's index; unreadable ones
+    are listed apart with the reason (they never stop the listing)."""
+    from mucomp.store import ExperimentStore
+
+    store = ExperimentStore()
+    filters = {}
+    if args.dataset:
+        filters["dataset"] = args.dataset
+    if args.forget_class is not None or args.forget is not None:
+        filters["forget"] = canonical_forget(args)
+    entries = store.entries(**filters)
+    if args.group:
+        entries = [e for e in entries if e.get("group") == args.group]
+    unreadable = store.problems
+    for name, problem in unreadable.items():
+        print(f"mucomp: experiment {name} is unreadable ({problem}); delete it with `mucomp delete {name}`",
+              file=sys.stderr)
+
+    def text() -> str:
+        table = results_text(entries)
+        if not unreadable:
+            return table
+        lines = [f"  {name}  {problem}" for name, problem in unreadable.items()]
+        return "\n".join([table, "", f"unreadable ({len(unreadable)}; delete with `mucomp delete ID`):", *lines])
+
+    emit([summary_row(r) for r in entries], args.json, text)
+    return 0
+
+
+def cmd_summary(args) -> int:
+    """Mean, 95 % Student-t interval and n of every metric per replicate group (from the index)."""
+    from mucomp.groups import group_summaries
+    from mucomp.store import ExperimentStore
+
+    filters = {"dataset": args.dataset} if args.dataset else {}
+    if args.forget is not None or args.forget_class is not None:
+        filters["forget"] = canonical_forget(args)
+    entries = ExperimentStore().entries(**filters)
+    summaries = group_summaries(entries, group=args.group, method=args.method)
+    if args.group and not summaries:
+        raise UsageError(f"--group: no stored experiment belongs to group {args.group!r} (see `mucomp list --json`)")
+
+    def cell(entry: dict | None) -> str:
+        if not entry or entry["mean"] is None:
+            return "-"
+        if entry["half_width"] is None:
+            return f"{entry['mean']:.4g}"
+        return f"{entry['mean']:.4g} ± {entry['half_width']:.2g}"
+
+    def text() -> str:
+        if not summaries:
+            return "no replicate groups (run with --seeds 0-4 to make one)"
+        header = ["group", "method", "n", *SUMMARY_TEXT_METRICS]
+        rows = [[g["group"], str(g["method"]), str(g["n"]), *(cell(g["metrics"].get(m)) for m in SUMMARY_TEXT_METRICS)]
+                for g in summaries]
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+        lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+        return "\n".join(lines + ["", "mean ± half-width of the 95 % Student-t interval over the group's seeds"])
+
+    payload = summaries[0] if args.group else summaries
+    emit(payload, args.json, text)
+    return 0
+
+
+def cmd_show(args) -> int:
+    """Print one stored experiment: its listing fields (from the index), or with ``--json`` the
+    whole stored result."""
+    from mucomp.store import ExperimentStore, UnreadableExperimentError
+
+    store = ExperimentStore()
+    try:
+        if args.json:
+            emit(store_call(store.load, args.id).result, True, str)
+        else:
+            entry = store_call(store.entry, args.id)
+            print(json.dumps(summary_row(entry), indent=1))
+    except UnreadableExperimentError as err:
+        raise RuntimeError(str(err)) from err
+    return 0
+
+
+def chosen_ids(store, args) -> list[str]:
+    """The experiments a command names: its ids, or every member of ``--group`` (not both)."""
+    from mucomp.sharing import group_members
+    from mucomp.store import StoreError
+
+    if args.group and args.ids:
+        raise UsageError("give experiment ids or --group, not both")
+    if args.group:
+        try:
+            return group_members(store, args.group)
+        except StoreError as err:
+            raise UsageError(f"--group: {err}") from err
+    if not args.ids:
+        raise UsageError("give the ids of the experiments (`mucomp list`) or --group G")
+    return args.ids
+
+
+def cmd_export(args) -> int:
+    """Write chosen experiments to a zip file; with ``--bundle`` a reproducibility bundle (the
+    experiments they start from included) that ``mucomp reproduce`` reruns."""
+    from mucomp.store import ExperimentStore
+
+    store = ExperimentStore()
+    ids = chosen_ids(store, args)
+    if args.no_weights and not args.bundle:
+        raise UsageError("--no-weights: only a --bundle can leave the weights out (an import needs them)")
+    if args.bundle:
+        from mucomp.sharing import write_bundle
+
+        bundled = store_call(write_bundle, store, ids, args.output, weights=not args.no_weights)
+        extra = len(bundled) - len(set(ids))
+        print(f"bundled {len(bundled)} experiment(s) to {args.output}"
+              + (f" ({extra} of them the bases the others start from)" if extra > 0 else "")
+              + ("" if args.no_weights else ", with their weights"))
+        return 0
+    ids = store_call(store.export, ids, args.output)
+    print(f"exported {len(ids)} experiment(s) to {args.output}")
+    return 0
+
+
+def cmd_import(args) -> int:
+    """Import the experiments of an exported zip file."""
+    from mucomp.store import ExperimentExistsError, ExperimentStore
+
+    if not Path(args.archive).is_file():
+        raise UsageError(f"archive: no file {args.archive!r}; give the path of a zip made by `mucomp export`")
+    try:
+        imported = ExperimentStore().import_(args.archive, on_conflict="skip" if args.skip_existing else "error",
+                                             allow_references=args.allow_references)
+    except ExperimentExistsError as err:
+        done = f"only {', '.join(err.imported)} had been imported" if err.imported else "nothing was imported"
+        raise RuntimeError(
+            f"the store already has {', '.join(err.ids)}; {done}. Delete them first "
+            "(`mucomp delete ID`) or run `mucomp import --skip-existing` to import only the new ones"
+        ) from err
+    print(f"imported {len(imported)} experiment(s): {', '.join(imported) or '-'}")
+    return 0
+
+
+def cmd_delete(args) -> int:
+    """Delete stored experiments (references can't be deleted; unreadable experiments can)."""
+    from mucomp.store import ExperimentStore
+
+    store = ExperimentStore()
+    for experiment_id in args.ids:
+        store_call(store.delete, experiment_id)
+        print(f"deleted {experiment_id}")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    listing = sub.add_parser("list", help="list stored experiments")
+    listing.add_argument("--dataset", default=None, choices=sorted(DATASETS))
+    add_forget_arguments(listing)
+    listing.add_argument("--group", default=None, help="only this replicate group")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_list)
+
+    summary = sub.add_parser("summary", help="mean, 95%% interval and n of every metric per replicate group")
+    summary.add_argument("--group", default=None, help="one group (its id, from `mucomp list --json` or run --json)")
+    summary.add_argument("--method", default=None, help="only this method's groups")
+    summary.add_argument("--dataset", default=None, choices=sorted(DATASETS))
+    add_forget_arguments(summary)
+    summary.add_argument("--json", action="store_true")
+    summary.set_defaults(func=cmd_summary)
+
+    show = sub.add_parser("show", help="show one stored experiment")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true", help="the whole stored result as JSON")
+    show.set_defaults(func=cmd_show)
+
+    export = sub.add_parser("export", help="export experiments to a zip file (--bundle: a reproducibility bundle)")
+    export.add_argument("ids", nargs="*", help="experiment ids (or --group)")
+    export.add_argument("-o", "--output", required=True, help="zip file to write")
+    export.add_argument("--bundle", action="store_true",
+                        help="a reproducibility bundle: configs with every seed, data and forget-set hashes, the "
+                             "references' identities, code, environment, metrics (and the bases the experiments "
+                             "start from); `mucomp reproduce FILE` reruns it")
+    export.add_argument("--group", default=None, help="every experiment of this replicate group")
+    export.add_argument("--no-weights", dest="no_weights", action="store_true",
+                        help="with --bundle: leave the weights out (their hash stays in the manifest)")
+    export.set_defaults(func=cmd_export)
+
+    importing = sub.add_parser("import", help="import experiments from a zip file made by export")
+    importing.add_argument("archive")
+    importing.add_argument("--skip-existing", action="store_true", help="leave experiments that exist as they are")
+    importing.add_argument("--allow-references", action="store_true",
+                           help="also import reference models (Original / Retrained), only those whose recorded "
+                                "weights hash and id match their weights, never replacing one already stored")
+    importing.set_defaults(func=cmd_import)
+
+    delete = sub.add_parser("delete", help="delete stored experiments")
+    delete.add_argument("ids", nargs="+")
+    delete.set_defaults(func=cmd_delete)

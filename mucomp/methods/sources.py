@@ -1,0 +1,46 @@
+"""Citations of the published defaults the built-in methods share (their ``default_sources``).
+
+Each constant names the repository, the file and the values it holds; ``mucomp methods --json``
+lists them beside every default. A method's own citations stay in its file.
+"""
+
+#: Citations of the published defaults the built-in methods share (``default_sources``).
+COMPARATOR_CLASSWISE = (
+    "published comparator, class-wise defaults: gnueaj/Machine-Unlearning-Comparator "
+    "frontend/src/utils/config/unlearning.ts"
+)
+COMPARATOR_MAX_GRAD_NORM = (
+    "published comparator backend: gnueaj/Machine-Unlearning-Comparator backend/app/config/settings.py "
+    "(MAX_GRAD_NORM = 100)"
+)
+#: Random forgetting on CIFAR-10 (``"cifar10:random"``): 4,500 random training images (10 %) on
+#: ResNet-18. Epochs and lr only; the batch size stays the class-wise default.
+SPARSE_RANDOM = (
+    "Unlearn-Sparse authors, random forgetting of 4,500 CIFAR-10 images: OPTML-Group/Unlearn-Sparse "
+    "README.MD (FT: 10 epochs, lr 0.01; GA: 5 epochs, lr 1e-4)"
+)
+SALUN_RANDOM = (
+    "SalUn authors, random forgetting of 10 % of CIFAR-10: OPTML-Group/Unlearn-Saliency "
+    "Classification/README.md (RL with the saliency mask: 10 epochs, lr 0.013, mask/with_0.5.pt)"
+)
+#: ViT-B/16 on CIFAR-10: no published unlearning defaults exist for these files. mucomp's start:
+#: the optimiser and learning-rate scale of the files' own recipe, lower for unlearning, batch 64
+#: (what fits a 16 GB GPU at 224 x 224), fewer epochs than the ResNet recipes (an epoch is ~20x
+#: the compute). Not tuned on the published files (no GPU was available when they were set).
+VIT_B16_RECIPE = (
+    "mucomp's start for ViT-B/16, not yet tuned on the published files: AdamW (weight decay 0.01) at "
+    "learning rates below the files' fine-tuning lr 5e-5 (Yurim0507/vit-base-16-cifar10-unlearning model card: "
+    "AdamW, lr 5e-5, weight decay 0.01, batch 16)"
+)
+#: The SSD authors' ViT-B/16 runs (if-loops/selective-synaptic-dampening ``forget_full_class_main.py``
+#: and ``forget_full_class_strategies.py``): SSD's selection weighting 10 x 0.5 = 5 for a ViT,
+#: Bad Teacher's batch lowered to 128, Adam at lr 1e-4 for Bad Teacher and UNSIR.
+SSD_AUTHORS_VIT = (
+    "SSD authors' ViT runs: if-loops/selective-synaptic-dampening forget_full_class_main.py "
+    "(selection_weighting 10 x 0.5 for ViT) and forget_full_class_strategies.py (Bad Teacher batch 128; Adam lr 1e-4)"
+)
+#: vit_digits: mucomp's own, tuned like the digits CNN's (benchmarks/classwise_digits.py --arch vit_digits).
+VIT_DIGITS_TUNED = "mucomp's own, tuned on vit_digits (benchmarks/classwise_digits.py --arch vit_digits)"
+#: digits_cnn: mucomp's own, tuned on digits class 3 over unlearning seeds 0-4
+#: (benchmarks/classwise_digits.py, benchmarks/methods_seeds_digits.py).
+DIGITS_TUNED = "mucomp's own, tuned on digits_cnn, forget class 3, unlearning seeds 0-4 (benchmarks/classwise_digits.py)"
