@@ -4,7 +4,7 @@ models' readiness and a guided first pass through Build -> Screen -> Contrast ->
 import streamlit as st
 
 from mucomp.data import DATASETS, Scenario
-from mucomp.forget_sets import ForgetSet, index_set, parse_index_text
+from mucomp.forget_sets import ForgetSet, index_set, of_classes, parse_index_text
 from mucomp.recipes import recipe_for
 from mucomp.ui import session, widgets
 
@@ -22,13 +22,14 @@ def _forget_from_controls(spec) -> str | ForgetSet:
         if not chosen:  # just switched to several classes: start from the current class and the next
             first = session.scenario().forget_classes[:1] or (0,)
             chosen = [first[0], (first[0] + 1) % spec.num_classes]
-        return f"classes:{','.join(map(str, chosen))}" if len(chosen) > 1 else f"class:{chosen[0] if chosen else 0}"
+        return of_classes(chosen or [0]).text
     if kind == "random":
         return f"random:{float(st.session_state.get('home_forget_percent', 10.0)):g}%"
     if kind == "indices":
         current = session.scenario().forget_set
-        return current if current.kind == "indices" else f"class:{min(int(st.session_state['home_forget']), spec.num_classes - 1)}"
-    return f"class:{min(int(st.session_state['home_forget']), spec.num_classes - 1)}"
+        if current.kind == "indices":
+            return current
+    return of_classes(min(int(st.session_state.get("home_forget", 0) or 0), spec.num_classes - 1)).text
 
 
 def _on_scenario_change() -> None:
@@ -174,9 +175,9 @@ def guide(s: Scenario, ready: bool) -> None:
 
 st.title("Machine Unlearning Comparator")
 st.markdown(
-    "Machine unlearning removes what a trained model learnt from some of its data — here, one whole "
-    "class — without training it again from scratch. This tool runs unlearning methods and compares "
-    "them on three principles: **accuracy** (is the forget class gone, is the rest kept?), "
+    "Machine unlearning removes what a trained model learnt from some of its data (a whole class, several "
+    "classes or chosen images) without training it again from scratch. This tool runs unlearning methods and compares "
+    "them on three principles: **accuracy** (is the forget set forgotten, is the rest kept?), "
     "**efficiency** (how long did it take?) and **privacy** (can an attacker still tell the model "
     "saw the forgotten images?)."
 )

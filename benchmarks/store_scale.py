@@ -106,6 +106,19 @@ def screen_seconds(home: Path, repeats: int) -> tuple[float, float]:
     return first, statistics.median(warm)
 
 
+#: What the reading path imports: the store, the views, the schema (never torch or UMAP).
+READING_IMPORT = "import mucomp.store, mucomp.results, mucomp.schema, mucomp.catalogue"
+
+
+def import_seconds(repeats: int) -> tuple[float, bool]:
+    """(median seconds to import the reading path in a fresh process, whether torch came with it)."""
+    code = (f"import sys, time; t = time.perf_counter(); {READING_IMPORT}; "
+            "print(time.perf_counter() - t, 'torch' in sys.modules)")
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+            .stdout.split() for _ in range(repeats)]
+    return statistics.median(float(r[0]) for r in runs), any(r[1] == "True" for r in runs)
+
+
 def measure(home: Path, ids: list[str], repeats: int) -> dict[str, float]:
     figures = {"list_first": cli_seconds(home, "list")}
     figures["list"] = statistics.median(cli_seconds(home, "list") for _ in range(repeats))
@@ -135,6 +148,8 @@ def main() -> int:
         for size, f in rows.items():
             print(f"{size:>11}  {f['list_first']:8.2f}  {f['list']:6.2f}  {f['show']:6.2f}  "
                   f"{f['screen_first']:10.2f}  {f['screen']:6.2f}")
+        seconds, torch_loaded = import_seconds(args.repeats)
+        print(f"import of the reading path ({READING_IMPORT}): {seconds:.2f} s, torch loaded: {torch_loaded}")
         print(f"targets: list <= {TARGETS['list']} s, show <= {TARGETS['show']} s, Screen warm <= {TARGETS['screen']} s")
         ok = all(f[k] <= TARGETS[k] for f in rows.values() for k in TARGETS)
         return 0 if ok else 1

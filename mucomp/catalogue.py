@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mucomp.forget_sets import kind_of
+
 #: The directions a column may have.
 DIRECTIONS = ("higher", "lower", "retrained")
 #: Forget-set kinds whose sets are images rather than whole classes.
@@ -155,7 +157,10 @@ DEFINITIONS_POINTER = f"Definitions: {DEFINITIONS_PATH} in the repository."
 def imagewise(forget: str | None) -> bool:
     """Whether a canonical forget-set text (``random:10%``, ``indices:<hash>``) names images rather
     than whole classes (``class:3``, ``classes:3,5``)."""
-    return str(forget or "").split(":", 1)[0] in IMAGEWISE_KINDS
+    try:
+        return kind_of(forget) in IMAGEWISE_KINDS
+    except ValueError:
+        return False
 
 
 def direction(column: str, forget: str | None = None) -> str | None:

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import InitVar, asdict, dataclass, field
 from typing import Any
 
-from mucomp.forget_sets import ForgetSet, index_set, parse_forget
+from mucomp.forget_sets import ForgetSet, index_set, parse_forget, stored_forget_text
 from mucomp.seeds import validate_seed
 from mucomp.specs import DATASETS, DatasetSpec, get_spec
 
@@ -91,7 +91,7 @@ class ScenarioDefinition:
         if isinstance(forget, str) and forget.startswith("indices:"):
             forget = index_set(config.get("forget_indices") or [])
         return cls(config["dataset"], None, config.get("train_seed", 0),
-                   forget if forget is not None else f"class:{config.get('forget_class', 0)}",
+                   forget if forget is not None else stored_forget_text(config),
                    config.get("data_seed", 0), config.get("arch"))
 
     def definition(self) -> ScenarioDefinition:

@@ -166,68 +166,80 @@ def evaluate(
     keep = np.isin(indices, activation_indices)
     if layers and keep.sum() != np.unique(activation_indices).size:
         raise ValueError("activation_indices must be a subset of indices")
-    if device is None:
-        device = next(model.parameters()).device
+    device = next(model.parameters()).device if device is None else device
     if batch_size is None:
         batch_size = 64 if getattr(model, "image_size", 0) >= 224 else 512
-    modules = dict(model.named_modules())
-    unknown = [name for name in layers if name not in modules]
-    if unknown:
-        raise ValueError(f"the model has no layers named {unknown}")
-
-    features: list[torch.Tensor] = []
-    recorded: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
-    batch_keep: dict[str, torch.Tensor] = {}
-
-    def grab_features(_module, inputs):
-        features.append(inputs[0].detach().float().cpu())
-
-    def grab_layer(name):
-        def hook(_module, _inputs, output):
-            mask = batch_keep["mask"]
-            if mask.any():
-                recorded[name].append(output[mask].detach().flatten(1).float().cpu())
-
-        return hook
-
-    handles = [penultimate_layer(model).register_forward_pre_hook(grab_features)]
-    handles += [modules[name].register_forward_hook(grab_layer(name)) for name in layers]
+    recorder = _Recorder(model, layers)
     was_training = model.training
     model.eval()
-    logits: list[torch.Tensor] = []
     start = time.perf_counter()
     try:
         with torch.inference_mode(), autocast(device, precision) as ran_in:
-            for lo in range(0, indices.size, batch_size):
-                batch = indices[lo : lo + batch_size]
-                batch_keep["mask"] = torch.from_numpy(keep[lo : lo + batch_size]).to(device)
-                images, _ = split.batch(batch)
-                images = images.to(device)
-                if images.device.type == "cpu":
-                    # oneDNN convolutions run about 25% faster on channels-last input on a CPU.
-                    images = images.contiguous(memory_format=torch.channels_last)
-                logits.append(model(images).float().cpu())
-                if progress is not None:
-                    progress(min(lo + batch_size, indices.size), indices.size)
+            logits = _forward(model, split, indices, keep, recorder, batch_size, device, progress)
     finally:
-        for handle in handles:
-            handle.remove()
+        recorder.remove()
         model.train(was_training)
     seconds = time.perf_counter() - start
-
-    num_classes = penultimate_layer(model).out_features
-    feature_dim = penultimate_layer(model).in_features
+    head = penultimate_layer(model)
     return Evaluation(
         split=split.name,
         indices=indices,
         labels=split.labels_np[indices],
-        logits=torch.cat(logits).numpy() if logits else np.zeros((0, num_classes), np.float32),
-        features=torch.cat(features).numpy() if features else np.zeros((0, feature_dim), np.float32),
+        logits=torch.cat(logits).numpy() if logits else np.zeros((0, head.out_features), np.float32),
+        features=torch.cat(recorder.features).numpy() if recorder.features else np.zeros((0, head.in_features), np.float32),
         activation_indices=indices[keep],
-        activations={name: torch.cat(parts).numpy() for name, parts in recorded.items() if parts},
+        activations={name: torch.cat(parts).numpy() for name, parts in recorder.layers.items() if parts},
         seconds=seconds,
         precision=ran_in,
     )
+
+
+class _Recorder:
+    """Forward hooks that keep the penultimate features of every image and the outputs of the
+    named ``layers`` for the images the current batch's ``mask`` marks (float32, on the CPU)."""
+
+    def __init__(self, model: nn.Module, layers: list[str]) -> None:
+        modules = dict(model.named_modules())
+        unknown = [name for name in layers if name not in modules]
+        if unknown:
+            raise ValueError(f"the model has no layers named {unknown}")
+        self.features: list[torch.Tensor] = []
+        self.layers: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+        self.mask: torch.Tensor | None = None
+        self._handles = [penultimate_layer(model).register_forward_pre_hook(self._grab_features)]
+        self._handles += [modules[name].register_forward_hook(self._grab_layer(name)) for name in layers]
+
+    def _grab_features(self, _module, inputs) -> None:
+        self.features.append(inputs[0].detach().float().cpu())
+
+    def _grab_layer(self, name: str):
+        def hook(_module, _inputs, output) -> None:
+            if self.mask is not None and self.mask.any():
+                self.layers[name].append(output[self.mask].detach().flatten(1).float().cpu())
+
+        return hook
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+def _forward(model: nn.Module, split: Split, indices: np.ndarray, keep: np.ndarray, recorder: _Recorder,
+             batch_size: int, device: torch.device | str, progress) -> list[torch.Tensor]:
+    """The forward passes over ``split[indices]`` in batches; returns the logits of each batch."""
+    logits: list[torch.Tensor] = []
+    for lo in range(0, indices.size, batch_size):
+        batch = indices[lo : lo + batch_size]
+        recorder.mask = torch.from_numpy(keep[lo : lo + batch_size]).to(device)
+        images, _ = split.batch(batch)
+        images = images.to(device)
+        if images.device.type == "cpu":
+            # oneDNN convolutions run about 25% faster on channels-last input on a CPU.
+            images = images.contiguous(memory_format=torch.channels_last)
+        logits.append(model(images).float().cpu())
+        if progress is not None:
+            progress(min(lo + batch_size, indices.size), indices.size)
+    return logits
 
 
 def evaluate_scenario(

@@ -146,6 +146,36 @@ def parse_forget(value: str | ForgetSet, spec: DatasetSpec) -> ForgetSet:
     raise ValueError(_usage(f"unknown forget-set kind {kind!r}"))
 
 
+def kind_of(text: str | None) -> str:
+    """The kind of a forget-set text (``class``, ``classes``, ``random``, ``indices``) without
+    validating the rest; ``class`` for no text (a one-class scenario by default). ValueError for
+    an unknown kind."""
+    if not text:
+        return "class"
+    kind = str(text).partition(":")[0].strip().lower()
+    if kind not in KINDS:
+        raise ValueError(_usage(f"unknown forget-set kind {kind!r}"))
+    return kind
+
+
+def of_classes(classes: int | list[int] | tuple[int, ...]) -> ForgetSet:
+    """The forget set of one class (``class:K``) or several (``classes:K1,K2``), unvalidated
+    against a data set (:func:`parse_forget` of its :attr:`ForgetSet.text` checks the range)."""
+    chosen = tuple(sorted({int(k) for k in ([classes] if isinstance(classes, int) else classes)}))
+    if not chosen:
+        raise ValueError("give at least one class to forget")
+    return ForgetSet("class" if len(chosen) == 1 else "classes", chosen)
+
+
+def stored_forget_text(config: dict) -> str:
+    """The forget-set text of a stored config: its ``forget`` (current schema) or, for hand-made
+    and older configs, ``class:K`` of its single ``forget_class``."""
+    forget = config.get("forget")
+    if forget:
+        return str(forget)
+    return of_classes(int(config.get("forget_class") or 0)).text
+
+
 def index_set(indices: list[int] | tuple[int, ...] | np.ndarray) -> ForgetSet:
     """An ``indices`` forget set from stored indices (validated: non-negative unique integers)."""
     values = np.asarray(indices)

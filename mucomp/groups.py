@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 from mucomp.catalogue import HIGHER_IS_BETTER, SUMMARY_METRICS
+from mucomp.forget_sets import stored_forget_text
 
 #: Config keys that vary between replicates of one group (``seed``: the unlearning seed's name
 #: before schema version 4).
@@ -138,7 +139,7 @@ def rank_stability(groups: dict[str, Sequence[dict]], metric: str) -> dict[str, 
 
 def _scenario_of(config: dict, train_seed: int | None = None) -> tuple:
     seed = unlearn_seed_of(config)
-    return (config.get("dataset"), config.get("forget") or f"class:{config.get('forget_class')}",
+    return (config.get("dataset"), stored_forget_text(config),
             config.get("data_seed", seed), config.get("arch"),
             train_seed_of(config) if train_seed is None else train_seed)
 
@@ -221,3 +222,26 @@ def sweep_grid(summaries: Sequence[dict], x_param: str, y_param: str, metric: st
 
 def _sort_key(value):
     return (0, float(value), "") if isinstance(value, (int, float)) and not isinstance(value, bool) else (1, 0.0, str(value))
+
+
+def members_of(entries: Sequence[dict], group: str) -> list[dict]:
+    """The listing entries of replicate ``group``, in listing order."""
+    return [entry for entry in entries if entry.get("group") == group]
+
+
+def methods_by_count(summaries: Sequence[dict]) -> list[str]:
+    """The methods of the groups, the one with the most configurations first (then by name)."""
+    counts: dict[str, int] = {}
+    for summary in summaries:
+        if summary.get("method"):
+            counts[summary["method"]] = counts.get(summary["method"], 0) + 1
+    return sorted(counts, key=lambda m: (-counts[m], m))
+
+
+def varied_params(summaries: Sequence[dict]) -> list[str]:
+    """The hyper-parameters that differ between the groups (``epochs``, ``lr``, ``batch_size``,
+    then the method's own, sorted): what a sweep can put on its axes."""
+    params = [p for p in ("epochs", "lr", "batch_size") if len({g["config"].get(p) for g in summaries}) > 1]
+    own = {k for g in summaries for k in (g["config"].get("params") or {})}
+    params += sorted(k for k in own if len({str((g["config"].get("params") or {}).get(k)) for g in summaries}) > 1)
+    return params

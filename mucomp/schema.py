@@ -44,6 +44,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mucomp.forget_sets import index_set, of_classes, parse_forget
+from mucomp.groups import group_id
 from mucomp.names import ID_PATTERN, KINDS, SCHEMA_VERSION
 from mucomp.specs import DATASETS
 
@@ -128,8 +130,6 @@ class Config(_Open):
 
     @model_validator(mode="after")
     def _forget_set_valid(self) -> Config:
-        from mucomp.forget_sets import index_set, parse_forget
-
         spec = DATASETS[self.dataset]
         if self.arch is not None and self.arch not in spec.archs:
             raise ValueError(f"arch {self.arch!r} is not an architecture of {self.dataset} ({', '.join(spec.archs)})")
@@ -354,8 +354,6 @@ def upgrade_v2(result: dict) -> dict:
     those it was computed with. ``forget`` becomes ``class:K``, ``arch`` the data set's default, and
     an unlearned experiment gets its replicate ``group``.
     """
-    from mucomp.groups import group_id
-
     upgraded = dict(result, schema_version=3)
     config = result.get("config")
     if isinstance(config, dict):
@@ -363,7 +361,7 @@ def upgrade_v2(result: dict) -> dict:
         seed = config.get("seed", 0)
         cls = config.get("forget_class")
         if "forget" not in config and isinstance(cls, int) and not isinstance(cls, bool):
-            config["forget"] = f"class:{cls}"
+            config["forget"] = of_classes(cls).text
         config.setdefault("train_seed", seed)
         config.setdefault("data_seed", seed)
         spec = DATASETS.get(config.get("dataset")) if isinstance(config.get("dataset"), str) else None

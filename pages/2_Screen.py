@@ -6,18 +6,18 @@ import pandas as pd
 import streamlit as st
 
 from mucomp.catalogue import COLUMN_HELP, DEFINITIONS_POINTER, METRIC_DIRECTIONS, TYPE_LABELS
-from mucomp.groups import group_summaries, sweep_grid
+from mucomp.groups import group_summaries, members_of, methods_by_count, sweep_grid, varied_params
 from mucomp.results import (
     PRIVACY_READING,
     cost_summary,
     epoch_curves,
     experiment_label,
     experiment_table,
-    pareto_front,
+    front_of_experiments,
     unreproduced_references,
 )
 from mucomp.sharing import bundle_bytes, bundle_problem, hub
-from mucomp.store import RESULT_FILE, StoreError
+from mucomp.store import StoreError, deletion_refusal
 from mucomp.ui import figures, session, tables, variance, widgets
 from mucomp.ui.text import md
 
@@ -193,6 +193,45 @@ def _delete(experiment_id: str) -> None:
     st.session_state["screen_message"] = ("success", f"Deleted experiment {experiment_id}.")
 
 
+def detail_buttons(store, chosen: str, result: dict, label: str, listing: list[dict]) -> str | None:
+    """Use as A / B, the downloads and Delete (with its confirmation) of one experiment; returns
+    why it can't be bundled (None when it can)."""
+    buttons = st.columns(6)
+    buttons[0].button("Use as Model A", key="screen_use_a", on_click=_set_model, args=("a", chosen),
+                      help="Contrast and attack this experiment as Model A.")
+    buttons[1].button("Use as Model B", key="screen_use_b", on_click=_set_model, args=("b", chosen),
+                      help="Contrast and attack this experiment as Model B.")
+    buttons[2].download_button(
+        "Result JSON", data=lambda: store.result_bytes(chosen), file_name=f"{chosen}.json",
+        mime="application/json", key="screen_download_json", on_click="ignore",
+        help="Every figure of this experiment as stored (config, metrics, attack values, CKA, embedding).",
+    )
+    buttons[3].download_button(
+        "Weights", data=lambda: store.weights_bytes(chosen) or b"", file_name=f"{chosen}.safetensors",
+        mime="application/octet-stream", key="screen_download_weights", on_click="ignore",
+        disabled=not store.has_weights(chosen), help="The model's weights (safetensors state dict).",
+    )
+    unbundled = bundle_problem(store, chosen, listing)
+    buttons[4].download_button(
+        "Bundle", data=lambda: bundle_bytes(store, [chosen]), file_name=f"{chosen}-bundle.zip",
+        mime="application/zip", key="screen_download_bundle", on_click="ignore", disabled=unbundled is not None,
+        help=f"Can't be bundled: {unbundled}." if unbundled else
+        "A reproducibility bundle: the config with every seed, data and forget-set hashes, the references' "
+        "identities, code, environment, metrics and weights. `mucomp reproduce FILE` reruns it and diffs every metric.",
+    )
+    refusal = deletion_refusal(result, session.owner())
+    buttons[5].button("Delete", key="screen_delete", on_click=st.session_state.__setitem__,
+                      args=(KEY_CONFIRM_DELETE, chosen), disabled=refusal is not None,
+                      help=f"Can't delete: {refusal}." if refusal else "Delete this experiment for everyone.")
+    if st.session_state.get(KEY_CONFIRM_DELETE) == chosen and refusal is None:
+        st.warning(f"Delete {md(label)} for every session? Its result and weights are removed from the "
+                   "store; this can't be undone (download them first to keep a copy).", icon=":material/delete:")
+        yes, no = st.columns([1, 5])
+        yes.button("Yes, delete", key="screen_delete_confirm", type="primary", on_click=_delete, args=(chosen,))
+        no.button("Keep it", key="screen_delete_keep", on_click=st.session_state.pop, args=(KEY_CONFIRM_DELETE, None))
+    return unbundled
+
+
 def details_section(listing: list[dict], unreproduced: dict[str, str]) -> None:
     """One experiment: set it as A or B, download it, delete it, its per-epoch curves."""
     labels = _labels(listing)
@@ -212,44 +251,7 @@ def details_section(listing: list[dict], unreproduced: dict[str, str]) -> None:
     if chosen in unreproduced:  # stored text (an import may carry any): shown literally
         st.warning(md(unreproduced[chosen], 2000), icon=":material/report:")
     store = session.get_store()
-    experiment_path = store.root / chosen
-    buttons = st.columns(6)
-    buttons[0].button("Use as Model A", key="screen_use_a", on_click=_set_model, args=("a", chosen),
-                      help="Contrast and attack this experiment as Model A.")
-    buttons[1].button("Use as Model B", key="screen_use_b", on_click=_set_model, args=("b", chosen),
-                      help="Contrast and attack this experiment as Model B.")
-    buttons[2].download_button(
-        "Result JSON", data=lambda: (experiment_path / RESULT_FILE).read_bytes(), file_name=f"{chosen}.json",
-        mime="application/json", key="screen_download_json", on_click="ignore",
-        help="Every figure of this experiment as stored (config, metrics, attack values, CKA, embedding).",
-    )
-    weights = experiment_path / "model.safetensors"
-    buttons[3].download_button(
-        "Weights", data=lambda: weights.read_bytes(), file_name=f"{chosen}.safetensors",
-        mime="application/octet-stream", key="screen_download_weights", on_click="ignore",
-        disabled=not weights.is_file(), help="The model's weights (safetensors state dict).",
-    )
-    unbundled = bundle_problem(store, chosen, listing)
-    buttons[4].download_button(
-        "Bundle", data=lambda: bundle_bytes(store, [chosen]), file_name=f"{chosen}-bundle.zip",
-        mime="application/zip", key="screen_download_bundle", on_click="ignore", disabled=unbundled is not None,
-        help=f"Can't be bundled: {unbundled}." if unbundled else
-        "A reproducibility bundle: the config with every seed, data and forget-set hashes, the references' "
-        "identities, code, environment, metrics and weights. `mucomp reproduce FILE` reruns it and diffs every metric.",
-    )
-    protected = result.get("kind") in ("original", "retrained")
-    mine = result.get("owner") == session.owner()
-    reason = ("Reference models can't be deleted." if protected else
-              "Delete this experiment for everyone." if mine else
-              "Only the session that made an experiment can delete it.")
-    buttons[5].button("Delete", key="screen_delete", on_click=st.session_state.__setitem__,
-                      args=(KEY_CONFIRM_DELETE, chosen), disabled=protected or not mine, help=reason)
-    if st.session_state.get(KEY_CONFIRM_DELETE) == chosen and mine and not protected:
-        st.warning(f"Delete {md(labels[chosen])} for every session? Its result and weights are removed from the "
-                   "store; this can't be undone (download them first to keep a copy).", icon=":material/delete:")
-        yes, no = st.columns([1, 5])
-        yes.button("Yes, delete", key="screen_delete_confirm", type="primary", on_click=_delete, args=(chosen,))
-        no.button("Keep it", key="screen_delete_keep", on_click=st.session_state.pop, args=(KEY_CONFIRM_DELETE, None))
+    unbundled = detail_buttons(store, chosen, result, labels[chosen], listing)
     message = st.session_state.pop("screen_message", None)
     if message:
         (st.error if message[0] == "error" else st.success)(message[1])
@@ -325,15 +327,6 @@ def push_section(store, chosen: str, result: dict, unbundled: str | None) -> Non
             (st.error if message[0] == "error" else st.success)(md(message[1], 2000))
 
 
-def front_of_experiments(table, objectives):
-    """The Pareto front among the unlearned and uploaded models; the references (the Retrained
-    model would dominate everything) are drawn for comparison but are never on it."""
-    experiments = table["Type"].isin(["Unlearned", "Custom"])
-    front = pareto_front(table[experiments], objectives) if experiments.any() else None
-    return (front.reindex(table.index, fill_value=False) if front is not None
-            else experiments & False).to_numpy(dtype=bool)
-
-
 def pareto_section(table) -> None:
     """Forgetting vs retained accuracy vs privacy across every experiment."""
     st.caption("Each point is an experiment (square: Original, star: Retrained, for comparison). The ringed points "
@@ -346,10 +339,10 @@ def pareto_section(table) -> None:
                              help="Retained accuracy: usually TRA (higher is better).")
     colour = columns[2].selectbox("Colour", METRIC_COLUMNS, index=METRIC_COLUMNS.index("PS"), key="screen_pareto_c",
                                   help="Privacy: usually PS (higher is better).")
-    objectives = [(c, "min" if METRIC_DIRECTIONS[c] == "lower" else "max") for c in dict.fromkeys((x, y, colour))]
+    forget = session.scenario().forget_set.text
     ids = tuple(table["ID"])
-    fig = session.memo("screen.pareto", (ids, x, y, colour), lambda: figures.pareto_figure(
-        table, front_of_experiments(table, objectives), x=x, y=y, color=colour))
+    fig = session.memo("screen.pareto", (ids, x, y, colour, forget), lambda: figures.pareto_figure(
+        table, front_of_experiments(table, (x, y, colour), forget), x=x, y=y, color=colour, forget=forget))
     st.plotly_chart(fig, key="screen_pareto",
                     on_select="rerun", selection_mode="points", width="stretch")
 
@@ -410,12 +403,12 @@ def replicates_section(s) -> None:
     if picked:
         chosen = summaries[picked[0]]
         st.markdown(f"**Members of {chosen['group']}** (pick them as Model A / B above):")
-        members = [r for r in every_seed if r.get("group") == chosen["group"]]
+        members = members_of(every_seed, chosen["group"])
         st.dataframe(pd.DataFrame([{"ID": r["id"], "Training seed": r["config"].get("train_seed"),
                                     "Unlearning seed": r["config"].get("unlearn_seed"),
                                     **{name: r["metrics"].get(key) for key, name in variance.GROUP_METRICS.items()}}
                                    for r in members]), hide_index=True, key="screen_group_members", width="stretch")
-    members = {g["group"]: [r for r in every_seed if r.get("group") == g["group"]] for g in summaries}
+    members = {g["group"]: members_of(every_seed, g["group"]) for g in summaries}
     replicated = [g for g in summaries if g["n"] > 1]
     if not replicated:
         st.caption("Every group has one run so far: the spread and the ranks need replicates.")
@@ -426,14 +419,10 @@ def replicates_section(s) -> None:
     if not ranks.empty:
         st.markdown("**Rank stability**: how each group ranks by this metric on every seed pair they all share.")
         st.dataframe(ranks, hide_index=True, key="screen_ranks", width="stretch")
-    counts = {m: sum(g["method"] == m for g in summaries) for m in {g["method"] for g in summaries if g["method"]}}
-    methods = sorted(counts, key=lambda m: (-counts[m], m))  # the method with the most configurations first
     left, middle, right = st.columns(3)
-    method = left.selectbox("Sweep of method", methods, key="screen_sweep_method")
+    method = left.selectbox("Sweep of method", methods_by_count(summaries), key="screen_sweep_method")
     chosen = [g for g in summaries if g["method"] == method]
-    params = [p for p in ("epochs", "lr", "batch_size") if len({g["config"].get(p) for g in chosen}) > 1]
-    params += sorted({k for g in chosen for k in (g["config"].get("params") or {})
-                      if len({str((c["config"].get("params") or {}).get(k)) for c in chosen}) > 1})
+    params = varied_params(chosen)
     if len(params) < 2:
         st.caption(f"The sweep needs {method} runs that vary two hyper-parameters (e.g. a grid of epochs × lr on Build).")
         return

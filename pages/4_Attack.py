@@ -14,6 +14,7 @@ from mucomp.results import (
     STRATEGY_LABELS,
     AttackView,
     attack_view,
+    clearest_first,
     experiment_label,
     instance_probabilities,
 )
@@ -119,8 +120,7 @@ def image_grid(s, view: AttackView, indices: np.ndarray, title: str, key: str, m
 
 def _grid_figure(s, view: AttackView, indices: np.ndarray, title: str, selected: int | None):
     position = {int(i): k for k, i in enumerate(view.indices)}
-    distance = np.array([abs(view.values_model[position[int(i)]] - view.threshold) for i in indices])
-    order = indices[np.argsort(-distance, kind="stable")][:GRID_LIMIT]
+    order = clearest_first(view, indices, GRID_LIMIT)
     images = s.data.train.display_images(order)
     captions = [f"Image #{i} · {view.metric} {view.values_model[position[int(i)]]:.2f}" for i in order]
     return grids.image_grid_figure(images, order, columns=GRID_COLUMNS, captions=captions, selected=selected,

@@ -18,8 +18,8 @@ from filelock import FileLock
 
 from mucomp.data import Scenario
 from mucomp.locks import locked
+from mucomp.progress import RunStopped
 from mucomp.references import cache_path, load_reference
-from mucomp.training import RunStopped
 from tests.helpers import seed_reference_cache
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,13 +1,15 @@
-"""Audits beyond the threshold attack, each a module of pure functions on evaluation outputs.
+"""Audits beyond the threshold attack: pure functions on evaluation outputs (no model runs here;
+the on-demand ones train models in :mod:`mucomp.experiment.shadows` / :mod:`~mucomp.experiment.relearn`).
 
 - :mod:`mucomp.audits.leakage`: where the forget images' probability mass goes, compared with the
   Retrained model (Jensen-Shannon divergence, the forgotten class's rank).
 - :mod:`mucomp.audits.probes`: layer-wise decodability, a linear probe per named layer that tells
   forget images from retain images.
 - :mod:`mucomp.audits.ulira`: U-LiRA, the per-example likelihood-ratio attack on shadow models
-  (Hayes et al., SaTML 2025); on demand.
-- :mod:`mucomp.audits.relearn`: the relearning attack (arXiv 2505.22310); on demand.
-- :mod:`mucomp.audits.run`: runs the on-demand audits of a stored experiment and stores them.
+  (Hayes et al., SaTML 2025): its estimator and accuracy; on demand.
+- :mod:`mucomp.audits.relearn`: the relearning attack's split and summary (arXiv 2505.22310); on demand.
+- :mod:`mucomp.audits.eligibility`: which on-demand audits a stored experiment can have.
+- :mod:`mucomp.experiment.audits` runs the on-demand audits of a stored experiment and stores them.
 """
 
 from mucomp.audits.leakage import class_leakage, js_divergence

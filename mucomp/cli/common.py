@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mucomp.catalogue import LIST_METRICS
+from mucomp.forget_sets import of_classes
 from mucomp.specs import DATASETS, get_spec
 
 
@@ -45,7 +46,7 @@ def forget_text(args: argparse.Namespace) -> str:
     if forget is None:
         spec = DATASETS[args.dataset]
         try:
-            return f"class:{spec.class_index(forget_class)}"
+            return of_classes(spec.class_index(forget_class)).text
         except ValueError as err:  # an unknown name or an index out of range
             raise UsageError(f"--forget-class: {err}") from err
     return forget

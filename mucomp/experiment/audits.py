@@ -34,6 +34,7 @@ from mucomp.config import ExperimentConfig
 from mucomp.data import Scenario
 from mucomp.experiment.relearn import forget_accuracy, relearn_audit
 from mucomp.experiment.shadows import ShadowSpec, model_phi, pair_path, run_ulira
+from mucomp.forget_sets import kind_of
 from mucomp.methods import available_methods, get_method
 from mucomp.models import model_from_state_dict
 from mucomp.progress import CancelFn, ProgressFn, stage_reporter
@@ -76,7 +77,7 @@ def relearn_settings(result: dict) -> tuple[float, int]:
     method = config.get("method") if result.get("kind") == "unlearned" else None
     if method not in available_methods():
         method = RELEARN_FALLBACK_METHOD
-    forget_kind = str(config.get("forget") or "class:").split(":", 1)[0]
+    forget_kind = kind_of(config.get("forget"))
     defaults = get_method(method).resolve(config.get("dataset", "digits"), {}, config.get("arch"), forget_kind)
     return float(defaults["lr"]), int(defaults["batch_size"])
 

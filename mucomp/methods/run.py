@@ -33,7 +33,9 @@ from mucomp.data import Scenario, Split
 from mucomp.methods.context import UnlearnContext
 from mucomp.methods.guard import method_guard
 from mucomp.methods.plugins import get_method
-from mucomp.training import CancelFn, ProgressFn, RunStopped, Stepper, iterate_batches, make_optimizer
+from mucomp.methods.registry import MethodInfo
+from mucomp.progress import CancelFn, ProgressFn, RunStopped
+from mucomp.training import Stepper, iterate_batches, make_optimizer
 
 STATUSES = ("completed", "diverged", "cancelled", "failed")
 
@@ -200,10 +202,8 @@ def run_unlearning(
         names the parameter and the allowed values).
     """
     info = get_method(method)
-    arch = getattr(scenario, "arch", None)
-    forget_set = getattr(scenario, "forget_set", None)
-    resolved = info.resolve(scenario.dataset, hyper, arch, getattr(forget_set, "kind", None))
-    optimizer = info.optimizer_for(arch)
+    resolved = info.resolve_for(scenario, hyper)
+    optimizer = info.optimizer_for(scenario.arch)
     seed = scenario.train_seed if seed is None else int(seed)
     if device is None:
         device = next(model.parameters()).device
@@ -216,38 +216,35 @@ def run_unlearning(
         info.name, model, scenario, resolved, seed, device=device, progress=progress, cancelled=cancelled,
         optimizer=optimizer,
     )
-    status, message, details = "completed", "", ""
     # A user's method runs next to data and settings that later runs share: whatever it leaves
     # changed is undone here and fails the run (built-ins are trusted with the data check).
     with method_guard(scenario, check_data=not info.builtin) as guard:
-        try:
-            ctx.check_cancelled()
-            info.fn(ctx)
-        except RunStopped as stop:
-            status, message = stop.status, stop.message
-        except Exception as err:  # a user's method must not take the app down with it
-            status = "failed"
-            message = f"the method {info.name!r} raised {type(err).__name__}: {err}"
-            details = traceback.format_exc()
-        finally:
-            rt_seconds = max(ctx.elapsed_rt(), 0.0)  # the clock the epoch records use
-            ctx.close()  # the cost hooks come off the model, whatever happened
+        status, message, details, rt_seconds = _call(info, ctx)
     if guard.problem:
         status = "failed" if status == "completed" else status
         message = f"{message}; {guard.problem}" if message else guard.problem
     model.eval()
     return UnlearnResult(
-        method=info.name,
-        status=status,
-        message=message,
-        hyper=dict(resolved),
-        seed=seed,
-        rt_seconds=rt_seconds,
-        prep_seconds=ctx.prep_seconds,
-        eval_seconds=ctx.eval_seconds,
-        epochs=list(ctx.records),
-        steps=ctx.steps,
-        traceback=details,
-        warmup_seconds=warmup_seconds,
-        cost=ctx.cost,
+        method=info.name, status=status, message=message, hyper=dict(resolved), seed=seed, rt_seconds=rt_seconds,
+        prep_seconds=ctx.prep_seconds, eval_seconds=ctx.eval_seconds, epochs=list(ctx.records), steps=ctx.steps,
+        traceback=details, warmup_seconds=warmup_seconds, cost=ctx.cost,
     )
+
+
+def _call(info: MethodInfo, ctx: UnlearnContext) -> tuple[str, str, str, float]:
+    """Run the method's function: ``(status, message, traceback, RT seconds)``; the method's
+    cost hooks come off the model whatever happened."""
+    status, message, details = "completed", "", ""
+    try:
+        ctx.check_cancelled()
+        info.fn(ctx)
+    except RunStopped as stop:
+        status, message = stop.status, stop.message
+    except Exception as err:  # a user's method must not take the app down with it
+        status = "failed"
+        message = f"the method {info.name!r} raised {type(err).__name__}: {err}"
+        details = traceback.format_exc()
+    finally:
+        rt_seconds = max(ctx.elapsed_rt(), 0.0)  # the clock the epoch records use
+        ctx.close()
+    return status, message, details, rt_seconds

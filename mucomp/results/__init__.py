@@ -30,6 +30,7 @@ from mucomp.results.attack import (
     AttackView,
     attack_values,
     attack_view,
+    clearest_first,
     instance_probabilities,
     relearn_frame,
     relearn_summary_text,
@@ -60,15 +61,16 @@ from mucomp.results.screen import (
     cost_summary,
     epoch_curves,
     experiment_table,
+    front_of_experiments,
     pareto_front,
 )
 
 __all__ = [
     "CKA_COLUMNS", "CKA_REFERENCES", "COST_KEYS", "METRIC_LABELS", "PRIVACY_READING", "STORED_EMBEDDING_TEMPERATURE",
     "STRATEGY_ALIASES", "STRATEGY_LABELS", "TABLE_COLUMNS", "AttackValues", "AttackView", "IncompatibleResultsError",
-    "MissingBlockError", "as_result", "attack_values", "attack_view", "block", "check_same_scenario", "cka_frame_for",
+    "MissingBlockError", "as_result", "attack_values", "attack_view", "block", "clearest_first", "check_same_scenario", "cka_frame_for",
     "cka_layers", "class_accuracies", "class_accuracy", "compact_count", "cost_count", "cost_summary", "epoch_curves",
-    "experiment_label", "experiment_table", "failed_reference_check", "forget_classes_of", "instance_probabilities",
+    "experiment_label", "experiment_table", "front_of_experiments", "failed_reference_check", "forget_classes_of", "instance_probabilities",
     "pareto_front", "probe_frame", "reference_check_warnings", "relearn_frame", "relearn_summary_text", "retain_gap",
     "retain_gap_of", "scenario_of", "stored_audit", "stored_audits", "stored_prediction_matrix", "twin_embedding",
     "ulira_ranking", "unreproduced_references",

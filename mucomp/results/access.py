@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mucomp import catalogue
-from mucomp.forget_sets import parse_forget
+from mucomp.forget_sets import parse_forget, stored_forget_text
 from mucomp.specs import get_spec
 
 
@@ -75,7 +75,7 @@ def scenario_of(result: ResultLike) -> tuple[str, str, int, int, str | None]:
     config = result["config"]
     try:
         seed = int(config.get("seed", config.get("unlearn_seed", 0)))
-        forget = config.get("forget") or f"class:{int(config['forget_class'])}"
+        forget = stored_forget_text(config)
         return (str(config["dataset"]), str(forget), int(config.get("train_seed", seed)),
                 int(config.get("data_seed", seed)), config.get("arch"))
     except (KeyError, TypeError, ValueError) as err:

@@ -187,24 +187,9 @@ def attack_view(
     u, r = attack_values(model, "the model"), attack_values(retrained, "the Retrained model")
     _check_same_samples(u, r, ("the model", "the Retrained model"))
     if key != "worst_case":
-        privacy._check_metric(metric)
+        privacy.check_metric(metric)
     search = n_thresholds if grid_search else None
-    if key == "custom":
-        choice = privacy.custom_threshold(u.values(metric), r.values(metric), metric, threshold, direction)
-    elif key == "max_attack_score":
-        choice = privacy.max_attack_score(u.values(metric), r.values(metric), metric, search)
-    elif key == "max_success_rate":
-        choice = privacy.max_success_rate(u.values(metric), r.values(metric), metric, search)
-    elif key == "common":
-        if other is None:
-            raise ValueError("the common threshold needs the other model's result (other=...)")
-        o = as_result(other, "the other model")
-        check_same_scenario([model, o], ["the model", "the other model"])
-        ov = attack_values(o, "the other model")
-        _check_same_samples(u, ov, ("the model", "the other model"))
-        choice, _ = privacy.common_threshold(u.values(metric), ov.values(metric), r.values(metric), metric, search)
-    else:
-        choice = privacy.worst_case(u.as_mapping(), r.as_mapping(), search)
+    choice = _choose(key, u, r, metric, threshold, direction, search, other, model)
     used = choice.metric
     sweep = privacy.threshold_sweep(u.values(used), r.values(used), used, n_thresholds)
     attribution = privacy.attribute_samples(u.values(used), r.values(used), used, choice.threshold, choice.direction)
@@ -221,6 +206,34 @@ def attack_view(
         low_risk=u.indices[~attribution.high_risk],
         privacy_score=float(choice.privacy_score),
     )
+
+
+def _choose(key: str, u: AttackValues, r: AttackValues, metric: str, threshold: float | None,
+            direction: str | None, search: int | None, other: ResultLike | None, model: dict) -> privacy.AttackChoice:
+    """The attack strategy ``key`` picks (see :func:`attack_view`)."""
+    if key == "custom":
+        return privacy.custom_threshold(u.values(metric), r.values(metric), metric, threshold, direction)
+    if key == "max_attack_score":
+        return privacy.max_attack_score(u.values(metric), r.values(metric), metric, search)
+    if key == "max_success_rate":
+        return privacy.max_success_rate(u.values(metric), r.values(metric), metric, search)
+    if key == "common":
+        if other is None:
+            raise ValueError("the common threshold needs the other model's result (other=...)")
+        o = as_result(other, "the other model")
+        check_same_scenario([model, o], ["the model", "the other model"])
+        ov = attack_values(o, "the other model")
+        _check_same_samples(u, ov, ("the model", "the other model"))
+        return privacy.common_threshold(u.values(metric), ov.values(metric), r.values(metric), metric, search)[0]
+    return privacy.worst_case(u.as_mapping(), r.as_mapping(), search)
+
+
+def clearest_first(view: AttackView, indices: np.ndarray, limit: int) -> np.ndarray:
+    """Up to ``limit`` of the dataset ``indices`` (forget images of ``view``), the one whose value
+    lies farthest from the attack's threshold (the most clearly attributed) first."""
+    position = {int(i): k for k, i in enumerate(view.indices)}
+    distance = np.array([abs(view.values_model[position[int(i)]] - view.threshold) for i in indices])
+    return np.asarray(indices)[np.argsort(-distance, kind="stable")][:limit]
 
 
 def instance_probabilities(result_a: ResultLike, result_b: ResultLike, dataset_index: int) -> tuple[np.ndarray, np.ndarray]:

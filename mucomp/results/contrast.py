@@ -150,6 +150,22 @@ def _train_labels(result: dict) -> np.ndarray:
     return load_dataset(scenario_of(result)[0]).train.labels_np
 
 
+def _true_classes(result: dict, arrays: dict, shared: np.ndarray, labels: Any) -> np.ndarray:
+    """The true classes of the embedded images ``shared``: stored with the layout (results since
+    schema version 4), else from ``labels`` (the train labels by dataset index) or the data set."""
+    if labels is None and "labels" in arrays:
+        return arrays["labels"][_positions(arrays["indices"], shared)]
+    label_array = _train_labels(result) if labels is None else np.asarray(labels)
+    if label_array.ndim != 1 or not np.issubdtype(label_array.dtype, np.integer):
+        raise ValueError("labels must be a 1-D integer array: the train labels indexed by dataset index")
+    if shared.min() < 0 or shared.max() >= label_array.size:
+        raise ValueError(
+            f"labels has {label_array.size} entries but the embedding uses dataset index {int(shared.max())}; "
+            "pass the labels of the whole train split (scenario.data.train.labels_np)"
+        )
+    return label_array[shared].astype(np.int64)
+
+
 def twin_embedding(
     result_a: ResultLike,
     result_b: ResultLike,
@@ -203,19 +219,7 @@ def twin_embedding(
     rows_a, rows_b = _positions(ea["indices"], shared), _positions(eb["indices"], shared)
     layout_a = ea["layout"][rows_a]
     layout_b, _ = procrustes_align(eb["layout"][rows_b], layout_a, scale="spread")  # one frame, not squeezed
-    if labels is None and "labels" in ea:  # stored with the layout (results since schema version 4)
-        label_array = np.zeros(int(max(ea["indices"].max(), eb["indices"].max())) + 1, dtype=np.int64)
-        label_array[ea["indices"]] = ea["labels"]
-    else:
-        label_array = _train_labels(a) if labels is None else np.asarray(labels)
-    if label_array.ndim != 1 or not np.issubdtype(label_array.dtype, np.integer):
-        raise ValueError("labels must be a 1-D integer array: the train labels indexed by dataset index")
-    if shared.min() < 0 or shared.max() >= label_array.size:
-        raise ValueError(
-            f"labels has {label_array.size} entries but the embedding uses dataset index {int(shared.max())}; "
-            "pass the labels of the whole train split (scenario.data.train.labels_np)"
-        )
-    true_class = label_array[shared].astype(np.int64)
+    true_class = _true_classes(a, ea, shared, labels)
     if forgotten:
         is_forget = np.isin(true_class, forgotten)
     else:  # a random or index set: its images are the attack block's

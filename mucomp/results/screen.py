@@ -251,3 +251,30 @@ def epoch_curves(result: ResultLike) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns).sort_values("epoch").reset_index(drop=True)
 
 
+
+
+def front_of_experiments(table: pd.DataFrame, columns: Sequence[str], forget: str | None = None) -> np.ndarray:
+    """Which rows of the experiment ``table`` are on the Pareto front of ``columns``, among the
+    unlearned and uploaded models (bool ``[rows]``); the references are drawn for comparison but
+    never on it (the Retrained model would dominate everything).
+
+    Each column is minimised or maximised by its direction for the forget set ``forget``
+    (:func:`mucomp.catalogue.direction`); a column read as "close to the Retrained model" (image
+    forget sets) is scored by the absolute gap to the Retrained row's value.
+    """
+    objectives, frame = [], pd.DataFrame(index=table.index)
+    retrained = table.loc[table["Type"] == catalogue.TYPE_LABELS["retrained"]]
+    for column in dict.fromkeys(columns):
+        way = catalogue.direction(column, forget)
+        if way == "retrained":
+            reference = float(retrained[column].iloc[0]) if len(retrained) else math.nan
+            frame[column] = (table[column].astype(float) - reference).abs()
+            objectives.append((column, "min"))
+        else:
+            frame[column] = table[column]
+            objectives.append((column, "min" if way == "lower" else "max"))
+    experiments = table["Type"].isin([catalogue.TYPE_LABELS["unlearned"], catalogue.TYPE_LABELS["custom"]])
+    if not experiments.any():
+        return np.zeros(len(table), dtype=bool)
+    front = pareto_front(frame[experiments], objectives)
+    return front.reindex(table.index, fill_value=False).to_numpy(dtype=bool)

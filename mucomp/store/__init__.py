@@ -24,6 +24,7 @@ from mucomp.store.core import (
     REQUIRED_KEYS,
     Experiment,
     ExperimentStore,
+    deletion_refusal,
     now_iso,
     unreadable_message,
     validate_id,
@@ -43,6 +44,6 @@ __all__ = [
     "HEAVY_BLOCKS", "ID_PATTERN", "KINDS", "MANIFEST_FILE", "MAX_IMPORT_BYTES", "MAX_RESULT_BYTES", "MODEL_FILE",
     "PROTECTED_KINDS", "REQUIRED_KEYS", "RESULT_FILE", "SCENARIO_KEYS", "SCHEMA_VERSION", "Experiment", "ExperimentExistsError",
     "ExperimentNotFoundError", "ExperimentStore", "InvalidIdError", "StoreError",
-    "UnreadableExperimentError", "now_iso", "unreadable_message", "validate_id", "validate_result",
+    "UnreadableExperimentError", "deletion_refusal", "now_iso", "unreadable_message", "validate_id", "validate_result",
     "weights_problem", "weights_sha256",
 ]

@@ -373,7 +373,7 @@ class ExperimentStore:
         ``owner`` can only be deleted by that owner when ``owner`` is given (the app passes its
         browser session; the local CLI passes none).
 
-        An unreadable experiment can be deleted too (its claims are not trusted, so a "reference"
+        The rule is :func:`deletion_refusal`'s. An unreadable experiment can be deleted too (its claims are not trusted, so a "reference"
         that does not validate is no reference): from the CLI always, from a session only when its
         file names that session as owner.
         """
@@ -390,11 +390,9 @@ class ExperimentStore:
                 raise
             experiment = None  # a folder without result.json: nothing to protect
         if experiment is not None:
-            if experiment.protected:
-                raise StoreError(f"{experiment_id} is a reference model ({experiment.kind}); references can't be deleted")
-            recorded = experiment.result.get("owner")
-            if owner is not None and recorded is not None and recorded != owner:
-                raise StoreError(f"{experiment_id} was made in another session; only that session can delete it")
+            refusal = deletion_refusal(experiment.result, owner)
+            if refusal is not None:
+                raise StoreError(f"{experiment_id}: {refusal}")
         trash = self.root / f"{_TRASH_PREFIX}{experiment_id}-{secrets.token_hex(3)}"
         with self._locked():
             os.rename(folder, trash)  # gone from listings at once
@@ -402,6 +400,18 @@ class ExperimentStore:
         shutil.rmtree(trash, ignore_errors=True)
 
     # --- export / import ---------------------------------------------------------------------------
+    def result_bytes(self, experiment_id: str) -> bytes:
+        """The stored ``result.json`` of an experiment, as stored (for a download)."""
+        return (self._folder(experiment_id) / RESULT_FILE).read_bytes()
+
+    def weights_bytes(self, experiment_id: str) -> bytes | None:
+        """The stored weights file (safetensors) of an experiment, or None when it has none."""
+        path = self._folder(experiment_id) / MODEL_FILE
+        return path.read_bytes() if path.is_file() else None
+
+    def has_weights(self, experiment_id: str) -> bool:
+        return (self._folder(experiment_id) / MODEL_FILE).is_file()
+
     def export(self, experiment_ids: list[str], destination: str | os.PathLike | io.BufferedIOBase) -> list[str]:
         """Write the chosen experiments to a zip (path or binary file object); returns the ids."""
         experiments = [self.load(i) for i in experiment_ids]
@@ -487,6 +497,20 @@ class ExperimentStore:
         for folder in self.root.iterdir():
             if folder.name.startswith((_TMP_PREFIX, _TRASH_PREFIX)) and folder.stat().st_mtime < cutoff:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def deletion_refusal(result: dict, owner: str | None) -> str | None:
+    """Why the browser session ``owner`` (None: the local command line) can't delete the stored
+    ``result``, or None when it can: references never; from a browser session only the experiments
+    that session made (not another session's, not a command-line run's); from the command line
+    every other experiment."""
+    if result.get("kind") in PROTECTED_KINDS:
+        return f"it is a reference model ({result.get('kind')}); references can't be deleted"
+    recorded = result.get("owner")
+    if owner is not None and recorded != owner:
+        return ("it was made in another session; only that session can delete it" if recorded is not None else
+                "it was made on the command line; delete it there with `mucomp delete ID`")
+    return None
 
 
 def _raw_owner(path: Path) -> str | None:

@@ -14,8 +14,9 @@ Process-wide resources (shared by every session, never mutated by a page): the
 :class:`~mucomp.store.ExperimentStore` under ``$MUCOMP_HOME`` and the job API
 (:func:`mucomp.execution.shared_executor`): worker processes that run experiments, prepare
 reference models (:class:`~mucomp.execution.PrepareReferences`) and evaluate uploads
-(:class:`~mucomp.execution.EvaluateUpload`). No torch work runs in the server process; the pages
-read the jobs' snapshots and the stored results only.
+(:class:`~mucomp.execution.EvaluateUpload`). No torch work runs in the server process: the pages
+read the jobs' snapshots and the stored results only, and Screen, Contrast and Attack never import
+torch (``tests/test_architecture.py``).
 
 Stored results are immutable, so they are cached by experiment id (``st.cache_data``); the list of
 a scenario's experiments comes from the store's listing index (:mod:`mucomp.store.index`) and is
@@ -47,6 +48,7 @@ from mucomp.execution import (
     request_scenario,
     shared_executor,
 )
+from mucomp.forget_sets import kind_of, of_classes
 from mucomp.results import experiment_label
 from mucomp.store import HEAVY_BLOCKS as HEAVY_BLOCKS  # re-exported: pages may read it
 from mucomp.store import SCENARIO_KEYS, ExperimentStore
@@ -182,9 +184,9 @@ def state_from_query(query: dict[str, str]) -> tuple[Scenario | None, str | None
     try:
         dataset = query.get("dataset", DEFAULT_SCENARIO.dataset)
         if dataset in DATASETS and any(k in query for k in ("dataset", "forget", "seed")):
-            forget = str(query.get("forget", "0"))
-            forget = f"class:{forget}" if forget.isdigit() else forget
-            if forget.split(":", 1)[0].strip().lower() in ("class", "classes", "random") and len(forget) <= 64:
+            forget = str(query.get("forget", "0"))[:64]
+            forget = of_classes(int(forget)).text if forget.isdigit() else forget
+            if kind_of(forget) in ("class", "classes", "random"):
                 seed, data_seed = int(query.get("seed", "0")), int(query.get("data_seed", "0"))
                 arch = query.get("arch") if query.get("arch") in DATASETS[dataset].archs else None
                 scenario_ = Scenario(dataset, None, seed, forget, data_seed, arch)

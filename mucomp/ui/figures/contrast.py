@@ -243,8 +243,7 @@ def embedding_figure(
 ) -> go.Figure:
     """One of the twin embedding scatters (Model ``which`` = ``"a"`` or ``"b"``).
 
-    ``points`` is :func:`mucomp.compare.twin_embedding` (or
-    :func:`mucomp.embedding.embedding_points`). Traces, bottom to top:
+    ``points`` is :func:`mucomp.results.twin_embedding`. Traces, bottom to top:
 
     1. ``"Outside filter"`` (only when the filter hides points): the points
        :func:`mucomp.embedding.filter_mask` leaves out for this model, grey and faded;
@@ -270,61 +269,12 @@ def embedding_figure(
               "status_a", "status_b", "conf_a", "conf_b"]
     missing = [c for c in needed if c not in points.columns]
     if missing:
-        raise ValueError(f"points lacks the columns {missing}; pass mucomp.compare.twin_embedding(...)")
+        raise ValueError(f"points lacks the columns {missing}; pass mucomp.results.twin_embedding(...)")
     names = [str(n) for n in class_names]
     forget = check_forget(forget_class, len(names))
-    pred_all = points[f"pred_{which}"].to_numpy(dtype=np.int64)
     if len(points) and (points[["true_class", "pred_a", "pred_b"]].to_numpy().max() >= len(names)):
         raise ValueError(f"points hold class ids beyond the {len(names)} class names given")
-    x = points[f"x_{which}"].to_numpy(dtype=float)
-    y = points[f"y_{which}"].to_numpy(dtype=float)
-    is_forget = points["is_forget"].to_numpy(dtype=bool)
-    shown = filter_mask(points, filter_name, model=which)
-    custom = _embedding_customdata(points, names)
-
-    def scatter(rows: np.ndarray, **kwargs: Any) -> go.Scatter:
-        return go.Scatter(
-            x=plain_list(x[rows]), y=plain_list(y[rows]), mode="markers",
-            customdata=custom[rows], hovertemplate=_EMBEDDING_HOVER, **kwargs,
-        )
-
-    fig = go.Figure()
-    hidden = np.flatnonzero(~shown)
-    if hidden.size:
-        fig.add_trace(scatter(
-            hidden, name="Outside filter", opacity=DIM_OPACITY,
-            marker={"color": DIM_COLOR, "size": 5,
-                    "symbol": [FORGET_SYMBOL if is_forget[r] else RETAIN_SYMBOL for r in hidden]},
-        ))
-    for k, name in enumerate(names):
-        rows = np.flatnonzero(shown & (pred_all == k))
-        if rows.size == 0:
-            continue
-        fig.add_trace(scatter(
-            rows, name=name, legendgroup=f"class-{k}",
-            marker={"color": class_color(k), "size": [8 if is_forget[r] else 6 for r in rows],
-                    "symbol": [FORGET_SYMBOL if is_forget[r] else RETAIN_SYMBOL for r in rows],
-                    "line": {"width": 0}},
-        ))
-    if forget or is_forget.any():
-        what = f"forget-class image ({', '.join(names[k] for k in forget)})" if forget else "forget-set image"
-        fig.add_trace(go.Scatter(
-            x=[None], y=[None], mode="markers", name=what,
-            marker={"color": "#111827", "symbol": FORGET_SYMBOL, "size": 8}, hoverinfo="skip",
-        ))
-    if highlight is not None and len(highlight):
-        wanted = {int(i) for i in highlight}
-        index = points["index"].to_numpy(dtype=np.int64)
-        rows = np.flatnonzero(np.isin(index, list(wanted)))
-        if rows.size:
-            fig.add_trace(scatter(
-                rows, name="Selected",
-                marker={"color": [class_color(pred_all[r]) for r in rows], "size": 13,
-                        "symbol": [FORGET_SYMBOL if is_forget[r] else RETAIN_SYMBOL for r in rows],
-                        "line": {"color": "#111827", "width": 2}},
-            ))
-    all_x = np.concatenate([points["x_a"].to_numpy(dtype=float), points["x_b"].to_numpy(dtype=float)])
-    all_y = np.concatenate([points["y_a"].to_numpy(dtype=float), points["y_b"].to_numpy(dtype=float)])
+    fig = go.Figure(_embedding_traces(points, which, names, forget, filter_name, highlight))
     base_layout(
         fig,
         title or f"Model {which.upper()} · {FILTERS[filter_name]}",
@@ -341,9 +291,52 @@ def embedding_figure(
                       margin={"r": 10})
     axis = {"showticklabels": False, "zeroline": False, "showgrid": False}
     if len(points):
+        all_x = np.concatenate([points["x_a"].to_numpy(dtype=float), points["x_b"].to_numpy(dtype=float)])
+        all_y = np.concatenate([points["y_a"].to_numpy(dtype=float), points["y_b"].to_numpy(dtype=float)])
         fig.update_xaxes(range=_padded_range(all_x), **axis)
         fig.update_yaxes(range=_padded_range(all_y), **axis)
     return fig
+
+
+def _embedding_traces(points: pd.DataFrame, which: str, names: list[str], forget: tuple[int, ...],
+                      filter_name: str, highlight: Sequence[int] | None) -> list[go.Scatter]:
+    """The traces of :func:`embedding_figure`, bottom to top."""
+    pred_all = points[f"pred_{which}"].to_numpy(dtype=np.int64)
+    x = points[f"x_{which}"].to_numpy(dtype=float)
+    y = points[f"y_{which}"].to_numpy(dtype=float)
+    is_forget = points["is_forget"].to_numpy(dtype=bool)
+    shown = filter_mask(points, filter_name, model=which)
+    custom = _embedding_customdata(points, names)
+
+    def symbols(rows: np.ndarray) -> list[str]:
+        return [FORGET_SYMBOL if is_forget[r] else RETAIN_SYMBOL for r in rows]
+
+    def scatter(rows: np.ndarray, **kwargs: Any) -> go.Scatter:
+        return go.Scatter(x=plain_list(x[rows]), y=plain_list(y[rows]), mode="markers",
+                          customdata=custom[rows], hovertemplate=_EMBEDDING_HOVER, **kwargs)
+
+    traces = []
+    hidden = np.flatnonzero(~shown)
+    if hidden.size:
+        traces.append(scatter(hidden, name="Outside filter", opacity=DIM_OPACITY,
+                              marker={"color": DIM_COLOR, "size": 5, "symbol": symbols(hidden)}))
+    for k, name in enumerate(names):
+        rows = np.flatnonzero(shown & (pred_all == k))
+        if rows.size:
+            traces.append(scatter(rows, name=name, legendgroup=f"class-{k}", marker={
+                "color": class_color(k), "size": [8 if is_forget[r] else 6 for r in rows], "symbol": symbols(rows),
+                "line": {"width": 0}}))
+    if forget or is_forget.any():
+        what = f"forget-class image ({', '.join(names[k] for k in forget)})" if forget else "forget-set image"
+        traces.append(go.Scatter(x=[None], y=[None], mode="markers", name=what, hoverinfo="skip",
+                                 marker={"color": "#111827", "symbol": FORGET_SYMBOL, "size": 8}))
+    if highlight is not None and len(highlight):
+        rows = np.flatnonzero(np.isin(points["index"].to_numpy(dtype=np.int64), [int(i) for i in highlight]))
+        if rows.size:
+            traces.append(scatter(rows, name="Selected", marker={
+                "color": [class_color(pred_all[r]) for r in rows], "size": 13, "symbol": symbols(rows),
+                "line": {"color": "#111827", "width": 2}}))
+    return traces
 
 
 def _point_id(point: Any) -> Any:
