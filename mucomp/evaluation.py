@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from mucomp.data import Split
-from mucomp.models import penultimate_layer
+from mucomp.models import penultimate_layer, to_memory_format
 from mucomp.precision import autocast
 
 
@@ -148,8 +148,9 @@ def evaluate(
         The dataset indices whose layer outputs are kept (a subset of ``indices``); default:
         all of ``indices`` when ``layers`` is given.
     batch_size:
-        Images per forward call; default 512, 64 for a model that resizes its input to 224
-        (ViT-B/16: 64 images are 38 MB of input and about 2 GB of transient activations).
+        Images per forward call; default the model's ``eval_batch_size`` when it has one, else 512,
+        64 for a model that resizes its input to 224 (ViT-B/16: 64 images are 38 MB of input and
+        about 2 GB of transient activations).
     device:
         Where to run; default: the device of the model's parameters.
     progress:
@@ -168,7 +169,8 @@ def evaluate(
         raise ValueError("activation_indices must be a subset of indices")
     device = next(model.parameters()).device if device is None else device
     if batch_size is None:
-        batch_size = 64 if getattr(model, "image_size", 0) >= 224 else 512
+        batch_size = getattr(model, "eval_batch_size", 64 if getattr(model, "image_size", 0) >= 224 else 512)
+    to_memory_format(model)
     recorder = _Recorder(model, layers)
     was_training = model.training
     model.eval()

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from mucomp import settings
+from mucomp.config import ScenarioDefinition
 from mucomp.data import DatasetSpec, Scenario, derive_seed
 from mucomp.locks import locked
 from mucomp.models import model_from_state_dict, starting_model
@@ -40,7 +41,7 @@ KINDS = ("original", "retrained")
 HUB_REPOS: dict[str, str] = {"vit_b16_cifar": "Yurim0507/vit-base-16-cifar10-unlearning"}
 
 
-def hub_repo(scenario: Scenario) -> str | None:
+def hub_repo(scenario: ScenarioDefinition) -> str | None:
     """The Hub repo holding the published references of ``scenario``'s architecture (None: none)."""
     if scenario.arch in HUB_REPOS:
         return HUB_REPOS[scenario.arch]
@@ -82,10 +83,11 @@ def hub_filename(spec: DatasetSpec, kind: str, forget_class: int, arch: str | No
     raise ValueError(f"{spec.name} has no published reference checkpoints; its references are trained locally")
 
 
-def default_source(dataset: str, forget_class: int | None = 0) -> str:
-    """``"hub"`` for a one-class scenario of a data set with published checkpoints, else
-    ``"train"`` (digits, and forget sets the published files do not serve)."""
-    return "train" if dataset == "digits" or forget_class is None else "hub"
+def default_source(scenario: ScenarioDefinition) -> str:
+    """``"hub"`` for a one-class scenario of an architecture with published checkpoints (the
+    ResNet-18s, ViT-B/16), else ``"train"`` (digits, ``fmnist_cnn``, and forget sets the
+    published files do not serve)."""
+    return "hub" if scenario.forget_class is not None and hub_repo(scenario) is not None else "train"
 
 
 def cache_path(scenario: Scenario, kind: str, recipe: TrainRecipe | None = None) -> Path:
@@ -126,7 +128,7 @@ def load_reference(
     reports local training. The model is returned on ``device`` in eval mode.
     """
     _check_kind(kind)
-    source = source or default_source(scenario.dataset, scenario.forget_class)
+    source = source or default_source(scenario)
     device = torch.device(device) if device is not None else settings.default_device()
     if source == "hub":
         ref = _load_from_hub(scenario, kind)

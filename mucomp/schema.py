@@ -192,7 +192,7 @@ class Metrics(_Open):
                 raise ValueError(f"metrics.{name} must be {classes} x {classes} (one row and column per class)")
 
 
-class AttackChoice(_Open):
+class StoredAttackChoice(_Open):
     """One threshold attack (what :meth:`mucomp.privacy.AttackChoice.as_dict` stores)."""
 
     metric: ShortStr | None = None
@@ -213,8 +213,8 @@ class Attack(_Open):
     entropy: list[Finite]
     confidence: list[Finite]
     probs: list[list[Fraction]] | None = None
-    worst_case: AttackChoice | None = None
-    worst_case_exact: AttackChoice | None = None
+    worst_case: StoredAttackChoice | None = None
+    worst_case_exact: StoredAttackChoice | None = None
 
     @model_validator(mode="after")
     def _same_lengths(self) -> Attack:

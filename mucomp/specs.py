@@ -103,7 +103,9 @@ DATASETS: dict[str, DatasetSpec] = {
         std=(0.3530,),
         needs_download=True,
         hub_repo="Yurim0507/resnet18-fashionmnist-unlearning",
-        description="70,000 28x28 grey clothing images; ResNet-18; a GPU is advised",
+        description="70,000 28x28 grey clothing images: ResNet-18 from published checkpoints (a network and a GPU "
+                    "advised), or a CPU-sized CNN trained here in minutes",
+        alt_archs=("fmnist_cnn",),
     ),
     "cifar10": DatasetSpec(
         name="cifar10",

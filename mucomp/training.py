@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mucomp.data import Split
+from mucomp.models import channels_last, to_memory_format
 from mucomp.progress import CancelFn, ProgressFn, RunStopped, stop_if_cancelled
 
 #: The optimisers a recipe or a method may name, each with its fixed settings (the learning rate
@@ -133,12 +134,14 @@ def iterate_batches(
     labels: np.ndarray | torch.Tensor | None = None,
     augment: bool = False,
     device: torch.device | str = "cpu",
+    channels_last: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Mini-batches ``(images [b, C, H, W] float32, labels [b] int64)`` over ``indices``.
 
     With a ``generator`` the order is shuffled from it, else kept. ``labels`` (aligned with
     ``indices``) replaces the true labels, e.g. for random relabelling. The last batch may be
-    smaller.
+    smaller. ``channels_last``: the images in channels-last memory order (what an architecture
+    that asks for it, :func:`mucomp.models.channels_last`, is trained on).
     """
     indices = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
     targets = split.labels[indices] if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.int64)
@@ -150,6 +153,8 @@ def iterate_batches(
         images = split.normalize(split.images[indices[pick]])
         if augment:
             images = augment_batch(images, generator if generator is not None else make_generator(0))
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         yield images.to(device), targets[pick].to(device)
 
 
@@ -435,7 +440,7 @@ def train(
     Raises :class:`RunStopped` on divergence or cancellation.
     """
     generator = make_generator(seed)
-    model.to(device).train()
+    to_memory_format(model.to(device)).train()
     optimizer = recipe_optimizer(model, recipe)
     scheduler = epoch_scheduler(optimizer, recipe.epochs, recipe.schedule, recipe.warmup_epochs)
     stepper = Stepper(model, optimizer, clip_grad_norm=recipe.clip_grad_norm, cancelled=cancelled)
@@ -447,7 +452,8 @@ def train(
 
     for _epoch in epoch_loop(stepper, recipe.epochs, scheduler, end_of_epoch):
         for images, labels in iterate_batches(
-            split, indices, recipe.batch_size, generator, augment=recipe.augment, device=device
+            split, indices, recipe.batch_size, generator, augment=recipe.augment, device=device,
+            channels_last=channels_last(model),
         ):
             stepper.step(F.cross_entropy(model(images), labels))
     model.eval()

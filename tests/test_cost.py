@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from mucomp import compare
 from mucomp.methods import UnlearnContext, get_method, register, run_unlearning, unregister
-from mucomp.methods.run import reset_warm_up, warm_up
+from mucomp.methods.unlearning import reset_warm_up, warm_up
 from mucomp.ui import tables
 from tests.helpers import same_weights
 

@@ -118,7 +118,7 @@ def prepare_scenario(
     """
     scenario = Scenario.of(scenario)
     device = torch.device(device) if device is not None else settings.default_device()
-    source = source or default_source(scenario.dataset, scenario.forget_class)
+    source = source or default_source(scenario)
     # The precision too: a process that changes MUCOMP_PRECISION must not compare a model's
     # bf16 evaluation with references evaluated in fp32.
     key = (scenario.key, source, str(device), requested_precision(), str(store.root.resolve()))

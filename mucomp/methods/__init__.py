@@ -16,7 +16,7 @@ NegGrad+, l1-sparse, SSD, Bad Teacher, UNSIR and Retrain. The package is split b
 :mod:`~mucomp.methods.params` (hyper-parameter declarations), :mod:`~mucomp.methods.registry`
 (``@register``), :mod:`~mucomp.methods.plugins` (finding the user's methods, listing all),
 :mod:`~mucomp.methods.sources` (shared citations), :mod:`~mucomp.methods.context` (what a method
-works with) and :mod:`~mucomp.methods.run` (one run, timed and guarded).
+works with) and :mod:`~mucomp.methods.unlearning` (one run, timed and guarded).
 """
 
 import importlib
@@ -34,7 +34,7 @@ from mucomp.methods.plugins import (
     refresh_plugins,
 )
 from mucomp.methods.registry import MethodInfo, PluginError, register, unregister
-from mucomp.methods.run import STATUSES, UnlearnResult, run_unlearning
+from mucomp.methods.unlearning import STATUSES, UnlearnResult, run_unlearning
 
 # Each built-in registers itself when imported, in the order the app lists them.
 for _module in BUILTIN_METHODS:

@@ -38,7 +38,7 @@ from mucomp.data import Scenario, Split, derive_seed
 from mucomp.evaluation import evaluate
 from mucomp.methods.plugins import available_methods
 from mucomp.methods.registry import FAMILY_OPTIMIZERS
-from mucomp.models import arch_info
+from mucomp.models import arch_info, channels_last
 from mucomp.training import (
     CancelFn,
     CostCounter,
@@ -211,7 +211,7 @@ class UnlearnContext:
         """
         for batch in iterate_batches(
             self.split, indices, batch_size or self.batch_size, self.generator if shuffle else None,
-            labels=labels, device=self.device,
+            labels=labels, device=self.device, channels_last=channels_last(self.model),
         ):
             self.check_cancelled()
             yield batch

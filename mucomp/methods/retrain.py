@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from mucomp.data import derive_seed
 from mucomp.methods.context import UnlearnContext
 from mucomp.methods.registry import register
-from mucomp.models import starting_model
+from mucomp.models import channels_last, starting_model
 from mucomp.recipes import ARCH_RECIPES, RECIPES, recipe_for
 from mucomp.training import epoch_scheduler, iterate_batches, make_generator, recipe_optimizer
 
@@ -60,6 +60,7 @@ def retrain(ctx: UnlearnContext) -> None:
     generator = make_generator(seed)  # the batch order of train(), not ctx.generator
     for _epoch in ctx.epochs():
         for images, labels in iterate_batches(
-            ctx.split, ctx.retain_indices, recipe.batch_size, generator, augment=recipe.augment, device=ctx.device
+            ctx.split, ctx.retain_indices, recipe.batch_size, generator, augment=recipe.augment, device=ctx.device,
+            channels_last=channels_last(ctx.model),
         ):
             ctx.step(F.cross_entropy(ctx.model(images), labels))

@@ -34,6 +34,7 @@ from mucomp.methods.context import UnlearnContext
 from mucomp.methods.guard import method_guard
 from mucomp.methods.plugins import get_method
 from mucomp.methods.registry import MethodInfo
+from mucomp.models import to_memory_format
 from mucomp.progress import CancelFn, ProgressFn, RunStopped
 from mucomp.training import Stepper, iterate_batches, make_optimizer
 
@@ -207,7 +208,7 @@ def run_unlearning(
     seed = scenario.train_seed if seed is None else int(seed)
     if device is None:
         device = next(model.parameters()).device
-    model.to(device)
+    to_memory_format(model.to(device))
     # Loading the data set and cutting D_f / D_r is not unlearning: do it before the clock starts,
     # and so is the process's one-time warm-up.
     scenario.forget_indices, scenario.retain_indices  # noqa: B018

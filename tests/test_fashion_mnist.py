@@ -1,0 +1,124 @@
+"""Fashion-MNIST from its official files: where they are found, what is checked, what is refused.
+
+The real files come from Debian's package ``dataset-fashion-mnist`` (``.ci/run`` installs it); the
+tests that need them are skipped, saying why, where it is not installed. Damaged files are made
+from the real ones (truncated, changed) or written in the real IDX format.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mucomp.cli import main as cli_main
+from mucomp.data import DatasetUnavailableError, clear_dataset_cache, fashion, load_dataset
+from tests.fakedata import fashion_files_table, write_fake_fashion_mnist
+
+DEBIAN = fashion.DEBIAN_DIR
+needs_debian = pytest.mark.skipif(
+    not all((DEBIAN / f"{name}.gz").is_file() for name in fashion.FILES),
+    reason=f"Debian's dataset-fashion-mnist is not installed ({DEBIAN}); apt-get install dataset-fashion-mnist",
+)
+
+
+@pytest.fixture(autouse=True)
+def fresh(monkeypatch, tmp_path):
+    monkeypatch.setenv("MUCOMP_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(fashion.DATA_DIR_ENV, raising=False)
+    monkeypatch.delenv("MUCOMP_OFFLINE", raising=False)
+    clear_dataset_cache()
+    yield
+    clear_dataset_cache()
+
+
+@needs_debian
+def test_the_debian_files_load_as_the_official_data_set():
+    data = load_dataset("fashion_mnist", download=False)
+    assert (len(data.train), len(data.test)) == (60_000, 10_000)
+    assert data.train.images_np.shape == (60_000, 1, 28, 28) and data.train.images_np.dtype == np.uint8
+    assert np.bincount(data.train.labels_np).tolist() == [6_000] * 10
+    assert np.bincount(data.test.labels_np).tolist() == [1_000] * 10
+    assert data.root == DEBIAN and "dataset-fashion-mnist" in data.where
+    assert "torch" not in data.where  # read with numpy alone
+
+
+@needs_debian
+def test_mucomp_data_dir_wins_and_takes_both_layouts(tmp_path, monkeypatch, capsys):
+    flat = tmp_path / "flat"  # the four .gz files directly
+    flat.mkdir()
+    for name in fashion.FILES:
+        shutil.copy(DEBIAN / f"{name}.gz", flat / f"{name}.gz")
+    monkeypatch.setenv(fashion.DATA_DIR_ENV, str(flat))
+    assert load_dataset("fashion_mnist", download=False).root == flat
+    raw = tmp_path / "tv" / "FashionMNIST" / "raw"  # torchvision's layout, uncompressed
+    raw.mkdir(parents=True)
+    for name in fashion.FILES:
+        (raw / name).write_bytes(gzip.decompress((DEBIAN / f"{name}.gz").read_bytes()))
+    monkeypatch.setenv(fashion.DATA_DIR_ENV, str(tmp_path / "tv"))
+    clear_dataset_cache()
+    data = load_dataset("fashion_mnist", download=False)
+    assert data.root == tmp_path / "tv" and len(data.train) == 60_000
+    assert cli_main(["download", "fashion_mnist"]) == 0
+    assert f"read from ${fashion.DATA_DIR_ENV} ({tmp_path / 'tv'})" in capsys.readouterr().out
+
+
+@needs_debian
+@pytest.mark.parametrize("damage", ["truncated", "changed", "magic", "foreign"])
+def test_a_damaged_file_is_refused_with_its_path_and_nothing_is_stored(tmp_path, monkeypatch, capsys, damage):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in fashion.FILES:
+        shutil.copy(DEBIAN / f"{name}.gz", folder / f"{name}.gz")
+    target = folder / "train-labels-idx1-ubyte.gz"
+    content = gzip.decompress(target.read_bytes())
+    if damage == "truncated":
+        target.write_bytes(target.read_bytes()[:-100])  # a cut download: gzip's own check fails
+    elif damage == "changed":
+        target.write_bytes(gzip.compress(content[:-1] + bytes([(content[-1] + 1) % 10])))  # one label
+    elif damage == "magic":
+        target.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + content[4:]))
+    else:
+        target.write_bytes(b"not a gzip file at all")
+    monkeypatch.setenv(fashion.DATA_DIR_ENV, str(folder))
+    with pytest.raises(DatasetUnavailableError, match=str(target)):
+        load_dataset("fashion_mnist", download=False)
+    code = cli_main(["references", "--dataset", "fashion_mnist", "--arch", "fmnist_cnn", "--forget-class", "0"])
+    err = capsys.readouterr().err
+    assert code == 1 and str(target) in err and "dataset-fashion-mnist" in err
+    home = Path(tmp_path / "home")
+    assert not (home / "references").exists() or not any((home / "references").rglob("*.safetensors"))
+    assert not (home / "experiments").exists() or not any((home / "experiments").iterdir())
+
+
+def test_a_folder_with_only_some_files_names_the_missing_ones(tmp_path, monkeypatch):
+    arrays = write_fake_fashion_mnist(tmp_path / "part")
+    (tmp_path / "part" / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
+    monkeypatch.setenv(fashion.DATA_DIR_ENV, str(tmp_path / "part"))
+    with fashion_files_table(arrays), pytest.raises(DatasetUnavailableError, match="t10k-labels-idx1-ubyte"):
+        load_dataset("fashion_mnist", download=False)
+
+
+def test_offline_without_any_copy_says_where_it_looked_and_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(fashion, "DEBIAN_DIR", tmp_path / "no-debian")
+    with pytest.raises(DatasetUnavailableError) as info:
+        load_dataset("fashion_mnist", download=False)
+    message = str(info.value)
+    assert "apt-get install dataset-fashion-mnist" in message and "mucomp download fashion_mnist" in message
+    assert str(tmp_path / "no-debian") in message
+
+
+def test_labels_outside_the_ten_classes_are_refused(tmp_path):
+    arrays = write_fake_fashion_mnist(tmp_path)
+    bad = arrays["train"][1].copy()
+    bad[3] = 11
+    path = tmp_path / "FashionMNIST" / "raw" / "train-labels-idx1-ubyte"
+    from tests.fakedata import write_idx
+
+    write_idx(path, bad)
+    with fashion_files_table({**arrays, "train": (arrays["train"][0], bad)}), \
+            pytest.raises(DatasetUnavailableError, match="labels outside 0-9"):
+        load_dataset("fashion_mnist", root=tmp_path, download=False)
