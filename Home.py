@@ -5,7 +5,8 @@ import streamlit as st
 
 from mucomp.data import DATASETS, Scenario
 from mucomp.forget_sets import ForgetSet, index_set, of_classes, parse_index_text
-from mucomp.recipes import recipe_for
+from mucomp.recipes import TRAINING_SPEEDS, recipe_for
+from mucomp.specs import ARCH_LABELS
 from mucomp.ui import session, widgets
 
 session.setup("Home")
@@ -83,13 +84,15 @@ def scenario_controls() -> Scenario:
         "Data set and model", list(DATASETS), key="home_dataset", on_change=_on_scenario_change,
         format_func=lambda name: DATASETS[name].label,
         help="The images and the classifier to unlearn from. Digits runs offline on a CPU in seconds; "
-             "CIFAR-10 and Fashion-MNIST download data and published models and want a GPU.",
+             "Fashion-MNIST with fmnist_cnn runs on a CPU in minutes (from Debian's dataset-fashion-mnist or a "
+             "download); CIFAR-10 and the ResNet-18s download data and published models and want a GPU.",
     )
     spec = DATASETS[st.session_state["home_dataset"]]
     if len(spec.archs) > 1:
         left.selectbox("Architecture", list(spec.archs), key="home_arch", on_change=_on_scenario_change,
-                       help="The classifier's architecture: the data set's default, or a transformer to compare how "
-                            "a CNN and a transformer forget.")
+                       format_func=lambda arch: ARCH_LABELS.get(arch, arch),
+                       help="The classifier's architecture: the data set's default or an alternative (a model "
+                            "trained here on a CPU, or a transformer to compare how a CNN and a transformer forget).")
     middle.selectbox(
         "What to forget", list(FORGET_KINDS), key="home_forget_kind", on_change=_on_scenario_change,
         format_func=FORGET_KINDS.get,
@@ -136,7 +139,7 @@ def scenario_controls() -> Scenario:
         st.error(st.session_state["home_problem"])
     s = session.scenario()
     st.caption(f"{s.spec.description}. Model: `{s.arch}`. Forget set: {s.forget_set.describe(s.spec)}.")
-    if not s.by_class and s.spec.needs_download:
+    if not s.by_class and s.spec.needs_download and s.arch not in TRAINING_SPEEDS:
         st.info(f"The published {s.spec.label} references serve one forgotten class. For this forget set both "
                 f"references are trained here ({recipe_for(s.dataset, s.arch).epochs} epochs each): hours on a CPU, a GPU "
                 "is advised.", icon=":material/schedule:")

@@ -76,8 +76,9 @@ def cli_seconds(home: Path, *args: str) -> float:
     return seconds
 
 
-def screen_seconds(home: Path, repeats: int) -> tuple[float, float]:
-    """(first Screen view, median warm Screen view) in AppTest, with a stub job queue."""
+def screen_seconds(home: Path, repeats: int, scenario=None) -> tuple[float, float]:
+    """(first Screen view, median warm Screen view) of ``scenario`` (default: digits, class 3) in
+    AppTest, with a stub job queue."""
     from streamlit.testing.v1 import AppTest
 
     from mucomp.data import Scenario
@@ -91,7 +92,7 @@ def screen_seconds(home: Path, repeats: int) -> tuple[float, float]:
     os.environ["MUCOMP_HOME"] = str(home)
     at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=120)
     at.run()
-    at.session_state["mucomp_scenario"] = Scenario("digits", 3, 0)
+    at.session_state["mucomp_scenario"] = scenario or Scenario("digits", 3, 0)
     start = time.perf_counter()
     at.switch_page("pages/2_Screen.py").run()
     first = time.perf_counter() - start

@@ -124,6 +124,17 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+#: How Home offers each architecture: what it is and what it needs (a network, a GPU, minutes).
+ARCH_LABELS: dict[str, str] = {
+    "digits_cnn": "digits_cnn: small CNN trained here in seconds",
+    "vit_digits": "vit_digits: small vision transformer trained here in under a minute",
+    "resnet18_fmnist": "resnet18_fmnist: ResNet-18 from published checkpoints (a network; a GPU advised)",
+    "fmnist_cnn": "fmnist_cnn: CPU-sized CNN trained here in minutes (no network, no GPU)",
+    "resnet18_cifar": "resnet18_cifar: ResNet-18 from published checkpoints (a network; a GPU advised)",
+    "vit_b16_cifar": "vit_b16_cifar: ViT-B/16 from published checkpoints (a network and a GPU)",
+}
+
+
 def get_spec(name: str) -> DatasetSpec:
     """The :class:`DatasetSpec` registered as ``name``; a clear error lists the known names."""
     try:

@@ -16,7 +16,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ from torch import nn
 from mucomp.data import Split
 from mucomp.models import channels_last, to_memory_format
 from mucomp.progress import CancelFn, ProgressFn, RunStopped, stop_if_cancelled
+from mucomp.recipes import TrainRecipe
 
 #: The optimisers a recipe or a method may name, each with its fixed settings (the learning rate
 #: comes from the run):
@@ -58,50 +59,6 @@ def make_optimizer(
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=0.01 if weight_decay is None else weight_decay)
     raise ValueError(f"unknown optimiser {name!r}; choose one of {', '.join(OPTIMIZERS)}")
-
-
-@dataclass(frozen=True)
-class TrainRecipe:
-    """Hyper-parameters of supervised training.
-
-    ``optimizer`` is ``"sgd"`` (with ``momentum``, ``weight_decay`` and ``nesterov``) or
-    ``"adamw"`` (with ``weight_decay``); see :data:`OPTIMIZERS`. ``warmup_epochs`` > 0 raises the
-    learning rate linearly, per epoch, from ``lr / (warmup_epochs + 1)`` to ``lr`` before the
-    schedule runs over the remaining epochs (a transformer trained from scratch needs it).
-    """
-
-    epochs: int
-    lr: float
-    batch_size: int
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"  # "cosine" (to 0 over the run) or "constant"
-    augment: bool = False  # random crop (4 px padding) + horizontal flip, for CIFAR-style data
-    nesterov: bool = False
-    clip_grad_norm: float | None = None  # global gradient-norm clip before each step (None: off)
-    optimizer: str = "sgd"
-    warmup_epochs: int = 0  # linear warm-up of the learning rate over the first epochs, then the schedule
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.schedule not in ("cosine", "constant"):
-            raise ValueError(f"schedule must be 'cosine' or 'constant', got {self.schedule!r}")
-        if self.nesterov and self.momentum <= 0:
-            raise ValueError("nesterov momentum needs momentum > 0")
-        if self.clip_grad_norm is not None and not (self.clip_grad_norm > 0 and math.isfinite(self.clip_grad_norm)):
-            raise ValueError(f"clip_grad_norm must be a positive number or None, got {self.clip_grad_norm}")
-        if not 0 <= self.warmup_epochs < self.epochs:
-            raise ValueError(f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
-        if self.optimizer not in ("sgd", "adamw"):
-            raise ValueError(f"a training recipe's optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def make_generator(seed: int) -> torch.Generator:

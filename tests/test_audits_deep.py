@@ -43,20 +43,25 @@ def test_phi_is_the_stable_true_class_log_odds_from_logits_or_probabilities():
 
 def test_gaussian_fit_uses_ddof_0_and_floors_the_deviation():
     shadows = np.array([[1.0, 5.0], [3.0, 5.0]])
-    mu, sd = ul.gaussian_fit(shadows)
+    mu, sd = ul.gaussian_fit(shadows, center="mean")
     assert mu.tolist() == [2.0, 5.0] and sd.tolist() == [1.0, ul.MIN_STD]  # std([1, 3], ddof=0) = 1
+    three = np.array([[0.0, 1.0], [1.0, 1.0], [8.0, 1.0]])
+    assert ul.gaussian_fit(three)[0].tolist() == [1.0, 1.0]  # LiRA's median, not the mean 3
+    spread = ul.gaussian_fit(three, variance="global")[1]
+    assert spread.tolist() == [pytest.approx(np.std(three))] * 2  # one std over every value
 
 
 def test_likelihood_ratio_on_hand_made_shadows():
     unlearned = np.array([[0.0, 10.0], [2.0, 10.0]])  # mu_u = (1, 10), sd_u = (1, 1e-3)
     retrained = np.array([[-2.0, -5.0], [-4.0, -3.0]])  # mu_r = (-3, -4), sd_r = (1, 1)
     target = np.array([1.0, -4.0])
-    lr = ul.likelihood_ratio(target, unlearned, retrained)
+    lr = ul.likelihood_ratio(target, unlearned, retrained, center="mean", variance="per_image")
     # image 0: log N(1; 1, 1) - log N(1; -3, 1) = 0 - (-(4 ** 2) / 2) = 8
     assert lr[0] == pytest.approx(8.0)
     # image 1: log N(-4; 10, 1e-3) - log N(-4; -4, 1) = -log(1e-3) - 0.5 * (14 / 1e-3) ** 2 - 0
     assert lr[1] == pytest.approx(-np.log(1e-3) - 0.5 * (14 / 1e-3) ** 2)
     assert ul.likelihood_ratio(np.stack([target, target]), unlearned, retrained).shape == (2, 2)
+    assert ul.default_variance(8) == "global" and ul.default_variance(64) == "per_image"
     with pytest.raises(ValueError, match="same n images"):
         ul.likelihood_ratio(target[:1], unlearned, retrained)
 
@@ -77,6 +82,47 @@ def test_ulira_accuracy_is_one_half_for_identical_shadow_sets_and_one_when_separ
         ul.ulira_accuracy(np.zeros((2, 3)), np.zeros((3, 2)))
 
 
+def _independent_lira(target, u, r, held_u, held_r):
+    """LiRA's online score with the median and the global (in-model) variance, and its ROC
+    figures, written from tensorflow/privacy's plot.py without mucomp's code: numpy and scipy only."""
+    from scipy.stats import norm
+
+    sd = np.std(u)
+    def score(x):
+        return norm.logpdf(x, np.median(u, axis=0), sd) - norm.logpdf(x, np.median(r, axis=0), sd)
+    pos, neg = score(held_u).ravel(), score(held_r).ravel()
+    thresholds = np.unique(np.concatenate([pos, neg, [np.inf]]))[::-1]
+    tpr = np.array([(pos >= t).mean() for t in thresholds])
+    fpr = np.array([(neg >= t).mean() for t in thresholds])
+    auc = np.mean((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :]))
+    tpr_1 = tpr[np.flatnonzero(fpr < 0.01)[-1]]
+    balanced = np.max(1 - (fpr + 1 - tpr) / 2)
+    return score(target), auc, tpr_1, balanced
+
+
+def test_ulira_stores_lira_auc_and_tpr_at_low_fpr_matching_an_independent_computation():
+    rng = np.random.default_rng(3)
+    n, k, m = 300, 8, 4
+    shift = rng.normal(0.0, 1.0, size=n)  # each image its own difficulty
+    u = shift + 0.8 + rng.normal(0, 1, size=(k, n))
+    r = shift + rng.normal(0, 1, size=(k, n))
+    held_u, held_r = shift + 0.8 + rng.normal(0, 1, size=(m, n)), shift + rng.normal(0, 1, size=(m, n))
+    target = shift + 0.8 + rng.normal(0, 1, size=n)
+    report = ul.ulira_report(target, u, r, held_u, held_r)
+    lr, auc, tpr_1, balanced = _independent_lira(target, u, r, held_u, held_r)
+    assert report["estimator"] == {"center": "median", "variance": "global"}  # K = 8 < 64
+    assert np.allclose(report["lr"], lr)
+    assert report["auc"] == pytest.approx(auc, abs=1e-12)
+    assert report["tpr_at_fpr"]["0.01"] == pytest.approx(tpr_1)
+    assert report["balanced_accuracy_best"] == pytest.approx(balanced)
+    assert report["tpr_at_fpr"]["0.001"] is not None  # 1,200 negatives resolve 0.1 %
+    assert 0.6 < report["auc"] < 0.9 and report["accuracy"] > 0.5  # a real but imperfect signal
+    small = ul.ulira_report(target[:50], u[:, :50], r[:, :50], held_u[:1, :50], held_r[:1, :50])
+    assert small["tpr_at_fpr"] == {"0.01": None, "0.001": None}  # 50 negatives resolve neither level
+    same = ul.ulira_report(r[0], r, r, held_r, held_r)
+    assert same["auc"] == pytest.approx(0.5)  # identical shadow sets: LR = 0 for everyone
+
+
 def test_shadow_seeds_skip_the_targets_training_seed():
     assert ul.shadow_seeds(3) == [1000, 1001, 1002]
     assert ul.shadow_seeds(3, exclude=[1001]) == [1000, 1002, 1003]
@@ -86,6 +132,20 @@ def test_shadow_seeds_skip_the_targets_training_seed():
 # Relearning definitions
 
 
+def test_relearning_attacks_every_model_of_a_data_set_with_one_protocol():
+    from mucomp.experiment.audits import relearn_settings
+
+    def result(kind, method, dataset="digits", arch=None):
+        return {"kind": kind, "config": {"dataset": dataset, "method": method, "arch": arch, "forget": "class:3"}}
+
+    for dataset, arch in (("digits", None), ("cifar10", None), ("fashion_mnist", "fmnist_cnn")):
+        settings = {relearn_settings(result("unlearned", method, dataset, arch))
+                    for method in ("ga", "ft", "ssd", "bad_teacher", "unsir", "scrub")}
+        settings.add(relearn_settings(result("retrained", None, dataset, arch)))
+        settings.add(relearn_settings(result("custom", None, dataset, arch)))
+        assert len(settings) == 1, (dataset, settings)  # one lr and batch, whatever made the model
+
+
 def test_relearn_split_and_summary_on_hand_made_curves():
     forget = np.arange(100, 140)
     relearn, held = rl.relearn_split(forget, 0.05, seed=0)
@@ -93,8 +153,21 @@ def test_relearn_split_and_summary_on_hand_made_curves():
     assert np.array_equal(rl.relearn_split(forget, 0.05, seed=0)[0], relearn)  # seeded
     assert rl.steps_to_reach([0, 2, 4, 6], [0.0, 0.3, 0.6, 0.9], 0.5) == 4
     assert rl.steps_to_reach([0, 2], [0.0, 0.1], 0.5) is None
-    assert rl.relative_steps(2, 8, 50) == 0.25 and rl.relative_steps(None, 10, 50) == 5.0
-    assert rl.relative_steps(None, None, 50) == 1.0 and rl.relative_steps(0, 0, 50) is None
+    assert rl.relative_steps(2, 8) == 0.25 and rl.relative_steps(0, 0) is None
+    # A curve that never reaches the target is censored: no ratio, never the budget's 1.0.
+    assert rl.relative_steps(None, 10) is None and rl.relative_steps(None, None) is None
+    curves = {who: {curve: {"steps": [0, 25, 50], "forget_accuracy": [0.0, 0.1, 0.2]}
+                    for curve in rl.CURVES} for who in ("model", "retrained")}
+    curves["retrained"]["forget"]["forget_accuracy"] = [0.0, 0.3, 0.6]
+    summary = rl.relearn_summary(curves, target=0.5, steps=50)
+    assert summary["steps_to_target"]["model"] is None and summary["steps_to_target"]["retrained"] == 50
+    assert summary["censored"] == {"model": True, "retrained": False, "model_retain_only": True,
+                                   "retrained_retain_only": True}
+    assert summary["relative"] is None
+    from mucomp.results.attack import relearn_summary_text
+
+    text = relearn_summary_text({**summary, "steps": 50, "target": 0.5})
+    assert "not reached in 50 steps for this model" in text and "censored" in text and "1.00" not in text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,7 +217,10 @@ def test_relearning_brings_the_class_back_at_once_for_the_original_not_for_the_r
     assert block["curves"]["model"]["forget"]["steps"] == [0, 2, 4, 6]
     assert block["steps_to_target"]["model"] == 0  # the Original never forgot
     assert block["curves"]["retrained"]["forget"]["forget_accuracy"][0] < block["target"]
-    assert block["relative"] == 0.0 and block["k"] == round(0.05 * tiny.scenario.forget_indices.size)
+    assert block["k"] == round(0.05 * tiny.scenario.forget_indices.size)
+    reached = block["steps_to_target"]["retrained"]
+    assert block["censored"]["retrained"] == (reached is None)
+    assert block["relative"] == (None if reached is None else 0.0)  # censored: no ratio
     # the model itself is untouched
     assert forget_accuracy(state.original.model, tiny.scenario.data.train,
                            tiny.scenario.forget_indices) == pytest.approx(block["original_forget_accuracy"], abs=0.1)

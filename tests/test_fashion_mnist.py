@@ -122,3 +122,61 @@ def test_labels_outside_the_ten_classes_are_refused(tmp_path):
     with fashion_files_table({**arrays, "train": (arrays["train"][0], bad)}), \
             pytest.raises(DatasetUnavailableError, match="labels outside 0-9"):
         load_dataset("fashion_mnist", root=tmp_path, download=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The CPU scenario: its cost, stated before any work
+
+
+def test_fmnist_cnn_forward_flops_are_the_ones_the_estimate_uses():
+    import torch
+
+    from mucomp.models import build_model
+    from mucomp.recipes import TRAINING_SPEEDS
+
+    model = build_model("fmnist_cnn", 10).eval()
+    flops = []
+
+    def count(module, inputs, output):
+        if isinstance(module, torch.nn.Conv2d):
+            kernel = module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            flops.append(2 * kernel * output.numel())  # one multiply-add per kernel weight per output
+        elif isinstance(module, torch.nn.Linear):
+            flops.append(2 * module.in_features * output.numel())
+
+    for module in model.modules():
+        module.register_forward_hook(count)
+    with torch.no_grad():
+        model(torch.zeros(1, 1, 28, 28))
+    assert sum(flops) / 1e6 == pytest.approx(TRAINING_SPEEDS["fmnist_cnn"].forward_mflop, rel=2e-3)
+
+
+def test_the_reference_time_is_estimated_for_the_cpu_scenario_only():
+    from mucomp.recipes import expected_reference_seconds
+    from mucomp.specs import ARCH_LABELS, DATASETS
+
+    full = expected_reference_seconds("fashion_mnist", "fmnist_cnn", 60_000, 54_000, 10_000)
+    half = expected_reference_seconds("fashion_mnist", "fmnist_cnn", 30_000, 27_000, 5_000)
+    assert 10 < full < 3_600 and half == pytest.approx(full / 2)  # training cost is linear in the images
+    assert expected_reference_seconds("fashion_mnist", "resnet18_fmnist", 60_000, 54_000, 10_000) is None
+    assert all(arch in ARCH_LABELS for spec in DATASETS.values() for arch in spec.archs)
+    assert "no network" in ARCH_LABELS["fmnist_cnn"] and "published" in ARCH_LABELS["resnet18_fmnist"]
+
+
+@needs_debian
+def test_home_offers_the_cpu_scenario_and_states_its_reference_time():
+    from streamlit.testing.v1 import AppTest
+
+    from mucomp.data import Scenario
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "Home.py"), default_timeout=60)
+    at.run()
+    at.selectbox(key="home_dataset").set_value("fashion_mnist").run()
+    assert at.selectbox(key="home_arch").options == ["resnet18_fmnist: ResNet-18 from published checkpoints "
+                                                     "(a network; a GPU advised)",
+                                                     "fmnist_cnn: CPU-sized CNN trained here in minutes (no network, no GPU)"]
+    at.selectbox(key="home_arch").set_value("fmnist_cnn").run()
+    assert not at.exception
+    assert at.session_state["mucomp_scenario"] == Scenario("fashion_mnist", 0, 0, arch="fmnist_cnn")
+    notes = [block.value for block in at.info]
+    assert any("about" in note and "min on this machine" in note and "60,000 images" in note for note in notes), notes

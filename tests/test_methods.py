@@ -355,3 +355,103 @@ def test_unsir_noise_raises_the_forget_class_loss(digits_scenario, original):
             before = F.cross_entropy(ctx.model(start), target)
             after = F.cross_entropy(ctx.model(noise), target)
     assert noise.shape == start.shape and after > before
+
+
+# ---------------------------------------------------------------------------------------------
+# As the authors ran them (issue 29): SSD's importance order, NegGrad+'s batches and mode,
+# UNSIR's fresh optimisers
+
+
+def _mean_squared_gradients(model, split, order, batch_size):
+    """Hand-computed SSD importance: mean over unshuffled batches of the squared gradient."""
+    sums = {name: torch.zeros_like(p) for name, p in model.named_parameters()}
+    count = 0
+    for lo in range(0, order.size, batch_size):
+        images, labels = split.batch(order[lo:lo + batch_size])
+        model.zero_grad()
+        F.cross_entropy(model(images), labels).backward()
+        for name, p in model.named_parameters():
+            sums[name] += p.grad.pow(2)
+        count += 1
+    model.zero_grad()
+    return {name: total / count for name, total in sums.items()}
+
+
+def test_ssd_full_data_importance_is_over_class_sorted_batches_of_64(digits_scenario, original):
+    from mucomp.methods.ssd import dampen
+
+    assert get_method("ssd").defaults_for("cifar10")["batch_size"] == 64
+    assert get_method("ssd").defaults_for("cifar10", forget_kind="random")["batch_size"] == 128
+    model = copy.deepcopy(original)
+    run_unlearning("ssd", model, digits_scenario, {"batch_size": 64, "selection": 10.0}, device="cpu")
+    # The authors' D: retained classes ascending (each in data-set order), then the forget class.
+    split = digits_scenario.data.train
+    labels = split.labels_np
+    retained = [np.flatnonzero(labels == c) for c in range(10) if c != digits_scenario.forget_class]
+    full_order = np.concatenate([*retained, np.sort(digits_scenario.forget_indices)])
+    expected = copy.deepcopy(original).eval()
+    forget_importance = _mean_squared_gradients(expected, split, np.sort(digits_scenario.forget_indices), 64)
+    full_importance = _mean_squared_gradients(expected, split, full_order, 64)
+    dampen(expected, full_importance, forget_importance, dampening=1.0, selection=10.0)
+    for (name, got), want in zip(model.state_dict().items(), expected.state_dict().values(), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7, msg=name)
+    # Data-set order (classes mixed) gives other importances, so other weights.
+    mixed = copy.deepcopy(original).eval()
+    dampen(mixed, _mean_squared_gradients(mixed, split, np.arange(len(split)), 64), forget_importance, 1.0, 10.0)
+    assert not same_weights(mixed, expected)
+
+
+def test_neggrad_plus_pairs_retain_batches_of_32_with_forget_batches_of_16_in_train_mode(digits_scenario, original):
+    defaults = get_method("neggrad_plus").defaults_for("cifar10")
+    assert (defaults["batch_size"], defaults["forget_batch_size"], defaults["weight_decay"], defaults["frozen_bn"]) \
+        == (32, 16, 0.0, False)
+    model = copy.deepcopy(original)
+    seen = []
+
+    def record(module, args):
+        seen.append((args[0].shape[0], module.training))
+
+    handle = model.register_forward_pre_hook(record)
+    try:
+        run_unlearning("neggrad_plus", model, digits_scenario,
+                       {**defaults, "epochs": 1, "clip_grad_norm": 0.0}, device="cpu")
+    finally:
+        handle.remove()
+    trained = [(size, mode) for size, mode in seen if mode]  # the per-epoch forget check runs in eval mode
+    n_retain = digits_scenario.retain_indices.size
+    steps = -(-n_retain // 32)
+    assert len(trained) == 2 * steps  # one retain and one forget forward per step, no teacher pull
+    assert [size for size, _ in trained[0::2]][:-1] == [32] * (steps - 1)
+    assert {size for size, _ in trained[1::2][:5]} == {16}
+
+
+def test_unsir_repair_starts_from_zero_optimiser_moments(digits_scenario, original, monkeypatch):
+    from mucomp.methods import context
+
+    made = []  # (optimiser, its state was empty at its first step)
+    real = context.make_optimizer
+
+    def recording(name, params, lr, **kwargs):
+        optimizer = real(name, params, lr, **kwargs)
+        entry = {"optimizer": optimizer, "steps": 0, "empty_at_first_step": None}
+        step = optimizer.step
+
+        def counted_step(*args, **kw):
+            if entry["steps"] == 0:
+                entry["empty_at_first_step"] = not any(optimizer.state.values())
+            entry["steps"] += 1
+            return step(*args, **kw)
+
+        optimizer.step = counted_step
+        made.append(entry)
+        return optimizer
+
+    monkeypatch.setattr(context, "make_optimizer", recording)
+    run_unlearning("unsir", copy.deepcopy(original), digits_scenario, {"epochs": 1}, device="cpu")
+    stepped = [entry for entry in made if entry["steps"]]
+    assert len(stepped) == 2  # impair and repair, each with its own optimiser
+    assert all(entry["empty_at_first_step"] for entry in stepped)
+    hyper = get_method("unsir").resolve_for(digits_scenario)
+    labels = digits_scenario.data.train.labels_np
+    kept = sum(min(hyper["per_class"], int((labels == c).sum())) for c in range(10) if c != digits_scenario.forget_class)
+    assert stepped[1]["steps"] == -(-kept // hyper["batch_size"])  # the repair optimiser saw the repair pass only

@@ -505,3 +505,15 @@ def test_digits_original_remembers_and_retrained_forgets(digits_scenario, digits
         seed=digits_scenario.train_seed,
     )
     assert contract == orig["MIA_efficacy"]
+
+
+def test_the_svc_decision_from_its_support_vectors_gives_libsvms_labels():
+    from mucomp.privacy.mia import _svc, _svc_predict
+
+    rng = np.random.default_rng(4)
+    members = np.clip(1 - rng.exponential(0.02, 3000), 0, 1)  # confident, as on a trained model
+    non_members = np.clip(1 - rng.exponential(0.08, 3000), 0, 1)
+    x = np.concatenate([members, non_members])
+    clf = _svc().fit(x[:, None], np.concatenate([np.ones(3000), np.zeros(3000)]))
+    queries = np.concatenate([rng.uniform(0, 1, 2000), members[:500], non_members[:500]])
+    assert np.array_equal(_svc_predict(clf, queries), clf.predict(queries[:, None]))

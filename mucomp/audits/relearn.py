@@ -20,10 +20,21 @@ model of the same scenario, each from a private copy:
   (b) "retain only": the same steps on retain images only (the same retain draws);
 - forget accuracy (top-1, true labels, eval mode) on the evaluation set at step 0 and every
   ``every`` steps;
+- one protocol per data set and architecture, whatever method made the model (the learning rate
+  and batch size are FT's defaults there, :func:`mucomp.experiment.audits.relearn_settings`), so
+  every model of a scenario is attacked alike;
 - summary: the first recorded step at which forget accuracy reaches half of the Original's on the
   evaluation set, for the model and for the Retrained model under (a); ``relative`` = model steps /
-  Retrained steps (a curve that never reaches it counts as the budget S). 1 = relearns like
-  retraining; < 1 = the class comes back faster than after retraining (hidden, not removed).
+  Retrained steps. 1 = relearns like retraining; < 1 = the class comes back faster than after
+  retraining (hidden, not removed). A curve that never reaches the target within S steps is
+  **censored** (``censored``: "not reached in S steps"): ``relative`` is then null, never a ratio
+  made from the budget.
+
+The paper (and its code, RELEARN) also relearns from the retain set alone (k = 0; curve (b)
+here). mucomp's differences: the attack targets a forgotten *class* (the paper forgets 10 % of one
+class), S is short (50 steps by default, the paper's grid runs 10 epochs), the optimiser is
+mucomp's SGD at FT's defaults rather than Adam at 1e-5, and the k relearn images sit in every
+batch rather than once per epoch in the shuffled retain stream (a stronger attack per step).
 """
 
 from __future__ import annotations
@@ -61,18 +72,18 @@ def steps_to_reach(steps: Any, accuracy: Any, target: float) -> int | None:
     return int(steps[hit[0]]) if hit.size else None
 
 
-def relative_steps(model_steps: int | None, retrained_steps: int | None, budget: int) -> float | None:
-    """Model steps / Retrained steps to the target; a curve that never got there counts as
-    ``budget``. None when the Retrained model is there at step 0 (no baseline to compare with)."""
-    m = budget if model_steps is None else model_steps
-    r = budget if retrained_steps is None else retrained_steps
-    if r <= 0:
+def relative_steps(model_steps: int | None, retrained_steps: int | None) -> float | None:
+    """Model steps / Retrained steps to the target. None when either curve is censored (never
+    reached the target within the budget: no ratio can be formed) or the Retrained model is there
+    at step 0 (no baseline to compare with)."""
+    if model_steps is None or retrained_steps is None or retrained_steps <= 0:
         return None
-    return float(m) / float(r)
+    return float(model_steps) / float(retrained_steps)
 
 
 def relearn_summary(curves: dict[str, dict[str, dict]], target: float, steps: int) -> dict[str, Any]:
     """``{"steps_to_target": {"model", "retrained", "model_retain_only", "retrained_retain_only"},
+    "censored": {the same keys: True where the curve never reached the target in ``steps``},
     "relative"}`` of the four curves (``{"model" | "retrained": {"forget" | "retain_only":
     {"steps", "forget_accuracy"}}}``) for a target forget accuracy and a step budget."""
     def reached(who: str, curve: str) -> int | None:
@@ -85,4 +96,6 @@ def relearn_summary(curves: dict[str, dict[str, dict]], target: float, steps: in
         "model_retain_only": reached("model", "retain_only"),
         "retrained_retain_only": reached("retrained", "retain_only"),
     }
-    return {"steps_to_target": found, "relative": relative_steps(found["model"], found["retrained"], steps)}
+    del steps  # a censored curve stays censored: the budget is never taken for its step count
+    return {"steps_to_target": found, "censored": {who: step is None for who, step in found.items()},
+            "relative": relative_steps(found["model"], found["retrained"])}

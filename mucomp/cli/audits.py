@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from mucomp import settings
+from mucomp.audits.ulira import CENTERS, GLOBAL_VARIANCE_BELOW, VARIANCES
 from mucomp.cli.common import UsageError, apply_torch_threads, emit, store_call
 
 
@@ -34,7 +35,8 @@ def cmd_audit(args) -> int:
         progress = _audit_progress(sys.stderr.isatty() and not args.json)
         try:
             run_audit_jobs(args.id, wanted, workers=args.workers, torch_threads=settings.torch_threads(),
-                           shadows=args.shadows, held_out=args.held_out, steps=args.steps, follow=progress)
+                           shadows=args.shadows, held_out=args.held_out, center=args.center,
+                           variance=args.variance, steps=args.steps, follow=progress)
         except AuditError as err:
             raise UsageError(f"{'--ulira' if 'ulira' in wanted else '--relearn'}: {err}") from err
         finally:
@@ -74,6 +76,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     audit.add_argument("--relearn", action="store_true", help="run the relearning attack (model and Retrained)")
     audit.add_argument("--shadows", type=int, default=8, metavar="K", help="U-LiRA: shadow pairs fitted (default 8)")
     audit.add_argument("--held-out", type=int, default=4, metavar="M", help="U-LiRA: held-out pairs (default 4)")
+    audit.add_argument("--center", choices=CENTERS, default="median",
+                       help="U-LiRA: centre of the per-image Gaussians (default median, as LiRA)")
+    audit.add_argument("--variance", choices=VARIANCES, default=None,
+                       help="U-LiRA: one global spread (LiRA's fixed variance) or each image's own (default: global "
+                            f"below {GLOBAL_VARIANCE_BELOW} shadows)")
     audit.add_argument("--steps", type=int, default=50, metavar="S", help="relearning: optimiser steps (default 50)")
     audit.add_argument("--workers", type=int, default=0, metavar="N",
                        help="local worker processes (shadow pairs side by side); 0: this process (default)")

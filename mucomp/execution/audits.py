@@ -25,6 +25,8 @@ def audit_requests(
     parallel: bool = False,
     shadows: int = DEFAULT_SHADOWS,
     held_out: int = DEFAULT_HELD_OUT,
+    center: str = "median",
+    variance: str | None = None,
     steps: int = DEFAULT_STEPS,
     seed_offset: int = 0,
 ) -> list:
@@ -42,8 +44,8 @@ def audit_requests(
         spec = shadow_spec(result, seed_offset=seed_offset)
         if parallel:
             requests += [MakeShadowPair(spec, seed) for seed in missing_shadow_seeds(spec, shadows, held_out)]
-    requests.append(RunAudit(experiment_id, Scenario.from_config(config), audits, shadows=shadows, held_out=held_out, steps=steps,
-                             seed_offset=seed_offset, method=config.method if result.get("kind") == "unlearned" else None))
+    requests.append(RunAudit(experiment_id, Scenario.from_config(config), audits, shadows=shadows, held_out=held_out,
+                             center=center, variance=variance, steps=steps, seed_offset=seed_offset, method=config.method if result.get("kind") == "unlearned" else None))
     return requests
 
 
@@ -55,6 +57,8 @@ def run_audit_jobs(
     torch_threads: int | None = None,
     shadows: int = DEFAULT_SHADOWS,
     held_out: int = DEFAULT_HELD_OUT,
+    center: str = "median",
+    variance: str | None = None,
     steps: int = DEFAULT_STEPS,
     seed_offset: int = 0,
     follow: Callable[[list[dict]], None] | None = None,
@@ -66,7 +70,7 @@ def run_audit_jobs(
     ``follow(snapshots)`` is called every ``poll_s`` seconds while they run (progress display).
     Ctrl-C cancels every job. Raises RuntimeError when the audit job does not complete."""
     requests = audit_requests(experiment_id, audits, parallel=workers > 1, shadows=shadows, held_out=held_out,
-                              steps=steps, seed_offset=seed_offset)
+                              center=center, variance=variance, steps=steps, seed_offset=seed_offset)
     if workers and workers > 0:
         count = min(int(workers), len(requests))
         threads = torch_threads or max(1, (os.cpu_count() or 1) // count)

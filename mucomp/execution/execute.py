@@ -59,7 +59,8 @@ def execute(
         return experiment.id, summary(experiment.result)
     if isinstance(request, RunAudit):
         blocks = run_audits(request.experiment_id, request.audits, store=store, shadows=request.shadows,
-                            held_out=request.held_out, steps=request.steps, seed_offset=request.seed_offset,
+                            held_out=request.held_out, center=request.center, variance=request.variance,
+                            steps=request.steps, seed_offset=request.seed_offset,
                             progress=progress, cancel=cancel)
         figures = {"ulira_acc": blocks["ulira"]["accuracy"]} if "ulira" in blocks else {}
         if "relearn" in blocks:

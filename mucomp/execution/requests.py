@@ -66,8 +66,9 @@ class RunAudit:
     """Compute on-demand audits (``"ulira"``, ``"relearn"``) of stored experiment
     ``experiment_id`` of ``scenario`` and store them with it (:func:`mucomp.experiment.audits.run_audits`).
 
-    ``shadows`` / ``held_out``: U-LiRA's K fitted and M held-out shadow pairs; ``steps``: the
-    relearning budget; ``method``: the experiment's method (a worker imports the module that
+    ``shadows`` / ``held_out``: U-LiRA's K fitted and M held-out shadow pairs; ``center`` /
+    ``variance``: its Gaussians' estimator (:func:`mucomp.audits.ulira.likelihood_ratio`; ``None``:
+    the default for K); ``steps``: the relearning budget; ``method``: the experiment's method (a worker imports the module that
     registered it)."""
 
     experiment_id: str
@@ -75,6 +76,8 @@ class RunAudit:
     audits: tuple[str, ...] = ("ulira", "relearn")
     shadows: int = 8
     held_out: int = 4
+    center: str = "median"
+    variance: str | None = None
     steps: int = 50
     seed_offset: int = 0
     method: str | None = None

@@ -42,8 +42,9 @@ from mucomp.references import load_reference
 from mucomp.store import ExperimentStore, now_iso
 from mucomp.store.update import update_audits
 
-#: The method whose default learning rate and batch size relearn models no method made.
-RELEARN_FALLBACK_METHOD = "ft"
+#: The method whose default learning rate and batch size are the relearning protocol of a data set
+#: and architecture, for every model (plain fine-tuning: what an attacker with some data would run).
+RELEARN_METHOD = "ft"
 
 
 def experiment_config(result: dict) -> ExperimentConfig:
@@ -71,14 +72,12 @@ def shadow_spec(result: dict, *, seed_offset: int = 0, allow_costly: bool = Fals
 
 
 def relearn_settings(result: dict) -> tuple[float, int]:
-    """``(lr, batch_size)`` of the relearning attack: the defaults of the experiment's method for
-    its data set (FT's for references, uploads and methods not registered here)."""
+    """``(lr, batch_size)`` of the relearning attack: one protocol per data set, architecture and
+    forget-set kind, the same for every model whatever method made it (FT's defaults there), so
+    that every model of a scenario and its Retrained model are attacked alike."""
     config = result.get("config") or {}
-    method = config.get("method") if result.get("kind") == "unlearned" else None
-    if method not in available_methods():
-        method = RELEARN_FALLBACK_METHOD
     forget_kind = kind_of(config.get("forget"))
-    defaults = get_method(method).resolve(config.get("dataset", "digits"), {}, config.get("arch"), forget_kind)
+    defaults = get_method(RELEARN_METHOD).resolve(config.get("dataset", "digits"), {}, config.get("arch"), forget_kind)
     return float(defaults["lr"]), int(defaults["batch_size"])
 
 
@@ -95,7 +94,7 @@ def _model(experiment: Any, scenario: Scenario, device: torch.device) -> torch.n
 
 
 def _ulira_block(model: torch.nn.Module, scenario: Scenario, spec: ShadowSpec, *, shadows: int, held_out: int,
-                 device: torch.device, cancel: CancelFn | None, progress: ProgressFn | None) -> dict:
+                 estimator: dict, device: torch.device, cancel: CancelFn | None, progress: ProgressFn | None) -> dict:
     report = stage_reporter(progress, "shadows")
     report(0, 1)
     target = model_phi(model, scenario)
@@ -104,7 +103,7 @@ def _ulira_block(model: torch.nn.Module, scenario: Scenario, spec: ShadowSpec, *
         report(done, total, pair=min(int(done) + 1, total), pairs=total, **figures)
 
     block = run_ulira(spec, target, shadows=shadows, held_out=held_out, device=device, cancel=cancel,
-                      progress=pairs_progress)
+                      progress=pairs_progress, **estimator)
     stage_reporter(progress, "ulira")(1, 1)
     return block
 
@@ -131,6 +130,8 @@ def run_audits(
     store: ExperimentStore | None = None,
     shadows: int = DEFAULT_SHADOWS,
     held_out: int = DEFAULT_HELD_OUT,
+    center: str = "median",
+    variance: str | None = None,
     steps: int = DEFAULT_STEPS,
     share: float = DEFAULT_SHARE,
     seed_offset: int = 0,
@@ -142,6 +143,7 @@ def run_audits(
 ) -> dict[str, dict]:
     """Compute the ``audits`` of a stored experiment and store them with it; returns the blocks.
 
+    ``center`` / ``variance``: U-LiRA's estimator (:func:`mucomp.audits.ulira.likelihood_ratio`).
     Stages (``progress(stage, fraction, **figures)``): ``shadows`` (U-LiRA's pairs, with
     ``pair`` / ``pairs``), ``ulira``, ``relearning``, ``saving``. Every block gets
     ``computed_at`` and ``code_version``. Raises :class:`AuditError` for an audit that can't run
@@ -159,7 +161,8 @@ def run_audits(
     blocks: dict[str, dict] = {}
     metrics: dict[str, Any] = {}
     if spec is not None:
-        blocks["ulira"] = _ulira_block(model, scenario, spec, shadows=shadows, held_out=held_out, device=device,
+        blocks["ulira"] = _ulira_block(model, scenario, spec, shadows=shadows, held_out=held_out,
+                                       estimator={"center": center, "variance": variance}, device=device,
                                        cancel=cancel, progress=progress)
         metrics["ulira_acc"] = blocks["ulira"]["accuracy"]
     if "relearn" in audits:

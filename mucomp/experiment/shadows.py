@@ -33,7 +33,7 @@ from mucomp.evaluation import evaluate
 from mucomp.locks import locked
 from mucomp.methods import get_method, run_unlearning
 from mucomp.progress import CancelFn, ProgressFn, RunStopped, stop_if_cancelled
-from mucomp.recipes import RECIPES, recipe_hash
+from mucomp.recipes import recipe_for, recipe_hash
 from mucomp.references import load_reference
 
 #: Bumped when what a cached shadow pair holds (or how it is made) changes.
@@ -93,7 +93,8 @@ class ShadowSpec:
             "scenario": {k: v if isinstance(v, (int, float, str, bool, list, type(None))) else str(v)
                          for k, v in fields.items()},
             "arch": arch,
-            "reference_recipe": recipe_hash(arch, RECIPES[spec.name]) if spec.name in RECIPES else None,
+            # The architecture's own recipe (fmnist_cnn's, vit_digits'), not the data set's default.
+            "reference_recipe": recipe_hash(arch, recipe_for(spec.name, arch)),
             "mode": self.mode,
             "method": self.config.method if self.mode == "method" else None,
             "hyper": self.hyper(),
@@ -240,6 +241,8 @@ def run_ulira(
     device: Any = None,
     cancel: CancelFn | None = None,
     progress: ProgressFn | None = None,
+    center: str = "median",
+    variance: str | None = None,
 ) -> dict[str, Any]:
     """The U-LiRA block of one experiment.
 
@@ -248,7 +251,10 @@ def run_ulira(
     training seeds come from :func:`shadow_seeds` without the target's own training seed.
     ``progress(done_pairs, total_pairs, seed=...)`` after each pair.
 
-    Returns ``{"accuracy", "accuracy_per_pair" [M], "shadows" K, "held_out" M, "fit_seeds",
+    ``center`` / ``variance``: the estimator (:func:`mucomp.audits.ulira.likelihood_ratio`).
+
+    Returns ``{"accuracy", "accuracy_per_pair" [M], "auc", "balanced_accuracy_best",
+    "tpr_at_fpr", "estimator", "shadows" K, "held_out" M, "fit_seeds",
     "held_out_seeds", "mode", "method", "spec_key", "indices" [n], "phi" [n], "lr" [n] (the
     experiment's per-image LR), "mu_unlearned", "sigma_unlearned", "mu_retrained",
     "sigma_retrained" [n], "share_flagged" (share of images with LR > 0), "seconds",
@@ -279,10 +285,10 @@ def run_ulira(
             progress(position + 1, len(seeds), seed=seed)
     fit, held = pairs[:shadows], pairs[shadows:]
     report = ulira_report(target, [p.unlearned for p in fit], [p.retrained for p in fit],
-                          [p.unlearned for p in held], [p.retrained for p in held])
+                          [p.unlearned for p in held], [p.retrained for p in held], center=center, variance=variance)
     return {
-        "accuracy": report["accuracy"],
-        "accuracy_per_pair": report["accuracy_per_pair"],
+        **{key: report[key] for key in ("accuracy", "accuracy_per_pair", "auc", "balanced_accuracy_best",
+                                        "tpr_at_fpr", "estimator")},
         "shadows": int(shadows),
         "held_out": int(held_out),
         "fit_seeds": [p.seed for p in fit],

@@ -246,6 +246,16 @@ class UnlearnContext:
         self._before_first_step("set_optimizer")
         self._optimizer, self._scheduler, self._stepper = optimizer, scheduler, None
 
+    def fresh_optimizer(self) -> None:
+        """Start the optimiser anew (:attr:`optimizer_name` at ``lr``, zero moments), for a method
+        whose authors build a new optimiser per phase (UNSIR's impair and repair). The step count
+        and the clip carry on; a run with a scheduler (:meth:`set_optimizer`) can't."""
+        if self._scheduler is not None:
+            raise ValueError("fresh_optimizer: this run's scheduler is bound to its first optimiser")
+        self._optimizer = make_optimizer(self.optimizer_name, self.model.parameters(), self.lr)
+        if self._stepper is not None:
+            self._stepper.optimizer = self._optimizer
+
     def set_clip_grad_norm(self, max_norm: float | None) -> None:
         """Clip the global gradient norm to ``max_norm`` before every step (``None`` / 0: off)."""
         self._clip = float(max_norm) if max_norm else None

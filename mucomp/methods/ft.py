@@ -14,7 +14,13 @@ import torch.nn.functional as F
 
 from mucomp.methods.context import UnlearnContext
 from mucomp.methods.registry import register
-from mucomp.methods.sources import COMPARATOR_CLASSWISE, SPARSE_RANDOM, VIT_B16_RECIPE, VIT_DIGITS_TUNED
+from mucomp.methods.sources import (
+    COMPARATOR_CLASSWISE,
+    SPARSE_RANDOM,
+    VIT_B16_RECIPE,
+    VIT_DIGITS_TUNED,
+    reused_for_fashion_mnist,
+)
 
 PUBLISHED = {"epochs": 10, "lr": 0.01, "batch_size": 128}
 
@@ -31,7 +37,7 @@ PUBLISHED = {"epochs": 10, "lr": 0.01, "batch_size": 128}
         "vit_b16_cifar": {"epochs": 3, "lr": 2e-5, "batch_size": 64},
     },
     default_sources={"cifar10": COMPARATOR_CLASSWISE, "cifar10:random": {"epochs": SPARSE_RANDOM, "lr": SPARSE_RANDOM},
-                     "fashion_mnist": COMPARATOR_CLASSWISE, "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
+                     "fashion_mnist": reused_for_fashion_mnist(COMPARATOR_CLASSWISE), "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
 )
 def fine_tune(ctx: UnlearnContext) -> None:
     """Fine-tune on the retain set only, with cross-entropy."""

@@ -28,6 +28,7 @@ from mucomp.methods.sources import (
     SPARSE_RANDOM,
     VIT_B16_RECIPE,
     VIT_DIGITS_TUNED,
+    reused_for_fashion_mnist,
 )
 
 PUBLISHED = {"epochs": 7, "lr": 1e-4, "batch_size": 256, "clip_grad_norm": 100.0}
@@ -46,7 +47,7 @@ SOURCES = {"*": COMPARATOR_CLASSWISE, "clip_grad_norm": COMPARATOR_MAX_GRAD_NORM
         "vit_b16_cifar": {"epochs": 3, "lr": 5e-6, "batch_size": 64, "clip_grad_norm": 100.0},
     },
     default_sources={"cifar10": SOURCES, "cifar10:random": {"epochs": SPARSE_RANDOM, "lr": SPARSE_RANDOM},
-                     "fashion_mnist": SOURCES, "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
+                     "fashion_mnist": reused_for_fashion_mnist(SOURCES), "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
     params=[
         Param("clip_grad_norm", "float", min=0.0, max=1e6,
               help="clip the global gradient norm to this before each step (0: no clipping)"),

@@ -30,7 +30,13 @@ import torch.nn.functional as F
 from mucomp.methods.context import UnlearnContext
 from mucomp.methods.params import Param
 from mucomp.methods.registry import register
-from mucomp.methods.sources import COMPARATOR_CLASSWISE, SALUN_RANDOM, VIT_B16_RECIPE, VIT_DIGITS_TUNED
+from mucomp.methods.sources import (
+    COMPARATOR_CLASSWISE,
+    SALUN_RANDOM,
+    VIT_B16_RECIPE,
+    VIT_DIGITS_TUNED,
+    reused_for_fashion_mnist,
+)
 
 PUBLISHED = {"epochs": 5, "lr": 0.001, "batch_size": 128, "mask_ratio": 0.5}
 SOURCES = {"*": COMPARATOR_CLASSWISE, "mask_ratio": "SalUn authors: OPTML-Group/Unlearn-Saliency README (mask/with_0.5.pt)"}
@@ -72,7 +78,7 @@ def saliency_mask(ctx: UnlearnContext, ratio: float) -> dict[str, torch.Tensor]:
     },
     default_sources={"cifar10": SOURCES,
                      "cifar10:random": {"epochs": SALUN_RANDOM, "lr": SALUN_RANDOM, "mask_ratio": SALUN_RANDOM},
-                     "fashion_mnist": SOURCES, "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
+                     "fashion_mnist": reused_for_fashion_mnist(SOURCES), "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
     params=[
         Param("mask_ratio", "float", min=0.0, max=1.0, exclusive_min=True,
               help="share of the weights, most salient for the forget loss, that may change"),

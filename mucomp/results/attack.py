@@ -272,7 +272,21 @@ def stored_audits(result: Mapping[str, Any]) -> dict[str, dict | None]:
 
 
 def _steps(value: Any, budget: Any) -> str:
-    return f"{value}" if value is not None else f"> {budget}"
+    """Steps to the target, or the censored reading: "not reached in S"."""
+    return f"{value}" if value is not None else f"not reached in {budget}"
+
+
+def _relative_text(block: Mapping[str, Any]) -> str:
+    """The relative figure, or why there is none (a censored curve gives no ratio)."""
+    relative = block.get("relative")
+    if relative is not None:
+        return f"{relative:.2f}"
+    reached = block["steps_to_target"]
+    if reached["model"] is None:
+        return "none: this model's curve is censored"
+    if reached["retrained"] is None:
+        return "none: the Retrained model's curve is censored"
+    return "none: the Retrained model is there at step 0"
 
 
 def audit_text(experiment_id: str, audits: Mapping[str, Mapping[str, Any] | None]) -> str:
@@ -291,15 +305,15 @@ def audit_text(experiment_id: str, audits: Mapping[str, Mapping[str, Any] | None
         lines.append(f"U-LiRA accuracy {ulira['accuracy']:.3f} (0.5 = like retraining) over {ulira['held_out']} "
                      f"held-out shadow pairs, Gaussians fitted on {ulira['shadows']}; "
                      f"{ulira['share_flagged']:.1%} of this model's forget images have LR > 0")
+        if "auc" in ulira:  # blocks stored before LiRA's figures have the accuracy alone
+            lines.append("  " + ulira_roc_text(ulira))
     relearn = audits.get("relearn")
     if relearn is not None:
         reached, budget = relearn["steps_to_target"], relearn["steps"]
-        relative = relearn.get("relative")
         lines.append(
             f"relearning ({relearn['k']} forget images + retain, lr {relearn['lr']:g}, {budget} steps): half the "
             f"Original's forget accuracy ({relearn['target']:.2f}) after {_steps(reached['model'], budget)} steps, "
-            f"Retrained after {_steps(reached['retrained'], budget)}; relative "
-            + ("-" if relative is None else f"{relative:.2f}")
+            f"Retrained after {_steps(reached['retrained'], budget)}; relative {_relative_text(relearn)}"
             + f"; retain only: {_steps(reached['model_retain_only'], budget)} "
               f"(Retrained {_steps(reached['retrained_retain_only'], budget)})")
     if len(lines) == 1:
@@ -308,6 +322,18 @@ def audit_text(experiment_id: str, audits: Mapping[str, Mapping[str, Any] | None
 
 
 ULIRA_COLUMNS = ("rank", "index", "lr", "phi", "mu_unlearned", "mu_retrained", "flagged")
+
+
+def ulira_roc_text(block: Mapping[str, Any]) -> str:
+    """LiRA's threshold-free figures of a U-LiRA block in words: AUC, best balanced accuracy, TPR
+    at 1 % and 0.1 % FPR (``not resolved`` where the held-out sample is too small), the estimator."""
+    rates = block.get("tpr_at_fpr") or {}
+    tpr = [f"TPR {'not resolved' if rates.get(key) is None else format(rates[key], '.3f')} at {label} FPR"
+           for key, label in (("0.01", "1 %"), ("0.001", "0.1 %"))]
+    estimator = block.get("estimator") or {}
+    return (f"AUC {block['auc']:.3f}, best balanced accuracy {block['balanced_accuracy_best']:.3f}, {', '.join(tpr)} "
+            f"(Gaussians: {estimator.get('center', 'mean')} centre, {estimator.get('variance', 'per_image').replace('_', '-')} "
+            "variance)")
 
 
 def ulira_ranking(block: Mapping[str, Any]) -> pd.DataFrame:
@@ -355,8 +381,7 @@ def relearn_summary_text(block: Mapping[str, Any]) -> str:
     """One sentence summarising a relearning block (steps to half the Original's forget accuracy,
     for the model and the Retrained model, and their ratio)."""
     reached, budget = block["steps_to_target"], block["steps"]
-    relative = block.get("relative")
-    ratio = "—" if relative is None else f"{relative:.2f}"
+    ratio = _relative_text(block)
     return (f"Half the Original's forget accuracy ({block['target']:.0%}) is back after "
             f"{_steps(reached['model'], budget)} steps for this model and {_steps(reached['retrained'], budget)} for "
             f"the Retrained model (relative {ratio}; 1 = like retraining, lower = the class comes back faster). "

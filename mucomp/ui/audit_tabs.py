@@ -16,7 +16,7 @@ import streamlit as st
 
 from mucomp.audits.eligibility import AuditError, ulira_problem
 from mucomp.execution import RunAudit, SubmissionError
-from mucomp.results.attack import relearn_frame, relearn_summary_text, ulira_ranking
+from mucomp.results.attack import relearn_frame, relearn_summary_text, ulira_ranking, ulira_roc_text
 from mucomp.results.contrast import stored_audit
 from mucomp.ui import figures, grids, session, widgets
 from mucomp.ui.text import md
@@ -115,6 +115,8 @@ def ulira_column(s, which: str, label: str, result: dict) -> None:
                          "than the Retrained shadows (lower is better).")
     cells[2].metric("Shadow pairs", f"{block['shadows']} + {block['held_out']}",
                     help="K pairs fit the per-image Gaussians, M held-out pairs measure the accuracy.")
+    if "auc" in block:  # blocks stored before LiRA's threshold-free figures have the accuracy alone
+        st.caption(md(ulira_roc_text(block)))
     ranking = session.memo("audit.ulira.ranking", _memo_key(result, block), lambda: ulira_ranking(block))
     fig = session.memo("audit.ulira.lr", _memo_key(result, block, label),
                        lambda: figures.ulira_lr_figure(ranking, title=f"Per-image LR of {label}"))
@@ -142,9 +144,12 @@ def relearn_column(which: str, label: str, result: dict) -> None:
         return
     relative = block.get("relative")
     cells = st.columns(2)
-    cells[0].metric("Relearn steps, relative to Retrained", "—" if relative is None else f"{relative:.2f}",
+    censored = block["steps_to_target"]["model"] is None
+    cells[0].metric("Relearn steps, relative to Retrained",
+                    f"not reached in {block['steps']}" if censored else "—" if relative is None else f"{relative:.2f}",
                     help="Steps until forget accuracy is back at half the Original's, divided by the Retrained "
-                         "model's steps under the same fine-tuning (1 = like retraining; lower = comes back faster).")
+                         "model's steps under the same fine-tuning (1 = like retraining; lower = comes back faster). "
+                         "A curve that never gets there is censored: no ratio.")
     cells[1].metric("Fine-tuning", f"{block['k']} forget images · lr {block['lr']:g}",
                     help=f"{block['steps']} SGD steps of batch {block['batch_size']}: the relearn images plus retain "
                          "images; accuracy measured on the other forget images.")

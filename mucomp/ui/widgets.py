@@ -198,6 +198,28 @@ def jobs_panel(keep: Callable[[dict], bool], *, finished_shown: int = 3, empty: 
     panel()
 
 
+def reference_time_note(s: session.Scenario) -> str | None:
+    """What preparing ``s``'s references costs on this machine, for an architecture trained here
+    with a measured speed (:func:`mucomp.recipes.expected_reference_seconds`); ``None`` otherwise
+    (digits: seconds; the published checkpoints: a download)."""
+    from mucomp.data import DatasetUnavailableError
+    from mucomp.recipes import expected_reference_seconds, recipe_for
+
+    try:
+        n_train, n_test = len(s.data.train), len(s.data.test)
+        n_retain = int(s.retain_indices.size)
+    except DatasetUnavailableError:
+        return None
+    seconds = expected_reference_seconds(s.dataset, s.arch, n_train, n_retain, n_test)
+    if seconds is None:
+        return None
+    epochs = recipe_for(s.dataset, s.arch).epochs
+    return (f"Preparing the references trains both here: about {max(1, round(seconds / 60))} min on this machine "
+            f"({epochs} epochs over {n_train:,} images for the Original and {n_retain:,} for the Retrained, "
+            "then one evaluation each; estimated from this machine's measured speed). They are cached: "
+            "every later experiment of this scenario reuses them.")
+
+
 def reference_status(s: session.Scenario, *, key: str) -> bool:
     """Readiness of the scenario's references: ready, being prepared (live progress), failed, or
     not started (with a button to prepare them). Returns whether they are ready."""
@@ -217,7 +239,11 @@ def reference_status(s: session.Scenario, *, key: str) -> bool:
         st.warning("The reference models of this scenario are not ready yet. Prepare them first: every "
                    "experiment is compared with them.", icon=":material/warning:")
         spec = s.spec
-        note = (" The files are downloaded first; a GPU is advised." if spec.needs_download else
+        estimate = reference_time_note(s)
+        if estimate is not None:
+            st.info(estimate, icon=":material/schedule:")
+        note = (f" {estimate}" if estimate is not None else
+                " The files are downloaded first; a GPU is advised." if spec.needs_download else
                 " On digits this takes under a minute on a laptop CPU.")
         if st.button("Prepare reference models", key=key, type="primary",
                      help="Train (or download) the Original model, trained on every class, and the Retrained "
