@@ -15,6 +15,8 @@ memory read from the kernel), in a fresh ``MUCOMP_HOME`` under ``--work``:
   the bare forward of the same images, median of ``--repeats``;
 - ``screen``: 200 copies of a stored FMNIST result; ``mucomp list`` cold (new process) and the
   Screen page warm and cold (AppTest);
+- ``pages``: the app (AppTest) with the Original as Model A and the GA experiment as Model B:
+  Screen, Contrast and Attack, first visit and warm (median of ``--repeats``), no exception;
 - ``relearn`` / ``ulira``: ``mucomp audit ID --relearn`` and ``--ulira`` (K = 8, from cold, then
   with the shadows cached);
 - ``scaling``: the same FT epoch and evaluation on digits and on Fashion-MNIST, per image.
@@ -38,7 +40,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("references", "methods", "evaluation", "screen", "relearn", "ulira", "scaling")
+SECTIONS = ("references", "methods", "evaluation", "screen", "pages", "relearn", "ulira", "scaling")
 SCENARIO = ["--dataset", "fashion_mnist", "--arch", "fmnist_cnn", "--forget-class", "0"]
 TARGETS = {"references_s": 360, "method_wall_s": 90, "evaluation_s": 10, "evaluation_ratio": 1.2,
            "result_mb": 2.0, "list_s": 1.0, "screen_warm_s": 1.0, "screen_cold_s": 3.0, "worker_gb": 3.0,
@@ -255,7 +257,39 @@ def child_scaling() -> dict:
     return out
 
 
-CHILDREN = {"references": child_references, "methods": child_methods, "evaluation": child_evaluation,
+def child_pages(experiment_id: str, repeats: str) -> dict:
+    from streamlit.testing.v1 import AppTest
+
+    from mucomp.data import Scenario
+    from mucomp.store import ExperimentStore
+
+    store = ExperimentStore()
+    original_id = next(p.name for p in store.root.iterdir() if p.name.startswith("original-fashion-mnist-fmnistcnn-c0"))
+    pages = {"Screen": "pages/2_Screen.py", "Contrast": "pages/3_Contrast.py", "Attack": "pages/4_Attack.py"}
+    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=300)
+    at.run()
+    at.session_state["mucomp_scenario"] = Scenario("fashion_mnist", 0, 0, arch="fmnist_cnn")
+    at.session_state["mucomp_model_a"] = original_id
+    at.session_state["mucomp_model_b"] = experiment_id
+    out: dict[str, dict] = {}
+    for name, page in pages.items():
+        start = time.perf_counter()
+        at.switch_page(page).run()
+        out[name] = {"first_s": time.perf_counter() - start}
+        if at.exception:
+            raise RuntimeError(f"{name}: {at.exception}")
+    warm: dict[str, list[float]] = {name: [] for name in pages}
+    for _ in range(int(repeats)):
+        for name, page in pages.items():
+            start = time.perf_counter()
+            at.switch_page(page).run()
+            warm[name].append(time.perf_counter() - start)
+    for name, values in warm.items():
+        out[name]["warm_s"] = statistics.median(values)
+    return out
+
+
+CHILDREN = {"pages": child_pages, "references": child_references, "methods": child_methods, "evaluation": child_evaluation,
             "scaling": child_scaling}
 
 
@@ -301,6 +335,8 @@ def main() -> int:
     experiment = (results.get("methods") or {}).get("ga", {}).get("id")
     if "screen" in sections:
         results["screen"] = section_screen(work, home, args.repeats)
+    if "pages" in sections and experiment:
+        results["pages"] = python_child(home, "pages", experiment, str(args.repeats))[2]
     if "relearn" in sections and experiment:
         results["relearn"] = section_audit(home, experiment, "--relearn", [])
     if "ulira" in sections and experiment:

@@ -6,8 +6,9 @@ method, run every setting of a small grid from the Original of ``fashion_mnist``
 the unlearned model once per split and keep the setting with the smallest Avg. Gap to the
 Retrained model (mean |difference| over UA, RA, TRA and MIA-Efficacy, SalUn's measure; the
 Unlearn-WorstCase maintainers' selection rule) among the settings that meet the issue's bar
-(UA <= 0.15 and TRA within 0.05 of the Original's); when none does, the smallest gap overall,
-flagged. Settings are ``--grid METHOD.NAME=V1,V2`` products on top of the method's current
+(UA <= 0.15 and TRA within 0.05 of the Original's) and unlearn in at most 60 s on 2 CPU cores (so
+that the run and its evaluation fit 90 s); when none does, the setting that misses the bar by the
+least (the larger of its UA excess and its TRA shortfall), flagged. Settings are ``--grid METHOD.NAME=V1,V2`` products on top of the method's current
 defaults; without a grid each method runs once at its defaults (a check of the defaults).
 
 Prints one Markdown row per run (UA, RA, TRA, MIA-Efficacy, Avg. Gap, RT in s, whether it meets
@@ -28,6 +29,8 @@ import time
 
 UA_BAR = 0.15
 TRA_BAR = 0.05
+#: A default must leave room for its evaluation inside the issue's 90 s per run on 2 cores.
+RT_BUDGET_S = 60.0
 
 
 def parse_grid(items: list[str]) -> dict[str, dict[str, list]]:
@@ -42,6 +45,11 @@ def parse_grid(items: list[str]) -> dict[str, dict[str, list]]:
             parsed.append(int(number) if number.is_integer() and "." not in value and "e" not in value else number)
         out.setdefault(method, {})[name] = parsed
     return out
+
+
+def shortfall(row: dict, base: dict) -> float:
+    """How far a run misses the bar: its larger excess of UA over 0.15 and of the TRA drop over 0.05."""
+    return max(row["UA"] - UA_BAR, base["TRA"] - row["TRA"] - TRA_BAR)
 
 
 def settings(grid: dict[str, list]) -> list[dict]:
@@ -100,7 +108,8 @@ def main() -> int:
             seconds = time.perf_counter() - start
             metrics = scores(scenario, model)
             gap = avg_gap(metrics, target)
-            meets = metrics["UA"] <= UA_BAR and abs(metrics["TRA"] - base["TRA"]) <= TRA_BAR
+            meets = (metrics["UA"] <= UA_BAR and abs(metrics["TRA"] - base["TRA"]) <= TRA_BAR
+                     and result.rt_seconds <= RT_BUDGET_S)
             row = {"method": method, "setting": setting, "UA": metrics["UA"], "RA": metrics["RA"],
                    "TRA": metrics["TRA"], "MIA": metrics["MIA_efficacy"], "gap": gap, "rt": result.rt_seconds,
                    "wall": seconds, "meets": meets, "status": result.status}
@@ -109,7 +118,8 @@ def main() -> int:
                   f"{row['MIA']:.3f} | {gap:.4f} | {row['rt']:.1f} | {'yes' if meets else 'no'} |", flush=True)
         own = [r for r in rows if r["method"] == method]
         good = [r for r in own if r["meets"]]
-        best = min(good or own, key=lambda r: r["gap"])
+        # None meets the bar: the setting that misses it by the least (its larger shortfall).
+        best = min(good, key=lambda r: r["gap"]) if good else min(own, key=lambda r: shortfall(r, base))
         print(f"chosen {method}: {best['setting'] or 'defaults'} (gap {best['gap']:.4f}"
               f"{'' if good else ', MISSES the bar'})", flush=True)
     if args.json:

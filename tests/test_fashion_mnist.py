@@ -180,3 +180,39 @@ def test_home_offers_the_cpu_scenario_and_states_its_reference_time():
     assert at.session_state["mucomp_scenario"] == Scenario("fashion_mnist", 0, 0, arch="fmnist_cnn")
     notes = [block.value for block in at.info]
     assert any("about" in note and "min on this machine" in note and "60,000 images" in note for note in notes), notes
+
+
+def test_every_built_in_method_has_fmnist_cnn_defaults_each_with_its_source():
+    from mucomp.methods import BUILTIN_METHODS, get_method
+    from mucomp.methods.sources import FMNIST_CNN_CHECKED, FMNIST_CNN_TUNED
+
+    for name in BUILTIN_METHODS:
+        if name == "retrain":  # Retrain follows the references' recipe
+            continue
+        method = get_method(name)
+        defaults = method.defaults_for("fashion_mnist", "fmnist_cnn")
+        sources = method.sources_for("fashion_mnist", "fmnist_cnn")
+        assert set(defaults) <= set(sources), (name, set(defaults) - set(sources))
+        own = [text for text in sources.values() if FMNIST_CNN_TUNED in text or FMNIST_CNN_CHECKED in text]
+        assert own, f"{name}: no fmnist_cnn default is tuned or checked on fmnist_cnn"
+        # What the tuning changed is cited to the tuning, what it kept to the CIFAR-10 recipe reused.
+        cifar = method.defaults_for("fashion_mnist")
+        for param, value in defaults.items():
+            if value != cifar[param]:
+                assert sources[param] == FMNIST_CNN_TUNED, (name, param)
+
+
+@needs_debian
+def test_u_lira_states_its_cost_before_it_starts():
+    from mucomp.audits.ulira import DEFAULT_HELD_OUT, DEFAULT_SHADOWS
+    from mucomp.data import Scenario
+    from mucomp.recipes import expected_reference_seconds
+    from mucomp.ui.widgets import ulira_time_note
+
+    scenario = Scenario("fashion_mnist", 0, 0, arch="fmnist_cnn")
+    pairs = DEFAULT_SHADOWS + DEFAULT_HELD_OUT
+    note = ulira_time_note(scenario, {"metrics": {"RT": 30.0}})
+    per_pair = expected_reference_seconds("fashion_mnist", "fmnist_cnn", 60_000, 54_000, 10_000) + 30.0
+    assert f"trains {pairs} shadow pairs" in note
+    assert f"about {round(pairs * per_pair / 60)} min on this machine" in note and "30 s" in note
+    assert "two minutes" in ulira_time_note(Scenario("digits", 3, 0), {"metrics": {"RT": 1.0}})

@@ -23,7 +23,7 @@ from mucomp.data import derive_seed
 from mucomp.methods.context import UnlearnContext
 from mucomp.methods.params import Param
 from mucomp.methods.registry import register
-from mucomp.methods.sources import SSD_AUTHORS_VIT, VIT_DIGITS_TUNED, reused_for_fashion_mnist
+from mucomp.methods.sources import FMNIST_CNN_CHECKED, SSD_AUTHORS_VIT, VIT_DIGITS_TUNED, reused_for_fashion_mnist
 from mucomp.models import seeded_model
 
 AUTHORS = "Bad Teacher authors: vikram2000b/bad-teaching-unlearning, as run in if-loops/selective-synaptic-dampening"
@@ -49,10 +49,12 @@ def two_teacher_loss(student: torch.Tensor, competent: torch.Tensor, incompetent
         "digits": {"epochs": 1, "lr": 1e-3, "batch_size": 32, "kd_T": 1.0, "retain_share": 0.3},
         "cifar10": PUBLISHED,
         "fashion_mnist": PUBLISHED,
+        "fmnist_cnn": PUBLISHED,
         "vit_digits": {"epochs": 2, "lr": 1e-3, "batch_size": 32, "kd_T": 1.0, "retain_share": 0.3},
         "vit_b16_cifar": {"epochs": 1, "lr": 1e-4, "batch_size": 128, "kd_T": 1.0, "retain_share": 0.3},
     },
-    default_sources={"cifar10": AUTHORS, "fashion_mnist": reused_for_fashion_mnist(AUTHORS), "vit_b16_cifar": SSD_AUTHORS_VIT, "vit_digits": VIT_DIGITS_TUNED},
+    default_sources={"cifar10": AUTHORS, "fashion_mnist": reused_for_fashion_mnist(AUTHORS), "fmnist_cnn": f"{FMNIST_CNN_CHECKED}: {AUTHORS}",
+                     "vit_b16_cifar": SSD_AUTHORS_VIT, "vit_digits": VIT_DIGITS_TUNED},
     optimizer="adam",  # the authors' torch.optim.Adam, on every architecture
     params=[
         Param("kd_T", "float", min=0.0, max=100.0, exclusive_min=True, help="temperature of the KL to the teachers"),

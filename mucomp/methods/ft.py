@@ -16,6 +16,7 @@ from mucomp.methods.context import UnlearnContext
 from mucomp.methods.registry import register
 from mucomp.methods.sources import (
     COMPARATOR_CLASSWISE,
+    FMNIST_CNN_TUNED,
     SPARSE_RANDOM,
     VIT_B16_RECIPE,
     VIT_DIGITS_TUNED,
@@ -33,11 +34,13 @@ PUBLISHED = {"epochs": 10, "lr": 0.01, "batch_size": 128}
         "cifar10": PUBLISHED,
         "cifar10:random": {"epochs": 10, "lr": 0.01},
         "fashion_mnist": PUBLISHED,
+        "fmnist_cnn": {**PUBLISHED, "epochs": 3, "lr": 0.03},
         "vit_digits": {"epochs": 5, "lr": 4e-3, "batch_size": 32},
         "vit_b16_cifar": {"epochs": 3, "lr": 2e-5, "batch_size": 64},
     },
     default_sources={"cifar10": COMPARATOR_CLASSWISE, "cifar10:random": {"epochs": SPARSE_RANDOM, "lr": SPARSE_RANDOM},
-                     "fashion_mnist": reused_for_fashion_mnist(COMPARATOR_CLASSWISE), "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
+                     "fashion_mnist": reused_for_fashion_mnist(COMPARATOR_CLASSWISE), "fmnist_cnn": {"epochs": FMNIST_CNN_TUNED, "lr": FMNIST_CNN_TUNED, "*": reused_for_fashion_mnist(COMPARATOR_CLASSWISE)},
+                     "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
 )
 def fine_tune(ctx: UnlearnContext) -> None:
     """Fine-tune on the retain set only, with cross-entropy."""

@@ -25,6 +25,7 @@ from mucomp.methods.registry import register
 from mucomp.methods.sources import (
     COMPARATOR_CLASSWISE,
     COMPARATOR_MAX_GRAD_NORM,
+    FMNIST_CNN_TUNED,
     SPARSE_RANDOM,
     VIT_B16_RECIPE,
     VIT_DIGITS_TUNED,
@@ -43,11 +44,14 @@ SOURCES = {"*": COMPARATOR_CLASSWISE, "clip_grad_norm": COMPARATOR_MAX_GRAD_NORM
         "cifar10": PUBLISHED,
         "cifar10:random": {"epochs": 5, "lr": 1e-4},
         "fashion_mnist": PUBLISHED,
+        "fmnist_cnn": {**PUBLISHED, "epochs": 4, "lr": 6e-4, "clip_grad_norm": 0.5},
         "vit_digits": {"epochs": 6, "lr": 2e-4, "batch_size": 32, "clip_grad_norm": 0.0},
         "vit_b16_cifar": {"epochs": 3, "lr": 5e-6, "batch_size": 64, "clip_grad_norm": 100.0},
     },
     default_sources={"cifar10": SOURCES, "cifar10:random": {"epochs": SPARSE_RANDOM, "lr": SPARSE_RANDOM},
-                     "fashion_mnist": reused_for_fashion_mnist(SOURCES), "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
+                     "fashion_mnist": reused_for_fashion_mnist(SOURCES),
+                     "fmnist_cnn": {**reused_for_fashion_mnist(SOURCES), **dict.fromkeys(("epochs", "lr", "clip_grad_norm"), FMNIST_CNN_TUNED)},
+                     "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
     params=[
         Param("clip_grad_norm", "float", min=0.0, max=1e6,
               help="clip the global gradient norm to this before each step (0: no clipping)"),

@@ -20,7 +20,13 @@ import torch.nn.functional as F
 from mucomp.methods.context import UnlearnContext
 from mucomp.methods.params import Param
 from mucomp.methods.registry import register
-from mucomp.methods.sources import DIGITS_TUNED, VIT_B16_RECIPE, VIT_DIGITS_TUNED, reused_for_fashion_mnist
+from mucomp.methods.sources import (
+    DIGITS_TUNED,
+    FMNIST_CNN_TUNED,
+    VIT_B16_RECIPE,
+    VIT_DIGITS_TUNED,
+    reused_for_fashion_mnist,
+)
 
 AUTHORS = "l1-sparse authors: OPTML-Group/Unlearn-Sparse unlearn/FT.py and class-wise run script (alpha 1e-4, lr 0.01, 10 epochs)"
 PUBLISHED = {"epochs": 10, "lr": 0.01, "batch_size": 256, "alpha": 1e-4}
@@ -44,10 +50,12 @@ def l1_norm(model: torch.nn.Module) -> torch.Tensor:
         "digits": {"epochs": 10, "lr": 0.07, "batch_size": 32, "alpha": 5e-4},
         "cifar10": PUBLISHED,
         "fashion_mnist": PUBLISHED,
+        "fmnist_cnn": {**PUBLISHED, "epochs": 2, "lr": 0.03},
         "vit_digits": {"epochs": 5, "lr": 2e-3, "batch_size": 32, "alpha": 5e-4},
         "vit_b16_cifar": {"epochs": 5, "lr": 2e-5, "batch_size": 64, "alpha": 1e-5},
     },
     default_sources={"digits": DIGITS_TUNED, "cifar10": AUTHORS, "fashion_mnist": reused_for_fashion_mnist(AUTHORS),
+                     "fmnist_cnn": {"epochs": FMNIST_CNN_TUNED, "lr": FMNIST_CNN_TUNED, "*": reused_for_fashion_mnist(AUTHORS)},
                      "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
     params=[
         Param("alpha", "float", min=0.0, max=1.0, help="initial weight of the L1 penalty; decays linearly to 0"),

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from mucomp.methods.context import UnlearnContext
 from mucomp.methods.params import Param
 from mucomp.methods.registry import register
-from mucomp.methods.sources import VIT_B16_RECIPE, VIT_DIGITS_TUNED, reused_for_fashion_mnist
+from mucomp.methods.sources import FMNIST_CNN_TUNED, VIT_B16_RECIPE, VIT_DIGITS_TUNED, reused_for_fashion_mnist
 
 AUTHORS = ("NegGrad+ authors: meghdadk/SCRUB MIA_experiments.ipynb NegGrad+ cell (ng_epochs 5, ng_lr 0.01, "
            "ng_alpha 0.9999, retain_bs 32, forget_bs 16) -> thirdparty/repdistiller/helper/loops.py train_negrad "
@@ -63,12 +63,14 @@ def distance_to_start(model: torch.nn.Module, start: torch.nn.Module) -> torch.T
                    "clip_grad_norm": 0.05, **FROZEN},
         "cifar10": PUBLISHED,
         "fashion_mnist": PUBLISHED,
+        "fmnist_cnn": {**PUBLISHED, "epochs": 1, "batch_size": 128, "forget_batch_size": 64, "alpha": 0.99},
         "vit_digits": {"epochs": 3, "lr": 5e-4, "batch_size": 32, "forget_batch_size": 32, "alpha": 0.95,
                        "clip_grad_norm": 0.0, **FROZEN},
         "vit_b16_cifar": {"epochs": 5, "lr": 1e-5, "batch_size": 64, "forget_batch_size": 64, "alpha": 0.9999,
                           "clip_grad_norm": 0.0, **FROZEN},
     },
-    default_sources={"cifar10": AUTHORS, "fashion_mnist": reused_for_fashion_mnist(AUTHORS), "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
+    default_sources={"cifar10": AUTHORS, "fashion_mnist": reused_for_fashion_mnist(AUTHORS), "fmnist_cnn": {name: FMNIST_CNN_TUNED for name in ("epochs", "batch_size", "forget_batch_size", "alpha")} | {"*": reused_for_fashion_mnist(AUTHORS)},
+                     "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
     # The authors' plain SGD (the pull towards theta_0 replaces weight decay); a ViT takes Adam,
     # also without weight decay, for the same reason.
     optimizer={"*": "sgd_plain", "vit": "adam"},

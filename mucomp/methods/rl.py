@@ -18,7 +18,13 @@ import torch.nn.functional as F
 
 from mucomp.methods.context import UnlearnContext
 from mucomp.methods.registry import register
-from mucomp.methods.sources import COMPARATOR_CLASSWISE, VIT_B16_RECIPE, VIT_DIGITS_TUNED, reused_for_fashion_mnist
+from mucomp.methods.sources import (
+    COMPARATOR_CLASSWISE,
+    FMNIST_CNN_TUNED,
+    VIT_B16_RECIPE,
+    VIT_DIGITS_TUNED,
+    reused_for_fashion_mnist,
+)
 
 PUBLISHED = {"epochs": 3, "lr": 0.001, "batch_size": 64}
 
@@ -47,10 +53,12 @@ def relabelled_epoch(ctx: UnlearnContext) -> None:
         "digits": {"epochs": 2, "lr": 0.02, "batch_size": 32},
         "cifar10": PUBLISHED,
         "fashion_mnist": PUBLISHED,
+        "fmnist_cnn": {**PUBLISHED, "epochs": 2},
         "vit_digits": {"epochs": 2, "lr": 1e-3, "batch_size": 32},
         "vit_b16_cifar": {"epochs": 3, "lr": 1e-5, "batch_size": 64},
     },
-    default_sources={"cifar10": COMPARATOR_CLASSWISE, "fashion_mnist": reused_for_fashion_mnist(COMPARATOR_CLASSWISE), "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
+    default_sources={"cifar10": COMPARATOR_CLASSWISE, "fashion_mnist": reused_for_fashion_mnist(COMPARATOR_CLASSWISE), "fmnist_cnn": {"epochs": FMNIST_CNN_TUNED, "lr": FMNIST_CNN_TUNED, "*": reused_for_fashion_mnist(COMPARATOR_CLASSWISE)},
+                     "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
 )
 def random_labels(ctx: UnlearnContext) -> None:
     """Train on the retain set plus the forget set relabelled with random other classes."""

@@ -32,6 +32,7 @@ from mucomp.methods.params import Param
 from mucomp.methods.registry import register
 from mucomp.methods.sources import (
     COMPARATOR_CLASSWISE,
+    FMNIST_CNN_TUNED,
     SALUN_RANDOM,
     VIT_B16_RECIPE,
     VIT_DIGITS_TUNED,
@@ -73,12 +74,14 @@ def saliency_mask(ctx: UnlearnContext, ratio: float) -> dict[str, torch.Tensor]:
         "cifar10": PUBLISHED,
         "cifar10:random": {"epochs": 10, "lr": 0.013, "mask_ratio": 0.5},
         "fashion_mnist": PUBLISHED,
+        "fmnist_cnn": {**PUBLISHED, "epochs": 2},
         "vit_digits": {"epochs": 1, "lr": 3e-3, "batch_size": 32, "mask_ratio": 0.5},
         "vit_b16_cifar": {"epochs": 5, "lr": 1e-5, "batch_size": 64, "mask_ratio": 0.5},
     },
     default_sources={"cifar10": SOURCES,
                      "cifar10:random": {"epochs": SALUN_RANDOM, "lr": SALUN_RANDOM, "mask_ratio": SALUN_RANDOM},
-                     "fashion_mnist": reused_for_fashion_mnist(SOURCES), "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
+                     "fashion_mnist": reused_for_fashion_mnist(SOURCES), "fmnist_cnn": {**reused_for_fashion_mnist(SOURCES), "epochs": FMNIST_CNN_TUNED},
+                     "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
     params=[
         Param("mask_ratio", "float", min=0.0, max=1.0, exclusive_min=True,
               help="share of the weights, most salient for the forget loss, that may change"),

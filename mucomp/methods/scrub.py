@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from mucomp.methods.context import UnlearnContext
 from mucomp.methods.params import Param
 from mucomp.methods.registry import register
-from mucomp.methods.sources import VIT_B16_RECIPE, VIT_DIGITS_TUNED, reused_for_fashion_mnist
+from mucomp.methods.sources import FMNIST_CNN_TUNED, VIT_B16_RECIPE, VIT_DIGITS_TUNED, reused_for_fashion_mnist
 
 AUTHORS = "SCRUB authors: meghdadk/SCRUB, large-scale (CIFAR) notebook"
 PUBLISHED = {
@@ -46,10 +46,13 @@ def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tempe
                    "msteps": 2, "kd_T": 4.0, "alpha": 0.001, "gamma": 0.99},
         "cifar10": PUBLISHED,
         "fashion_mnist": PUBLISHED,
+        "fmnist_cnn": {**PUBLISHED, "epochs": 2},
         "vit_digits": {"epochs": 3, "lr": 3e-4, "batch_size": 32, "forget_batch_size": 32, "msteps": 2, "kd_T": 4.0, "alpha": 0.001, "gamma": 0.99},
         "vit_b16_cifar": {"epochs": 3, "lr": 1e-5, "batch_size": 64, "forget_batch_size": 64, "msteps": 2, "kd_T": 4.0, "alpha": 0.001, "gamma": 0.99},
     },
-    default_sources={"cifar10": AUTHORS, "fashion_mnist": reused_for_fashion_mnist(AUTHORS), "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
+    default_sources={"cifar10": AUTHORS, "fashion_mnist": reused_for_fashion_mnist(AUTHORS),
+                     "fmnist_cnn": {"epochs": FMNIST_CNN_TUNED, "msteps": FMNIST_CNN_TUNED, "*": reused_for_fashion_mnist(AUTHORS)},
+                     "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
     params=[
         Param("msteps", "int", min=0, max=1000, help="the first msteps epochs include a max-step pass over the forget set"),
         Param("kd_T", "float", min=0.0, max=100.0, exclusive_min=True, help="temperature of the teacher-student KL"),

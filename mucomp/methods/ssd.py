@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from mucomp.methods.context import UnlearnContext
 from mucomp.methods.params import Param
 from mucomp.methods.registry import register
-from mucomp.methods.sources import SSD_AUTHORS_VIT, VIT_DIGITS_TUNED, reused_for_fashion_mnist
+from mucomp.methods.sources import FMNIST_CNN_TUNED, SSD_AUTHORS_VIT, VIT_DIGITS_TUNED, reused_for_fashion_mnist
 
 AUTHORS = ("SSD authors: if-loops/selective-synaptic-dampening forget_full_class_main.py (dampening_constant 1, "
            "selection_weighting 10, -b 64; class-sorted unshuffled D)")
@@ -106,10 +106,12 @@ def dampen(model: torch.nn.Module, full: dict[str, torch.Tensor], forget: dict[s
         "cifar10": PUBLISHED,
         "cifar10:random": {"batch_size": 128},
         "fashion_mnist": PUBLISHED,
+        "fmnist_cnn": {**PUBLISHED, "selection": 3.0},
         "vit_digits": {"epochs": 1, "lr": 0.1, "batch_size": 64, "dampening": 1.0, "selection": 12.0},
         "vit_b16_cifar": {"epochs": 1, "lr": 0.1, "batch_size": 64, "dampening": 1.0, "selection": 5.0},
     },
-    default_sources={"cifar10": AUTHORS, "cifar10:random": {"batch_size": AUTHORS_RANDOM}, "fashion_mnist": reused_for_fashion_mnist(AUTHORS), "vit_b16_cifar": SSD_AUTHORS_VIT, "vit_digits": VIT_DIGITS_TUNED},
+    default_sources={"cifar10": AUTHORS, "cifar10:random": {"batch_size": AUTHORS_RANDOM}, "fashion_mnist": reused_for_fashion_mnist(AUTHORS), "fmnist_cnn": {"selection": FMNIST_CNN_TUNED, "*": reused_for_fashion_mnist(AUTHORS)},
+                     "vit_b16_cifar": SSD_AUTHORS_VIT, "vit_digits": VIT_DIGITS_TUNED},
     params=[
         Param("dampening", "float", min=0.0, max=1e3, exclusive_min=True,
               help="lambda: how strongly a selected parameter is dampened (smaller dampens more)"),

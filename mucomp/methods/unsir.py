@@ -30,7 +30,7 @@ from mucomp.data import derive_seed
 from mucomp.methods.context import UnlearnContext
 from mucomp.methods.params import Param
 from mucomp.methods.registry import register
-from mucomp.methods.sources import SSD_AUTHORS_VIT, VIT_DIGITS_TUNED, reused_for_fashion_mnist
+from mucomp.methods.sources import FMNIST_CNN_CHECKED, SSD_AUTHORS_VIT, VIT_DIGITS_TUNED, reused_for_fashion_mnist
 from mucomp.training import make_generator
 
 AUTHORS = "UNSIR authors: vikram2000b/Fast-Machine-Unlearning, as run in if-loops/selective-synaptic-dampening"
@@ -83,10 +83,12 @@ def _train_on(ctx: UnlearnContext, images: torch.Tensor, labels: torch.Tensor, b
                    "noise_lr": 0.1, "noise_copies": 20, "per_class": 500},
         "cifar10": PUBLISHED,
         "fashion_mnist": PUBLISHED,
+        "fmnist_cnn": PUBLISHED,
         "vit_digits": {"epochs": 2, "lr": 2e-3, "batch_size": 32, "noise_batch": 32, "noise_steps": 25, "noise_lr": 0.1, "noise_copies": 20, "per_class": 500},
         "vit_b16_cifar": {"epochs": 1, "lr": 1e-4, "batch_size": 128, "noise_batch": 32, "noise_steps": 25, "noise_lr": 0.1, "noise_copies": 80, "per_class": 500},
     },
-    default_sources={"cifar10": AUTHORS, "fashion_mnist": reused_for_fashion_mnist(AUTHORS), "vit_b16_cifar": SSD_AUTHORS_VIT, "vit_digits": VIT_DIGITS_TUNED},
+    default_sources={"cifar10": AUTHORS, "fashion_mnist": reused_for_fashion_mnist(AUTHORS), "fmnist_cnn": f"{FMNIST_CNN_CHECKED}: {AUTHORS}",
+                     "vit_b16_cifar": SSD_AUTHORS_VIT, "vit_digits": VIT_DIGITS_TUNED},
     # The authors' Adam (``fit_one_unlearning_cycle``); digits_cnn keeps the SGD its digits
     # defaults were tuned with.
     optimizer={"*": "adam", "digits_cnn": "sgd"},

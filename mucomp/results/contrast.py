@@ -232,9 +232,29 @@ def twin_embedding(
         layout_b,
         ea["pred"][rows_a],
         eb["pred"][rows_b],
-        retemper(ea["probs"][rows_a], STORED_EMBEDDING_TEMPERATURE, temperature),
-        retemper(eb["probs"][rows_b], STORED_EMBEDDING_TEMPERATURE, temperature),
+        _shown_probabilities(a, ea["probs"][rows_a], shared, temperature),
+        _shown_probabilities(b, eb["probs"][rows_b], shared, temperature),
     )
+
+
+def _shown_probabilities(result: dict, probs_t2: np.ndarray, indices: np.ndarray, temperature: float) -> np.ndarray:
+    """``[n, C]`` probabilities at ``temperature`` of the embedded images ``indices``: at T = 1 a
+    forget image takes its stored ``attack.probs`` row, so it shows the very numbers the Attack
+    page shows (both blocks are stored rounded; re-tempering the rounded ``probs_t2`` would differ
+    in the last places); every other image is re-tempered from ``probs_t2``."""
+    shown = retemper(probs_t2, STORED_EMBEDDING_TEMPERATURE, temperature)
+    attack = result.get("attack") or {}
+    if temperature != 1.0 or "indices" not in attack or "probs" not in attack:
+        return shown
+    attacked = np.asarray(attack["indices"], dtype=np.int64)
+    stored = np.asarray(attack["probs"], dtype=np.float64)
+    if attacked.size == 0 or stored.shape != (attacked.size, shown.shape[1]):
+        return shown
+    order = np.argsort(attacked)
+    rows = order[np.searchsorted(attacked, indices, sorter=order).clip(max=attacked.size - 1)]
+    hits = attacked[rows] == indices
+    shown[hits] = stored[rows[hits]]
+    return shown
 
 
 # ---------------------------------------------------------------------------------------------

@@ -100,9 +100,7 @@ def ulira_column(s, which: str, label: str, result: dict) -> None:
     st.subheader(md(label))
     block = stored_audit(result, "ulira")
     if block is None:
-        st.caption("Not computed yet for this model. On digits the first run of a method configuration makes "
-                   "12 shadow pairs (about two minutes on 2 cores); later experiments of the same configuration "
-                   "reuse them and take seconds.")
+        st.caption(widgets.ulira_time_note(s, result))
         run_button(result, "ulira", which, "Run U-LiRA", "Queue the per-example attack (K = 8 fitted, M = 4 "
                    "held-out shadow pairs) as a background job; the result is stored with the experiment.")
         return

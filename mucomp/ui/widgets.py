@@ -220,6 +220,35 @@ def reference_time_note(s: session.Scenario) -> str | None:
             "every later experiment of this scenario reuses them.")
 
 
+def ulira_time_note(s: session.Scenario, result: dict) -> str:
+    """What U-LiRA's first run for ``result``'s method configuration costs, said before it starts:
+    K + M shadow pairs, each an Original and a Retrained model of another training seed plus this
+    experiment's method on it (its stored RT); estimated from this machine's measured speed where
+    the architecture has one (:func:`mucomp.recipes.expected_reference_seconds`)."""
+    from mucomp.audits.ulira import DEFAULT_HELD_OUT, DEFAULT_SHADOWS
+    from mucomp.data import DatasetUnavailableError
+    from mucomp.recipes import expected_reference_seconds
+
+    pairs = DEFAULT_SHADOWS + DEFAULT_HELD_OUT
+    reuse = "Later experiments of the same method configuration reuse the shadows and take seconds."
+    try:
+        sizes = len(s.data.train), int(s.retain_indices.size), len(s.data.test)
+    except DatasetUnavailableError:
+        sizes = None
+    references = expected_reference_seconds(s.dataset, s.arch, *sizes) if sizes else None
+    if references is None:
+        if s.dataset == "digits":
+            return (f"Not computed yet for this model. On digits the first run of a method configuration makes "
+                    f"{pairs} shadow pairs (about two minutes on 2 cores). {reuse}")
+        return f"Not computed yet for this model. The first run of a method configuration makes {pairs} shadow pairs. {reuse}"
+    method = float((result.get("metrics") or {}).get("RT") or 0.0)
+    total = pairs * (references + method)
+    return (f"Not computed yet for this model. The first run of this method configuration trains {pairs} shadow "
+            f"pairs here: about {max(1, round(total / 60))} min on this machine (per pair an Original and a "
+            f"Retrained model of another training seed, about {max(1, round(references / 60))} min, and this "
+            f"method on the Original, {method:.0f} s; estimated from this machine's measured speed). {reuse}")
+
+
 def reference_status(s: session.Scenario, *, key: str) -> bool:
     """Readiness of the scenario's references: ready, being prepared (live progress), failed, or
     not started (with a button to prepare them). Returns whether they are ready."""
