@@ -58,19 +58,26 @@ def main() -> int:
     parser.add_argument("--before", help="a commit to compare with")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--modules", default=",".join(MODULES))
+    parser.add_argument("--before-modules", help="the same modules' names at --before, in order (default: --modules)")
     args = parser.parse_args()
     modules = tuple(m for m in args.modules.split(",") if m)
     columns = {"now": measure(ROOT, modules, args.repeats)}
+    old_names = tuple(m for m in (args.before_modules or args.modules).split(",") if m)
+    if len(old_names) != len(modules):
+        parser.error("--before-modules must name as many modules as --modules")
     if args.before:
         with tempfile.TemporaryDirectory() as folder:
             tree = Path(folder) / "before"
             subprocess.run(["git", "worktree", "add", "--detach", str(tree), args.before], cwd=ROOT,
                            check=True, capture_output=True)
             try:
-                columns[args.before] = measure(tree, modules, args.repeats)
+                measured = measure(tree, old_names, args.repeats)
+                columns[args.before] = {new: measured[old] for new, old in zip(modules, old_names, strict=True)}
             finally:
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
     names = list(columns)
+    if args.before:
+        print("modules at " + args.before + ": " + ", ".join(old_names))
     print("| module | " + " | ".join(names) + " |")
     print("| --- |" + " ---: |" * len(names))
     for module in modules:

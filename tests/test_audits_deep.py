@@ -151,6 +151,12 @@ def test_relearn_split_and_summary_on_hand_made_curves():
     relearn, held = rl.relearn_split(forget, 0.05, seed=0)
     assert relearn.size == 2 and held.size == 38 and not set(relearn) & set(held)
     assert np.array_equal(rl.relearn_split(forget, 0.05, seed=0)[0], relearn)  # seeded
+    # A large forget set (a Fashion-MNIST class) is evaluated on a seeded 1,000 of its other images.
+    big = np.arange(6000) * 3
+    relearn, held = rl.relearn_split(big, 0.05, seed=1)
+    assert relearn.size == 300 and held.size == rl.EVALUATION_CAP == 1000
+    assert not set(relearn) & set(held) and set(held) <= set(big) and np.all(np.diff(held) > 0)
+    assert np.array_equal(rl.relearn_split(big, 0.05, seed=1)[1], held)
     assert rl.steps_to_reach([0, 2, 4, 6], [0.0, 0.3, 0.6, 0.9], 0.5) == 4
     assert rl.steps_to_reach([0, 2], [0.0, 0.1], 0.5) is None
     assert rl.relative_steps(2, 8) == 0.25 and rl.relative_steps(0, 0) is None

@@ -26,7 +26,8 @@ from mucomp.methods.registry import register
 from mucomp.methods.sources import FMNIST_CNN_CHECKED, SSD_AUTHORS_VIT, VIT_DIGITS_TUNED, reused_for_fashion_mnist
 from mucomp.models import seeded_model
 
-AUTHORS = "Bad Teacher authors: vikram2000b/bad-teaching-unlearning, as run in if-loops/selective-synaptic-dampening"
+AUTHORS = ("Bad Teacher authors: vikram2000b/bad-teaching-unlearning, as run in if-loops/selective-synaptic-dampening "
+           "forget_full_class_strategies.py (KL temperature 1, Adam lr 1e-4, retain share 0.3, batch 256, 1 epoch)")
 PUBLISHED = {"epochs": 1, "lr": 1e-4, "batch_size": 256, "kd_T": 1.0, "retain_share": 0.3}
 
 

@@ -7,9 +7,11 @@ the penalty's weight decaying linearly over the epochs as in the authors' code
 (OPTML-Group/Unlearn-Sparse, ``unlearn/FT.py``: ``FT_iter(..., with_l1=True)`` with
 ``no_l1_epochs = 0``), on the shared SGD loop (momentum 0.9, weight decay 5e-4).
 
-CIFAR-10 / Fashion-MNIST defaults (class-wise): 10 epochs at lr 0.01, alpha 1e-4, batch 256 (the
-class-wise l1-sparse command of the authors' run scripts: ``--unlearn FT_prune --alpha 1e-4
---unlearn_lr 0.01 --unlearn_epochs 10``; batch size: ``arg_parser.py`` default 256).
+CIFAR-10 / Fashion-MNIST defaults (class-wise): 10 epochs at lr 0.01, alpha 1e-4, batch 256: the
+``FT_prune`` command of the authors' ``README.MD`` (``--unlearn_lr 0.01 --unlearn_epochs 10``; with
+that repository's default ``class_to_replace 0`` it forgets the whole class 0), batch size the
+``arg_parser.py`` default 256; the README leaves alpha a placeholder, 1e-4 is the ``FT_prune`` entry
+of ``run.py`` on the repository's ``main`` branch.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from mucomp.methods.sources import (
     reused_for_fashion_mnist,
 )
 
-AUTHORS = "l1-sparse authors: OPTML-Group/Unlearn-Sparse unlearn/FT.py and class-wise run script (alpha 1e-4, lr 0.01, 10 epochs)"
+AUTHORS = ("l1-sparse authors: OPTML-Group/Unlearn-Sparse README.MD FT_prune command (lr 0.01, 10 epochs; at that repository's "
+           "default class_to_replace 0 it forgets class 0), arg_parser.py (batch 256), unlearn/FT.py (linear decay); alpha 1e-4 "
+           "from the main branch's run.py FT_prune entry (the README leaves alpha a placeholder)")
 PUBLISHED = {"epochs": 10, "lr": 0.01, "batch_size": 256, "alpha": 1e-4}
 
 

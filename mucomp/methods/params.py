@@ -116,12 +116,3 @@ COMMON_PARAMS: tuple[Param, ...] = (
     Param("batch_size", "int", min=1, max=8192, help="images per optimisation step"),
 )
 COMMON_NAMES = tuple(p.name for p in COMMON_PARAMS)
-
-
-#: The hyper-parameters every method has; the app's grid varies them.
-COMMON_PARAMS: tuple[Param, ...] = (
-    Param("epochs", "int", min=1, max=1000, help="passes of the method's loop over its data"),
-    Param("lr", "float", min=0.0, max=1e6, exclusive_min=True, log=True, help="learning rate"),
-    Param("batch_size", "int", min=1, max=8192, help="images per optimisation step"),
-)
-COMMON_NAMES = tuple(p.name for p in COMMON_PARAMS)

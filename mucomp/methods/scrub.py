@@ -22,7 +22,8 @@ from mucomp.methods.params import Param
 from mucomp.methods.registry import register
 from mucomp.methods.sources import FMNIST_CNN_TUNED, VIT_B16_RECIPE, VIT_DIGITS_TUNED, reused_for_fashion_mnist
 
-AUTHORS = "SCRUB authors: meghdadk/SCRUB, large-scale (CIFAR) notebook"
+AUTHORS = ("SCRUB authors: meghdadk/SCRUB large_scale_unlearning.ipynb (CIFAR-10: sgda_epochs 3, lr 5e-4, msteps 2, kd_T 4, "
+           "alpha 0.001, gamma 0.99, batch 256, forget batch 512)")
 PUBLISHED = {
     "epochs": 3, "lr": 5e-4, "batch_size": 256, "forget_batch_size": 512,
     "msteps": 2, "kd_T": 4.0, "alpha": 0.001, "gamma": 0.99,
