@@ -10,6 +10,7 @@ reads it).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -158,7 +159,10 @@ def dense_gflops(size: int = 1024, repeats: int = 5) -> float:
     return 2.0 * size**3 / best / 1e9
 
 
-_DENSE_GFLOPS: list[float] = []
+@functools.cache
+def _dense_gflops_once() -> float:
+    """:func:`dense_gflops`, measured once per process."""
+    return dense_gflops()
 
 
 def expected_reference_seconds(dataset: str, arch: str, n_train: int, n_retain: int, n_test: int) -> float | None:
@@ -174,8 +178,6 @@ def expected_reference_seconds(dataset: str, arch: str, n_train: int, n_retain: 
     speed = TRAINING_SPEEDS.get(arch)
     if speed is None:
         return None
-    if not _DENSE_GFLOPS:
-        _DENSE_GFLOPS.append(dense_gflops())
     recipe = recipe_for(dataset, arch)
     forwards = 3 * recipe.epochs * (n_train + n_retain) + 2 * (n_train + n_test)
-    return forwards * speed.forward_mflop * 1e6 / (speed.share_of_dense * _DENSE_GFLOPS[0] * 1e9)
+    return forwards * speed.forward_mflop * 1e6 / (speed.share_of_dense * _dense_gflops_once() * 1e9)

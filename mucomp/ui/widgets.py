@@ -198,12 +198,12 @@ def jobs_panel(keep: Callable[[dict], bool], *, finished_shown: int = 3, empty: 
     panel()
 
 
-def reference_time_note(s: session.Scenario) -> str | None:
-    """What preparing ``s``'s references costs on this machine, for an architecture trained here
-    with a measured speed (:func:`mucomp.recipes.expected_reference_seconds`); ``None`` otherwise
-    (digits: seconds; the published checkpoints: a download)."""
+def _reference_estimate(s: session.Scenario) -> tuple[float, int, int] | None:
+    """``(seconds, n_train, n_retain)``: what training and evaluating ``s``'s two references costs
+    on this machine (:func:`mucomp.recipes.expected_reference_seconds`); ``None`` for an
+    architecture without a measured speed or a data set not on disk."""
     from mucomp.data import DatasetUnavailableError
-    from mucomp.recipes import expected_reference_seconds, recipe_for
+    from mucomp.recipes import expected_reference_seconds
 
     try:
         n_train, n_test = len(s.data.train), len(s.data.test)
@@ -211,8 +211,19 @@ def reference_time_note(s: session.Scenario) -> str | None:
     except DatasetUnavailableError:
         return None
     seconds = expected_reference_seconds(s.dataset, s.arch, n_train, n_retain, n_test)
-    if seconds is None:
+    return None if seconds is None else (seconds, n_train, n_retain)
+
+
+def reference_time_note(s: session.Scenario) -> str | None:
+    """What preparing ``s``'s references costs on this machine, for an architecture trained here
+    with a measured speed; ``None`` otherwise (digits: seconds; the published checkpoints: a
+    download)."""
+    from mucomp.recipes import recipe_for
+
+    estimate = _reference_estimate(s)
+    if estimate is None:
         return None
+    seconds, n_train, n_retain = estimate
     epochs = recipe_for(s.dataset, s.arch).epochs
     return (f"Preparing the references trains both here: about {max(1, round(seconds / 60))} min on this machine "
             f"({epochs} epochs over {n_train:,} images for the Original and {n_retain:,} for the Retrained, "
@@ -226,21 +237,16 @@ def ulira_time_note(s: session.Scenario, result: dict) -> str:
     experiment's method on it (its stored RT); estimated from this machine's measured speed where
     the architecture has one (:func:`mucomp.recipes.expected_reference_seconds`)."""
     from mucomp.audits.ulira import DEFAULT_HELD_OUT, DEFAULT_SHADOWS
-    from mucomp.data import DatasetUnavailableError
-    from mucomp.recipes import expected_reference_seconds
 
     pairs = DEFAULT_SHADOWS + DEFAULT_HELD_OUT
     reuse = "Later experiments of the same method configuration reuse the shadows and take seconds."
-    try:
-        sizes = len(s.data.train), int(s.retain_indices.size), len(s.data.test)
-    except DatasetUnavailableError:
-        sizes = None
-    references = expected_reference_seconds(s.dataset, s.arch, *sizes) if sizes else None
-    if references is None:
+    estimate = _reference_estimate(s)
+    if estimate is None:
         if s.dataset == "digits":
             return (f"Not computed yet for this model. On digits the first run of a method configuration makes "
                     f"{pairs} shadow pairs (about two minutes on 2 cores). {reuse}")
         return f"Not computed yet for this model. The first run of a method configuration makes {pairs} shadow pairs. {reuse}"
+    references = estimate[0]
     method = float((result.get("metrics") or {}).get("RT") or 0.0)
     total = pairs * (references + method)
     return (f"Not computed yet for this model. The first run of this method configuration trains {pairs} shadow "
