@@ -4,7 +4,7 @@ models' readiness and a guided first pass through Build -> Screen -> Contrast ->
 import streamlit as st
 
 from mucomp.data import DATASETS, Scenario
-from mucomp.forget_sets import ForgetSet, index_set, of_classes, parse_index_text
+from mucomp.forget_sets import ForgetSet, index_set, min_random_percent, of_classes, parse_index_text, random_share_text
 from mucomp.recipes import TRAINING_SPEEDS, recipe_for
 from mucomp.specs import ARCH_LABELS
 from mucomp.ui import session, widgets
@@ -25,7 +25,7 @@ def _forget_from_controls(spec) -> str | ForgetSet:
             chosen = [first[0], (first[0] + 1) % spec.num_classes]
         return of_classes(chosen or [0]).text
     if kind == "random":
-        return f"random:{float(st.session_state.get('home_forget_percent', 10.0)):g}%"
+        return random_share_text(float(st.session_state.get("home_forget_percent", 10.0)))
     if kind == "indices":
         current = session.scenario().forget_set
         if current.kind == "indices":
@@ -115,7 +115,7 @@ def scenario_controls() -> Scenario:
         )
     elif kind == "random":
         middle.number_input(
-            "Share of training images to forget (%)", min_value=0.1, max_value=99.0, step=1.0,
+            "Share of training images to forget (%)", min_value=min_random_percent(spec), max_value=99.0, step=1.0,
             key="home_forget_percent", on_change=_on_scenario_change,
             help="Drawn uniformly from the training split with the data seed. Accuracies are then over images: "
                  "UA on the forget images, RA on the rest, TRA on every test image (TUA has no meaning).",

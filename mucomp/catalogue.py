@@ -136,9 +136,10 @@ COLUMN_HELP: dict[str, str] = {
             "standard); Unlearned = made by a method; Custom = uploaded; Published = a published unlearned model.",
     "Base": "The model the unlearning method started from (the Original or an earlier experiment).",
     "Method": "The unlearning method that produced the model.",
-    "Seeds": "Training seed / unlearning seed: replicates of one configuration differ only in these.",
     "Epochs": "How many passes over the data the unlearning method made.",
     "Batch": "How many images the method used per update step.",
+    "Seeds": "t = training seed of the references, u = unlearning seed of the run. Two rows of one group "
+             "with the same seeds are one replicate run twice: it counts once.",
     "LR": "Learning rate: how large each update step of the method was.",
     "Cost": "Hardware-independent cost of the unlearning: samples back-propagated (forwarded samples and "
             "optimiser steps in the details). RT varies on shared machines; these counts do not.",

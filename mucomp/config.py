@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import InitVar, asdict, dataclass, field
 from typing import Any
 
-from mucomp.forget_sets import ForgetSet, index_set, parse_forget, stored_forget_text
+from mucomp.forget_sets import ForgetSet, check_sizes, index_set, parse_forget, stored_forget_text
 from mucomp.seeds import validate_seed
 from mucomp.specs import DATASETS, DatasetSpec, get_spec
 
@@ -65,6 +65,9 @@ class ScenarioDefinition:
                 not forget.by_class or forget.classes != (spec.class_index(self.forget_class),)
             ):
                 raise ValueError(f"forget_class {self.forget_class!r} contradicts forget set {forget.text!r}; give one")
+            count = forget.images_of(spec.train_images)
+            if count is not None and spec.train_images:  # too few to evaluate: refused before anything loads
+                check_sizes(forget, count, spec.train_images)
         object.__setattr__(self, "forget", forget)
         object.__setattr__(self, "forget_class", forget.classes[0] if forget.kind == "class" else None)
         object.__setattr__(self, "train_seed", validate_seed(self.train_seed if seed is None else seed))

@@ -11,16 +11,26 @@ A forget set is written as text, the same in the CLI (``--forget``), the app and
   blank lines ignored). The set is identified by a hash of its sorted indices; the indices travel
   with the scenario and are stored with every experiment.
 
+Numbers are written with the ASCII digits 0-9 only. A share keeps :data:`PERCENT_DECIMALS`
+decimals (what a stored text keeps): ``random:0.1855975%`` *is* ``random:0.185598%``, and the
+images are drawn from the rounded share, so the canonical text (:attr:`ForgetSet.text`, the
+scenario key, the reference cache file) always names the images drawn.
+
 :func:`parse_forget` validates the text (class ranges, percentages, file contents) and returns a
-:class:`ForgetSet`; :meth:`ForgetSet.indices_in` draws / checks the training indices once the split
-is known. Class sets measure UA / RA / TUA / TRA over classes; random and index sets over images
-(see docs/definitions.md, "Forget sets and seeds").
+:class:`ForgetSet`, the one canonical form every caller uses; :meth:`ForgetSet.indices_in` draws /
+checks the training indices once the split is known. :func:`check_sizes` refuses a forget or
+retain set smaller than :data:`MIN_SET_IMAGES`, before any training. Class sets measure UA / RA /
+TUA / TRA over classes; random and index sets over images (see docs/definitions.md, "Forget sets
+and seeds").
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import re
+import stat
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +42,17 @@ from mucomp.specs import DatasetSpec
 KINDS = ("class", "classes", "random", "indices")
 #: Largest index file read (bytes): a 60,000-image split written one index per line is ~350 kB.
 MAX_INDEX_FILE_BYTES = 8 * 1024 * 1024
+#: Decimals a random share keeps: ``FORGET_PATTERN`` in :mod:`mucomp.schema` stores at most 6. The
+#: share is rounded to them *before* drawing, so a stored text draws the images it names.
+PERCENT_DECIMALS = 6
+#: The fewest images a forget set, and the retain set it leaves, may hold: every experiment compares
+#: layer representations of forget and retain images with linear CKA's unbiased HSIC estimator,
+#: which needs 4 images (the ``n(n-3)`` of :mod:`mucomp.similarity`); the attacks and MIA-Efficacy
+#: need fewer (1). The one definition; :mod:`mucomp.similarity` reads it.
+MIN_SET_IMAGES = 4
+_ASCII_WHOLE = re.compile(r"[0-9]+")
+_ASCII_SHARE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)%")
+_BOM = "\ufeff"
 
 
 @dataclass(frozen=True)
@@ -47,6 +68,10 @@ class ForgetSet:
     percent: float | None = None
     count: int | None = None
     indices: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.percent is not None:  # the one canonical share, whichever way the set was made
+            object.__setattr__(self, "percent", canonical_percent(self.percent))
 
     @property
     def by_class(self) -> bool:
@@ -95,17 +120,15 @@ class ForgetSet:
 
         ``train_labels``: the training split's labels ``[N]``. Random sets are drawn with
         ``data_seed``; index sets are checked against ``N``. Raises ValueError with what to do when
-        the set does not fit the split (too many images, an index out of range, nothing retained).
+        the set does not fit the split (an index out of range, fewer than :data:`MIN_SET_IMAGES`
+        images to forget or to retain: :func:`check_sizes`).
         """
         n = int(train_labels.shape[0])
         if self.by_class:
             chosen = np.flatnonzero(np.isin(train_labels, self.classes))
         elif self.kind == "random":
-            count = self.count if self.count is not None else int(round(self.percent / 100.0 * n))
-            if not 1 <= count < n:
-                raise ValueError(
-                    f"{self.text} asks for {count} of the {n} training images; choose between 1 and {n - 1}"
-                )
+            count = self.images_of(n)
+            check_sizes(self, count, n)
             rng = np.random.default_rng([int(data_seed), zlib.crc32(b"forget-random")])
             chosen = np.sort(rng.choice(n, size=count, replace=False))
         else:
@@ -117,7 +140,63 @@ class ForgetSet:
                 )
             if chosen.size >= n:
                 raise ValueError("the forget-set file lists every training image; nothing would be retained")
+        check_sizes(self, int(chosen.size), n)
         return chosen.astype(np.int64)
+
+    def images_of(self, n: int) -> int | None:
+        """How many of ``n`` training images the set forgets, known without the labels: random and
+        index sets; None for class sets (their size is the classes' share of the split)."""
+        if self.kind == "random":
+            return self.count if self.count is not None else int(round(self.percent / 100.0 * n))
+        return len(self.indices) if self.kind == "indices" else None
+
+
+def check_sizes(forget: ForgetSet, count: int, n: int) -> None:
+    """Refuse a forget set of ``count`` of ``n`` training images that leaves fewer than
+    :data:`MIN_SET_IMAGES` images to forget or to retain (ValueError saying the minimum and what
+    to do). Called before anything is trained: by a scenario's definition with its data set's size
+    and when the set is drawn."""
+    low, high = MIN_SET_IMAGES, n - MIN_SET_IMAGES
+    if low <= count <= high:
+        return
+    what = f"forgets {count} of the {n} training images" if count <= n else f"asks for {count} of the {n} training images"
+    side = "forget" if count < low else "retain"
+    more = side == "forget"
+    advice = {"random": f"random:{low} or random:{min_random_percent(n):g}%" if more else "a smaller share or count",
+              "indices": "list more indices" if more else "list fewer indices"
+              }.get(forget.kind, "forget other classes" if more else "forget fewer classes")
+    raise ValueError(
+        f"{forget.text} {what}; the evaluation needs at least {MIN_SET_IMAGES} images to {side} "
+        f"(layer-wise CKA's unbiased estimator), so choose between {low} and {max(high, low)} images: {advice}"
+    )
+
+
+def min_random_percent(spec_or_n: DatasetSpec | int, decimals: int = 2) -> float:
+    """The smallest share (a multiple of ``10**-decimals`` percent) whose ``random:P%`` set of the
+    training split forgets at least :data:`MIN_SET_IMAGES` images (``spec``: its
+    :attr:`~mucomp.specs.DatasetSpec.train_images`). Home's lower bound for a random share."""
+    n = spec_or_n if isinstance(spec_or_n, int) else spec_or_n.train_images
+    if n <= 0:
+        return 10.0 ** -decimals
+    step = 10 ** int(decimals)
+    units = max(1, math.floor((MIN_SET_IMAGES - 0.5) / n * 100 * step))
+    while int(round(canonical_percent(units / step) / 100.0 * n)) < MIN_SET_IMAGES:
+        units += 1
+    return units / step
+
+
+def canonical_percent(value: float | str) -> float:
+    """A share in percent rounded to :data:`PERCENT_DECIMALS` decimals, the value every random set
+    is drawn from; ValueError unless it lies strictly between 0 and 100 once rounded."""
+    percent = round(float(value), PERCENT_DECIMALS)
+    if not (math.isfinite(percent) and 0.0 < percent < 100.0):
+        raise ValueError(f"a share of training images must lie strictly between 0 and 100 %, got {value!r}")
+    return percent
+
+
+def random_share_text(percent: float) -> str:
+    """The canonical text of a random share, e.g. ``random:10%`` or ``random:0.185598%``."""
+    return ForgetSet("random", percent=percent).text
 
 
 def parse_forget(value: str | ForgetSet, spec: DatasetSpec) -> ForgetSet:
@@ -127,7 +206,7 @@ def parse_forget(value: str | ForgetSet, spec: DatasetSpec) -> ForgetSet:
         return value
     if not isinstance(value, str) or ":" not in value:
         raise ValueError(_usage(f"unknown forget set {value!r}"))
-    kind, _, body = value.partition(":")
+    kind, _, body = value.removeprefix(_BOM).partition(":")
     kind, body = kind.strip().lower(), body.strip()
     if kind == "class":
         return ForgetSet("class", (spec.class_index(body),))
@@ -152,7 +231,7 @@ def kind_of(text: str | None) -> str:
     an unknown kind."""
     if not text:
         return "class"
-    kind = str(text).partition(":")[0].strip().lower()
+    kind = str(text).removeprefix(_BOM).partition(":")[0].strip().lower()
     if kind not in KINDS:
         raise ValueError(_usage(f"unknown forget-set kind {kind!r}"))
     return kind
@@ -188,32 +267,48 @@ def index_set(indices: list[int] | tuple[int, ...] | np.ndarray) -> ForgetSet:
 
 def read_index_file(path: str | os.PathLike) -> tuple[int, ...]:
     """Sorted unique training indices from a text file, one per line (:func:`parse_index_text`).
-    ValueError when the file is missing or larger than :data:`MAX_INDEX_FILE_BYTES`."""
+    ValueError when the path is missing, a folder or not a regular file (a device, a pipe), cannot
+    be read, or holds more than :data:`MAX_INDEX_FILE_BYTES` (never more is read)."""
     file = Path(path).expanduser()
-    if not file.is_file():
-        raise ValueError(f"forget-set file {str(path)!r} does not exist; give the path of a text file, one index per line")
-    if file.stat().st_size > MAX_INDEX_FILE_BYTES:
-        raise ValueError(f"forget-set file {file} is larger than {MAX_INDEX_FILE_BYTES // 2**20} MB; one index per line is far smaller")
-    return parse_index_text(file.read_bytes(), str(file))
+    hint = "give the path of a text file, one index per line"
+    try:
+        mode = file.stat().st_mode
+    except FileNotFoundError:
+        raise ValueError(f"forget-set file {str(path)!r} does not exist; {hint}") from None
+    except OSError as err:
+        raise ValueError(f"forget-set file {str(path)!r} cannot be read ({err.strerror or err}); {hint}") from None
+    if stat.S_ISDIR(mode):
+        raise ValueError(f"forget-set file {str(path)!r} is a folder, not a file; {hint}")
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"forget-set file {str(path)!r} is not a regular file (a device, a pipe or a socket); {hint}")
+    try:
+        with file.open("rb") as handle:
+            data = handle.read(MAX_INDEX_FILE_BYTES + 1)  # a file that grows meanwhile is still capped
+    except OSError as err:
+        raise ValueError(f"forget-set file {str(path)!r} cannot be read ({err.strerror or err}); {hint}") from None
+    return parse_index_text(data, str(file))
 
 
 def parse_index_text(data: bytes | str, name: str = "the index file") -> tuple[int, ...]:
     """Sorted unique training indices from text, one per line (``#`` comments and blank lines
-    ignored; untrusted: an upload or a file). ValueError naming the line when a line is not a
-    non-negative integer or repeats one, or when the text is empty, too large or not UTF-8."""
+    ignored, a leading UTF-8 byte-order mark dropped; untrusted: an upload or a file). ValueError
+    naming the line when a line is not a non-negative whole number written with the digits 0-9 or
+    repeats one, or when the text is empty, too large or not UTF-8."""
     if len(data) > MAX_INDEX_FILE_BYTES:
         raise ValueError(f"{name} is larger than {MAX_INDEX_FILE_BYTES // 2**20} MB; one index per line is far smaller")
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError:
         raise ValueError(f"{name} is not UTF-8 text; write one index per line") from None
+    text = text.removeprefix(_BOM)
     seen: set[int] = set()
     for number, line in enumerate(text.splitlines(), start=1):
         value = line.split("#", 1)[0].strip().rstrip(",")
         if not value:
             continue
-        if not value.isdigit() or len(value) > 12:
-            raise ValueError(f"{name}, line {number}: {value[:40]!r} is not a training index (a non-negative integer)")
+        if not _ASCII_WHOLE.fullmatch(value) or len(value) > 12:
+            raise ValueError(f"{name}, line {number}: {value[:40]!r} is not a training index (a non-negative "
+                             "whole number written with the digits 0-9)")
         index = int(value)
         if index in seen:
             raise ValueError(f"{name}, line {number}: index {index} is listed twice")
@@ -224,23 +319,25 @@ def parse_index_text(data: bytes | str, name: str = "the index file") -> tuple[i
 
 
 def _parse_random(body: str) -> ForgetSet:
-    try:
-        if body.endswith("%"):
-            percent = float(body[:-1])
-            if not 0.0 < percent < 100.0:
-                raise ValueError
-            return ForgetSet("random", percent=percent)
-        count = int(body)
-        if count < 1:
-            raise ValueError
-        return ForgetSet("random", count=count)
-    except ValueError:
-        raise ValueError(_usage(f"random:{body} is neither a share like random:10% (0-100) nor a count like random:100")) from None
+    """``random:P%`` (a share, rounded to :data:`PERCENT_DECIMALS` decimals) or ``random:N``."""
+    problem = f"random:{body} is neither a share like random:10% (0-100) nor a count like random:100"
+    if body.endswith("%") and _ASCII_SHARE.fullmatch(body):
+        try:
+            return ForgetSet("random", percent=float(body[:-1]))
+        except ValueError:
+            raise ValueError(_usage(f"{problem}: the share must lie strictly between 0 and 100 once rounded to "
+                                    f"{PERCENT_DECIMALS} decimals")) from None
+    if _ASCII_WHOLE.fullmatch(body) and len(body) <= 12 and int(body) >= 1:
+        return ForgetSet("random", count=int(body))
+    if body.rstrip("%").replace(".", "", 1).isdigit():  # digits, but not all of them 0-9
+        problem += f": {body!r} is not a number written with the digits 0-9"
+    raise ValueError(_usage(problem))
 
 
 def _number(value: float | None) -> str:
-    """``10.0 -> '10'``, ``2.5 -> '2.5'``: the shortest text of a percentage."""
-    return f"{value:g}"
+    """``10.0 -> '10'``, ``2.5 -> '2.5'``, ``0.1855975 -> '0.185598'``: a share as its canonical
+    text (at most :data:`PERCENT_DECIMALS` decimals, no exponent)."""
+    return f"{canonical_percent(value):.{PERCENT_DECIMALS}f}".rstrip("0").rstrip(".")
 
 
 def _usage(problem: str) -> str:

@@ -65,8 +65,10 @@ def summarize(
     retrained_by_train_seed: dict[int, dict] | None = None,
 ) -> dict[str, dict]:
     """Per metric, :func:`t_interval` over the members' ``metrics`` (metrics no member has are left
-    out). With ``retrained_by_train_seed`` (training seed -> that seed's Retrained ``metrics``),
-    each entry also has ``gap``: the interval of member - Retrained of the member's training seed."""
+    out), one value per distinct replicate (:func:`distinct_replicates`). With
+    ``retrained_by_train_seed`` (training seed -> that seed's Retrained ``metrics``), each entry
+    also has ``gap``: the interval of member - Retrained of the member's training seed."""
+    results = distinct_replicates(results)
     out = {}
     for metric in metrics:
         values = [r.get("metrics", {}).get(metric) for r in results]
@@ -144,17 +146,80 @@ def _scenario_of(config: dict, train_seed: int | None = None) -> tuple:
             train_seed_of(config) if train_seed is None else train_seed)
 
 
+def distinct_replicates(results: Sequence[dict]) -> list[dict]:
+    """``results`` with one member per (training seed, unlearning seed) pair: the first of each
+    (a pair run twice is one replicate, whatever number of copies the store holds)."""
+    seen: set[tuple[int, int]] = set()
+    out = []
+    for result in results:
+        pair = seed_pair(result.get("config", {}))
+        if pair not in seen:
+            seen.add(pair)
+            out.append(result)
+    return out
+
+
+def seed_pair(config: dict) -> tuple[int, int]:
+    """A member's replicate identity: (training seed, unlearning seed). Two experiments of one group
+    with the same pair are the same replicate run twice, not two replicates."""
+    return train_seed_of(config), unlearn_seed_of(config)
+
+
+def recorded_reference(result: dict, kind: str = "retrained") -> str | None:
+    """The weights hash (``weights_sha256``) of the ``kind`` reference a result's figures were
+    computed against, as it recorded them (``references``); None when it recorded none (results
+    made before experiments recorded their references)."""
+    references = result.get("references")
+    block = references.get(kind) if isinstance(references, dict) else None
+    value = block.get("weights_sha256") if isinstance(block, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def stored_references(entries: Sequence[dict]) -> dict[tuple, str]:
+    """Scenario (as :func:`_scenario_of` keys it) -> the weights hash of the Retrained model stored
+    for it among listing ``entries`` (reference results record theirs in ``config.weights_sha256``)."""
+    out = {}
+    for entry in entries:
+        if entry.get("kind") == "retrained":
+            digest = entry.get("config", {}).get("weights_sha256")
+            if isinstance(digest, str):
+                out[_scenario_of(entry["config"])] = digest
+    return out
+
+
+def reference_conflict(result: dict, references: dict[tuple, str]) -> str | None:
+    """Why ``result`` cannot be compared with this store's experiments, or None.
+
+    ``references``: :func:`stored_references` of the store. A result that recorded the Retrained
+    model it was computed against, in a scenario whose stored Retrained model has other weights,
+    measured its gaps, privacy score and attack against another model: its figures must not be
+    pooled with (or imported beside) the store's.
+    """
+    recorded = recorded_reference(result)
+    stored = references.get(_scenario_of(result.get("config", {})))
+    if recorded is None or stored is None or recorded == stored:
+        return None
+    return (f"it was computed against a Retrained model with weights {recorded[:12]}, and this store's "
+            f"Retrained model of that scenario has weights {stored[:12]}: its figures compare with another model")
+
+
 def group_summaries(entries: Sequence[dict], *, group: str | None = None, method: str | None = None) -> list[dict]:
     """One summary per replicate group among listing ``entries`` (dicts with ``kind``, ``group``,
     ``config``, ``metrics``, ``id``; e.g. ``ExperimentStore.entries()``), oldest group first.
 
     ``group`` / ``method`` keep only that group / that method's groups. Each summary:
-    ``{"group", "method", "method_label", "config" (the first member's, without seeds), "n",
-    "ids", "train_seeds", "seeds", "metrics": summarize(...)}``, where the gaps are taken to the
-    stored Retrained model of each member's own training seed (same data set, forget set, data
-    seed and arch).
+    ``{"group", "method", "method_label", "dataset", "forget", "config" (the first member's,
+    without seeds), "n", "ids", "counted", "repeats", "apart", "train_seeds", "seeds", "metrics":
+    summarize(...)}``. ``n`` is the number of distinct (training seed, unlearning seed) pairs: of
+    members that share a pair only the first stored counts (the others are in ``repeats``, as
+    ``{id: the id counted instead}``); members computed against another Retrained model than the
+    store's (:func:`reference_conflict`) count in no statistic (``apart``: ``{id: reason}``). The
+    gaps are taken to the stored Retrained model of each member's own training seed (same data
+    set, forget set, data seed and arch); each metric's entry says the ``n`` it averaged (members
+    without the metric left out).
     """
     retrained = {_scenario_of(e["config"]): e.get("metrics", {}) for e in entries if e.get("kind") == "retrained"}
+    references = stored_references(entries)
     members: dict[str, list[dict]] = {}
     for entry in entries:
         if entry.get("kind") != "unlearned" or not entry.get("group"):
@@ -164,27 +229,39 @@ def group_summaries(entries: Sequence[dict], *, group: str | None = None, method
         if method is not None and entry.get("config", {}).get("method") != method:
             continue
         members.setdefault(entry["group"], []).append(entry)
-    out = []
-    for gid, items in members.items():
-        first = items[0]["config"]
-        references = {}
-        for item in items:
-            seed = train_seed_of(item["config"])
-            found = retrained.get(_scenario_of(item["config"], seed))
-            if found is not None:
-                references[seed] = found
-        out.append({
-            "group": gid,
-            "method": first.get("method"),
-            "method_label": items[0].get("method_label"),
-            "config": {k: v for k, v in first.items() if k not in SEED_KEYS},
-            "n": len(items),
-            "ids": [item["id"] for item in items],
-            "train_seeds": sorted({train_seed_of(item["config"]) for item in items}),
-            "seeds": sorted({unlearn_seed_of(item["config"]) for item in items}),
-            "metrics": summarize(items, retrained_by_train_seed=references),
-        })
-    return out
+    return [_group_summary(gid, items, retrained, references) for gid, items in members.items()]
+
+
+def _group_summary(gid: str, items: list[dict], retrained: dict[tuple, dict], references: dict[tuple, str]) -> dict:
+    apart = {item["id"]: reason for item in items if (reason := reference_conflict(item, references))}
+    kept = distinct_replicates([item for item in items if item["id"] not in apart])
+    first_of = {seed_pair(item["config"]): item["id"] for item in kept}
+    counted = {item["id"] for item in kept}
+    repeats = {item["id"]: first_of[seed_pair(item.get("config", {}))] for item in items
+               if item["id"] not in apart and item["id"] not in counted}
+    first = items[0]["config"]
+    gaps_to = {}
+    for item in kept:
+        seed = train_seed_of(item["config"])
+        found = retrained.get(_scenario_of(item["config"], seed))
+        if found is not None:
+            gaps_to[seed] = found
+    return {
+        "group": gid,
+        "method": first.get("method"),
+        "method_label": items[0].get("method_label"),
+        "dataset": first.get("dataset"),
+        "forget": stored_forget_text(first),
+        "config": {k: v for k, v in first.items() if k not in SEED_KEYS},
+        "n": len(kept),
+        "ids": [item["id"] for item in items],
+        "counted": [item["id"] for item in kept],
+        "repeats": repeats,
+        "apart": apart,
+        "train_seeds": sorted({train_seed_of(item["config"]) for item in kept}),
+        "seeds": sorted({unlearn_seed_of(item["config"]) for item in kept}),
+        "metrics": summarize(kept, retrained_by_train_seed=gaps_to),
+    }
 
 
 def sweep_grid(summaries: Sequence[dict], x_param: str, y_param: str, metric: str) -> dict:

@@ -9,12 +9,14 @@ the lock when a holder dies, so a killed process never leaves a stale lock) and 
 huggingface_hub and torch use it for the same job on their own caches.
 
 Both waits poll every :data:`POLL_S` seconds and check the ``cancelled`` callback in between, so
-a user can still stop a run that is waiting for another process.
+a user can still stop a run that is waiting for another process. A folder this process can't
+write (a read-only store) gets no lock file: there is nothing to guard (:func:`locked`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,22 +48,43 @@ def locked(path: str | Path, *, cancelled: CancelFn | None = None, waiting_for: 
     While another thread or process holds them, waits in :data:`POLL_S` steps and raises
     :class:`~mucomp.progress.RunStopped` (``"cancelled"``) once ``cancelled()`` is true;
     ``waiting_for`` completes its message ("cancelled by the user while waiting for ...").
+    In a folder this process can't write (a read-only store or reference cache) only the thread
+    lock is held: reading what is stored there needs no file lock, and any write fails anyway.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # a read-only folder: see _acquire_file_lock
+        path.parent.mkdir(parents=True, exist_ok=True)
     thread_lock, file_lock = _locks_for(path)
     while not thread_lock.acquire(timeout=POLL_S):
         stop_if_cancelled(cancelled, f"while waiting for {waiting_for}")
     try:
-        while True:
-            try:
-                file_lock.acquire(timeout=POLL_S)
-                break
-            except Timeout:
-                stop_if_cancelled(cancelled, f"while waiting for {waiting_for}")
+        held = _acquire_file_lock(file_lock, path, cancelled, waiting_for)
         try:
             yield
         finally:
-            file_lock.release()
+            if held:
+                file_lock.release()
     finally:
         thread_lock.release()
+
+
+def _acquire_file_lock(file_lock: FileLock, path: Path, cancelled: CancelFn | None, waiting_for: str) -> bool:
+    """Acquire ``file_lock`` (waiting cancellably); False, without it, when its folder is read-only
+    for this process (a read-only store or cache: this process writes nothing there, so there is
+    no write to guard, and whatever is already there can still be read). Other errors are raised."""
+    while True:
+        try:
+            file_lock.acquire(timeout=POLL_S)
+            return True
+        except Timeout:
+            stop_if_cancelled(cancelled, f"while waiting for {waiting_for}")
+        except OSError:
+            if _writable(path.parent):
+                raise
+            return False
+
+
+def _writable(folder: Path) -> bool:
+    """Whether this process may create files in ``folder`` (False also when it does not exist and
+    can't be made; ``os.access`` knows read-only mounts too)."""
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)

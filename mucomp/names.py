@@ -18,4 +18,11 @@ RESULT_FILE = "result.json"
 MODEL_FILE = "model.safetensors"
 MANIFEST_FILE = "manifest.json"
 MAX_IMPORT_BYTES = 2 * 1024**3  # uncompressed archive content
-MAX_RESULT_BYTES = 256 * 1024**2
+#: Largest ``result.json`` read, imported or written, checked before it is parsed (parsing costs
+#: about 18 times the file's size in memory). A result grows with its forget set: about 330 bytes
+#: per forget image (attack values and probabilities) plus 160 with U-LiRA stored, and ~0.5 MB of
+#: embedding: a Fashion-MNIST class is 1.5 MB, the largest forget set (nine of its ten classes,
+#: 54,000 images) with U-LiRA about 26 MB.
+MAX_RESULT_BYTES = 32 * 1024**2
+#: Largest ``manifest.json`` of an archive (a bundle's: a few kB per experiment).
+MAX_MANIFEST_BYTES = 64 * 1024**2

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -28,11 +29,11 @@ from mucomp import settings
 from mucomp.config import ScenarioDefinition
 from mucomp.data import DatasetSpec, Scenario, derive_seed
 from mucomp.locks import locked
-from mucomp.models import model_from_state_dict, starting_model
+from mucomp.models import expected_weights, model_from_state_dict, starting_model
 from mucomp.progress import CancelFn, ProgressFn
 from mucomp.recipes import recipe_for, recipe_hash
-from mucomp.training import TrainRecipe, train
-from mucomp.weights import WeightsFileError, first_line, read_weights
+from mucomp.training import TrainRecipe, fixed_torch_threads, train
+from mucomp.weights import WeightsFileError, check_weights, first_line, read_weights, unwrap_state_dict
 
 KINDS = ("original", "retrained")
 
@@ -104,7 +105,10 @@ def cache_path(scenario: Scenario, kind: str, recipe: TrainRecipe | None = None)
     # A class set is the same for every data seed; a random set is drawn with it.
     drawn = f"-d{scenario.data_seed}" if forget.kind == "random" else ""
     name = f"original-s{scenario.train_seed}" if kind == "original" else f"retrained-{forget.key}-s{scenario.train_seed}{drawn}"
-    return folder / f"{name}.safetensors"
+    threads = settings.reference_threads()
+    # Weights trained with another thread count may differ: they never share a file or an id.
+    trained_with = "" if threads == settings.REFERENCE_THREADS else f"-t{threads}"
+    return folder / f"{name}{trained_with}.safetensors"
 
 
 def _check_kind(kind: str) -> None:
@@ -181,7 +185,9 @@ def _train_or_load(
             if progress is not None:
                 progress(epoch, total, reference=kind, **figures)
 
-        train(model, data.train, indices, recipe, seed, device=device, progress=report, cancelled=cancelled)
+        # A fixed thread count: the weights must not depend on the process's setting.
+        with fixed_torch_threads(settings.reference_threads()):
+            train(model, data.train, indices, recipe, seed, device=device, progress=report, cancelled=cancelled)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -247,17 +253,49 @@ def load_checkpoint(path: Path, arch: str, num_classes: int) -> nn.Module:
     """Read a ``.pth`` / ``.pt`` (``torch.load(weights_only=True)``) or ``.safetensors`` file
     (:func:`~mucomp.weights.read_weights`) and load it into ``arch`` with ``strict=True``.
 
-    Raises ValueError for an unreadable file and
+    The file is someone else's (a Hub download): before ``torch.load`` sees it, it is refused when it
+    is larger, or (a ``torch.save`` zip) unpacks to more, than :func:`checkpoint_limit` allows (the
+    uploads' check, :func:`mucomp.uploads.check_unpacked_size`), and before anything evaluates it,
+    when its weights hold NaN or infinite values.
+
+    Raises ValueError for an unreadable, oversized or non-finite file (an
+    :class:`~mucomp.uploads.UploadError` for the size) and
     :class:`~mucomp.weights.StateDictMismatchError` (which names the differing keys and shapes)
     for weights of another architecture.
     """
+    from mucomp.uploads import check_unpacked_size
+
     path = Path(path)
+    limit = checkpoint_limit(arch, num_classes)
     try:
-        state = read_weights(path.name, path.read_bytes())
+        size = path.stat().st_size
+        if size > limit:
+            raise ValueError(f"{path.name} is {size / 1024**2:.1f} MB, more than a {arch} checkpoint can be "
+                             f"({limit / 1024**2:.0f} MB); it was not loaded. Delete it and download it again.")
+        data = path.read_bytes()
+        check_unpacked_size(path.name, data, limit)
+        state = read_weights(path.name, data)
     except (WeightsFileError, OSError) as err:
         detail = err.detail if isinstance(err, WeightsFileError) else f"{type(err).__name__}: {first_line(err)}"
         raise ValueError(
             f"{path.name} is not a readable PyTorch or safetensors weights file ({detail}). "
             "Delete it and download or export it again."
         ) from err
+    state = unwrap_state_dict(state)
+    check = check_weights(state, expected_weights(arch, num_classes))
+    if check.fits and check.non_finite:
+        keys = ", ".join(check.non_finite[:5]) + (f" and {len(check.non_finite) - 5} more" if len(check.non_finite) > 5 else "")
+        raise ValueError(f"{path.name}: the weights hold NaN or infinite values (at {keys}), so the model can't be "
+                         "evaluated; it was not loaded. Delete it and download it again, or tell its publishers.")
     return model_from_state_dict(arch, num_classes, state)
+
+
+def checkpoint_limit(arch: str, num_classes: int) -> int:
+    """The most bytes a downloaded checkpoint of ``arch`` may hold, packed or unpacked: twice its
+    float32 state dict (a float64 file fits), and never less than an upload may
+    (:data:`mucomp.uploads.MAX_UPLOAD_BYTES`)."""
+    from mucomp import uploads
+
+    tensors = expected_weights(arch, num_classes).values()
+    state_bytes = sum(math.prod(shape) * dtype.itemsize for shape, dtype in tensors)
+    return max(uploads.MAX_UPLOAD_BYTES, 2 * state_bytes)

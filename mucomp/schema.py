@@ -13,8 +13,15 @@ Rules (why: one bad file must never break a listing, a page or the CLI):
 - Known fields are type-checked strictly: a number is a JSON number (never a string or a bool),
   floats are finite, fractions lie in [0, 1], integers are of sane size; per-class lists have one
   entry per class of the data set, per-image lists of one block have equal lengths.
-- Unknown extra keys are kept, at the top level and inside ``config`` and ``metrics`` (forward
-  compatibility: custom methods add hyper-parameters, newer versions add figures).
+- Every metric is a finite number within bounds, or null: the catalogue's (``ulira_acc`` and
+  ``relearn_steps`` included) typed one by one, unknown ones of magnitude at most
+  :data:`MAX_NUMBER`. The ``audits`` blocks (``leakage``, ``probes``, ``ulira``, ``relearn``) are
+  typed down to their per-image lists, so a page or ``mucomp audit`` never meets a wrong shape.
+- Unknown extra keys are kept, at the top level and inside every block (forward compatibility:
+  custom methods add hyper-parameters, newer versions add figures), those of one block at most
+  :data:`MAX_EXTRA_BYTES` of JSON together; a whole file at most :data:`~mucomp.names.MAX_RESULT_BYTES`,
+  refused before it is parsed.
+- The replicate ``group`` is derived from the config (:func:`with_group`), never read from the file.
 - JSON that Python alone would accept but is not JSON (``NaN``, ``Infinity``), integers past
   Python's digit limit and pathologically deep nesting are refused, not raised through.
 
@@ -31,8 +38,8 @@ Versions:
 - **4** (current): the unlearning seed is ``config.unlearn_seed`` (``seed`` named two things);
   ``embedding.labels`` holds the embedded images' true classes. See :func:`upgrade_v3`.
 
-The checked dict is returned as stored (after any upgrade), not re-serialised by pydantic, so a
-save / load / export / import round trip is exact.
+The checked dict is returned as stored (after any upgrade and with its derived ``group``), not
+re-serialised by pydantic, so a save / load / export / import round trip is exact.
 """
 
 from __future__ import annotations
@@ -46,13 +53,20 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from mucomp.forget_sets import index_set, of_classes, parse_forget
 from mucomp.groups import group_id
-from mucomp.names import ID_PATTERN, KINDS, SCHEMA_VERSION
+from mucomp.names import ID_PATTERN, KINDS, MAX_RESULT_BYTES, SCHEMA_VERSION
 from mucomp.specs import DATASETS
 
 #: Largest integer a stored result may hold (JSON readers beyond Python lose precision past 2**53).
 MAX_INT = 2**53
+#: Largest magnitude of a metric this schema does not know (a newer or a custom figure).
+MAX_NUMBER = 1e15
 #: Deepest JSON nesting a stored result may have (results are about 5 levels deep).
 MAX_DEPTH = 32
+#: Largest JSON size (bytes, about) of the fields this schema does not know in one block (the top
+#: level, ``config``, ``metrics``, an audit block, ...), together: the
+#: known per-image blocks are typed; an unknown field is metadata (an environment is ~1 kB, a
+#: reference check ~1 kB), never a blob that every listing would carry.
+MAX_EXTRA_BYTES = 64 * 1024
 
 
 class ResultSchemaError(ValueError):
@@ -67,6 +81,12 @@ Seconds = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0.0, le=1e
 Count = Annotated[int, Field(strict=True, ge=0, le=MAX_INT)]
 Int = Annotated[int, Field(strict=True, ge=-MAX_INT, le=MAX_INT)]
 ShortStr = Annotated[str, Field(strict=True, max_length=256)]
+#: The relearning attack's step ratio (model / Retrained steps; steps are counts of at most 10**9).
+Ratio = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0.0, le=1e9)]
+#: A Jensen-Shannon divergence in nats: [0, ln 2] (a little slack for the float mean).
+JsDivergence = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0.0, le=math.log(2.0) + 1e-9)]
+#: A rank among at most 10,000 classes (1 = the most probable).
+MeanRank = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=1.0, le=10_000.0)]
 
 
 def _check_experiment_id(value: str) -> str:
@@ -80,9 +100,19 @@ ExperimentId = Annotated[str, Field(strict=True), AfterValidator(_check_experime
 
 
 class _Open(BaseModel):
-    """A block whose unknown keys are kept (forward compatible) but whose known keys are typed."""
+    """A block whose unknown keys are kept (forward compatible) but whose known keys are typed;
+    its unknown keys and their values are at most :data:`MAX_EXTRA_BYTES` of JSON together."""
 
     model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    @model_validator(mode="after")
+    def _small_extras(self) -> _Open:
+        extras = self.model_extra or {}
+        if extras and _json_size(extras, MAX_EXTRA_BYTES) > MAX_EXTRA_BYTES:
+            names = ", ".join(str(name)[:64] for name in list(extras)[:3]) + (", ..." if len(extras) > 3 else "")
+            raise ValueError(f"unknown fields ({names}) of more than {MAX_EXTRA_BYTES // 1024} kB together; "
+                             "mucomp stores no such fields")
+        return self
 
 
 class Cost(_Open):
@@ -179,6 +209,19 @@ class Metrics(_Open):
     conf_dist: Matrix | None = None
     t_label_dist: Matrix | None = None
     t_conf_dist: Matrix | None = None
+    leakage_js: JsDivergence | None = None
+    ulira_acc: Fraction | None = None
+    relearn_steps: Ratio | None = None
+
+    @model_validator(mode="after")
+    def _numeric_extras(self) -> Metrics:
+        # A metric this schema does not know (a newer or a custom figure) is still a number: every
+        # listing, table and summary reads it as one.
+        for name, value in (self.model_extra or {}).items():
+            if not _is_number(value):
+                raise ValueError(f"metrics.{str(name)[:64]}: must be a finite number of magnitude at most "
+                                 f"{MAX_NUMBER:.0e}, or null (got {_short(value)})")
+        return self
 
     def check_classes(self, classes: int) -> None:
         """Raise ValueError unless every per-class list has ``classes`` entries (rows and columns)."""
@@ -257,11 +300,145 @@ class EpochRecord(_Open):
     seconds: Seconds | None = None
 
 
+class Leakage(_Open):
+    """``audits.leakage`` (:func:`mucomp.audits.class_leakage`): per-class lists of C entries."""
+
+    mean_probability: list[Fraction]
+    retrained_mean_probability: list[Fraction]
+    js_mean: JsDivergence
+    rank_counts: list[Count]
+    retrained_rank_counts: list[Count]
+    mean_rank: MeanRank
+    retrained_mean_rank: MeanRank
+
+
+class UliraEstimator(_Open):
+    """How U-LiRA's Gaussians were fitted (:func:`mucomp.audits.ulira.likelihood_ratio`)."""
+
+    center: ShortStr = "median"
+    variance: ShortStr = "per_image"
+
+
+class Ulira(_Open):
+    """``audits.ulira`` (:func:`mucomp.experiment.shadows.run_ulira`). The threshold-free figures
+    (``auc``, ...) are absent in blocks stored before them, never null; per-image lists have one
+    entry per forget image."""
+
+    accuracy: Fraction
+    shadows: Annotated[int, Field(strict=True, ge=1, le=100_000)]
+    held_out: Annotated[int, Field(strict=True, ge=1, le=100_000)]
+    share_flagged: Fraction
+    fit_seeds: Annotated[list[Seed], Field(min_length=1, max_length=100_000)]
+    held_out_seeds: Annotated[list[Seed], Field(min_length=1, max_length=100_000)]
+    indices: list[Count]
+    phi: list[Finite]
+    lr: list[Finite]
+    mu_unlearned: list[Finite]
+    mu_retrained: list[Finite]
+    sigma_unlearned: list[Finite] | None = None
+    sigma_retrained: list[Finite] | None = None
+    accuracy_per_pair: Annotated[list[Fraction], Field(max_length=100_000)] | None = None
+    auc: Fraction = None  # type: ignore[assignment]  (absent or a number)
+    balanced_accuracy_best: Fraction = None  # type: ignore[assignment]
+    tpr_at_fpr: Annotated[dict[ShortStr, Fraction | None], Field(max_length=64)] | None = None
+    estimator: UliraEstimator | None = None
+    seed_offset: Int | None = None
+    mode: ShortStr | None = None
+    method: ShortStr | None = None
+    spec_key: ShortStr | None = None
+    seconds: Seconds | None = None
+    shadow_seconds: Seconds | None = None
+    cached_pairs: Count | None = None
+    computed_at: Annotated[str, Field(strict=True, max_length=64)] | None = None
+    code_version: ShortStr | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Ulira:
+        _equal_lengths("audits.ulira", indices=self.indices, phi=self.phi, lr=self.lr, mu_unlearned=self.mu_unlearned,
+                       mu_retrained=self.mu_retrained, sigma_unlearned=self.sigma_unlearned,
+                       sigma_retrained=self.sigma_retrained)
+        if (self.auc is None) != (self.balanced_accuracy_best is None):
+            raise ValueError("audits.ulira: auc and balanced_accuracy_best come together")
+        return self
+
+
+class RelearnCurve(_Open):
+    """One relearning curve: forget accuracy at recorded steps (equal lengths)."""
+
+    steps: list[Count]
+    forget_accuracy: list[Fraction]
+
+    @model_validator(mode="after")
+    def _same_lengths(self) -> RelearnCurve:
+        _equal_lengths("audits.relearn.curves", steps=self.steps, forget_accuracy=self.forget_accuracy)
+        return self
+
+
+class StepsToTarget(_Open):
+    """Steps each curve took to reach the target (null: censored, never reached)."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True, protected_namespaces=())
+
+    model: Count | None
+    retrained: Count | None
+    model_retain_only: Count | None
+    retrained_retain_only: Count | None
+
+
+class Relearn(_Open):
+    """``audits.relearn`` (:func:`mucomp.experiment.relearn.relearn_audit`)."""
+
+    steps: Annotated[int, Field(strict=True, ge=1, le=10**9)]
+    k: Count
+    lr: Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0.0, le=1e6)]
+    batch_size: Annotated[int, Field(strict=True, ge=1, le=10_000_000)]
+    target: Fraction
+    steps_to_target: StepsToTarget
+    relative: Ratio | None = None
+    curves: Annotated[dict[ShortStr, Annotated[dict[ShortStr, RelearnCurve], Field(max_length=16)]],
+                      Field(max_length=16)] | None = None
+    censored: Annotated[dict[ShortStr, bool], Field(max_length=16)] | None = None
+    share: Fraction | None = None
+    every: Count | None = None
+    seed: Int | None = None
+    relearn_indices: list[Count] | None = None
+    original_forget_accuracy: Fraction | None = None
+    seconds: Annotated[dict[ShortStr, Seconds], Field(max_length=16)] | None = None
+    computed_at: Annotated[str, Field(strict=True, max_length=64)] | None = None
+    code_version: ShortStr | None = None
+
+
+class Audits(_Open):
+    """``audits``: the blocks every evaluation stores (``leakage``; ``probes``: ``{layer: probe
+    ROC AUC or null}``) and the on-demand ones (``ulira``, ``relearn``)."""
+
+    leakage: Leakage | None = None
+    probes: Annotated[dict[ShortStr, Fraction | None], Field(max_length=1024)] | None = None
+    ulira: Ulira | None = None
+    relearn: Relearn | None = None
+
+
 class EvaluationInfo(_Open):
     """``evaluation``: how the evaluation pass behind every figure ran (absent in older results)."""
 
     precision: Literal["fp32", "bf16", "fp16"]
     device: ShortStr | None = None
+
+
+class ReferenceIdentity(BaseModel):
+    """One reference an experiment's figures were computed against: its stored id and weights hash."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: ExperimentId
+    weights_sha256: Annotated[str, Field(strict=True, pattern=r"^[0-9a-f]{64}$")]
+
+
+class References(BaseModel):
+    """``references``: the Original and the Retrained model an experiment was compared with."""
+
+    model_config = ConfigDict(extra="forbid")
+    original: ReferenceIdentity
+    retrained: ReferenceIdentity
 
 
 class StoredResult(_Open):
@@ -280,15 +457,30 @@ class StoredResult(_Open):
     attack: Attack | None = None
     embedding: Embedding | None = None
     cka: Cka | None = None
-    epochs: Annotated[list[EpochRecord], Field(max_length=1_000_000)] | None = None
-    timings: dict[ShortStr, Seconds | None] | None = None
+    #: Per-epoch records (a method runs at most 1,000 epochs): listings carry them, so bounded.
+    epochs: Annotated[list[EpochRecord], Field(max_length=10_000)] | None = None
+    timings: Annotated[dict[ShortStr, Seconds | None], Field(max_length=256)] | None = None
     evaluation: EvaluationInfo | None = None
     #: :func:`mucomp.environment.environment` of the process that ran it (absent in older results).
-    environment: dict[ShortStr, Any] | None = None
+    environment: Annotated[dict[ShortStr, Any], Field(max_length=256)] | None = None
+    audits: Audits | None = None
+    #: When an audit was last stored with it (:func:`mucomp.store.update.update_audits`).
+    updated_at: Annotated[str, Field(strict=True, max_length=64)] | None = None
+    #: The references its figures were computed against (absent in results made before them).
+    references: References | None = None
 
-    @field_validator("created_at")
+    @field_validator("environment")
     @classmethod
-    def _iso_time(cls, value: str) -> str:
+    def _small_environment(cls, value: dict | None) -> dict | None:
+        if value is not None and _json_size(value, MAX_EXTRA_BYTES) > MAX_EXTRA_BYTES:
+            raise ValueError(f"larger than {MAX_EXTRA_BYTES // 1024} kB; an environment record is about 1 kB")
+        return value
+
+    @field_validator("created_at", "updated_at")
+    @classmethod
+    def _iso_time(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         try:
             datetime.fromisoformat(value)
         except ValueError as err:
@@ -303,6 +495,11 @@ class StoredResult(_Open):
                             ("embedding.probs_t2", self.embedding and self.embedding.probs_t2)):
             if rows and any(len(row) != classes for row in rows):
                 raise ValueError(f"{block} rows must have one probability per class ({classes})")
+        leakage = self.audits.leakage if self.audits is not None else None
+        if leakage is not None:
+            for name in ("mean_probability", "retrained_mean_probability", "rank_counts", "retrained_rank_counts"):
+                if len(getattr(leakage, name)) != classes:
+                    raise ValueError(f"audits.leakage.{name} must have one entry per class ({classes})")
         return self
 
 
@@ -316,6 +513,34 @@ def _is_scalar(value: Any) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
     return isinstance(value, str) and len(value) <= 256
+
+
+def _is_number(value: Any) -> bool:
+    """null, or an int / finite float (never a bool) of magnitude at most :data:`MAX_NUMBER`."""
+    if value is None:
+        return True
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) <= MAX_NUMBER if isinstance(value, int) else math.isfinite(value) and abs(value) <= MAX_NUMBER
+
+
+def _json_size(value: Any, limit: int) -> int:
+    """About how many bytes ``value`` takes as compact JSON, counted without recursion and only up
+    to just past ``limit`` (a huge value is never walked completely)."""
+    size, stack = 0, [value]
+    while stack and size <= limit:
+        item = stack.pop()
+        if isinstance(item, dict):
+            size += 2 + sum(len(str(k)) + 4 for k in item)
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            size += 2 + len(item)
+            stack.extend(item)
+        elif isinstance(item, str):
+            size += len(item) + 2
+        else:
+            size += len(repr(item))
+    return size
 
 
 def _equal_lengths(block: str, **lists: list | None) -> None:
@@ -410,7 +635,8 @@ def upgrade(result: dict) -> dict:
 def check_result(result: object) -> dict:
     """``result`` (a parsed result.json) upgraded to the current version and checked completely.
 
-    Returns the upgraded dict itself (values as stored); raises :class:`ResultSchemaError`.
+    Returns the upgraded dict itself (values as stored) with its replicate ``group`` derived from
+    its config (:func:`with_group`); raises :class:`ResultSchemaError`.
     """
     if not isinstance(result, dict):
         raise ResultSchemaError(f"result.json must hold a JSON object, not {type(result).__name__}")
@@ -422,7 +648,24 @@ def check_result(result: object) -> dict:
         StoredResult.model_validate(upgraded)
     except ValidationError as err:
         raise ResultSchemaError(describe(err)) from None
-    return upgraded
+    return with_group(upgraded)
+
+
+def with_group(result: dict) -> dict:
+    """``result`` whose ``group`` is the one its config gives: :func:`mucomp.groups.group_id` for an
+    unlearned experiment, none for every other kind.
+
+    A stored ``group`` label is never trusted (an imported file could name any group and so join
+    it): every save, import and read derives it here, so every reader sees the same groups. The
+    dict is returned as it is when its label is right, else a copy with the label replaced.
+    """
+    group = group_id(result["config"]) if result["kind"] == "unlearned" else None
+    if result.get("group") == group:
+        return result
+    fixed = {key: value for key, value in result.items() if key != "group"}
+    if group is not None:
+        fixed["group"] = group
+    return fixed
 
 
 def parse_json(data: bytes | str) -> Any:
@@ -444,7 +687,10 @@ def parse_json(data: bytes | str) -> Any:
 
 
 def parse_result_bytes(data: bytes | str) -> dict:
-    """The bytes of a ``result.json`` as a checked, current-version result dict."""
+    """The bytes of a ``result.json`` as a checked, current-version result dict; more than
+    :data:`~mucomp.names.MAX_RESULT_BYTES` are refused before anything is parsed."""
+    if len(data) > MAX_RESULT_BYTES:
+        raise ResultSchemaError(f"larger than {MAX_RESULT_BYTES // 1024**2} MB; no result mucomp writes is that large")
     return check_result(parse_json(data))
 
 

@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mucomp.blas import limited_blas
+from mucomp.forget_sets import MIN_SET_IMAGES
 
 if TYPE_CHECKING:
     from mucomp.evaluation import Evaluation
@@ -96,7 +97,7 @@ def _as_matrix(x: object, name: str) -> np.ndarray:
 
 
 def _min_samples(unbiased: bool) -> int:
-    return 4 if unbiased else 2
+    return MIN_SET_IMAGES if unbiased else 2  # the unbiased estimator's n(n-3): forget sets are sized by it
 
 
 def _check_n(n: int, unbiased: bool, what: str = "CKA") -> None:

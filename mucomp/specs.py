@@ -36,6 +36,9 @@ class DatasetSpec:
     description: str = ""
     #: Architectures a scenario of this data set may use; the first is the default ``arch``.
     alt_archs: tuple[str, ...] = ()
+    #: Images in the training split (0: unknown), so that a forget set's size is checked before
+    #: anything loads (:func:`mucomp.forget_sets.check_sizes`); the loaded split is checked again.
+    train_images: int = 0
 
     @property
     def archs(self) -> tuple[str, ...]:
@@ -54,6 +57,11 @@ class DatasetSpec:
             if stripped.lower() in lowered:
                 return lowered.index(stripped.lower())
             if stripped.lstrip("-").isdigit():
+                if not stripped.isascii():  # int() would read other scripts' digits (and fail on '²')
+                    raise ValueError(
+                        f"class {value!r} is not a whole number written with the digits 0-9; use an index "
+                        f"0-{self.num_classes - 1} or one of {', '.join(self.class_names)}"
+                    )
                 value = int(stripped)
             else:
                 raise ValueError(
@@ -91,6 +99,7 @@ DATASETS: dict[str, DatasetSpec] = {
         needs_download=False,
         description="scikit-learn's 1,797 hand-written 8x8 digits; runs offline on a CPU in seconds",
         alt_archs=("vit_digits",),
+        train_images=1347,  # 1,797 less the 25 % test share (mucomp.data.loading.DIGITS_TEST_SHARE)
     ),
     "fashion_mnist": DatasetSpec(
         name="fashion_mnist",
@@ -106,6 +115,7 @@ DATASETS: dict[str, DatasetSpec] = {
         description="70,000 28x28 grey clothing images: ResNet-18 from published checkpoints (a network and a GPU "
                     "advised), or a CPU-sized CNN trained here in minutes",
         alt_archs=("fmnist_cnn",),
+        train_images=60_000,
     ),
     "cifar10": DatasetSpec(
         name="cifar10",
@@ -120,6 +130,7 @@ DATASETS: dict[str, DatasetSpec] = {
         hub_repo="jaeunglee/resnet18-cifar10-unlearning",
         description="60,000 32x32 colour images; ResNet-18 with published checkpoints; a GPU is advised",
         alt_archs=("vit_b16_cifar",),
+        train_images=50_000,
     ),
 }
 

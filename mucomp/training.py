@@ -61,6 +61,21 @@ def make_optimizer(
     raise ValueError(f"unknown optimiser {name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
+@contextlib.contextmanager
+def fixed_torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` torch threads, then restore the process's setting.
+
+    For work whose weights must not depend on the caller's thread count (the references: see
+    :func:`mucomp.settings.reference_threads`). The setting is process-wide, as torch's is.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(count))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def make_generator(seed: int) -> torch.Generator:
     """A CPU torch generator seeded with ``seed``: every shuffle and random draw of a run uses it."""
     generator = torch.Generator()

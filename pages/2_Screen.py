@@ -2,7 +2,6 @@
 Model A and Model B, details of one experiment (per-epoch curves, downloads, delete) and the
 trade-off (Pareto) view across all experiments."""
 
-import pandas as pd
 import streamlit as st
 
 from mucomp.catalogue import COLUMN_HELP, DEFINITIONS_POINTER, METRIC_DIRECTIONS, TYPE_LABELS
@@ -215,7 +214,7 @@ def detail_buttons(store, chosen: str, result: dict, label: str, listing: list[d
     buttons[4].download_button(
         "Bundle", data=lambda: bundle_bytes(store, [chosen]), file_name=f"{chosen}-bundle.zip",
         mime="application/zip", key="screen_download_bundle", on_click="ignore", disabled=unbundled is not None,
-        help=f"Can't be bundled: {unbundled}." if unbundled else
+        help=f"Can't be bundled: {md(unbundled, 2000)}." if unbundled else
         "A reproducibility bundle: the config with every seed, data and forget-set hashes, the references' "
         "identities, code, environment, metrics and weights. `mucomp reproduce FILE` reruns it and diffs every metric.",
     )
@@ -254,7 +253,7 @@ def details_section(listing: list[dict], unreproduced: dict[str, str]) -> None:
     unbundled = detail_buttons(store, chosen, result, labels[chosen], listing)
     message = st.session_state.pop("screen_message", None)
     if message:
-        (st.error if message[0] == "error" else st.success)(message[1])
+        (st.error if message[0] == "error" else st.success)(md(message[1], 2000))
     push_section(store, chosen, result, unbundled)
     settings, figures_column = st.columns(2)
     with settings.container(key="screen_detail_config"):  # st.table renders markdown: values escaped
@@ -320,7 +319,7 @@ def push_section(store, chosen: str, result: dict, unbundled: str | None) -> Non
         st.checkbox("With weights", key="screen_push_weights",
                     help="Upload the model's safetensors weights too (others can then reproduce and Contrast it).")
         st.button("Push", key="screen_push", on_click=_push, args=(store, chosen), disabled=refusal is not None,
-                  help=f"Can't push: {refusal}." if refusal else
+                  help=f"Can't push: {md(refusal, 2000)}." if refusal else
                   "Push this experiment and those it starts from, then regenerate the dataset card.")
         message = st.session_state.pop(KEY_PUSH_MESSAGE, None)
         if message:
@@ -402,12 +401,10 @@ def replicates_section(s) -> None:
     picked = _table_rows(event)
     if picked:
         chosen = summaries[picked[0]]
-        st.markdown(f"**Members of {chosen['group']}** (pick them as Model A / B above):")
+        st.markdown(f"**Members of {md(chosen['group'])}** (pick them as Model A / B above):")
         members = members_of(every_seed, chosen["group"])
-        st.dataframe(pd.DataFrame([{"ID": r["id"], "Training seed": r["config"].get("train_seed"),
-                                    "Unlearning seed": r["config"].get("unlearn_seed"),
-                                    **{name: r["metrics"].get(key) for key, name in variance.GROUP_METRICS.items()}}
-                                   for r in members]), hide_index=True, key="screen_group_members", width="stretch")
+        st.dataframe(variance.member_frame(chosen, members), hide_index=True, key="screen_group_members",
+                     width="stretch")
     members = {g["group"]: members_of(every_seed, g["group"]) for g in summaries}
     replicated = [g for g in summaries if g["n"] > 1]
     if not replicated:
@@ -424,7 +421,7 @@ def replicates_section(s) -> None:
     chosen = [g for g in summaries if g["method"] == method]
     params = varied_params(chosen)
     if len(params) < 2:
-        st.caption(f"The sweep needs {method} runs that vary two hyper-parameters (e.g. a grid of epochs × lr on Build).")
+        st.caption(f"The sweep needs {md(method)} runs that vary two hyper-parameters (e.g. a grid of epochs × lr on Build).")
         return
     x_param = middle.selectbox("x", params, key="screen_sweep_x")
     y_param = right.selectbox("y", [p for p in params if p != x_param], key="screen_sweep_y")

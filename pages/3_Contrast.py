@@ -17,6 +17,7 @@ from mucomp.results import (
     twin_embedding,
 )
 from mucomp.ui import figures, session, widgets
+from mucomp.ui.text import md
 
 session.setup("Contrast")
 
@@ -175,7 +176,7 @@ def leakage_section(ids: tuple[str, str], a: dict, b: dict, names, forget: tuple
     st.plotly_chart(fig, key="contrast_leakage", width="stretch")
     columns = st.columns(len(leaks))
     for column, (label, leak) in zip(columns, leaks.items(), strict=True):
-        column.metric(f"{label}: JS divergence to Retrained", f"{leak['js_mean']:.3f}",
+        column.metric(f"{md(label)}: JS divergence to Retrained", f"{leak['js_mean']:.3f}",
                       help="Mean over the forget images of the Jensen-Shannon divergence (natural log, 0 to 0.693) "
                            "between this model's and the Retrained model's predicted distributions: 0 = the same.")
         what = f"'{names[forget[0]]}'" if len(forget) == 1 else "each image's own class"

@@ -21,7 +21,9 @@ XDIST_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0) if os.envi
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 THREAD_SHARE = max(1, CORES // XDIST_WORKERS) if XDIST_WORKERS > 1 else None
 if THREAD_SHARE is not None:
-    for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MUCOMP_TORCH_THREADS"):
+    # The references too (their own fixed count; a count other than 2 names its own cache files).
+    for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MUCOMP_TORCH_THREADS",
+                  "MUCOMP_REFERENCE_THREADS"):
         os.environ.setdefault(_name, str(THREAD_SHARE))
 os.environ.pop("MUCOMP_REFERENCE_DIR", None)
 

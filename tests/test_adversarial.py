@@ -183,7 +183,8 @@ def test_unknown_keys_are_kept_but_known_ones_are_typed(store):
     saved = store.save(full_result(group="g1", config={**full_result()["config"], "my_param": [1, "x"]},
                                    metrics={**full_result()["metrics"], "my_metric": 0.5}), digits_weights())
     loaded = store.load(saved.id).result
-    assert loaded["group"] == "g1" and loaded["config"]["my_param"] == [1, "x"] and loaded["metrics"]["my_metric"] == 0.5
+    assert loaded["config"]["my_param"] == [1, "x"] and loaded["metrics"]["my_metric"] == 0.5
+    assert loaded["group"] == schema.group_id(loaded["config"])  # derived from the config, never the label given
     with pytest.raises(StoreError, match="forget_class"):
         store.save(full_result(config={**full_result()["config"], "forget_class": 12}))
 

@@ -20,7 +20,7 @@ PACKAGE = ROOT / "mucomp"
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundations", ("mucomp", "mucomp.settings", "mucomp.seeds", "mucomp.locks", "mucomp.blas", "mucomp.progress",
-                     "mucomp.precision", "mucomp.environment")),
+                     "mucomp.precision", "mucomp.environment", "mucomp.display_text")),
     ("vocabulary", ("mucomp.specs", "mucomp.forget_sets", "mucomp.config", "mucomp.catalogue", "mucomp.names",
                     "mucomp.schema", "mucomp.groups")),
     ("computation", ("mucomp.data", "mucomp.models", "mucomp.weights", "mucomp.training", "mucomp.evaluation",

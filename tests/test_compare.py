@@ -105,7 +105,7 @@ def test_table_accepts_experiments_and_optional_columns():
 
     result = make_result("aaaa", metrics={"UA": 0.25, "accs": [1.0, 0.25, None, 0.5]})
     table = compare.experiment_table([FakeExperiment(result)], ["w", "x", "y", "z"], per_class=True, salun=True)
-    assert table.columns.tolist()[:9] == ["ID", "Type", "Base", "Method", "Epochs", "Batch", "LR", "UA", "UA (SalUn)"]
+    assert table.columns.tolist()[:10] == ["ID", "Type", "Base", "Method", "Seeds", "Epochs", "Batch", "LR", "UA", "UA (SalUn)"]
     assert table.loc[0, "UA (SalUn)"] == 0.75
     assert table.loc[0, ["Acc w", "Acc x", "Acc z"]].tolist() == [1.0, 0.25, 0.5]
     assert math.isnan(table.loc[0, "Acc y"])

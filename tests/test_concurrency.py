@@ -78,8 +78,12 @@ def test_three_reference_processes_train_each_reference_once(tmp_path, digits_sc
     assert set(metrics[0]) == {"original", "retrained"}
     cached = sorted(p.name for p in (tmp_path / "home" / "references").rglob("*") if p.is_file())
     # Both cache files and no temporary file left (lock files may stay: filelock keeps them on POSIX).
+    from mucomp import settings
+
+    # A reference thread count other than the default names its own cache files.
+    suffix = "" if settings.reference_threads() == settings.REFERENCE_THREADS else f"-t{settings.reference_threads()}"
     assert [name for name in cached if not name.endswith(".lock")] == [
-        "original-s0.safetensors", "retrained-c3-s0.safetensors"]
+        f"original-s0{suffix}.safetensors", f"retrained-c3-s0{suffix}.safetensors"]
 
 
 # A process that stores a reference's (faked, slow) figures through the runner once both processes

@@ -225,3 +225,28 @@ def test_training_applies_nesterov_and_the_gradient_clip(digits_scenario):
     assert moved(outcomes["clipped"]) < 0.05 * moved(outcomes["plain"])
     with pytest.raises(ValueError, match="clip_grad_norm"):
         TrainRecipe(epochs=1, lr=0.1, batch_size=8, clip_grad_norm=-1.0)
+
+
+def test_reference_weights_do_not_depend_on_the_processs_thread_count(tmp_path, monkeypatch):
+    """The same scenario's Retrained weights, trained at 1 and at 3 torch threads (3 rounds
+    differently from 1, 2 and 4 on a 2-core machine when the count is not fixed), are bit-identical."""
+    from mucomp import recipes
+
+    # Two epochs are enough to show the difference (and keep the test short).
+    monkeypatch.setitem(recipes.RECIPES, "digits", recipes.TrainRecipe(epochs=2, lr=0.05, batch_size=64))
+    scenario = Scenario("digits", 5, 0)
+    before = torch.get_num_threads()
+    weights = {}
+    try:
+        for threads in (1, 3):
+            monkeypatch.setenv("MUCOMP_HOME", str(tmp_path / f"threads-{threads}"))
+            torch.set_num_threads(threads)
+            reference = load_reference(scenario, "retrained", source="train")
+            assert reference.source == "trained"
+            assert torch.get_num_threads() == threads  # the process's own setting is put back
+            weights[threads] = reference.model.state_dict()
+    finally:
+        torch.set_num_threads(before)
+    assert weights[1].keys() == weights[3].keys()
+    for key, value in weights[1].items():
+        assert torch.equal(value, weights[3][key]), key

@@ -395,7 +395,7 @@ def test_push_then_pull_round_trips_every_figure(experiment, store, hub, home, t
 
     # A second replicate (another unlearning seed) makes the card's group interval real.
     twin_result = dict(experiment.result, id="replicate-seed1",
-                       config={**experiment.config, "seed": 1},
+                       config={**experiment.config, "unlearn_seed": 1},
                        metrics={**experiment.metrics, "UA": 0.5, "RA": experiment.metrics["RA"] - 0.01})
     twin = store.save(twin_result, experiment.state_dict())
     try:

@@ -15,12 +15,16 @@ import sys
 
 from mucomp.cli import audits, references, runs, sharing, store
 from mucomp.cli.common import UsageError
+from mucomp.display_text import for_terminal
 
 __all__ = ["UsageError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mucomp", description="Machine Unlearning Comparator, headless")
+    from mucomp import settings
+
+    parser = argparse.ArgumentParser(prog="mucomp", description="Machine Unlearning Comparator, headless",
+                                     epilog=settings.threads_statement(workers=1).replace("`", ""))
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None,
                         help="precision of the evaluation passes (default: $MUCOMP_PRECISION, else fp32); bf16 / "
                              "fp16 run them under autocast where the device supports it")
@@ -39,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except UsageError as err:
         parser.print_usage(sys.stderr)
-        print(f"mucomp: error: {err}", file=sys.stderr)
+        print(f"mucomp: error: {for_terminal(err, newlines=True)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mucomp: interrupted", file=sys.stderr)
@@ -49,5 +53,5 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except Exception as err:  # every other failure is the work's, not the arguments'
-        print(f"mucomp: {args.command} failed: {err}", file=sys.stderr)
+        print(f"mucomp: {args.command} failed: {for_terminal(err, newlines=True)}", file=sys.stderr)
         return 1

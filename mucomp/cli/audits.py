@@ -34,7 +34,7 @@ def cmd_audit(args) -> int:
             apply_torch_threads()
         progress = _audit_progress(sys.stderr.isatty() and not args.json)
         try:
-            run_audit_jobs(args.id, wanted, workers=args.workers, torch_threads=settings.torch_threads(),
+            run_audit_jobs(args.id, wanted, workers=args.workers, torch_threads=settings.requested_torch_threads(),
                            shadows=args.shadows, held_out=args.held_out, center=args.center,
                            variance=args.variance, steps=args.steps, follow=progress)
         except AuditError as err:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mucomp.catalogue import LIST_METRICS
+from mucomp.display_text import for_terminal
 from mucomp.forget_sets import of_classes
 from mucomp.specs import DATASETS, get_spec
 
@@ -22,7 +23,8 @@ class UsageError(ValueError):
 
 
 def emit(payload: Any, as_json: bool, text: Callable[[], str]) -> None:
-    """Print ``payload`` as JSON, or ``text()``."""
+    """Print ``payload`` as JSON (``json.dumps`` escapes every control character), or ``text()``
+    with every control character but its line breaks made visible (:func:`for_terminal`)."""
     if as_json:
         try:  # stored results are JSON-safe already: no numpy import for list / show
             print(json.dumps(payload, allow_nan=False))
@@ -31,7 +33,7 @@ def emit(payload: Any, as_json: bool, text: Callable[[], str]) -> None:
 
             print(json.dumps(to_json_safe(payload), allow_nan=False))
     else:
-        print(text())
+        print(for_terminal(text(), newlines=True))
 
 
 def forget_text(args: argparse.Namespace) -> str:
@@ -142,7 +144,7 @@ def format_cell(value: Any) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value)
+    return for_terminal(value)  # stored text: one visible line, whatever it holds
 
 
 def table_text(rows: list[dict], columns: list[str]) -> str:

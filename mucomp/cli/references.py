@@ -15,6 +15,7 @@ from mucomp.cli.common import (
     epoch_progress,
     scenario_from_args,
 )
+from mucomp.display_text import for_terminal
 from mucomp.forget_sets import parse_forget
 from mucomp.specs import DATASETS
 
@@ -40,7 +41,7 @@ def cmd_references(args) -> int:
             if check is not None:
                 out[kind]["reference_check"] = check
                 if not check["matches"]:
-                    print(f"mucomp: warning: {check['message']}", file=sys.stderr)
+                    print(f"mucomp: warning: {for_terminal(check['message'])}", file=sys.stderr)
 
     def text() -> str:
         lines = [f"scenario {scenario.key} (forget {scenario.forget_set.describe(scenario.spec)})"]

@@ -4,7 +4,6 @@ processes or a Ray cluster), stored and printed."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from mucomp.cli.common import (
@@ -17,6 +16,7 @@ from mucomp.cli.common import (
     seed_list,
 )
 from mucomp.config import MAX_RUNS, ExperimentConfig
+from mucomp.display_text import for_terminal
 
 
 def _parse_value(method_info, key: str, text: str):
@@ -91,20 +91,44 @@ def _config_from_args(args):
     return config, grid, train_seeds, seeds
 
 
-def _executor(args, runs: int):
-    """The job API backend ``mucomp run`` submits to: this process (no ``--workers``), local worker
-    processes (``--workers N``) or a Ray cluster (``--executor ray``)."""
+def _may_run_here(args) -> bool:
+    """Whether the arguments ask for runs in this process (:func:`_runs_here`), guessed from the
+    arguments alone before torch is imported: then UMAP may compile while torch loads."""
+    from mucomp.catalogue import BUILTIN_METHODS
+
+    if args.executor != "local" or args.workers not in (None, 0):
+        return False
+    return args.workers == 0 or (args.method in BUILTIN_METHODS and not args.grid
+                                 and args.seeds is None and args.train_seeds is None)
+
+
+def _runs_here(args, runs: int, builtin: bool) -> bool:
+    """Whether the runs execute in this process: asked for (``--workers 0``) or, by default, a
+    single run of a built-in method (no worker start-up). A grid, replicates and a plugin's method
+    run in a worker process: a run that ends its process (a crash, ``os._exit``, the OOM killer)
+    then fails alone, with the reason, and the others complete."""
+    if args.executor != "local":
+        return False
+    return args.workers == 0 or (args.workers is None and runs == 1 and builtin)
+
+
+def _executor(args, runs: int, here: bool):
+    """The job API backend ``mucomp run`` submits to: this process (``here``), local worker
+    processes (``--workers N``, one by default) or a Ray cluster (``--executor ray``)."""
     from mucomp import settings
     from mucomp.execution import make_executor
 
     threads = settings.torch_threads()
     if args.executor == "ray":
-        return make_executor("ray", ray_address=args.ray_address, torch_threads=threads or 1)
-    if not args.workers:
+        return make_executor("ray", ray_address=args.ray_address, torch_threads=threads)
+    if here:
         apply_torch_threads()
-        return make_executor("inline")  # cmd_run has started UMAP's compilation already
-    workers = min(args.workers, runs)
-    return make_executor("local", workers=workers, torch_threads=threads or max(1, (os.cpu_count() or 1) // workers))
+        from mucomp.embedding import warm_up
+
+        warm_up(background=True)  # started by cmd_run already when it could tell; RT waits for it
+        return make_executor("inline")
+    workers = min(args.workers or 1, runs)
+    return make_executor("local", workers=workers, torch_threads=settings.torch_threads(workers))
 
 
 def _follow(executor, ids: list[int], progress) -> None:
@@ -152,18 +176,32 @@ def _check_base(store, config) -> None:
 
 
 def cmd_run(args) -> int:
-    """Run one experiment or a grid through the job API, store the results and print them."""
-    if args.executor == "local" and not args.workers:
-        from mucomp.embedding import warm_up  # torch-free: starts before torch is imported
+    """Run one experiment or a grid through the job API, store the results and print them.
 
-        warm_up(background=True)  # numba compiles while torch and the references load; RT waits for it
-    from mucomp.config import TooManyRunsError, plan_runs
-    from mucomp.store import ExperimentStore
-
+    Exits only once a UMAP compilation this process started has finished, whatever happened: the
+    interpreter must not shut down under numba's compiler thread (that aborts, exit 134, instead of
+    the exit status the run earned)."""
     if args.max_runs is not None and args.max_runs < 1:
         raise UsageError(f"--max-runs: must be at least 1, got {args.max_runs}")
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"--workers: must be 0 (this process) or more, got {args.workers}")
+    if _may_run_here(args):
+        from mucomp.embedding import warm_up  # torch-free: starts before torch is imported
+
+        warm_up(background=True)  # numba compiles while torch and the references load; RT waits for it
+    try:
+        return _run_and_report(args)
+    finally:
+        embedding = sys.modules.get("mucomp.embedding")
+        if embedding is not None:
+            embedding.settle_warm_up()
+
+
+def _run_and_report(args) -> int:
+    from mucomp.config import TooManyRunsError, plan_runs
+    from mucomp.methods import available_methods
+    from mucomp.store import ExperimentStore
+
     config, grid, train_seeds, seeds = _config_from_args(args)
     try:
         configs = plan_runs(config, grid, train_seeds=train_seeds, unlearn_seeds=seeds, max_runs=args.max_runs)
@@ -171,7 +209,8 @@ def cmd_run(args) -> int:
         raise UsageError(f"--grid / --seeds: {err}") from err
     store = ExperimentStore()
     _check_base(store, config)
-    executor = _executor(args, len(configs))
+    here = _runs_here(args, len(configs), available_methods()[config.method].builtin)
+    executor = _executor(args, len(configs), here)
     try:
         ids = executor.submit(configs, max_runs=args.max_runs)
         _follow(executor, ids, _run_progress(sys.stderr.isatty() and not args.quiet, len(configs)))
@@ -185,7 +224,7 @@ def cmd_run(args) -> int:
         else:
             failures.append(f"run {position} ({item.hyper()}): {job['state']}: {job['message']}")
     for failure in failures:
-        print(f"mucomp: {failure}", file=sys.stderr)
+        print(f"mucomp: {for_terminal(failure)}", file=sys.stderr)
     payload = results[0] if len(configs) == 1 and results else results
     if results:
         emit(payload, args.json, lambda: results_text(results))
@@ -209,7 +248,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--executor", choices=["local", "ray"], default="local",
                      help="where the runs execute: this machine (default) or a Ray cluster (pip install 'mucomp[ray]')")
     run.add_argument("--workers", type=int, default=None,
-                     help="local worker processes running the grid in parallel (default: run in this process)")
+                     help="local worker processes running the grid in parallel (default: one worker process for a "
+                          "grid, replicates or a plugin's method, this process for a single built-in run; 0: this "
+                          "process always)")
     run.add_argument("--ray-address", dest="ray_address", default=None,
                      help="with --executor ray: the cluster to join, e.g. auto or ray://HOST:10001 (default: a local Ray)")
     run.add_argument("--seeds", default=None, metavar="LIST",

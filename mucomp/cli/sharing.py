@@ -17,6 +17,7 @@ from mucomp.cli.common import (
     store_call,
 )
 from mucomp.cli.store import chosen_ids
+from mucomp.display_text import for_terminal
 
 
 def cmd_reproduce(args) -> int:
@@ -32,7 +33,7 @@ def cmd_reproduce(args) -> int:
     apply_torch_threads()
     verbose = sys.stderr.isatty() and not args.json
     report = reproduce(args.bundle, ExperimentStore(), tolerance=args.tolerance, keep=args.keep,
-                       progress=(lambda message: print(message, file=sys.stderr, flush=True)) if verbose else None)
+                       progress=(lambda message: print(for_terminal(message), file=sys.stderr, flush=True)) if verbose else None)
     emit(report.as_dict(), args.json, report.text)
     return 0 if report.ok else 1
 
@@ -51,7 +52,7 @@ def cmd_push(args) -> int:
     result = store_call(push, args.repo, store, ids, weights=args.weights, endpoint=hub_endpoint(),
                          private=True if args.private else None)
     for warning in result.warnings:
-        print(f"mucomp: warning: {warning}", file=sys.stderr)
+        print(f"mucomp: warning: {for_terminal(warning)}", file=sys.stderr)
     payload = {"repo": result.repo_id, "url": result.url, "commit": result.commit, "ids": result.ids,
                "files": result.files}
     emit(payload, args.json, lambda: (
@@ -63,11 +64,13 @@ def cmd_push(args) -> int:
 def cmd_pull(args) -> int:
     """Download the experiments of a dataset repo and import them (the checks of `mucomp import`),
     or write them as a bundle with -o."""
-    from mucomp.sharing.hub import HubError, check_repo_id, hub_endpoint, pull
+    from mucomp.sharing.hub import HubError, check_output, check_repo_id, hub_endpoint, pull
     from mucomp.store import ExperimentExistsError, ExperimentStore
 
     try:
         check_repo_id(args.repo)
+        if args.output is not None:
+            check_output(args.output)  # before anything is downloaded
     except HubError as err:
         raise UsageError(str(err)) from err
     try:
@@ -80,7 +83,7 @@ def cmd_pull(args) -> int:
             f"(`mucomp delete ID`) or run `mucomp pull {args.repo} --skip-existing` to import only the new ones"
         ) from err
     for path in result.ignored:
-        print(f"mucomp: ignored {path} (not part of a mucomp experiment folder)", file=sys.stderr)
+        print(f"mucomp: ignored {for_terminal(path)} (not part of a mucomp experiment folder)", file=sys.stderr)
     payload = {"repo": result.repo_id, "commit": result.commit, "ids": result.ids, "imported": result.imported,
                "written": result.written}
     if result.written:
@@ -125,7 +128,7 @@ def cmd_zoo(args) -> int:
     experiment = zoo.pull(entry.repo, scenario, ExperimentStore(), progress=epoch_progress(sys.stderr.isatty()))
     check = experiment.result.get("published_check")
     if check is not None and not check["matches"]:
-        print(f"mucomp: warning: {check['message']}", file=sys.stderr)
+        print(f"mucomp: warning: {for_terminal(check['message'])}", file=sys.stderr)
     summary = {"id": experiment.id, "source": experiment.config.get("source"),
                **{k: experiment.metrics.get(k) for k in ("UA", "TUA", "TRA", "PS", "PS_exact")},
                "published_check": check}

@@ -18,6 +18,7 @@ from mucomp.cli.common import (
     store_call,
     summary_row,
 )
+from mucomp.display_text import for_terminal
 from mucomp.specs import DATASETS
 
 #: The metrics of ``mucomp summary``'s text (its JSON has every summarised metric).
@@ -40,6 +41,7 @@ def cmd_list(args) -> int:
         entries = [e for e in entries if e.get("group") == args.group]
     unreadable = store.problems
     for name, problem in unreadable.items():
+        name, problem = for_terminal(name), for_terminal(problem)
         print(f"mucomp: experiment {name} is unreadable ({problem}); delete it with `mucomp delete {name}`",
               file=sys.stderr)
 
@@ -47,7 +49,7 @@ def cmd_list(args) -> int:
         table = results_text(entries)
         if not unreadable:
             return table
-        lines = [f"  {name}  {problem}" for name, problem in unreadable.items()]
+        lines = [f"  {for_terminal(name)}  {for_terminal(problem)}" for name, problem in unreadable.items()]
         return "\n".join([table, "", f"unreadable ({len(unreadable)}; delete with `mucomp delete ID`):", *lines])
 
     emit([summary_row(r) for r in entries], args.json, text)
@@ -71,19 +73,27 @@ def cmd_summary(args) -> int:
         if not entry or entry["mean"] is None:
             return "-"
         if entry["half_width"] is None:
-            return f"{entry['mean']:.4g}"
-        return f"{entry['mean']:.4g} ± {entry['half_width']:.2g}"
+            return f"{entry['mean']:.4g} (n {entry['n']})"
+        return f"{entry['mean']:.4g} ± {entry['half_width']:.2g} (n {entry['n']})"
+
+    def left_out(group: dict) -> list[str]:
+        lines = [f"{for_terminal(group['group'])}: {i} repeats the seeds of {first}, counted once"
+                 for i, first in group["repeats"].items()]
+        return lines + [f"{for_terminal(group['group'])}: {i} left out: {reason}" for i, reason in group["apart"].items()]
 
     def text() -> str:
         if not summaries:
             return "no replicate groups (run with --seeds 0-4 to make one)"
-        header = ["group", "method", "n", *SUMMARY_TEXT_METRICS]
-        rows = [[g["group"], str(g["method"]), str(g["n"]), *(cell(g["metrics"].get(m)) for m in SUMMARY_TEXT_METRICS)]
+        header = ["group", "method", "data set", "forget", "n", *SUMMARY_TEXT_METRICS]
+        rows = [[for_terminal(g["group"]), for_terminal(g["method"]), for_terminal(g["dataset"]),
+                 for_terminal(g["forget"]), str(g["n"]), *(cell(g["metrics"].get(m)) for m in SUMMARY_TEXT_METRICS)]
                 for g in summaries]
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
         lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
         lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
-        return "\n".join(lines + ["", "mean ± half-width of the 95 % Student-t interval over the group's seeds"])
+        notes = [line for g in summaries for line in left_out(g)]
+        return "\n".join(lines + ["", "mean ± half-width of the 95 % Student-t interval over the group's distinct seed "
+                                    "pairs; (n k): the replicates that have the metric", *notes])
 
     payload = summaries[0] if args.group else summaries
     emit(payload, args.json, text)
@@ -142,7 +152,10 @@ def cmd_export(args) -> int:
               + (f" ({extra} of them the bases the others start from)" if extra > 0 else "")
               + ("" if args.no_weights else ", with their weights"))
         return 0
-    ids = store_call(store.export, ids, args.output)
+    from mucomp.sharing.bundle import atomic_path
+
+    with atomic_path(args.output) as partial:  # an export cut short leaves no truncated zip at the output
+        ids = store_call(store.export, ids, partial)
     print(f"exported {len(ids)} experiment(s) to {args.output}")
     return 0
 
@@ -153,9 +166,11 @@ def cmd_import(args) -> int:
 
     if not Path(args.archive).is_file():
         raise UsageError(f"archive: no file {args.archive!r}; give the path of a zip made by `mucomp export`")
+    from mucomp.sharing.bundle import import_archive  # says what a full disk left stored
+
     try:
-        imported = ExperimentStore().import_(args.archive, on_conflict="skip" if args.skip_existing else "error",
-                                             allow_references=args.allow_references)
+        imported = import_archive(ExperimentStore(), args.archive, on_conflict="skip" if args.skip_existing else "error",
+                                  allow_references=args.allow_references)
     except ExperimentExistsError as err:
         done = f"only {', '.join(err.imported)} had been imported" if err.imported else "nothing was imported"
         raise RuntimeError(

@@ -28,6 +28,7 @@ import time
 import types
 from collections.abc import Iterator
 
+from mucomp import settings
 from mucomp.execution.jobs import Executor, Job
 from mucomp.execution.requests import method_origin
 from mucomp.settings import env_int
@@ -292,10 +293,10 @@ _SHARED_LOCK = threading.Lock()
 
 def shared_executor(workers: int | None = None, torch_threads: int | None = None, **kwargs) -> LocalExecutor:
     """One :class:`LocalExecutor` per process and setting (``MUCOMP_WORKERS`` and
-    ``MUCOMP_TORCH_THREADS`` by default, 1 each), started on first use and kept for the process's
+    :func:`mucomp.settings.torch_threads` by default), started on first use and kept for the process's
     life: the app's sessions and pages all submit here."""
     workers = workers if workers is not None else env_int("MUCOMP_WORKERS", 1)
-    torch_threads = torch_threads if torch_threads is not None else env_int("MUCOMP_TORCH_THREADS", 1)
+    torch_threads = torch_threads if torch_threads is not None else settings.torch_threads(workers)
     key = (workers, torch_threads, tuple(sorted(kwargs.items())))
     with _SHARED_LOCK:
         executor = _SHARED.get(key)

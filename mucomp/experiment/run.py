@@ -112,6 +112,7 @@ def run_experiment(
         "method_label": info.label,
         "epochs": outcome.epochs,
         "owner": owner,
+        "references": state.reference_identity(),
     }, state.device)
     experiment = store.save(result, model.state_dict())
     stage_reporter(progress, "saving")(1, 1)
@@ -157,7 +158,7 @@ def store_custom_model(
     base_config = {**scenario.config_fields(), "unlearn_seed": scenario.train_seed,
                    "method": "custom", "base": None, "epochs": None, "lr": None, "batch_size": None, "params": {}}
     base_config.update(config or {})
-    tags = {"method_label": str(label)[:120], "owner": owner, **(extra or {})}
+    tags = {"method_label": str(label)[:120], "owner": owner, "references": state.reference_identity(), **(extra or {})}
     if checks is not None:
         tags.update(checks(figures["metrics"]))
     result = result_record(experiment_id, kind, base_config, figures, tags, state.device)

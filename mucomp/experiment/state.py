@@ -36,6 +36,7 @@ from mucomp.reference_check import check_reference
 from mucomp.references import default_source, load_reference
 from mucomp.similarity import precompute_grams
 from mucomp.store import ExperimentExistsError, ExperimentStore, StoreError
+from mucomp.weights import weights_sha256
 
 
 @dataclass
@@ -48,6 +49,7 @@ class ReferenceState:
     evals: dict[str, Evaluation]
     experiment_id: str
     source: str = "train"  # "trained" / "cache" (local) or "hub" (a published checkpoint)
+    weights_sha256: str = ""  # :func:`mucomp.weights.weights_sha256` of the model evaluated here
 
 
 @dataclass
@@ -63,6 +65,12 @@ class ScenarioState:
     retrained: ReferenceState
     device: torch.device
     retrained_metrics: dict = field(default_factory=dict)
+
+    def reference_identity(self) -> dict[str, dict[str, str]]:
+        """What an experiment's figures were computed against (stored as its ``references``):
+        ``{"original" | "retrained": {"id": stored experiment id, "weights_sha256": hash}}``."""
+        return {ref.kind: {"id": ref.experiment_id, "weights_sha256": ref.weights_sha256}
+                for ref in (self.original, self.retrained)}
 
     @property
     def reference_evals(self) -> dict[str, dict[str, Evaluation]]:
@@ -128,6 +136,8 @@ def prepare_scenario(
             _STATES.move_to_end(key)
     if state is not None:
         return state
+    if not scenario.by_class:  # draw and check the images now (too few to evaluate?), not after training
+        scenario.forget_indices  # noqa: B018
     report = stage_reporter(progress, "references")
     refs = {}
     for position, kind in enumerate(("original", "retrained")):
@@ -142,7 +152,7 @@ def prepare_scenario(
         )
         refs[kind] = ReferenceState(
             kind, ref.model, ref.checkpoint_id, evals, reference_experiment_id(scenario, kind, ref.checkpoint_id),
-            ref.source,
+            ref.source, weights_sha256(ref.model.state_dict()),
         )
     state = ScenarioState(scenario, refs["original"], refs["retrained"], device)
     for kind in ("retrained", "original"):  # the Original's figures compare it with the Retrained

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from mucomp import privacy
+from mucomp.display_text import for_terminal
 from mucomp.results.access import (
     IncompatibleResultsError,
     MissingBlockError,
@@ -299,7 +300,8 @@ def audit_text(experiment_id: str, audits: Mapping[str, Mapping[str, Any] | None
     probes = audits.get("probes")
     if probes is not None:
         lines.append("probe ROC AUC (forget vs retain) per layer: "
-                     + "  ".join(f"{layer} {auc:.3f}" for layer, auc in probes.items()))
+                     + "  ".join(f"{layer} {'-' if auc is None else format(auc, '.3f')}"  # null: no AUC
+                                 for layer, auc in probes.items()))
     ulira = audits.get("ulira")
     if ulira is not None:
         lines.append(f"U-LiRA accuracy {ulira['accuracy']:.3f} (0.5 = like retraining) over {ulira['held_out']} "
@@ -318,7 +320,8 @@ def audit_text(experiment_id: str, audits: Mapping[str, Mapping[str, Any] | None
               f"(Retrained {_steps(reached['retrained_retain_only'], budget)})")
     if len(lines) == 1:
         lines.append("no audits stored")
-    return "\n".join(lines)
+    # Layer names and estimator words are stored text: a line break or escape in one shows as such.
+    return "\n".join(for_terminal(line) for line in lines)
 
 
 ULIRA_COLUMNS = ("rank", "index", "lr", "phi", "mu_unlearned", "mu_retrained", "flagged")

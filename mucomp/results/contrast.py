@@ -335,7 +335,13 @@ def probe_frame(results: Mapping[str, Mapping[str, Any]], layers: Sequence[str])
         if probes is None:
             continue
         for index, layer in enumerate(layers):
-            auc = float(probes.get(layer, float("nan")))
+            auc = _stored_auc(probes.get(layer))  # null: no AUC (e.g. no test forget images)
             rows.append({"model": model, "layer": layer, "layer_index": index, "auc": auc,
-                         "excess": auc - float(retrained.get(layer, float("nan")))})
+                         "excess": auc - _stored_auc(retrained.get(layer))})
     return pd.DataFrame(rows, columns=["model", "layer", "layer_index", "auc", "excess"])
+
+
+def _stored_auc(value: Any) -> float:
+    """A stored probe AUC as a float; NaN where none was stored or it is null (a random forget
+    set has no test forget images, so its test AUCs are null)."""
+    return math.nan if value is None else float(value)

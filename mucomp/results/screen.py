@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mucomp import catalogue
+from mucomp.groups import seed_pair, train_seed_of
 from mucomp.results.access import (
     IncompatibleResultsError,
     MissingBlockError,
@@ -28,7 +29,7 @@ _TYPE_ORDER = {"original": 0, "retrained": 1}
 
 #: Columns of :func:`experiment_table`, in order.
 TABLE_COLUMNS: tuple[str, ...] = (
-    "ID", "Type", "Base", "Method", "Epochs", "Batch", "LR",
+    "ID", "Type", "Base", "Method", "Seeds", "Epochs", "Batch", "LR",
     "UA", "RA", "TUA", "TRA", "RT", "Cost", "PS", "MIA", "Avg. Gap", "U-LiRA", "Relearn", "Leak JS", "Created", "Owner",
 )
 
@@ -132,6 +133,7 @@ def experiment_table(
     pandas.DataFrame
         Columns :data:`TABLE_COLUMNS`: ``ID`` (str), ``Type`` (Original / Retrained / Unlearned /
         Custom), ``Base`` (``"Original"``, a base experiment id, or ``"—"``), ``Method`` (label),
+        ``Seeds`` (:func:`seeds_label`),
         ``Epochs`` and ``Batch`` (nullable Int64), ``LR`` (float), ``UA``, ``RA``, ``TUA``, ``TRA``,
         ``PS``, ``MIA`` (MIA-Efficacy), ``Avg. Gap`` (fractions in [0, 1]), ``RT`` (seconds),
         ``Cost`` (samples back-propagated by the method, float; show it with
@@ -165,6 +167,20 @@ def experiment_table(
     return table.drop(columns=["_order", "_undated"]).reset_index(drop=True)
 
 
+def seeds_label(result: dict) -> str:
+    """The seeds that made a result, as Screen's Seeds column shows them: ``"t0 u1"`` (training
+    seed of the references, unlearning seed of the run) for an unlearned model, ``"t0"`` for a
+    reference, ``"—"`` for uploads and imports that recorded none. Two rows of one group with the
+    same text are the same replicate."""
+    config = result.get("config") or {}
+    kind = result.get("kind")
+    if kind in ("original", "retrained"):
+        return f"t{train_seed_of(config)}"
+    if kind == "unlearned":
+        return "t{} u{}".format(*seed_pair(config))
+    return "—"
+
+
 def _table_row(result: dict, class_names: Sequence[str] | None, per_class: bool) -> dict[str, Any]:
     """One row of :func:`experiment_table` (plus its sort key ``_order``)."""
     config, metrics = result.get("config") or {}, result.get("metrics") or {}
@@ -173,6 +189,7 @@ def _table_row(result: dict, class_names: Sequence[str] | None, per_class: bool)
         "Type": catalogue.TYPE_LABELS.get(result.get("kind"), str(result.get("kind"))),
         "Base": base_label(config.get("base")),
         "Method": method_label(result),
+        "Seeds": seeds_label(result),
         "Epochs": _int_or_none(config.get("epochs")),
         "Batch": _int_or_none(config.get("batch_size")),
         "LR": number(config.get("lr")),

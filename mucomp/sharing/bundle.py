@@ -32,11 +32,16 @@ its own typed schema, and that it says what the results say (same ids, configs, 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
 import os
+import secrets
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -44,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mucomp.names import (
     KINDS,
     MANIFEST_FILE,
+    MAX_MANIFEST_BYTES,
     MAX_RESULT_BYTES,
     MODEL_FILE,
     PROTECTED_KINDS,
@@ -60,8 +66,6 @@ BUNDLE_FORMAT = "mucomp-bundle"
 BUNDLE_VERSION = 1
 #: The per-experiment manifest file of a Hub folder (a one-experiment ``bundle`` block).
 EXPERIMENT_MANIFEST_FILE = "bundle.json"
-#: Largest manifest read (bytes): per experiment a few kB plus its metrics (C x C matrices).
-MAX_MANIFEST_BYTES = 64 * 1024**2
 #: Most experiments one bundle may hold.
 MAX_EXPERIMENTS = 10_000
 
@@ -349,6 +353,32 @@ def write_bundle(
     created = now_iso()
     block = bundle_block(manifests, exported_by=here, created_at=created)
     order = [e.id for e in experiments]
+    if isinstance(destination, (str, os.PathLike)):  # a file: written whole or not at all
+        with atomic_path(destination) as partial:
+            return _write_zip(partial, experiments, manifests, order, block, created)
+    return _write_zip(destination, experiments, manifests, order, block, created)
+
+
+@contextlib.contextmanager
+def atomic_path(destination: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path in ``destination``'s folder to write to; renamed onto ``destination``
+    (``os.replace``) when the block completes, removed when it fails, so an interrupted write never
+    leaves a truncated file there (a file that was there stays as it was). A process killed
+    outright leaves at most the hidden ``.<name>.<random>.partial`` beside it."""
+    final = Path(destination)
+    if not final.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such folder to write into", str(final.parent))
+    partial = final.with_name(f".{final.name}.{secrets.token_hex(4)}.partial")
+    try:
+        yield partial
+        os.replace(partial, final)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _write_zip(destination: Any, experiments: list[Experiment], manifests: list[dict], order: list[str],
+               block: dict, created: str) -> list[str]:
     with zipfile.ZipFile(destination, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(MANIFEST_FILE, json.dumps(archive_manifest(order, block, created), indent=1, allow_nan=False))
         for experiment, manifest in zip(experiments, manifests, strict=True):
@@ -463,14 +493,39 @@ def _check_entry(experiment_id: str, content: dict[str, bytes], manifest: dict) 
         if manifest[key] != stated[key]:
             raise StoreError(f"{experiment_id}: the bundle manifest's {key} differs from its result.json (the bundle "
                              f"was edited); {_REFUSED}")
-    if manifest["environment_recorded"] == "run" and manifest["environment"] != stated.get("environment"):
-        raise StoreError(f"{experiment_id}: the bundle manifest's environment differs from the one its result.json "
-                         f"recorded (the bundle was edited); {_REFUSED}")
+    _check_environment(experiment_id, manifest, stated.get("environment"))
     model = content.get(MODEL_FILE)
     if manifest["weights_included"] != (model is not None):
         raise StoreError(f"{experiment_id}: the manifest says its weights are {'' if manifest['weights_included'] else 'not '}"
                          f"bundled, but the archive {'lacks' if model is None else 'holds'} them; {_REFUSED}")
     return BundleEntry(experiment_id, manifest, result, content[RESULT_FILE], model)
+
+
+def _check_environment(experiment_id: str, manifest: dict, recorded: Any) -> None:
+    """The manifest's environment must be the one the result recorded, when it recorded one: the
+    reproduce tolerance follows it, so a bundle can't loosen its own check (claiming an export-time
+    environment, or another run's, for a result that records its own)."""
+    if isinstance(recorded, dict):
+        if manifest["environment_recorded"] != "run":
+            raise StoreError(f"{experiment_id}: the bundle manifest says its environment was recorded at export, but "
+                             f"its result.json records the environment its run had (the bundle was edited); {_REFUSED}")
+        if manifest["environment"] != recorded:
+            raise StoreError(f"{experiment_id}: the bundle manifest's environment differs from the one its "
+                             f"result.json recorded (the bundle was edited); {_REFUSED}")
+    elif manifest["environment_recorded"] == "run":
+        raise StoreError(f"{experiment_id}: the bundle manifest says the run recorded its environment, but its "
+                         f"result.json records none (the bundle was edited); {_REFUSED}")
+
+
+def run_environment(entry: BundleEntry) -> tuple[dict, bool]:
+    """``(environment, recorded by the run)`` of a checked bundle entry: the one its result recorded
+    when it has one (what the reproduce tolerance and settings follow), else the manifest's
+    (the exporting shell's, for results from before results recorded it)."""
+    recorded = entry.result.get("environment")
+    if isinstance(recorded, dict):
+        return recorded, True
+    manifest = entry.manifest.get("environment")
+    return (manifest if isinstance(manifest, dict) else {}), False
 
 
 def _bases_first(entries: dict[str, BundleEntry]) -> dict[str, BundleEntry]:
@@ -494,3 +549,37 @@ def _bases_first(entries: dict[str, BundleEntry]) -> dict[str, BundleEntry]:
     for experiment_id in entries:
         visit(experiment_id, ())
     return ordered
+
+
+# --- importing --------------------------------------------------------------------------------------
+def _archive_order(source: str | os.PathLike) -> list[str]:
+    """The experiment ids of an export-shaped zip in the order of its entries (the order an import
+    writes them in); [] when it can't be read (the import then says why)."""
+    try:
+        with zipfile.ZipFile(source) as archive:
+            names = [info.filename.split("/", 1)[0] for info in archive.infolist() if "/" in info.filename]
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return []
+    return list(dict.fromkeys(names))
+
+
+def import_archive(store: ExperimentStore, source: str | os.PathLike, *, on_conflict: str = "error",
+                   allow_references: bool = False) -> list[str]:
+    """:meth:`ExperimentStore.import_` of the zip at ``source``; a disk that fills up part-way raises
+    StoreError naming the experiments stored before it did (they stay: each is complete), the
+    one that could not be written and those not tried."""
+    ids = _archive_order(source)
+    before = {i for i in ids if store.exists(i)}
+    try:
+        return store.import_(source, on_conflict=on_conflict, allow_references=allow_references)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        stored = [i for i in ids if i not in before and store.exists(i)]
+        missing = [i for i in ids if i not in before and not store.exists(i)]
+        done = (f"{len(stored)} experiment(s) were stored before it did ({', '.join(stored)}; they are complete)"
+                if stored else "nothing was stored")
+        failed = f"{missing[0]} could not be written" if missing else "the last one could not be written"
+        rest = f", nor {len(missing) - 1} after it" if len(missing) > 1 else ""
+        raise StoreError(f"the disk holding {store.root} is full ({err.strerror or err}): {done}; {failed}{rest}. "
+                         "Free some space and run it again with --skip-existing to add the rest") from err

@@ -34,6 +34,22 @@ def number(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
+def check_card_values(manifest: dict, where: str) -> dict:
+    """``manifest`` when every metric the card and the group statistics read (:data:`CARD_METRICS`,
+    :data:`~mucomp.catalogue.SUMMARY_METRICS`) is a number or absent (null); else ValueError naming
+    ``where`` and the field (a manifest read from a repo is someone else's file)."""
+    from mucomp.catalogue import SUMMARY_METRICS
+
+    metrics = manifest.get("metrics")
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{where}: metrics is not a mapping of metric names to numbers")
+    for key in dict.fromkeys([*(k for k, _ in CARD_METRICS), *SUMMARY_METRICS]):
+        value = metrics.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"{where}: the metric {key} is {str(value)[:40]!r}, not a number")
+    return manifest
+
+
 def _digits(metric: str) -> int:
     return 2 if metric == "RT" else 4
 
@@ -67,9 +83,9 @@ def dataset_card(repo_id: str, manifests: list[dict], *, version: str | None = N
     import yaml
 
     from mucomp import __version__
-    from mucomp.groups import summarize
+    from mucomp.groups import distinct_replicates, summarize
 
-    manifests = sorted(manifests, key=_order)
+    manifests = sorted((check_card_values(m, f"the manifest of {m.get('id')}") for m in manifests), key=_order)
     front = {"pretty_name": f"mucomp experiments: {repo_id}", "tags": ["machine-unlearning", "mucomp"],
              "viewer": False}
     groups: dict[str, list[dict]] = {}
@@ -113,7 +129,7 @@ def dataset_card(repo_id: str, manifests: list[dict], *, version: str | None = N
             stats = summarize(members, metrics=[key for key, _ in CARD_METRICS])
             first = members[0].get("config", {})
             rows.append([f"`{cell(group)}`", cell(_method(members[0])), cell(first.get("dataset")),
-                         cell(first.get("forget")), str(len(members)),
+                         cell(first.get("forget")), str(len(distinct_replicates(members))),
                          *(_interval(stats.get(key), key) for key, _ in CARD_METRICS)])
         lines += _table(header, rows)
     else:

@@ -23,8 +23,11 @@ else its result's ``evaluation.precision``, and its torch thread count when this
 many cores), put back afterwards.
 
 Tolerance: ``None`` (the default) means *exact* (0) when this machine's environment equals the one
-the bundle records in every field of :data:`~mucomp.environment.EXACT_KEYS` (the same
-CPU, libraries, code and thread count), else :data:`CROSS_TOLERANCE`; an explicit tolerance
+the experiment ran in in every field of :data:`~mucomp.environment.EXACT_KEYS` (the same
+CPU, libraries, code and thread count), else :data:`CROSS_TOLERANCE`. The environment is the one
+its result recorded (:func:`~mucomp.sharing.bundle.run_environment`; a manifest that says otherwise
+is refused by :func:`~mucomp.sharing.bundle.read_bundle`), the manifest's only for results that
+record none. An explicit tolerance
 applies everywhere. Every difference is printed as a number either way, never hidden. In exact
 mode any difference in the data, the references' or the rerun's weights also fails; otherwise
 those are reported and the metrics decide. Cost counts (samples, steps) are hardware-independent
@@ -42,7 +45,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mucomp.sharing.bundle import Bundle, BundleEntry, read_bundle
+from mucomp.display_text import for_terminal
+from mucomp.sharing.bundle import Bundle, BundleEntry, read_bundle, run_environment
 
 if TYPE_CHECKING:
     from mucomp.store import ExperimentStore
@@ -277,7 +281,7 @@ def _label(entry: BundleEntry) -> str:
 def _tolerance(entry: BundleEntry, tolerance: float | None) -> tuple[float, bool, list]:
     from mucomp.environment import environment, environment_differences
 
-    differences = environment_differences(entry.manifest.get("environment") or {}, environment())
+    differences = environment_differences(run_environment(entry)[0], environment())
     if tolerance is not None:
         return float(tolerance), float(tolerance) == 0.0 and not differences, differences
     return (0.0, True, differences) if not differences else (CROSS_TOLERANCE, False, differences)
@@ -307,8 +311,8 @@ def _run_settings(entry: BundleEntry, recorded: str | None) -> Iterator[None]:
     from mucomp.execution.requests import job_environment_applied
     from mucomp.precision import ENV, PRECISIONS
 
-    ran = entry.manifest.get("environment") if entry.manifest.get("environment_recorded") == "run" else None
-    ran = ran if isinstance(ran, dict) else {}
+    ran, by_run = run_environment(entry)
+    ran = ran if by_run else {}
     precision = ran["precision"].get("evaluation") if isinstance(ran.get("precision"), dict) else None
     if precision not in PRECISIONS:
         precision = recorded
@@ -580,4 +584,6 @@ def format_report(report: ReproductionReport) -> str:
     lines.append("")
     lines.append(f"{done} of {len(report.experiments)} experiment(s) reproduced"
                  + ("" if report.ok else "; exit status 1"))
-    return "\n".join(lines)
+    # Labels, ids, environments, groups and notes come from the bundle: a line break or an escape
+    # sequence in one must not fake or hide a line (a "verdict"), so each line is escaped whole.
+    return "\n".join(for_terminal(line) for line in lines)

@@ -43,6 +43,18 @@ class PublishedModel:
     recipe: str
     published: dict[str, dict[str, float]]  # forget class (str) -> card accuracies (fractions)
 
+    def __post_init__(self) -> None:
+        """Every card accuracy is a fraction in [0, 1]; ZooError names the repo, class and field."""
+        for forget_class, card in self.published.items():
+            if not isinstance(card, dict):
+                raise ZooError(f"the model card figures of {self.repo}, class {forget_class}, are not a mapping of "
+                               "field names to numbers")
+            for name, value in card.items():
+                number = isinstance(value, (int, float)) and not isinstance(value, bool)
+                if not number or not 0.0 <= value <= 1.0:  # NaN fails the range too
+                    raise ZooError(f"the model card value {name} of {self.repo}, class {forget_class}, is "
+                                   f"{str(value)[:40]!r}: not an accuracy (a number from 0 to 1)")
+
     def file_for(self, forget_class: int) -> str:
         return self.filename.format(k=int(forget_class))
 
@@ -92,8 +104,10 @@ def pull(
 
     Raises :class:`ZooError` for a repository or data set the table does not serve,
     :class:`mucomp.references.ReferenceUnavailableError` when the file cannot be fetched, and
-    ValueError / :class:`mucomp.models.StateDictMismatchError` for a file that is unreadable or
-    of another architecture; nothing is stored then.
+    ValueError / :class:`mucomp.models.StateDictMismatchError` for a file that is unreadable, too
+    large (packed or unpacked), of another architecture or whose weights hold NaN or infinite
+    values (:func:`mucomp.references.load_checkpoint`: all before anything is evaluated); nothing
+    is stored then.
     """
     # Here, not at import: listing the catalogue (mucomp zoo list, the Build page) needs no torch.
     from mucomp.experiment import store_custom_model

@@ -27,6 +27,7 @@ from mucomp.names import (
     ID_PATTERN,
     MANIFEST_FILE,
     MAX_IMPORT_BYTES,
+    MAX_MANIFEST_BYTES,
     MAX_RESULT_BYTES,
     MODEL_FILE,
     PROTECTED_KINDS,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     import torch
 
 _NOTHING = "nothing was imported"
+_CHUNK = 1024 * 1024
 
 
 @dataclass
@@ -89,11 +91,10 @@ def read_entries(archive: zipfile.ZipFile) -> tuple[dict[str, dict[str, bytes]],
         parts = info.filename.split("/")
         if len(parts) != 2 or parts[1] not in (RESULT_FILE, MODEL_FILE) or not ID_PATTERN.fullmatch(parts[0]):
             raise StoreError(f"unexpected entry {info.filename!r} in the archive; {_NOTHING}")
-        if parts[1] == RESULT_FILE and info.file_size > MAX_RESULT_BYTES:
-            raise StoreError(f"{info.filename} is too large; {_NOTHING}")
-        files.setdefault(parts[0], {})[parts[1]] = _read_member(archive, info)
+        limit = MAX_RESULT_BYTES if parts[1] == RESULT_FILE else MAX_IMPORT_BYTES
+        files.setdefault(parts[0], {})[parts[1]] = _read_member(archive, info, limit)
     try:
-        manifest = json.loads(_read_member(archive, archive.getinfo(MANIFEST_FILE)))
+        manifest = json.loads(_read_member(archive, archive.getinfo(MANIFEST_FILE), MAX_MANIFEST_BYTES))
     except (ValueError, RecursionError) as err:
         raise StoreError(f"manifest.json is unreadable ({type(err).__name__}); {_NOTHING}") from err
     if not isinstance(manifest, dict) or manifest.get("format") != "mucomp-experiments":
@@ -101,13 +102,24 @@ def read_entries(archive: zipfile.ZipFile) -> tuple[dict[str, dict[str, bytes]],
     return files, manifest
 
 
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    # zipfile stops at the declared size and checks the CRC, so a member can't unpack to more than
-    # the total checked above.
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """A member's bytes, refused when its declared size or the bytes it actually unpacks to exceed
+    ``limit``: counted while reading, in chunks, so an oversized member is never held whole
+    (zipfile also stops at the declared size and checks the CRC)."""
+    too_large = StoreError(f"{info.filename} is larger than {limit // 1024**2} MB, more than mucomp writes; {_NOTHING}")
+    if info.file_size > limit:
+        raise too_large
+    chunks, size = [], 0
     try:
-        return archive.read(info)
-    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as err:
+        with archive.open(info) as member:
+            while chunk := member.read(_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as err:
         raise StoreError(f"{info.filename} in the archive is damaged ({err}); {_NOTHING}") from err
+    return b"".join(chunks)
 
 
 def _check_experiment(experiment_id: str, content: dict[str, bytes], allow_references: bool) -> ArchiveEntry:

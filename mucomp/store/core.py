@@ -184,7 +184,8 @@ class ExperimentStore:
 
         ``result`` gets ``id`` (generated if absent), ``schema_version``, ``created_at``,
         ``code_version`` and, for an unlearned experiment, its replicate ``group``
-        (:func:`mucomp.groups.group_id`) filled in when missing; NaN becomes ``null``; it must then validate
+        (:func:`mucomp.groups.group_id` of its config; a ``group`` given is replaced, see
+        :func:`mucomp.schema.with_group`); NaN becomes ``null``; it must then validate
         against :mod:`mucomp.schema` (StoreError names the wrong fields). A reference's config
         records ``weights_sha256``. An id that already exists (also one another process stores at
         the same moment) raises ExperimentExistsError: experiments are never overwritten.
@@ -200,14 +201,13 @@ class ExperimentStore:
         result.setdefault("schema_version", 2 if legacy else SCHEMA_VERSION)
         result.setdefault("created_at", now_iso())
         result.setdefault("code_version", __version__)
-        if result.get("kind") == "unlearned" and isinstance(config, dict) and not legacy:
-            from mucomp.groups import group_id
-
-            result.setdefault("group", group_id(config))  # replicates: the config without its seeds
         if result.get("kind") in PROTECTED_KINDS and state_dict is not None and isinstance(result.get("config"), dict):
             result["config"] = {**result["config"], "weights_sha256": weights_sha256(state_dict)}
         result = validate_result(to_json_safe(result))
         payload = json.dumps(result, allow_nan=False, indent=1).encode()
+        if len(payload) > MAX_RESULT_BYTES:  # it could never be read back: refuse it now, and say so
+            raise StoreError(f"{result['id']}: the result would be {len(payload) / 1024**2:.0f} MB, more than the "
+                             f"{MAX_RESULT_BYTES // 1024**2} MB a result may have; nothing was stored")
         model_bytes = None
         if state_dict is not None:
             from safetensors.torch import save
@@ -456,6 +456,7 @@ class ExperimentStore:
         if on_conflict not in ("error", "skip"):
             raise ValueError("on_conflict must be 'error' or 'skip'")
         entries = read_archive(source, allow_references=allow_references)
+        self._refuse_other_references(entries)
         existing = [i for i in entries if self._folder(i).exists() or self._shadows_reference(entries[i].result)]
         if existing and on_conflict == "error":
             raise ExperimentExistsError(
@@ -481,6 +482,24 @@ class ExperimentStore:
                 ) from err
             imported.append(experiment_id)
         return imported
+
+    def _refuse_other_references(self, entries: dict) -> None:
+        """Refuse (before writing anything) an archive holding experiments computed against another
+        Retrained model than this store's (or the archive's own) for their scenario: their gaps,
+        privacy scores and attacks measure distance to another model, and a group would pool them.
+        """
+        from mucomp.groups import reference_conflict, stored_references
+
+        references = stored_references([entry.result for entry in entries.values()])
+        references.update(stored_references(self.entries()))  # this store's own come first
+        conflicts = {i: reason for i, entry in entries.items() if (reason := reference_conflict(entry.result, references))}
+        if conflicts:
+            first = next(iter(conflicts.values()))
+            raise StoreError(
+                f"{', '.join(sorted(conflicts))} can't be imported beside this store's experiments: {first}. "
+                "Nothing was imported. Import them into another store (set MUCOMP_HOME to a new folder) together "
+                "with the references they were computed against."
+            )
 
     def _shadows_reference(self, result: dict) -> bool:
         """Whether ``result`` is a reference and the store has one of its scenario and kind already."""

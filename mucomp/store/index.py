@@ -8,8 +8,8 @@ experiment) and holds per experiment:
 - ``stamp``: ``inode:size:mtime_ns`` of its ``result.json`` when the row was written;
 - ``summary``: the listing fields (id, kind, created_at, owner, method_label, the whole config and
   the scalar metrics) as JSON: what ``mucomp list`` prints;
-- ``light``: the result without the per-image blocks (:data:`HEAVY_BLOCKS`) as JSON: what the
-  Screen table, the pickers and the per-epoch curves read;
+- ``light``: the result without the per-image blocks (:data:`HEAVY_BLOCKS`), only its
+  :data:`LIGHT_FIELDS`, as JSON: what the Screen table, the pickers and the per-epoch curves read;
 - ``problem``: why it is unreadable (then no summary).
 
 The folders are the truth and the index a cache of them. Every listing stats each folder's
@@ -32,9 +32,18 @@ from typing import Any
 
 INDEX_FILE = ".index.sqlite3"
 #: Bumped whenever the stored columns or their meaning change: a different value rebuilds the rows.
-INDEX_FORMAT = "2"
-HEAVY_BLOCKS = ("attack", "embedding", "cka")
-SUMMARY_FIELDS = ("id", "kind", "group", "created_at", "owner", "method_label", "code_version", "schema_version")
+#: 3: light rows keep only :data:`LIGHT_FIELDS`; groups are derived from the config.
+#: 4: the listing fields hold ``references`` (what a group must not pool across).
+INDEX_FORMAT = "4"
+#: The per-image blocks a listing never carries (``audits``: U-LiRA's per-image figures, the
+#: relearning curves; the pages read them from the one result they show).
+HEAVY_BLOCKS = ("attack", "embedding", "cka", "audits")
+SUMMARY_FIELDS = ("id", "kind", "group", "created_at", "owner", "method_label", "code_version", "schema_version",
+                  "references")
+#: What a light row keeps: the listing fields and the small typed blocks the Screen, the pickers
+#: and the per-epoch curves read. Nothing else, so no field a file adds reaches every listing.
+LIGHT_FIELDS = (*SUMMARY_FIELDS, "config", "metrics", "epochs", "timings", "evaluation", "environment",
+                "updated_at", "reference_check", "published_check")
 MISSING = "missing"
 
 _SCHEMA = """
@@ -60,8 +69,8 @@ def summary_of(result: dict) -> dict:
 
 
 def light_of(result: dict) -> dict:
-    """A checked result without its per-image blocks."""
-    return {k: v for k, v in result.items() if k not in HEAVY_BLOCKS}
+    """A checked result without its per-image blocks: its :data:`LIGHT_FIELDS` that it has."""
+    return {k: result[k] for k in LIGHT_FIELDS if k in result}
 
 
 def stamp_of(folder: Path, result_file: str) -> str:

@@ -126,8 +126,8 @@ def ulira_column(s, which: str, label: str, result: dict) -> None:
                                                                            strict=True)],
         title=f"The {len(top)} most exposed forget images (highest LR first)"))
     st.plotly_chart(grid, key=f"audit_ulira_grid_{which}", width="content", config={"displayModeBar": False})
-    st.caption(f"Computed {str(block.get('computed_at', ''))[:16].replace('T', ' ')} UTC · shadow training seeds "
-               f"{block['fit_seeds'][0]}–{block['held_out_seeds'][-1]}.")
+    st.caption(md(f"Computed {str(block.get('computed_at', ''))[:16].replace('T', ' ')} UTC · shadow training seeds "
+                  f"{block['fit_seeds'][0]}–{block['held_out_seeds'][-1]}."))
 
 
 def relearn_column(which: str, label: str, result: dict) -> None:
@@ -149,13 +149,13 @@ def relearn_column(which: str, label: str, result: dict) -> None:
                          "model's steps under the same fine-tuning (1 = like retraining; lower = comes back faster). "
                          "A curve that never gets there is censored: no ratio.")
     cells[1].metric("Fine-tuning", f"{block['k']} forget images · lr {block['lr']:g}",
-                    help=f"{block['steps']} SGD steps of batch {block['batch_size']}: the relearn images plus retain "
+                    help=f"{md(block['steps'])} SGD steps of batch {md(block['batch_size'])}: the relearn images plus retain "
                          "images; accuracy measured on the other forget images.")
     color = figures.MODEL_COLORS[which.upper()]
     fig = session.memo("audit.relearn", _memo_key(result, block, label, color), lambda: figures.relearn_figure(
         relearn_frame(block), block["target"], color=color, title=f"Relearning {label}"))
     st.plotly_chart(fig, key=f"audit_relearn_{which}", width="stretch")
-    st.caption(relearn_summary_text(block))
+    st.caption(md(relearn_summary_text(block), 2000))
 
 
 def model_columns(draw: Callable[[str, str, dict], None], labels: tuple[str, str], results: tuple[dict, dict]) -> None:

@@ -185,7 +185,7 @@ def state_from_query(query: dict[str, str]) -> tuple[Scenario | None, str | None
         dataset = query.get("dataset", DEFAULT_SCENARIO.dataset)
         if dataset in DATASETS and any(k in query for k in ("dataset", "forget", "seed")):
             forget = str(query.get("forget", "0"))[:64]
-            forget = of_classes(int(forget)).text if forget.isdigit() else forget
+            forget = of_classes(int(forget)).text if forget.isascii() and forget.isdigit() else forget
             if kind_of(forget) in ("class", "classes", "random"):
                 seed, data_seed = int(query.get("seed", "0")), int(query.get("data_seed", "0"))
                 arch = query.get("arch") if query.get("arch") in DATASETS[dataset].archs else None

@@ -21,15 +21,15 @@ MIN_TINT = 0.08
 #: The RT colour scale: logarithmic, darkest at or below the first bound (seconds), white at or
 #: above the second, fixed for every scenario and machine.
 RT_SCALE_S = (0.1, 3600.0)
-#: Columns the table shows, in order. ``Created`` and ``Owner`` are in Details (the sort still
-#: offers Created), so that every column fits without scrolling.
-SHOWN_COLUMNS = ("ID", "Type", "Base", "Method", "Epochs", "Batch", "LR", "UA", "RA", "TUA", "TRA", "RT", "Cost",
+#: Columns the table shows, in order. ``Batch``, ``Created`` and ``Owner`` are in Details (the sort
+#: still offers Created), so that every column, the seeds included, fits without scrolling.
+SHOWN_COLUMNS = ("ID", "Type", "Base", "Method", "Seeds", "Epochs", "LR", "UA", "RA", "TUA", "TRA", "RT", "Cost",
                  "PS", "MIA", "Avg. Gap")
 #: Column widths in screen pixels: with the row-selection column they fit the table's width in a
 #: 1440 px wide window beside the sidebar (about 990 px). An experiment id (8 characters) fits;
 #: the references' longer ids are in full in Details.
 COLUMN_WIDTHS: dict[str, int] = {
-    "ID": 78, "Type": 70, "Base": 62, "Method": 108, "Epochs": 54, "Batch": 48, "LR": 42,
+    "ID": 78, "Type": 70, "Base": 62, "Method": 108, "Seeds": 50, "Epochs": 54, "LR": 42,
     "UA": 52, "RA": 52, "TUA": 52, "TRA": 52, "RT": 56, "Cost": 48, "PS": 52, "MIA": 52, "Avg. Gap": 68,
 }
 #: The audit columns (U-LiRA accuracy, relearn steps relative to the Retrained model, class

@@ -9,21 +9,11 @@ loads an external URL in every visitor's browser) or formatting: pass it through
 
 from __future__ import annotations
 
-import re
-
-# What can turn text into a link, an image, code, HTML, LaTeX, a Streamlit colour directive
-# (``:red[...]`` needs its ``[``), a table or emphasis; ``_`` only at a word's edge (``digits_cnn``
-# stays as it is), block markers (``#``, ``-``, ``1.``) only at the start.
-_SPECIAL = re.compile(r"([\\`*\[\]<>$~|])|((?<!\w)_|_(?!\w))")
-_BLOCK_START = re.compile(r"^(\s*)(?:([#+\-=>])|(\d+)([.)]))")
+from mucomp.display_text import for_markdown
 
 
 def md(value: object, limit: int = 300) -> str:
-    """``value`` as literal text inside markdown: special characters escaped, line breaks and
-    other control characters made spaces, at most ``limit`` characters (then ``…``)."""
-    text = "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in str(value))
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    text = _SPECIAL.sub(lambda m: "\\" + m.group(0), text)
-    # A backslash escapes punctuation only: "1. x" becomes "1\. x", "# x" becomes "\# x".
-    return _BLOCK_START.sub(lambda m: m.group(1) + (f"\\{m.group(2)}" if m.group(2) else f"{m.group(3)}\\{m.group(4)}"), text)
+    """``value`` as literal text inside markdown (:func:`mucomp.display_text.for_markdown`, the
+    one escaping helper): special characters escaped, line breaks made spaces, escape sequences,
+    bidi overrides and other control characters removed, at most ``limit`` characters (then ``…``)."""
+    return for_markdown(value, limit)

@@ -34,6 +34,33 @@ def interval_text(entry: dict | None, key: str) -> str:
     return f"{mean} ± {half}{unit}"
 
 
+def not_counted_text(summary: dict) -> str:
+    """Which members of a group its statistics leave out, in words (``"—"`` when none): repeats of
+    a seed pair already counted, and members computed against another Retrained model."""
+    parts = []
+    if summary.get("repeats"):
+        parts.append(f"{len(summary['repeats'])} repeat(s) of a seed pair")
+    if summary.get("apart"):
+        parts.append(f"{len(summary['apart'])} against another Retrained model")
+    return "; ".join(parts) or "—"
+
+
+def member_frame(summary: dict, members: Sequence[dict]) -> pd.DataFrame:
+    """The members of one group as Screen lists them: id, seeds, whether the group's statistics
+    count it (``"yes"``, ``"repeat of <id>"``, ``"no: another Retrained model"``), the figures."""
+    repeats, apart = summary.get("repeats") or {}, summary.get("apart") or {}
+
+    def counted(identifier: str) -> str:
+        if identifier in apart:
+            return "no: another Retrained model"
+        return f"repeat of {repeats[identifier]}" if identifier in repeats else "yes"
+
+    return pd.DataFrame([{"ID": r["id"], "Training seed": r["config"].get("train_seed"),
+                          "Unlearning seed": r["config"].get("unlearn_seed"), "Counted": counted(r["id"]),
+                          **{name: r["metrics"].get(key) for key, name in GROUP_METRICS.items()}}
+                         for r in members])
+
+
 def group_frame(summaries: Sequence[dict], metric: str = "UA") -> pd.DataFrame:
     """One row per group: ``Group``, ``Method``, ``Hyper-parameters``, ``n``, ``Seeds``, each of
     :data:`GROUP_METRICS` as ``mean ± half-width`` text, the gap of ``metric`` to the Retrained
@@ -48,7 +75,8 @@ def group_frame(summaries: Sequence[dict], metric: str = "UA") -> pd.DataFrame:
         hyper += "".join(f", {k} {v}" for k, v in sorted((config.get("params") or {}).items()))
         row = {"Group": summary["group"], "Method": summary.get("method_label") or summary.get("method"),
                "Hyper-parameters": hyper, "n": summary["n"],
-               "Seeds": f"train {_seeds_text(summary['train_seeds'])} · unlearn {_seeds_text(summary['seeds'])}"}
+               "Seeds": f"train {_seeds_text(summary['train_seeds'])} · unlearn {_seeds_text(summary['seeds'])}",
+               "Not counted": not_counted_text(summary)}
         for key, column in GROUP_METRICS.items():
             row[column] = interval_text(summary["metrics"].get(key), key)
         entry = summary["metrics"].get(metric) or {}

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import streamlit as st
 
+from mucomp import settings
 from mucomp.execution import FINISHED, PrepareReferences
 from mucomp.progress import EXPERIMENT_STAGES as STAGES
 from mucomp.results import IncompatibleResultsError, MissingBlockError, reference_check_warnings
@@ -54,7 +55,7 @@ def view_errors() -> Iterator[None]:
     try:
         yield
     except (MissingBlockError, IncompatibleResultsError) as err:
-        st.warning(str(err), icon=":material/warning:")
+        st.warning(md(str(err), 2000), icon=":material/warning:")
 
 
 def require_model_pair(a_id: str | None, b_id: str | None) -> None:
@@ -262,7 +263,7 @@ def reference_status(s: session.Scenario, *, key: str) -> bool:
         st.success("The reference models (Original and Retrained) of this scenario are ready.", icon=":material/check_circle:")
         ids = session.reference_ids(session.experiments(s))
         for warning in reference_check_warnings(session.load_result(i) for i in ids.values()):
-            st.warning(warning, icon=":material/report:")
+            st.warning(md(warning, 2000), icon=":material/report:")
         return True
     job = session.reference_job(s)
     if job is not None and job["state"] in ("queued", "running"):
@@ -270,10 +271,11 @@ def reference_status(s: session.Scenario, *, key: str) -> bool:
                 "then evaluating both. You can keep browsing; this runs in the background.")
     else:
         if job is not None and job["state"] == "failed":
-            st.error(f"Preparing the reference models failed: {job['message']}")
+            st.error(f"Preparing the reference models failed: {md(job['message'], 2000)}")
         st.warning("The reference models of this scenario are not ready yet. Prepare them first: every "
                    "experiment is compared with them.", icon=":material/warning:")
         spec = s.spec
+        st.caption(settings.threads_statement())
         estimate = reference_time_note(s)
         if estimate is not None:
             st.info(estimate, icon=":material/schedule:")
