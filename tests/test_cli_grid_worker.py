@@ -64,14 +64,18 @@ def plugin_env(tmp_path, digits_references) -> dict:
     return {**os.environ, "MUCOMP_PLUGINS": str(plugin)}
 
 
-def test_a_grid_member_that_ends_its_process_fails_alone(plugin_env):
-    done = _cli(plugin_env, "run", "--forget-class", "3", "--method", "crash_on_demand", "--grid", "crash=1,0",
-                "--json", "--quiet")
-    assert done.returncode == 1, done.stderr
-    results = json.loads(done.stdout)  # the command lived to print the other member
-    assert [r["config"]["params"]["crash"] for r in results] == [0]
-    assert results[0]["metrics"]["UA"] is not None
-    assert "run 1 ({'crash': 1}): failed: the worker process exited with code 1" in done.stderr, done.stderr
+def test_a_grid_goes_to_a_worker_process_that_a_member_may_end():
+    """The CLI's grid runs in the local backend's worker processes; that a worker a job ends fails
+    that job alone, is replaced and the next job runs is tests/test_execution.py's
+    ``test_a_worker_that_exits_fails_its_job_and_is_replaced`` (the same executor)."""
+    from mucomp.cli.runs import _executor
+
+    executor = _executor(_args(grid=["epochs=1,2"]), 2, here=False)
+    try:
+        assert executor.kind == "local" and executor.ready()
+        assert executor.worker_pids() and os.getpid() not in executor.worker_pids()
+    finally:
+        executor.shutdown()
 
 
 QUICK_FAILURE = '''

@@ -128,7 +128,9 @@ def _executor(args, runs: int, here: bool):
         warm_up(background=True)  # started by cmd_run already when it could tell; RT waits for it
         return make_executor("inline")
     workers = min(args.workers or 1, runs)
-    return make_executor("local", workers=workers, torch_threads=settings.torch_threads(workers))
+    # UMAP compiles at its first use (the evaluation, after RT) rather than before the first job:
+    # a worker that a run ends (then replaced) has not spent seconds compiling for nothing.
+    return make_executor("local", workers=workers, torch_threads=settings.torch_threads(workers), warm_umap=False)
 
 
 def _follow(executor, ids: list[int], progress) -> None:
