@@ -25,3 +25,18 @@ def seed_reference_cache(home, scenario, kinds=("original",)) -> None:
         target = Path(home) / "references" / source.relative_to(session_dir)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
+
+
+def private_home(tmp_path_factory, name: str):
+    """A generator for a module fixture: a private MUCOMP_HOME (the CLI's default store is the
+    module's) that shares the session's reference cache, set for the module and put back after."""
+    import pytest
+
+    from mucomp import settings
+
+    home = tmp_path_factory.mktemp(name)
+    (home / "references").symlink_to(settings.references_dir(), target_is_directory=True)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MUCOMP_HOME", str(home))
+    yield home
+    patch.undo()

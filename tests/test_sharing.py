@@ -14,6 +14,7 @@ import zipfile
 
 import pytest
 import torch
+from helpers import private_home
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
@@ -40,14 +41,7 @@ REPO = "tester/unlearning-runs"
 def home(tmp_path_factory, digits_references):
     """A private MUCOMP_HOME (the CLI's default store is the module's) sharing the session's
     reference cache."""
-    from mucomp import settings
-
-    home = tmp_path_factory.mktemp("sharing-home")
-    (home / "references").symlink_to(settings.references_dir(), target_is_directory=True)
-    patch = pytest.MonkeyPatch()
-    patch.setenv("MUCOMP_HOME", str(home))
-    yield home
-    patch.undo()
+    yield from private_home(tmp_path_factory, "sharing-home")
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import zipfile
 
 import pytest
 import torch
+from helpers import private_home
 
 from mucomp.cli import main as cli_main
 from mucomp.runner import ExperimentConfig, run_experiment
@@ -34,14 +35,7 @@ DEADLINE_S = 30
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, digits_references):
     """A private MUCOMP_HOME sharing the session's reference cache."""
-    from mucomp import settings
-
-    home = tmp_path_factory.mktemp("hardening-home")
-    (home / "references").symlink_to(settings.references_dir(), target_is_directory=True)
-    patch = pytest.MonkeyPatch()
-    patch.setenv("MUCOMP_HOME", str(home))
-    yield home
-    patch.undo()
+    yield from private_home(tmp_path_factory, "hardening-home")
 
 
 @pytest.fixture(scope="module")
