@@ -4,7 +4,15 @@ models' readiness and a guided first pass through Build -> Screen -> Contrast ->
 import streamlit as st
 
 from mucomp.data import DATASETS, Scenario
-from mucomp.forget_sets import ForgetSet, index_set, min_random_percent, of_classes, parse_index_text, random_share_text
+from mucomp.forget_sets import (
+    ForgetSet,
+    forget_words,
+    index_set,
+    min_random_percent,
+    of_classes,
+    parse_index_text,
+    random_share_text,
+)
 from mucomp.recipes import TRAINING_SPEEDS, recipe_for
 from mucomp.specs import ARCH_LABELS
 from mucomp.ui import session, widgets
@@ -16,21 +24,20 @@ FORGET_KINDS = {"class": "One class", "classes": "Several classes", "random": "R
 
 
 def _forget_from_controls(spec) -> str | ForgetSet:
-    """The forget set the Home controls describe (the widget values are already validated)."""
+    """The forget set the Home controls describe. A class picker's value counts only while the
+    forget set is of its kind: a picker that was just shown again (its kind chosen anew) may hold
+    nothing or another data set's value, so it starts from the classes forgotten now."""
     kind = st.session_state.get("home_forget_kind", "class")
+    current = session.scenario().forget_set
     if kind == "classes":
-        chosen = [int(k) for k in st.session_state.get("home_forget_classes") or []]
-        if not chosen:  # just switched to several classes: start from the current class and the next
-            first = session.scenario().forget_classes[:1] or (0,)
-            chosen = [first[0], (first[0] + 1) % spec.num_classes]
-        return of_classes(chosen or [0]).text
+        picked = st.session_state.get("home_forget_classes") if current.kind == "classes" else None
+        return of_classes(session.classes_choice(picked, spec.num_classes, current.classes)).text
     if kind == "random":
         return random_share_text(float(st.session_state.get("home_forget_percent", 10.0)))
-    if kind == "indices":
-        current = session.scenario().forget_set
-        if current.kind == "indices":
-            return current
-    return of_classes(min(int(st.session_state.get("home_forget", 0) or 0), spec.num_classes - 1)).text
+    if kind == "indices" and current.kind == "indices":
+        return current
+    picked = st.session_state.get("home_forget") if current.kind == "class" else None
+    return of_classes(session.class_choice(picked, spec.num_classes, current.classes)).text
 
 
 def _on_scenario_change() -> None:
@@ -72,10 +79,13 @@ def scenario_controls() -> Scenario:
     session.bind("home_arch", s.arch)
     if not (st.session_state.get("home_forget_kind") == "indices" and forget.kind != "indices"):
         session.bind("home_forget_kind", forget.kind)  # (an index set waits for its file)
-    if forget.kind == "class":
-        session.bind("home_forget", forget.classes[0])
-    if forget.kind == "classes":
-        session.bind("home_forget_classes", list(forget.classes))
+    # The class pickers always hold a class of this data set, named with its labels.
+    if st.session_state["home_forget_kind"] == "class":
+        session.bind("home_forget", session.class_choice(None, s.spec.num_classes, forget.classes),
+                     labels_of=s.dataset)
+    if st.session_state["home_forget_kind"] == "classes":
+        session.bind("home_forget_classes", session.classes_choice(forget.classes, s.spec.num_classes),
+                     labels_of=s.dataset)
     session.bind("home_forget_percent", float(forget.percent) if forget.percent is not None else 10.0)
     session.bind("home_seed", s.train_seed)
     session.bind("home_data_seed", s.data_seed)
@@ -152,18 +162,19 @@ def guide(s: Scenario, ready: bool) -> None:
     ran = any(r.get("kind") in ("unlearned", "custom") for r in listing)
     a, b = session.model_ids()
     visited = st.session_state[session.KEY_VISITED]
+    words = forget_words(s.forget_set)
     steps = [
         (ready, "Prepare the reference models (above).",
-         "The **Original** model learnt every class; the **Retrained** model was trained without the forget "
-         "class. Retraining is the gold standard every unlearning method tries to imitate, cheaply.", None),
+         f"The **Original** model learnt from every training image; the **Retrained** model was trained without "
+         f"{words.noun}. Retraining is the gold standard every unlearning method tries to imitate, cheaply.", None),
         (ran, "**Build** an unlearned model.",
          "Choose *Gradient ascent (GA)*, keep the suggested hyper-parameters and press **Run**. The run goes "
-         "on in the background: you can watch its epochs and the forget accuracy fall.", "build"),
+         f"on in the background: you can watch its epochs and {words.goal}.", "build"),
         (a is not None and b is not None, "**Screen** the experiments and pick two models.",
          "The table lists every experiment with its accuracy, time and privacy figures (hover a column "
          "name for what it means). Choose *Original* as Model A and your GA run as Model B.", "screen"),
         ("contrast" in visited, "**Contrast** Model A with Model B.",
-         "Class-wise accuracy shows whether only the forget class was lost; the embedding shows where the "
+         f"Class-wise accuracy shows {words.kept}; the embedding shows where the "
          "forget images moved; layer-wise similarity shows which layers changed.", "contrast"),
         ("attack" in visited, "**Attack** both models.",
          "A membership-inference attack tries to tell each model from the Retrained one on the forget images. "

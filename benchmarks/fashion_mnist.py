@@ -229,7 +229,8 @@ def child_evaluation(repeats: str) -> dict:
         bare.append(bare_forward_seconds(model, scenario))
     keys = stages[0].keys()
     return {"evaluation_s": statistics.median(full), "bare_forward_s": statistics.median(bare),
-            "stages_s": {k: statistics.median(s[k] for s in stages) for k in keys}}
+            "stages_s": {k: statistics.median(s[k] for s in stages) for k in keys},
+            "runs": [{**s, "total": t} for s, t in zip(stages, full, strict=True)]}
 
 
 def child_scaling() -> dict:
@@ -332,6 +333,9 @@ def main() -> int:
     if "evaluation" in sections:
         wall, peak, figures = python_child(home, "evaluation", str(args.repeats))
         results["evaluation"] = {**figures, "ratio": figures["evaluation_s"] / figures["bare_forward_s"]}
+        from stage_table import stage_table  # benchmarks/ is on sys.path: this script's folder
+
+        print(stage_table(figures["runs"], {"evaluation": "forward pass, train + test (70,000 images, one pass)"}))
     experiment = (results.get("methods") or {}).get("ga", {}).get("id")
     if "screen" in sections:
         results["screen"] = section_screen(work, home, args.repeats)

@@ -9,9 +9,11 @@ gradient ascent has no floor: once a forget image is misclassified its loss keep
 drags the whole model along. This variant ascends only on the forget images the model still
 classifies correctly, which stops the push where forgetting is reached.
 
-Use it:
+Use it under its registered name, ``neggrad_until`` (``--method`` takes the name given to
+``register``, not the file's):
 
     MUCOMP_PLUGINS=examples/my_method.py mucomp methods
+    MUCOMP_PLUGINS=examples/my_method.py mucomp run --forget-class 3 --method neggrad_until
     MUCOMP_PLUGINS=examples/my_method.py streamlit run Home.py
 
 It uses only the public API of ``mucomp.methods``: ``register``, ``Param`` and the context's

@@ -26,6 +26,14 @@ DIRECTIONS = ("higher", "lower", "retrained")
 IMAGEWISE_KINDS = ("random", "indices")
 
 
+#: What the U-LiRA accuracy belongs to, said wherever it is shown (Screen's column, Attack's tab).
+ULIRA_SCOPE = (
+    "The accuracy is a property of the method's configuration (method, hyper-parameters and scenario), not of "
+    "one experiment: it is measured on shadow models that redo that configuration from Originals of other "
+    "training seeds, so every experiment of the configuration shows the same value (its own images' LRs differ)."
+)
+
+
 @dataclass(frozen=True)
 class Metric:
     """One number of a stored result.
@@ -73,8 +81,8 @@ METRICS: tuple[Metric, ...] = (
            "Average distance to the Retrained model over forget accuracy, RA, TRA and MIA-Efficacy "
            "(lower is better; 0 = behaves like retraining)."),
     Metric("ulira_acc", "U-LiRA", "U-LiRA accuracy", "audit", "lower",
-           "Per-example attack accuracy against shadow models of the method's configuration, not of this one "
-           "run: 0.5 = no image tells it from retraining (lower is better). Run it on Attack."),
+           "Per-example attack accuracy, 0.5 = no image tells the method from retraining (lower is better). "
+           "One value per method configuration (its shadows), not per run. Run it on Attack."),
     Metric("relearn_steps", "Relearn", "Relearning steps (× Retrained)", "audit", "higher",
            "Steps to relearn half the Original's forget accuracy, relative to the Retrained model (higher is "
            "better; 1 = like retraining). Run it on Attack.", fraction=False),

@@ -192,11 +192,25 @@ def import_torchvision(submodule: str = "models") -> Any:
     except (RuntimeError, ImportError, AttributeError) as err:
         import torch
 
-        found = _version("torchvision") or "not installed"
-        pair = matching_torchvision(torch.__version__)
-        fix = (f"pip install 'torchvision=={pair}.*'" if pair else "pip install torch torchvision (a matching pair)")
-        if found == "not installed":
+        found = _version("torchvision")
+        fix = torchvision_fix(torch.__version__, found)
+        if found is None:
             raise TorchvisionMismatchError(f"torchvision is not installed beside torch {torch.__version__}; run: {fix}") from err
         raise TorchvisionMismatchError(
-            f"torchvision {found} does not work with torch {torch.__version__} ({str(err).splitlines()[0][:120]}); "
-            f"install the torchvision built for this torch: {fix}") from err
+            f"the installed torch {torch.__version__} and torchvision {found} do not match "
+            f"({str(err).splitlines()[0][:120] if str(err) else type(err).__name__}); install a matching pair: "
+            f"{fix}") from err
+
+
+def torchvision_fix(torch_version: str, torchvision_version: str | None) -> str:
+    """The pip line that installs the torchvision built for ``torch_version``: from PyTorch's index
+    of the same build (``+cpu``, ``+cu130``, ...) when torch names one, and both packages reinstalled
+    together when the installed torchvision is of the right series already (then the builds differ)."""
+    pair = matching_torchvision(torch_version)
+    build = torch_version.partition("+")[2]
+    index = f" --index-url https://download.pytorch.org/whl/{build}" if build else ""
+    if pair is None:
+        return f"pip install --force-reinstall torch=={torch_version.split('+')[0]} torchvision{index}"
+    if torchvision_version is not None and torchvision_version.split("+")[0].startswith(f"{pair}."):
+        return f"pip install --force-reinstall torch=={torch_version.split('+')[0]} 'torchvision=={pair}.*'{index}"
+    return f"pip install 'torchvision=={pair}.*'{index}"

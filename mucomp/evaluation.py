@@ -47,6 +47,8 @@ class Evaluation:
     features: ``[n, d]`` float32 penultimate features.
     activation_indices: ``[m]`` int64, the dataset indices whose activations were kept, in order.
     activations: layer name -> ``[m, D]`` float32, one flattened row per kept image.
+    activation_shapes: layer name -> the shape of one image's output before flattening (``(C, H,
+        W)`` for a convolution, ``(tokens, width)`` for a transformer block); empty when unknown.
     seconds: wall-clock time of the pass.
     precision: what the forward ran in: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (:mod:`mucomp.precision`).
     grams: cache of layer Gram matrices for CKA, ``(layer, fingerprint of the dataset indices)``
@@ -61,6 +63,7 @@ class Evaluation:
     features: np.ndarray
     activation_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     activations: dict[str, np.ndarray] = field(default_factory=dict)
+    activation_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     seconds: float = 0.0
     precision: str = "fp32"
     grams: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
@@ -191,6 +194,7 @@ def evaluate(
         features=torch.cat(recorder.features).numpy() if recorder.features else np.zeros((0, head.in_features), np.float32),
         activation_indices=indices[keep],
         activations={name: torch.cat(parts).numpy() for name, parts in recorder.layers.items() if parts},
+        activation_shapes={name: shape for name, shape in recorder.shapes.items() if recorder.layers[name]},
         seconds=seconds,
         precision=ran_in,
     )
@@ -207,6 +211,7 @@ class _Recorder:
             raise ValueError(f"the model has no layers named {unknown}")
         self.features: list[torch.Tensor] = []
         self.layers: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+        self.shapes: dict[str, tuple[int, ...]] = {}
         self.mask: torch.Tensor | None = None
         self._handles = [penultimate_layer(model).register_forward_pre_hook(self._grab_features)]
         self._handles += [modules[name].register_forward_hook(self._grab_layer(name)) for name in layers]
@@ -217,6 +222,7 @@ class _Recorder:
     def _grab_layer(self, name: str):
         def hook(_module, _inputs, output) -> None:
             if self.mask is not None and self.mask.any():
+                self.shapes[name] = tuple(int(d) for d in output.shape[1:])
                 self.layers[name].append(output[self.mask].detach().flatten(1).float().cpu())
 
         return hook

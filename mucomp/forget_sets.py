@@ -246,6 +246,29 @@ def of_classes(classes: int | list[int] | tuple[int, ...]) -> ForgetSet:
     return ForgetSet("class" if len(chosen) == 1 else "classes", chosen)
 
 
+@dataclass(frozen=True)
+class ForgetWords:
+    """Running text about a forget set, by its kind: ``noun`` ("the forget class", "the forget
+    classes", "the forget images"); ``goal``: what an unlearned model's forget accuracy should do;
+    ``kept``: what class-wise accuracy should show."""
+
+    noun: str
+    goal: str
+    kept: str
+
+
+def forget_words(forget: ForgetSet) -> ForgetWords:
+    """The words a page uses for ``forget``. Whole classes are forgotten when their accuracy falls;
+    images (random or listed) when the model behaves like the Retrained one, which never saw them
+    and still classifies most of them correctly (the SalUn convention: the gap to Retrain)."""
+    if forget.by_class:
+        noun = "the forget class" if forget.kind == "class" else "the forget classes"
+        return ForgetWords(noun, "the forget accuracy fall",
+                           f"whether only {noun} {'was' if forget.kind == 'class' else 'were'} lost")
+    return ForgetWords("the forget images", "the forget accuracy approach the Retrained model's",
+                       "whether every class kept its accuracy (the forget images come from every class)")
+
+
 def stored_forget_text(config: dict) -> str:
     """The forget-set text of a stored config: its ``forget`` (current schema) or, for hand-made
     and older configs, ``class:K`` of its single ``forget_class``."""

@@ -273,16 +273,12 @@ def sweep_grid(summaries: Sequence[dict], x_param: str, y_param: str, metric: st
     y values, "z": [len(y)][len(x)] means or None, "n": [len(y)][len(x)] replicates behind each
     cell}``.
     """
-
-    def value(config: dict, name: str):
-        return config.get(name, config.get("params", {}).get(name))
-
     cells: dict[tuple, list[tuple[float, int]]] = {}
     for summary in summaries:
         entry = summary["metrics"].get(metric)
         if entry is None or entry["mean"] is None:
             continue
-        key = (value(summary["config"], x_param), value(summary["config"], y_param))
+        key = (hyper_value(summary["config"], x_param), hyper_value(summary["config"], y_param))
         if None in key:
             continue
         cells.setdefault(key, []).append((entry["mean"], entry["n"]))
@@ -318,7 +314,34 @@ def methods_by_count(summaries: Sequence[dict]) -> list[str]:
 def varied_params(summaries: Sequence[dict]) -> list[str]:
     """The hyper-parameters that differ between the groups (``epochs``, ``lr``, ``batch_size``,
     then the method's own, sorted): what a sweep can put on its axes."""
-    params = [p for p in ("epochs", "lr", "batch_size") if len({g["config"].get(p) for g in summaries}) > 1]
-    own = {k for g in summaries for k in (g["config"].get("params") or {})}
-    params += sorted(k for k in own if len({str((g["config"].get("params") or {}).get(k)) for g in summaries}) > 1)
+    return differing_params([g["config"] for g in summaries])
+
+
+def differing_params(configs: Sequence[dict]) -> list[str]:
+    """The hyper-parameters whose value differs among ``configs`` (stored config dicts): ``epochs``,
+    ``lr``, ``batch_size``, then the method's own (``params``), sorted; empty for fewer than two."""
+    params = [p for p in ("epochs", "lr", "batch_size") if len({str(c.get(p)) for c in configs}) > 1]
+    own = {k for c in configs for k in (c.get("params") or {})}
+    params += sorted(k for k in own if len({str((c.get("params") or {}).get(k)) for c in configs}) > 1)
     return params
+
+
+def hyper_value(config: dict, name: str):
+    """The value of hyper-parameter ``name`` in a stored config: a common one or the method's own."""
+    return config.get(name, (config.get("params") or {}).get(name))
+
+
+def same_runs(config: dict, entries: Sequence[dict]) -> list[str]:
+    """The ids of the stored unlearned experiments among ``entries`` (listing entries) that ran
+    ``config`` exactly: the same scenario, method, base and hyper-parameters (one :func:`group_id`)
+    and the same seed pair (:func:`seed_pair`), in listing order.
+
+    ``config`` must be complete as a run stores it, every hyper-parameter resolved (defaults filled
+    in): running it again stores a copy that its group counts once (a repeat of one replicate).
+    An entry's ``group`` is the store's, derived from its config at every read
+    (:func:`mucomp.schema.with_group`), so no config is hashed here but ``config``.
+    """
+    gid, pair = group_id(config), seed_pair(config)
+    return [entry["id"] for entry in entries
+            if entry.get("kind") == "unlearned" and entry.get("group") == gid
+            and isinstance(entry.get("config"), dict) and seed_pair(entry["config"]) == pair]

@@ -31,7 +31,7 @@ from pathlib import PurePath
 import torch
 from torch import nn
 
-from mucomp.models import build_model
+from mucomp.models import build_model, expected_weights
 from mucomp.specs import DatasetSpec
 from mucomp.weights import (
     WeightsCheck,
@@ -168,6 +168,21 @@ def _value_notes(filename: str, state: dict[str, torch.Tensor], check: WeightsCh
             "precision this app computes in (the figures may differ very slightly from the original model's)."]
 
 
+def mismatch_advice(state: dict[str, torch.Tensor], spec: DatasetSpec, arch: str, check: WeightsCheck) -> str:
+    """What to do about weights that do not fit ``arch``: choose the data set's other architecture
+    they fit, or upload a model of ``arch`` trained for the data set's classes."""
+    for other in spec.archs:
+        if other != arch and check_weights(state, expected_weights(other, spec.num_classes)).fits:
+            return (f"The file holds {other} weights: choose the architecture {other} on Home, then upload it "
+                    "again.")
+    wanted = f"a {arch} model trained for the {spec.num_classes} classes of {spec.label}"
+    if not (check.missing or check.unexpected):  # the layers are arch's, at other sizes
+        return f"The file has {arch}'s layers at other sizes (another number of classes?): upload {wanted}."
+    others = [a for a in spec.archs if a != arch]
+    choose = f" (or choose {' or '.join(others)} as the architecture on Home)" if others else ""
+    return f"Upload the state dict of {wanted}{choose}. {_SAVE_HINT}"
+
+
 def check_upload(name: str, data: bytes, spec: DatasetSpec, max_bytes: int = MAX_UPLOAD_BYTES,
                  arch: str | None = None) -> UploadCheck:
     """A fresh model of ``arch`` (default: ``spec``'s own architecture) holding the uploaded
@@ -184,7 +199,7 @@ def check_upload(name: str, data: bytes, spec: DatasetSpec, max_bytes: int = MAX
     expected = model.state_dict()
     check = check_weights(state, layout_of(expected))
     if not check.fits:
-        raise UploadError(f"{filename}: {check.mismatch(arch)}")
+        raise UploadError(f"{filename}: {check.mismatch(arch, mismatch_advice(state, spec, arch, check))}")
     notes = _value_notes(filename, state, check, expected)
     try:
         model.load_state_dict(state, strict=True)

@@ -47,9 +47,11 @@ def _count(n: int, singular: str, plural: str) -> str:
 
 
 class StateDictMismatchError(ValueError):
-    """A state dict does not fit an architecture; the message lists the differing keys."""
+    """A state dict does not fit an architecture; the message lists the differing keys and ends
+    with ``advice`` (what to do; by default: check the file's architecture and classes)."""
 
-    def __init__(self, arch: str, missing: list[str], unexpected: list[str], shapes: list[str]) -> None:
+    def __init__(self, arch: str, missing: list[str], unexpected: list[str], shapes: list[str],
+                 advice: str | None = None) -> None:
         self.missing, self.unexpected, self.shapes = missing, unexpected, shapes
         parts = []
         if missing:
@@ -58,10 +60,8 @@ class StateDictMismatchError(ValueError):
             parts.append(f"{_count(len(unexpected), 'unexpected key', 'unexpected keys')}: {_listed(unexpected)}")
         if shapes:
             parts.append(f"{_count(len(shapes), 'shape differs', 'shapes differ')}: {_listed(shapes)}")
-        super().__init__(
-            f"the weights do not fit architecture {arch!r} ({'; '.join(parts)}). "
-            f"Check that the file was saved from a {arch} model with the same number of classes."
-        )
+        advice = advice or f"Check that the file was saved from a {arch} model with the same number of classes."
+        super().__init__(f"the weights do not fit architecture {arch!r} ({'; '.join(parts)}). {advice}")
 
 
 def first_line(err: BaseException) -> str:
@@ -188,8 +188,9 @@ class WeightsCheck:
         """Loadable and evaluable: it fits, every value type is usable, every value finite."""
         return self.fits and not self.dtypes and not self.non_finite
 
-    def mismatch(self, arch: str) -> StateDictMismatchError:
-        return StateDictMismatchError(arch, self.missing, self.unexpected, self.shapes)
+    def mismatch(self, arch: str, advice: str | None = None) -> StateDictMismatchError:
+        """The error naming what differs from ``arch``, ending with ``advice`` (what to do)."""
+        return StateDictMismatchError(arch, self.missing, self.unexpected, self.shapes, advice)
 
     def problem(self, arch: str) -> str | None:
         """One sentence saying why the weights can't be used as ``arch`` (None when they can)."""

@@ -4,11 +4,11 @@ progress, cancel them; or upload a model's weights to compare as a "Custom" expe
 import streamlit as st
 
 from mucomp.config import grid_size
-from mucomp.execution import EvaluateUpload, PrepareReferences, PullPublished, SubmissionError
-from mucomp.methods import COMMON_PARAMS, MethodInfo, Param, available_methods, plugin_errors
-from mucomp.results import experiment_label
+from mucomp.execution import EvaluateUpload, PullPublished, SubmissionError
+from mucomp.methods import MethodInfo, Param, available_methods, plugin_errors
 from mucomp.seeds import parse_seeds
 from mucomp.ui import forms, session, widgets
+from mucomp.ui.labels import experiment_labels
 from mucomp.ui.text import md
 from mucomp.uploads import EXTENSIONS, MAX_UPLOAD_BYTES, UploadError, check_upload
 
@@ -18,7 +18,7 @@ session.setup("Build")
 def choose_base(listing: list[dict]) -> str:
     """The model the method starts from: the Original or an earlier experiment."""
     options = ["original"] + [r["id"] for r in listing if r.get("kind") in ("unlearned", "custom", "published")]
-    labels = {r["id"]: experiment_label(r) for r in listing}
+    labels = experiment_labels(listing)
     form = st.session_state[session.KEY_FORM]
     if form.get("base") not in options:
         form["base"] = "original"
@@ -92,10 +92,12 @@ def grid_form(info: MethodInfo, dataset: str, arch: str | None = None,
     defaults = info.defaults_for(dataset, arch, forget_kind)
     grid, fixed, ok = {}, {}, True
     columns = st.columns(3)
-    for column, param in zip(columns, COMMON_PARAMS, strict=True):
-        values = list_field(column, info, info.params[param.name], defaults.get(param.name))
+    for column, param in zip(columns, info.common_params, strict=False):  # only those the method uses
+        values = list_field(column, info, param, defaults.get(param.name))
         ok &= values is not None
         grid[param.name] = values or []
+    if forms.unused_text(info):
+        st.caption(forms.unused_text(info))
     own = info.own_params
     if own:
         st.markdown("**The method's own parameters**")
@@ -141,6 +143,8 @@ def run_section(s: session.Scenario, listing: list[dict], ready: bool) -> None:
         if count > 1 else "."))
     if problem:
         st.error(problem, icon=":material/block:")
+    if configs:
+        stored_notice(info, configs, listing)
     busy_refs = (job := session.reference_job(s)) is not None and job["state"] in ("queued", "running")
     if not ready and not busy_refs:
         st.caption("Prepare the reference models first (above).")
@@ -149,9 +153,9 @@ def run_section(s: session.Scenario, listing: list[dict], ready: bool) -> None:
         disabled=not configs or not (ready or busy_refs),
         help="Queue the runs; they run one after another in the background while you use the other pages.",
     )
-    st.caption(f"At most {session.MAX_QUEUED_RUNS} runs of this session can wait in the queue at once "
-               f"(and at most {forms.MAX_GRID_RUNS} in one grid); they run in a separate worker process, so their run "
-               "times measure the method, not this page.")
+    st.caption(f"{forms.grid_limit_text()}, and at most {session.MAX_QUEUED_RUNS} runs of this session wait in the "
+               "queue at once. They run in a separate worker process, so their run times measure the method, not "
+               "this page.")
     if clicked:
         try:
             session.get_queue().submit(configs, owner=session.owner())
@@ -163,13 +167,48 @@ def run_section(s: session.Scenario, listing: list[dict], ready: bool) -> None:
         st.toast(f"Queued {len(configs)} run(s).")
 
 
+#: Screen's own key for the experiment its Details show: dropped so that Details opens on Model B.
+SCREEN_DETAIL_KEY = "mucomp_screen_detail"
+
+
+def _open_stored(experiment_id: str, listing: list[dict], page: str) -> None:
+    """Make a stored experiment Model B (the Original Model A when none is chosen) and open ``page``."""
+    session.set_model("b", experiment_id)
+    if page == "contrast" and session.model_ids()[0] in (None, experiment_id):
+        session.set_model("a", session.reference_ids(listing).get("original"))
+    st.session_state.pop(SCREEN_DETAIL_KEY, None)
+    st.switch_page(session.PAGES[page])
+
+
+def stored_notice(info: MethodInfo, configs: list, listing: list[dict]) -> None:
+    """Runs of the grid that exist already (identical config and seeds): say so and offer to open
+    the stored one. Running them again stays possible (a copy counts once in its group)."""
+    found = forms.stored_runs(info, configs, listing)
+    if not found:
+        return
+    st.info(forms.stored_runs_text(found, len(configs)), icon=":material/content_copy:")
+    first = next(iter(found.values()))
+    which = "it" if len(configs) == 1 else first
+    row = st.container(horizontal=True)
+    if row.button(f"Open {which} on Screen", key="build_open_stored", icon=":material/table:",
+                  help="Make the stored experiment Model B and show it on Screen."):
+        _open_stored(first, listing, "screen")
+    if row.button(f"Contrast {which}", key="build_contrast_stored", icon=":material/compare:",
+                  help="Make the stored experiment Model B (Model A: the Original unless you chose one) and "
+                       "open Contrast."):
+        _open_stored(first, listing, "contrast")
+
+
 def progress_section(s: session.Scenario) -> None:
     st.header("Progress")
     widgets.jobs_panel(
-        lambda j: not isinstance(j["config"], PrepareReferences),
+        lambda j: forms.progress_job(j, s),
         finished_shown=5,
-        empty="No runs yet in this session. Results appear on the Screen page when a run is done.",
+        empty="No runs of this scenario yet in this session. Results appear on the Screen page when a run is done.",
     )
+    others = forms.other_scenarios_text(session.home_jobs(), s, session.owner())
+    if others:
+        st.caption(others)
     st.page_link(session.PAGES["screen"], label="See the results on Screen", icon=":material/arrow_forward:")
 
 

@@ -10,15 +10,16 @@ from mucomp.results import (
     PRIVACY_READING,
     cost_summary,
     epoch_curves,
-    experiment_label,
     experiment_table,
     front_of_experiments,
+    timings_table,
     unreproduced_references,
 )
 from mucomp.sharing import bundle_bytes, bundle_problem, hub
 from mucomp.store import StoreError, deletion_refusal
 from mucomp.ui import figures, session, tables, variance, widgets
-from mucomp.ui.text import md
+from mucomp.ui.labels import experiment_labels
+from mucomp.ui.text import epoch_help, md
 
 session.setup("Screen")
 
@@ -32,7 +33,8 @@ UNREPRODUCED_HELP = (f"{tables.UNREPRODUCED_MARK}: a reference (or a published m
 
 
 def _labels(listing: list[dict]) -> dict[str, str]:
-    return {r["id"]: experiment_label(r) for r in listing}
+    """Picker labels that tell same-method experiments apart (differing settings and seeds)."""
+    return experiment_labels(listing)
 
 
 def _table_rows(event) -> list[int]:
@@ -56,7 +58,7 @@ def pick_detail_from_selections() -> None:
 def _column_config(view, shown_columns=tables.SHOWN_COLUMNS) -> dict:
     """Widths, tooltips (each ending with the README pointer) and the pinned ID column."""
     config = {}
-    widths = {**tables.COLUMN_WIDTHS, **tables.AUDIT_COLUMN_WIDTHS}
+    widths = {**tables.COLUMN_WIDTHS, **tables.AUDIT_COLUMN_WIDTHS, **tables.fitted_widths(view)}
     for c in view.columns:
         if c not in shown_columns:
             config[c] = None  # hidden (Created: in Details; the sort still offers it)
@@ -105,15 +107,17 @@ def table_section(table, unreproduced: dict[str, str]):
     ranked = sort_by in METRIC_DIRECTIONS
     flipped = right.toggle("Best first" if ranked else "Newest first" if sort_by == "Created" else "Descending",
                            value=ranked, key=f"screen_desc_{sort_by}", help="Reverse the order.")
-    ascending = (METRIC_DIRECTIONS[sort_by] == "lower") == flipped if ranked else not flipped
+    forget, retrained = session.scenario().forget_set.text, tables.retrained_values(table)  # colours, order by kind
+    ascending = tables.ascending_for(sort_by, forget, flipped) if ranked else not flipped
     groups = st.session_state.get("screen_colors", list(tables.COLOR_GROUPS))
     natural = sort_by == "Created" and ascending  # the table's own order: references first, then by time
-    shown = tables.filter_and_sort(table, methods, None if natural else sort_by, ascending)
+    shown = tables.filter_and_sort(table, methods, None if natural else sort_by, ascending, forget=forget,
+                                   retrained=retrained)
     st.session_state[KEY_ORDER] = shown["ID"].tolist()
     view = tables.readable(shown, session.owner(), unreproduced)
     shown_columns = [*tables.SHOWN_COLUMNS, *(tables.AUDIT_COLUMNS if st.session_state.get("screen_audit_columns") else ())]
     st.dataframe(
-        tables.styled(view, groups or []), hide_index=True, column_config=_column_config(view, shown_columns),
+        tables.styled(view, groups or [], forget, retrained), hide_index=True, column_config=_column_config(view, shown_columns),
         key="screen_table", on_select="rerun", selection_mode="single-row", width="stretch", placeholder="—",
         column_order=[c for c in shown_columns if c in view.columns],
     )
@@ -129,7 +133,7 @@ def table_section(table, unreproduced: dict[str, str]):
     )
     with legend:
         if groups:
-            st.html(tables.color_legend_html(groups))
+            st.html(tables.color_legend_html(groups, forget))
     st.caption("Click a row to see its details below. Hover a column name for what it measures, which direction "
                "is better and where it is defined.")
     return shown
@@ -266,14 +270,19 @@ def details_section(listing: list[dict], unreproduced: dict[str, str]) -> None:
         st.caption(f"ID `{chosen}` · made by {'nobody: a reference or a command-line run' if owner == '—' else owner}")
     if cost_summary(result):
         st.caption(cost_summary(result), help=COLUMN_HELP["Cost"])
+    stages = timings_table(result)
+    if len(stages):
+        with st.expander("Where the time went", key="screen_detail_timings"):
+            st.dataframe(stages, hide_index=True, column_config={
+                "Seconds": st.column_config.NumberColumn(format="%.2f")})
+            st.caption("Measured in the process that ran the experiment; only the unlearning stage is RT.")
     curves = epoch_curves(result)
     if len(curves):
-        fig = session.memo("screen.epochs", (chosen,), lambda: figures.epoch_figure(
-            curves, title=f"Per-epoch progress of {labels[chosen]}"))
+        forget = session.scenario().forget_set.text
+        fig = session.memo("screen.epochs", (chosen, labels[chosen], forget), lambda: figures.epoch_figure(
+            curves, title=f"Per-epoch progress of {labels[chosen]}", forget=forget))
         st.plotly_chart(fig, key="screen_epochs", width="stretch")
-        st.caption("Forget accuracy and loss after each epoch of the method.",
-                   help="Forget accuracy should fall towards the Retrained model's (about 0); a loss that keeps "
-                        "growing without bound is a sign the model is breaking.")
+        st.caption("Forget accuracy and loss after each epoch of the method.", help=epoch_help(forget))
     else:
         st.caption("No per-epoch records: references and uploaded models have none.")
 
@@ -333,7 +342,8 @@ def pareto_section(table) -> None:
                "one. Click a point to see its details.")
     columns = st.columns(3)
     x = columns[0].selectbox("x axis", METRIC_COLUMNS, index=0, key="screen_pareto_x",
-                             help="Forgetting: usually UA (lower is better).")
+                             help="Forgetting: usually UA (the axis title says which way is better for this "
+                                  "forget set).")
     y = columns[1].selectbox("y axis", METRIC_COLUMNS, index=METRIC_COLUMNS.index("TRA"), key="screen_pareto_y",
                              help="Retained accuracy: usually TRA (higher is better).")
     colour = columns[2].selectbox("Colour", METRIC_COLUMNS, index=METRIC_COLUMNS.index("PS"), key="screen_pareto_c",

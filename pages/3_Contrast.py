@@ -17,7 +17,7 @@ from mucomp.results import (
     twin_embedding,
 )
 from mucomp.ui import figures, session, widgets
-from mucomp.ui.text import md
+from mucomp.ui.text import ContrastWords, contrast_words, md, probe_reading
 
 session.setup("Contrast")
 
@@ -31,8 +31,9 @@ def split_choice(key: str, help_text: str) -> str:
                                 help=help_text) or "train"
 
 
-def accuracy_section(ids: tuple[str, str], a: dict, b: dict, names, forget: tuple[int, ...], labels: tuple[str, str]) -> None:
-    st.header("Class-wise accuracy", help="Share of each class's images each model recognises: higher is better for the other classes, lower is better for the forget class.")
+def accuracy_section(ids: tuple[str, str], a: dict, b: dict, names, forget: tuple[int, ...], labels: tuple[str, str],
+                     words: ContrastWords) -> None:
+    st.header("Class-wise accuracy", help=words.accuracy_help)
     split = split_choice("contrast_acc_split", "Accuracy on the training images (what the model saw) or on the "
                                                "held-out test images.")
     table = session.memo("contrast.accuracy", (*ids, split), lambda: class_accuracy(a, b, None, split,
@@ -41,13 +42,9 @@ def accuracy_section(ids: tuple[str, str], a: dict, b: dict, names, forget: tupl
     left, right, view = st.columns([1, 1, 2], vertical_alignment="bottom")
     forget_key = "UA" if split == "train" else "TUA"  # the forget set's accuracy on this split
     ua_a, ua_b = a["metrics"].get(forget_key), b["metrics"].get(forget_key)
-    what = f"class '{names[forget[0]]}'" if len(forget) == 1 else ("classes" if forget else "set")
-    left.metric(f"Forget {what}: A − B", "n/a" if None in (ua_a, ua_b) else f"{(ua_a - ua_b) * 100:+.1f} pp",
-                help="Accuracy of Model A minus Model B on the forget set (lower accuracy = more forgotten); a random "
-                     "forget set has no test images of its own (n/a on the test split).")
-    right.metric("Average retain gap", "n/a" if np.isnan(gap) else f"{gap * 100:.1f} pp",
-                 help="Mean absolute accuracy difference between A and B over the other classes "
-                      "(lower = the two models keep the other classes alike).")
+    left.metric(words.forget_metric_label, "n/a" if None in (ua_a, ua_b) else f"{(ua_a - ua_b) * 100:+.1f} pp",
+                help=words.forget_metric_help)
+    right.metric("Average retain gap", "n/a" if np.isnan(gap) else f"{gap * 100:.1f} pp", help=words.retain_gap_help)
     # Differences first: the view asks how A and B differ class by class (the published comparator's
     # view); the absolute accuracies are one click away and in every bar's hover.
     bars = view.segmented_control(
@@ -59,14 +56,12 @@ def accuracy_section(ids: tuple[str, str], a: dict, b: dict, names, forget: tupl
     fig = session.memo("contrast.accuracy_figure", (*ids, split, bars),
                        lambda: build(table, names, forget, *labels))
     st.plotly_chart(fig, key="contrast_accuracy", width="stretch")
-    st.caption("A − B in percentage points per class: above 0, Model A recognises more of the class's images; below, "
-               "Model B does. For the red-marked forget class, lower accuracy = more forgotten." if bars == "difference"
-               else "Bars: share of each class's images recognised by each model (higher = better kept; for the "
-                    "red-marked forget class lower = more forgotten).")
+    st.caption(words.difference_caption if bars == "difference" else words.grouped_caption)
 
 
-def matrix_section(ids: tuple[str, str], a: dict, b: dict, names, forget: tuple[int, ...], labels: tuple[str, str]) -> None:
-    st.header("Prediction matrices", help="Which class each model predicts for the images of each true class: a good unlearned model moves the forget-class row off the diagonal and keeps the others on it.")
+def matrix_section(ids: tuple[str, str], a: dict, b: dict, names, forget: tuple[int, ...], labels: tuple[str, str],
+                   words: ContrastWords) -> None:
+    st.header("Prediction matrices", help=words.matrix_help)
     left, right = st.columns(2)
     with left:
         split = split_choice("contrast_matrix_split", "Predictions on the training or the test images.")
@@ -83,27 +78,21 @@ def matrix_section(ids: tuple[str, str], a: dict, b: dict, names, forget: tuple[
                            figures.prediction_matrix_figure(stored_prediction_matrix(r, split, kind), names, lb, kind,
                                                             forget_class=forget))
         column.plotly_chart(fig, key=f"contrast_matrix_{which}", width="stretch")
-    st.caption("Rows: true class; columns: predicted class. A model that forgot the red-outlined class spreads "
-               "its row over other classes; the other rows should stay on the diagonal.")
+    st.caption(words.matrix_caption)
 
 
 def _clear_selection() -> None:
     st.session_state[KEY_SELECTION] = []
 
 
-def embedding_section(s, ids: tuple[str, str], a: dict, b: dict, names, forget: tuple[int, ...], labels: tuple[str, str]) -> None:
-    st.header("Embedding space", help="Where each model places the images in its feature space: forget-class images that leave their cluster were forgotten; other images should stay put.")
-    st.caption("Each point is a training image placed by UMAP from the model's penultimate features: images a "
-               "model sees as alike sit together. Colour = the class the model predicts; × = an image of the "
-               "forget class. Model B's map is aligned onto Model A's so they read side by side. Click a point in "
-               "either map to highlight the same image in the other and inspect it below; for several, pick Box or "
-               "Lasso select in the chart's toolbar. Probabilities are softmax at T = 1, as on Attack.")
+def embedding_section(s, ids: tuple[str, str], a: dict, b: dict, names, forget: tuple[int, ...], labels: tuple[str, str],
+                      words: ContrastWords) -> None:
+    st.header("Embedding space", help=words.embedding_help)
+    st.caption(words.embedding_caption)
     points = session.memo("contrast.points", ids, lambda: twin_embedding(a, b, labels=s.data.train.labels_np))
     filter_name = st.columns([1, 2])[0].selectbox(
         "Show", list(FILTERS), format_func=FILTERS.get, key="contrast_filter",
-        help="Target to forget: the forget-class images. Correctly forgotten: forget images the model no longer "
-             "recognises. Not forgotten: forget images still recognised. Overly forgotten: other images the "
-             "model now gets wrong.",
+        help=words.filter_help,
     )
     present = session.memo("contrast.point_set", ids, lambda: frozenset(points["index"].tolist()))
     for which in ("a", "b"):  # the latest selection in either map wins
@@ -146,8 +135,8 @@ def instance_panel(s, ids: tuple[str, str], points, selected: list[int], names, 
     right.plotly_chart(fig, key="contrast_probabilities", width="stretch")
 
 
-def cka_section(ids: tuple[str, str], a: dict, b: dict, labels: tuple[str, str]) -> None:
-    st.header("Layer-wise similarity", help="CKA per layer between each model and the reference (1 = same representation): against the Retrained model, higher is better.")
+def cka_section(ids: tuple[str, str], a: dict, b: dict, labels: tuple[str, str], words: ContrastWords) -> None:
+    st.header("Layer-wise similarity", help=words.cka_help)
     left, right = st.columns(2)
     reference = left.segmented_control(
         "Compared with", ["original", "retrained"], default="retrained", key="contrast_cka_reference",
@@ -161,12 +150,12 @@ def cka_section(ids: tuple[str, str], a: dict, b: dict, labels: tuple[str, str])
         cka_frame_for(a, b, reference), cka_layers(a), f"CKA against the {reference.capitalize()} model", split=split,
         model_labels={"A": labels[0], "B": labels[1]}))
     st.plotly_chart(fig, key="contrast_cka", width="stretch")
-    st.caption("Solid lines: forget-class images; dashed: the other classes. Unlearning usually changes the last "
-               "layers most.")
+    st.caption(words.cka_caption)
 
 
-def leakage_section(ids: tuple[str, str], a: dict, b: dict, names, forget: tuple[int, ...], labels: tuple[str, str]) -> None:
-    st.header("Class leakage", help="Where the forget images' probability goes after unlearning, beside the Retrained model: a model that still ranks the forgotten class high has hidden it, not lost it.")
+def leakage_section(ids: tuple[str, str], a: dict, b: dict, names, forget: tuple[int, ...], labels: tuple[str, str],
+                    words: ContrastWords) -> None:
+    st.header("Class leakage", help=words.leakage_help)
     leaks = {label: leak for label, result in zip(labels, (a, b), strict=True)
              if (leak := stored_audit(result, "leakage")) is not None}
     if not leaks:
@@ -179,23 +168,29 @@ def leakage_section(ids: tuple[str, str], a: dict, b: dict, names, forget: tuple
         column.metric(f"{md(label)}: JS divergence to Retrained", f"{leak['js_mean']:.3f}",
                       help="Mean over the forget images of the Jensen-Shannon divergence (natural log, 0 to 0.693) "
                            "between this model's and the Retrained model's predicted distributions: 0 = the same.")
-        what = f"'{names[forget[0]]}'" if len(forget) == 1 else "each image's own class"
-        column.caption(f"Rank of {what} in the forget images' predictions: mean {leak['mean_rank']:.2f} "
+        column.caption(f"Rank of {words.rank_of} in the forget images' predictions: mean {leak['mean_rank']:.2f} "
                        f"(Retrained {leak['retrained_mean_rank']:.2f}; 1 = still the top class).")
 
 
-def probe_section(ids: tuple[str, str], a: dict, b: dict, retrained: dict | None, layers, labels: tuple[str, str]) -> None:
-    st.header("Layer-wise decodability", help="A linear probe per layer tries to tell forget images from retain images (ROC AUC on the test images; 0.5 = it cannot). Next to CKA: a class forgotten only in the head stays decodable in earlier layers.")
+def probe_section(s, ids: tuple[str, str], a: dict, b: dict, retrained: dict | None, layers, labels: tuple[str, str],
+                  words: ContrastWords) -> None:
+    st.header("Layer-wise decodability", help=words.probe_help)
     results = {labels[0]: a, labels[1]: b, **({"retrained": retrained} if retrained is not None else {})}
     frame = probe_frame(results, layers)
     if frame.empty:
         st.info("These results were stored before mucomp computed the probes; run them again to see them.")
+        return
+    reading = probe_reading(frame["auc"], s.forget_set, s.dataset)
+    if not reading.chart:  # nothing to draw: say why instead of an empty chart
+        st.info(reading.note, icon=":material/info:")
         return
     fig = session.memo("contrast.probes", (*ids, *labels, retrained.get("id") if retrained else None),
                        lambda: figures.probe_figure(frame, layers))
     st.plotly_chart(fig, key="contrast_probes", width="stretch")
     st.caption("Probe: standardised activations, PCA to at most 256 dimensions, logistic regression fitted on the "
                "training subsets, ROC AUC on the test subsets. Hover: the excess over the Retrained model.")
+    if reading.note:
+        st.info(reading.note, icon=":material/info:")
 
 
 s = session.scenario()
@@ -214,17 +209,18 @@ model_labels = (f"A: {experiment_label(result_a)}", f"B: {experiment_label(resul
 class_names = list(s.spec.class_names)
 forget_class = s.forget_classes  # () for a random or index forget set: no class is marked
 pair = (a_id, b_id)
+words = contrast_words(s.forget_set, class_names)  # every help and caption follows the forget-set kind
 with widgets.view_errors():
-    accuracy_section(pair, result_a, result_b, class_names, forget_class, model_labels)
+    accuracy_section(pair, result_a, result_b, class_names, forget_class, model_labels, words)
 with widgets.view_errors():
-    matrix_section(pair, result_a, result_b, class_names, forget_class, model_labels)
+    matrix_section(pair, result_a, result_b, class_names, forget_class, model_labels, words)
 with widgets.view_errors():
-    embedding_section(s, pair, result_a, result_b, class_names, forget_class, model_labels)
+    embedding_section(s, pair, result_a, result_b, class_names, forget_class, model_labels, words)
 with widgets.view_errors():
-    leakage_section(pair, result_a, result_b, class_names, forget_class, model_labels)
+    leakage_section(pair, result_a, result_b, class_names, forget_class, model_labels, words)
 with widgets.view_errors():
-    cka_section(pair, result_a, result_b, model_labels)
+    cka_section(pair, result_a, result_b, model_labels, words)
 with widgets.view_errors():
     retrained_id = session.reference_ids(listing).get("retrained")
-    probe_section(pair, result_a, result_b, session.load_result(retrained_id) if retrained_id else None,
-                  cka_layers(result_a), model_labels)
+    probe_section(s, pair, result_a, result_b, session.load_result(retrained_id) if retrained_id else None,
+                  cka_layers(result_a), model_labels, words)

@@ -18,6 +18,7 @@ from mucomp.results import (
     experiment_label,
     instance_probabilities,
 )
+from mucomp.results.attack import feature_control
 from mucomp.ui import audit_tabs, figures, grids, session, widgets
 from mucomp.ui.text import md
 
@@ -56,26 +57,31 @@ def _on_slider(which: str, metric: str) -> None:
     state["thresholds"][_threshold_key(which, metric)] = float(st.session_state[f"attack_threshold_{which}"])
 
 
-def controls() -> tuple[str, str]:
-    """Metric and strategy, bound to the session's attack settings."""
+def controls(plotted: dict[str, str]) -> None:
+    """Metric and strategy, bound to the session's attack settings. The feature control shows the
+    metric the figures use (``plotted``: model name -> its view's metric): under the worst case,
+    which picks the metric itself, it is locked on that metric (:func:`feature_control`)."""
     state = settings()
-    session.bind("attack_metric", state["metric"])
+    feature = feature_control(state["strategy"], state["metric"], plotted)
+    session.bind("attack_metric", feature.value)
     session.bind("attack_strategy", state["strategy"])
     left, right = st.columns(2)
     left.segmented_control(
         "Attack feature", list(METRICS), key="attack_metric", format_func=METRIC_LABELS.get,
+        disabled=not feature.editable,
         on_change=lambda: state.__setitem__("metric", st.session_state["attack_metric"] or state["metric"]),
         help="What the attacker looks at for each forget image. Entropy: how uncertain the prediction is, the "
              "entropy of softmax(z / 2) (temperature T = 2, as the published attack uses). Confidence: how sure the "
              "model is of its top class, the log-odds of its top softmax probability at T = 1. Probabilities shown "
-             "anywhere else are T = 1.",
+             "anywhere else are T = 1. The Worst case strategy picks the feature itself.",
     )
+    if feature.note:
+        left.caption(feature.note)
     right.selectbox(
         "Threshold strategy", list(STRATEGY_LABELS), key="attack_strategy", format_func=STRATEGY_LABELS.get,
         on_change=lambda: state.__setitem__("strategy", st.session_state["attack_strategy"]),
         help=STRATEGY_HELP,
     )
-    return state["metric"], state["strategy"]
 
 
 def _score(value) -> str | None:
@@ -219,25 +225,29 @@ widgets.require_model_pair(a_id, b_id)
 result_a, result_b = session.load_result(a_id), session.load_result(b_id)
 retrained = session.load_result(retrained_id)
 model_labels = (f"A: {experiment_label(result_a)}", f"B: {experiment_label(result_b)}")
-threshold_tab, ulira_tab, relearn_tab = st.tabs(["Threshold attack", "Per-example (U-LiRA)", "Relearning"])
+threshold_tab, ulira_tab, relearn_tab = session.attack_tabs()  # open on the session's tab (kept in the URL)
 with threshold_tab:
-    metric, strategy = controls()
+    control_slot = st.container()  # drawn once the views say which metric they plot
+    metric, strategy = settings()["metric"], settings()["strategy"]
     for grid_key in GRID_KEYS:  # the latest click in any grid picks the instance
         picked = session.new_selection(grid_key, figures.selection_indices)
         if picked:
             st.session_state[session.KEY_INSTANCE] = picked[0]
     keys = {which: view_key(which, (a_id, b_id, retrained_id), metric, strategy) for which in ("a", "b")}
+    attack_views: dict[str, AttackView] = {}
     with widgets.view_errors():
-        attack_views = {
-            "a": compute_view(keys["a"], result_a, retrained, result_b),
-            "b": compute_view(keys["b"], result_b, retrained, result_a),
-        }
-        columns = st.columns(2)
-        for column, which, model_label, result in ((columns[0], "a", model_labels[0], result_a),
-                                                   (columns[1], "b", model_labels[1], result_b)):
-            with column:
-                model_column(s, which, model_label, attack_views[which], result, keys[which])
-        instance_panel(s, result_a, result_b, model_labels, attack_views)
+        attack_views["a"] = compute_view(keys["a"], result_a, retrained, result_b)
+        attack_views["b"] = compute_view(keys["b"], result_b, retrained, result_a)
+    with control_slot:
+        controls({f"Model {which.upper()}": view.metric for which, view in attack_views.items()})
+    if len(attack_views) == 2:
+        with widgets.view_errors():
+            columns = st.columns(2)
+            for column, which, model_label, result in ((columns[0], "a", model_labels[0], result_a),
+                                                       (columns[1], "b", model_labels[1], result_b)):
+                with column:
+                    model_column(s, which, model_label, attack_views[which], result, keys[which])
+            instance_panel(s, result_a, result_b, model_labels, attack_views)
 with ulira_tab:
     audit_tabs.ulira_tab(s, model_labels, (result_a, result_b))
 with relearn_tab:

@@ -79,7 +79,7 @@ def test_home_switches_the_forget_set_and_keeps_it_in_the_url(replicate_home):
     assert at.query_params["forget"] == "random:20%"
     assert any("20% of the training images" in c.value for c in at.caption)
     at.selectbox(key="home_forget_kind").set_value("classes").run()
-    assert at.query_params["forget"] == "classes:0,1"
+    assert at.query_params["forget"] == "classes:3,4"  # from the default class 3 and the next
     at.multiselect(key="home_forget_classes").set_value([3, 5]).run()
     assert at.query_params["forget"] == "classes:3,5"
     at.number_input(key="home_data_seed").set_value(2).run()

@@ -46,6 +46,23 @@ def test_probe_auc_is_chance_on_random_labels_and_high_on_separable_ones():
     assert np.isnan(probe_auc(x_train, np.zeros(300), x_test, y_test))  # one label only: undefined
 
 
+def test_wide_layers_are_average_pooled_per_channel_before_the_probe():
+    from mucomp.audits.probes import MAX_PROBE_WIDTH, reduced_width
+
+    rng = np.random.default_rng(2)
+    conv = rng.normal(size=(5, 64 * 32 * 32)).astype(np.float32)  # a CIFAR ResNet-18 conv1 output
+    pooled = reduced_width(conv, (64, 32, 32))
+    expected = conv.reshape(5, 64, 4, 8, 4, 8).mean(axis=(3, 5)).reshape(5, 64 * 16)
+    assert pooled.shape == (5, 1024) and np.allclose(pooled, expected, atol=1e-6)
+    # A grid that must divide both sides: 6 x 10 x 15 under a cap of 100 keeps one mean per channel.
+    odd = rng.normal(size=(3, 6 * 10 * 15)).astype(np.float32)
+    assert np.allclose(reduced_width(odd, (6, 10, 15), cap=100), odd.reshape(3, 6, 150).mean(axis=2), atol=1e-6)
+    tokens = rng.normal(size=(2, 197 * 768)).astype(np.float32)  # a ViT-B/16 block: the mean token
+    assert np.allclose(reduced_width(tokens, (197, 768)), tokens.reshape(2, 197, 768).mean(axis=1), atol=1e-6)
+    narrow = rng.normal(size=(4, MAX_PROBE_WIDTH))  # digits' widest layer: untouched, same object
+    assert reduced_width(narrow, (32, 8, 8)) is narrow and reduced_width(conv, None) is conv
+
+
 def test_digits_probe_and_leakage_of_the_references(digits_scenario, digits_reference_evals):
     from mucomp.metrics import softmax
     from mucomp.privacy import forget_logits
@@ -55,6 +72,9 @@ def test_digits_probe_and_leakage_of_the_references(digits_scenario, digits_refe
     original = layer_probes(digits_reference_evals["original"], subsets, layers)
     retrained = layer_probes(digits_reference_evals["retrained"], subsets, layers)
     assert set(original) == set(layers) and all(0.5 <= v <= 1.0 for v in original.values())
+    # The pass records each layer's shape: digits' layers are all probed at full width.
+    shapes = digits_reference_evals["original"]["train"].activation_shapes
+    assert shapes["block1"] == (32, 8, 8) and shapes["fc"] == (10,)
     # The Original learnt class 3; the Retrained never saw it, so its logits separate it less.
     assert original["fc"] > retrained["fc"]
     u = softmax(forget_logits(digits_scenario, digits_reference_evals["original"]["train"]))
@@ -62,3 +82,15 @@ def test_digits_probe_and_leakage_of_the_references(digits_scenario, digits_refe
     leakage = class_leakage(u, r, digits_scenario.forget_class)
     assert leakage["mean_rank"] < leakage["retrained_mean_rank"]  # the Original still ranks class 3 first
     assert leakage["rank_counts"][0] > 0.9 * len(u) and leakage["js_mean"] > 0.1
+
+
+def test_a_runs_timings_table_lists_every_stored_stage_in_order_with_their_total():
+    from mucomp.results import timings_table
+
+    table = timings_table({"id": "abc123", "config": {}, "timings": {"references": 0.0, "unlearning": 1.5, "evaluation": 2.0, "probes": 0.25,
+                                       "later_stage": 0.25, "bad": None}})
+    assert table["Stage"].tolist() == ["preparing the references (first run of the scenario in its process)",
+                                       "unlearning (RT)", "forward pass over the train and test images",
+                                       "layer-wise decodability probes", "later_stage", "Total"]
+    assert table["Seconds"].tolist() == [0.0, 1.5, 2.0, 0.25, 0.25, 4.0]
+    assert timings_table({"id": "abc123", "config": {}, "timings": None}).empty

@@ -52,17 +52,17 @@ def _communicate_all(procs: list[subprocess.Popen], timeout: float) -> list[tupl
     return outputs
 
 
-def test_three_reference_processes_train_each_reference_once(tmp_path, digits_scenario, digits_references):
+def test_two_reference_processes_train_each_reference_once(tmp_path, digits_scenario, digits_references):
     command = [sys.executable, "-m", "mucomp.cli", "references", "--dataset", "digits", "--forget-class", "3", "--json"]
     env = _env(tmp_path / "home")
-    # The Original is in the cache already (trained earlier on this machine): the three processes
-    # race for the Retrained model, which exactly one of them trains (~5 s on 2 cores); the others
-    # wait on its lock and read the file. The timeout only stops a hung run. The lock makes the
-    # result independent of how the three interleave.
+    # The Original is in the cache already (trained earlier on this machine): the two processes
+    # race for the Retrained model, which exactly one of them trains (~5 s on 2 cores); the other
+    # waits on its lock and reads the file. The timeout only stops a hung run. The lock makes the
+    # result independent of how the two interleave.
     seed_reference_cache(tmp_path / "home", digits_scenario, ("original",))
     procs = [
         subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(3)
+        for _ in range(2)
     ]
     outputs = _communicate_all(procs, timeout=300)
     sources = {"original": [], "retrained": []}
@@ -71,10 +71,10 @@ def test_three_reference_processes_train_each_reference_once(tmp_path, digits_sc
         assert set(found) == set(sources), err
         for kind, source in found.items():
             sources[kind].append(source)
-    assert sources["original"] == ["cache", "cache", "cache"]
-    assert sorted(sources["retrained"]) == ["cache", "cache", "trained"]
+    assert sources["original"] == ["cache", "cache"]
+    assert sorted(sources["retrained"]) == ["cache", "trained"]
     metrics = [json.loads(out) for out, _err in outputs]
-    assert metrics[0] == metrics[1] == metrics[2]
+    assert metrics[0] == metrics[1]
     assert set(metrics[0]) == {"original", "retrained"}
     cached = sorted(p.name for p in (tmp_path / "home" / "references").rglob("*") if p.is_file())
     # Both cache files and no temporary file left (lock files may stay: filelock keeps them on POSIX).

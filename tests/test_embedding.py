@@ -92,17 +92,11 @@ def test_warm_up_is_idempotent(warm):
 
 
 def test_same_seed_gives_identical_coordinates_in_two_processes(small_layout):
+    # This process and one child: two processes, each compiling and fitting on its own.
     code = CHILD.format(tests=str(Path(__file__).parent))
-    children = [
-        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
-    ]
-    outputs = []
-    for child in children:
-        out, err = child.communicate(timeout=300)
-        assert child.returncode == 0, err[-2000:]
-        outputs.append(out.strip().splitlines()[-1])
-    assert outputs[0] == outputs[1] == digest(small_layout)
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert child.stdout.strip().splitlines()[-1] == digest(small_layout)
     assert small_layout.shape == (150, 2) and small_layout.dtype == np.float64
     assert np.isfinite(small_layout).all()
 

@@ -177,7 +177,7 @@ def test_home_offers_the_cpu_scenario_and_states_its_reference_time():
                                                      "fmnist_cnn: CPU-sized CNN trained here in minutes (no network, no GPU)"]
     at.selectbox(key="home_arch").set_value("fmnist_cnn").run()
     assert not at.exception
-    assert at.session_state["mucomp_scenario"] == Scenario("fashion_mnist", 0, 0, arch="fmnist_cnn")
+    assert at.session_state["mucomp_scenario"] == Scenario("fashion_mnist", 3, 0, arch="fmnist_cnn")  # the class kept
     notes = [block.value for block in at.info]
     assert any("about" in note and "min on this machine" in note and "60,000 images" in note for note in notes), notes
 

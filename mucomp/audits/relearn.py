@@ -31,6 +31,11 @@ model of the same scenario, each from a private copy:
   **censored** (``censored``: "not reached in S steps"): ``relative`` is then null, never a ratio
   made from the budget.
 
+For forgotten images (``random:`` and ``indices:`` sets) the Retrained model never saw the forget
+images and still recognises most of them, so both curves usually start above the target: there
+is no ratio, and the reading is the gap between the model's forget-accuracy curve and the
+Retrained model's (the SalUn convention; the Attack tab says so, ``mucomp.ui.text.relearn_reading``).
+
 The paper (and its code, RELEARN) also relearns from the retain set alone (k = 0; curve (b)
 here). mucomp's differences: the attack targets a forgotten *class* (the paper forgets 10 % of one
 class), S is short (50 steps by default, the paper's grid runs 10 epochs), the optimiser is

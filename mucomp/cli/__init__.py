@@ -2,8 +2,9 @@
 sub-parsers (:mod:`~mucomp.cli.references`, :mod:`~mucomp.cli.runs`, :mod:`~mucomp.cli.store`,
 :mod:`~mucomp.cli.audits`, :mod:`~mucomp.cli.sharing`).
 
-Exit codes: 0 success, 2 bad arguments (the message names the argument and what is allowed),
-1 the work itself failed (the message says why). Reading commands (``list``, ``show``,
+Exit codes: 0 success, 2 bad arguments (one line, no usage block: the message names the argument,
+what is allowed or where to look, e.g. ``mucomp list`` for an unknown id), 1 the work itself
+failed (the message says why). Reading commands (``list``, ``show``,
 ``summary``) never import torch.
 """
 
@@ -14,7 +15,7 @@ import os
 import sys
 
 from mucomp.cli import audits, references, runs, sharing, store
-from mucomp.cli.common import UsageError
+from mucomp.cli.common import UsageError, error_line
 from mucomp.display_text import for_terminal
 
 __all__ = ["UsageError", "build_parser", "main"]
@@ -41,9 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["MUCOMP_PRECISION"] = args.precision
     try:
         return int(args.func(args) or 0)
-    except UsageError as err:
-        parser.print_usage(sys.stderr)
-        print(f"mucomp: error: {for_terminal(err, newlines=True)}", file=sys.stderr)
+    except UsageError as err:  # one line saying what to do, no usage block
+        print(error_line(args.command, err), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mucomp: interrupted", file=sys.stderr)

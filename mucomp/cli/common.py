@@ -118,13 +118,21 @@ def apply_torch_threads() -> None:
 
 
 def store_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a store operation; a malformed or unknown id is the caller's argument error."""
+    """Run a store operation; a malformed or unknown id is the caller's argument error, whose
+    message says where the stored ids are listed."""
     from mucomp.store import ExperimentNotFoundError, InvalidIdError
 
     try:
         return fn(*args, **kwargs)
     except (ExperimentNotFoundError, InvalidIdError) as err:
-        raise UsageError(str(err)) from err
+        raise UsageError(f"{err}; `mucomp list` shows the stored experiments' ids") from err
+
+
+def error_line(command: str | None, err: BaseException) -> str:
+    """The one line a user error prints: the command, what is wrong and what to do (the message
+    says both), without argparse's usage block (``mucomp COMMAND --help`` shows that)."""
+    where = f"mucomp {command}" if command else "mucomp"
+    return f"{where}: error: {for_terminal(err, newlines=True)}"
 
 
 def summary_row(result: dict) -> dict:

@@ -80,6 +80,8 @@ def _methods_text(dataset: str, methods: list[dict]) -> str:
         if method["description"]:
             lines.append(f"  {method['description']}")
         for param in method["params"]:
+            if param["name"] in method.get("unused", ()):
+                continue  # a common hyper-parameter the method ignores (SSD's lr): not offered
             default = method["defaults"].get(param["name"])
             shown = "(required)" if default is None else _format_value(default)
             lines.append(f"  {param['name']:<20} {shown:<10} {param['allowed']}{'; ' + param['help'] if param['help'] else ''}")

@@ -27,6 +27,7 @@ def _parse_value(method_info, key: str, text: str):
             f"--grid/--param: {key!r} is not a parameter of {method_info.name}; use one of {', '.join(params)}"
         )
     try:
+        method_info.check_used([key])  # e.g. SSD's lr: a grid over it would make identical runs
         return params[key].validate(text)
     except ValueError as err:
         raise UsageError(str(err)) from err  # the message names the parameter and its range
@@ -62,13 +63,24 @@ def _run_progress(enabled: bool, total_runs: int):
     return report
 
 
+def unknown_method_text(name: str, known: list[str]) -> str:
+    """What to do about ``--method NAME`` that no loaded method registers: the names there are, and
+    how a plugin's method is loaded (its ``@register`` name, the plugins that failed to load)."""
+    from mucomp.methods import plugin_errors
+
+    failed = "; ".join(str(error) for error in plugin_errors())
+    return (f"--method: no method is registered as {name!r}; choose one of {', '.join(known)}. A method of your "
+            "own: set MUCOMP_PLUGINS to its file and give the name its @register gives (`mucomp methods` lists "
+            "them)" + (f"; plugins not loaded: {failed}" if failed else ""))
+
+
 def _config_from_args(args):
     """The run's base config (first training and unlearning seed), its grid, and the seeds."""
     from mucomp.methods import available_methods
 
     methods = available_methods()
     if args.method not in methods:
-        raise UsageError(f"--method: unknown method {args.method!r}; choose one of {', '.join(methods)}")
+        raise UsageError(unknown_method_text(args.method, list(methods)))
     info = methods[args.method]
     train_seeds = seed_list(args.train_seeds, args.seed, "--train-seeds")
     seeds = seed_list(args.seeds, args.seed, "--seeds")

@@ -56,6 +56,17 @@ def cmd_list(args) -> int:
     return 0
 
 
+def summary_scenario(group: dict) -> tuple[str, str]:
+    """The scenario columns of a ``mucomp summary`` row: the data set (with the architecture where
+    it is not the data set's own) and the forget set (with a data seed other than 0)."""
+    config = group.get("config") or {}
+    dataset, arch, data_seed = group.get("dataset") or "-", config.get("arch"), config.get("data_seed")
+    spec = DATASETS.get(dataset)
+    named = dataset if arch is None or spec is None or arch == spec.arch else f"{dataset} ({arch})"
+    forget = group.get("forget") or "-"
+    return named, forget + (f" (data seed {data_seed})" if data_seed else "")
+
+
 def cmd_summary(args) -> int:
     """Mean, 95 % Student-t interval and n of every metric per replicate group (from the index)."""
     from mucomp.groups import group_summaries
@@ -67,7 +78,8 @@ def cmd_summary(args) -> int:
     entries = ExperimentStore().entries(**filters)
     summaries = group_summaries(entries, group=args.group, method=args.method)
     if args.group and not summaries:
-        raise UsageError(f"--group: no stored experiment belongs to group {args.group!r} (see `mucomp list --json`)")
+        raise UsageError(f"--group: no stored experiment belongs to group {args.group!r}; `mucomp list --json` shows "
+                         "each experiment's group")
 
     def cell(entry: dict | None) -> str:
         if not entry or entry["mean"] is None:
@@ -84,10 +96,10 @@ def cmd_summary(args) -> int:
     def text() -> str:
         if not summaries:
             return "no replicate groups (run with --seeds 0-4 to make one)"
-        header = ["group", "method", "data set", "forget", "n", *SUMMARY_TEXT_METRICS]
-        rows = [[for_terminal(g["group"]), for_terminal(g["method"]), for_terminal(g["dataset"]),
-                 for_terminal(g["forget"]), str(g["n"]), *(cell(g["metrics"].get(m)) for m in SUMMARY_TEXT_METRICS)]
-                for g in summaries]
+        header = ["data set", "forget", "group", "method", "n", *SUMMARY_TEXT_METRICS]
+        rows = sorted(([*map(for_terminal, summary_scenario(g)), for_terminal(g["group"]), for_terminal(g["method"]),
+                        str(g["n"]), *(cell(g["metrics"].get(m)) for m in SUMMARY_TEXT_METRICS)] for g in summaries),
+                      key=lambda row: row[:2])  # one scenario's groups together, oldest first
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
         lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
         lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]

@@ -12,11 +12,12 @@ Progress is reported as ``progress(stage, fraction, **figures)`` with ``stage`` 
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 
 from torch import nn
 
-from mucomp.config import GRID_KEYS, ExperimentConfig, base_problem
+from mucomp.config import ExperimentConfig, base_problem
 from mucomp.data import Scenario
 from mucomp.embedding import settle_warm_up
 from mucomp.experiment.figures import evaluate_model, result_record
@@ -82,10 +83,15 @@ def run_experiment(
     scenario = Scenario.from_config(config)
     info.resolve_for(scenario, config.hyper())  # validate before any work
     base = check_base(config, store)
+    clock = time.perf_counter()
     state = _scenario_state(scenario, store, references, progress=progress, cancel=cancel)
+    setup = {"references": time.perf_counter() - clock}  # ~0 once this process holds the scenario
+    clock = time.perf_counter()
     model = load_base_model(config, state, store, base)
-
+    setup["base_model"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     settle_warm_up()  # a background UMAP compilation must not run inside RT
+    setup["umap_compile_wait"] = time.perf_counter() - clock
     stage_reporter(progress, "unlearning")(0, 1)
 
     def unlearning_progress(epoch, total, **figures):
@@ -102,12 +108,11 @@ def run_experiment(
     figures = evaluate_model(model, state, model_id=experiment_id, progress=progress)
     figures["metrics"]["RT"] = outcome.rt_seconds
     figures["metrics"]["cost"] = dict(outcome.cost)
-    figures["timings"] = {"warmup": outcome.warmup_seconds, "unlearning": outcome.rt_seconds,
+    figures["timings"] = {**setup, "warmup": outcome.warmup_seconds, "unlearning": outcome.rt_seconds,
                           "preparation": outcome.prep_seconds, "epoch_checks": outcome.eval_seconds,
                           **figures["timings"]}
     stage_reporter(progress, "saving")(0, 1)
-    resolved = {**config.to_dict(), **{k: outcome.hyper[k] for k in GRID_KEYS if k in outcome.hyper}}
-    resolved["params"] = {k: v for k, v in outcome.hyper.items() if k not in GRID_KEYS}
+    resolved = info.stored_config(config)  # the one rule Build's "this exact run exists" compares with
     result = result_record(experiment_id, "unlearned", resolved, figures, {
         "method_label": info.label,
         "epochs": outcome.epochs,

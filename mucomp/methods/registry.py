@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from mucomp.specs import DATASETS
 from mucomp.training import OPTIMIZERS
 
 if TYPE_CHECKING:
+    from mucomp.config import ExperimentConfig
     from mucomp.methods.context import UnlearnContext
 
 MethodFn = Callable[["UnlearnContext"], None]
@@ -84,6 +85,7 @@ class MethodInfo:
     source: str = "builtin"
     default_sources: dict[str, dict[str, str]] = field(default_factory=dict)
     optimizers: dict[str, str] = field(default_factory=dict)
+    uses: tuple[str, ...] = COMMON_NAMES
 
     def optimizer_for(self, arch: str | None) -> str:
         """The optimiser the method's run uses on ``arch``: the method's declaration for the
@@ -102,6 +104,28 @@ class MethodInfo:
     @property
     def builtin(self) -> bool:
         return self.source == "builtin"
+
+    @property
+    def common_params(self) -> list[Param]:
+        """The common hyper-parameters (:data:`COMMON_PARAMS`) the method uses (:attr:`uses`), in
+        their usual order: the ones a form shows and a grid may vary."""
+        return [self.params[name] for name in COMMON_NAMES if name in self.uses]
+
+    @property
+    def unused(self) -> tuple[str, ...]:
+        """The common hyper-parameters the method ignores (e.g. SSD's ``lr``)."""
+        return tuple(name for name in COMMON_NAMES if name not in self.uses)
+
+    def check_used(self, names: Iterable[str]) -> None:
+        """Refuse values for common hyper-parameters the method ignores: ValueError naming them and
+        what the method uses (a grid over one would make identical runs under different names)."""
+        ignored = [name for name in names if name in self.unused]
+        if ignored:
+            raise ValueError(
+                f"method {self.name!r} does not use {', '.join(ignored)} (its runs ignore "
+                f"{'it' if len(ignored) == 1 else 'them'}); drop {'it' if len(ignored) == 1 else 'them'}. "
+                f"Of the common hyper-parameters it uses {', '.join(self.uses) or 'none'}"
+            )
 
     @property
     def own_params(self) -> list[Param]:
@@ -147,6 +171,16 @@ class MethodInfo:
         forget-set kind."""
         return self.resolve(scenario.dataset, hyper, scenario.arch, scenario.forget_set.kind)
 
+    def stored_config(self, config: ExperimentConfig) -> dict:
+        """``config`` as a run of it stores it: its dict with every hyper-parameter resolved for its
+        scenario (:meth:`resolve_for`, defaults filled in; the method's own in ``params``), so two
+        configs that run the same thing compare equal. ValueError as :meth:`resolve`."""
+        hyper = self.resolve_for(config.scenario_definition, config.hyper())
+        stored = config.to_dict()
+        stored.update({name: value for name, value in hyper.items() if name in COMMON_NAMES})
+        stored["params"] = {name: value for name, value in hyper.items() if name not in COMMON_NAMES}
+        return stored
+
     def sources_for(self, dataset: str, arch: str | None = None, forget_kind: str | None = None) -> dict[str, str]:
         """Where each default on ``dataset`` (with ``arch``, for ``forget_kind``) comes from
         (parameter -> citation; ``"optimizer"`` -> the citation of the optimiser, where given);
@@ -166,6 +200,7 @@ class MethodInfo:
         out = {
             "name": self.name, "label": self.label, "description": self.description,
             "source": self.source, "params": [p.as_dict() for p in self.params.values()],
+            "uses": list(self.uses), "unused": list(self.unused),
         }
         if dataset is not None:
             out["defaults"] = self.defaults_for(dataset, arch, forget_kind)
@@ -280,6 +315,19 @@ def _normalise_optimizers(optimizer: str | Mapping[str, str] | None, name: str) 
     return table
 
 
+def _normalise_uses(uses: Iterable[str] | None, name: str) -> tuple[str, ...]:
+    """``uses`` as the common hyper-parameters' names in their usual order (default: all of them)."""
+    if uses is None:
+        return COMMON_NAMES
+    if isinstance(uses, str):
+        uses = (uses,)
+    unknown = sorted(set(uses) - set(COMMON_NAMES))
+    if unknown:
+        raise ValueError(f"method {name!r}: uses names {unknown}, which are not common hyper-parameters; "
+                         f"name some of {', '.join(COMMON_NAMES)} (a method's own parameters go in params)")
+    return tuple(p for p in COMMON_NAMES if p in set(uses))
+
+
 def register(
     name: str,
     *,
@@ -289,6 +337,7 @@ def register(
     description: str | None = None,
     default_sources: Mapping[str, Any] | None = None,
     optimizer: str | Mapping[str, str] | None = None,
+    uses: Iterable[str] | None = None,
 ) -> Callable[[MethodFn], MethodFn]:
     """Register ``fn(ctx: UnlearnContext) -> None`` as the unlearning method ``name``.
 
@@ -319,6 +368,11 @@ def register(
         for every architecture, or ``{architecture, family ("cnn" / "vit") or "*": name}``.
         Default: SGD with momentum for the CNNs, AdamW for the vision transformers
         (:data:`FAMILY_OPTIMIZERS`). The method's code then only states its losses.
+    uses:
+        The common hyper-parameters (``epochs``, ``lr``, ``batch_size``) the method reads; default
+        all three. The app shows (and a grid varies) only these, and the command line refuses a
+        value for another, e.g. ``uses=("epochs", "batch_size")`` for a method without an
+        optimiser step, whose ``lr`` would change nothing.
 
     The function is returned unchanged, so it can still be called directly.
     """
@@ -339,6 +393,7 @@ def register(
             source=_STATE.source or _source_of(fn),
             default_sources=_normalise_sources(default_sources, declared, name),
             optimizers=_normalise_optimizers(optimizer, name),
+            uses=_normalise_uses(uses, name),
         )
         with _LOCK:
             existing = _STATE.methods.get(name)

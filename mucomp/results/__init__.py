@@ -63,6 +63,7 @@ from mucomp.results.screen import (
     experiment_table,
     front_of_experiments,
     pareto_front,
+    timings_table,
 )
 
 __all__ = [
@@ -71,7 +72,7 @@ __all__ = [
     "MissingBlockError", "as_result", "attack_values", "attack_view", "block", "clearest_first", "check_same_scenario", "cka_frame_for",
     "cka_layers", "class_accuracies", "class_accuracy", "compact_count", "cost_count", "cost_summary", "epoch_curves",
     "experiment_label", "experiment_table", "front_of_experiments", "failed_reference_check", "forget_classes_of", "instance_probabilities",
-    "pareto_front", "probe_frame", "reference_check_warnings", "relearn_frame", "relearn_summary_text", "retain_gap",
+    "pareto_front", "probe_frame", "timings_table", "reference_check_warnings", "relearn_frame", "relearn_summary_text", "retain_gap",
     "retain_gap_of", "scenario_of", "stored_audit", "stored_audits", "stored_prediction_matrix", "twin_embedding",
     "ulira_ranking", "unreproduced_references",
 ]

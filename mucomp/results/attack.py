@@ -42,6 +42,46 @@ METRIC_LABELS: dict[str, str] = {"entropy": "Entropy", "confidence": "Confidence
 
 
 @dataclass(frozen=True)
+class FeatureControl:
+    """What the Attack page's feature (metric) control shows, so that it names what is plotted.
+
+    - ``value``: the metric the control shows selected, or None when no single metric is plotted
+      (the worst case picked different ones for Model A and B, or no view could be computed).
+    - ``editable``: whether the user's choice drives the attack (False under the worst case).
+    - ``note``: why the control is locked and what each model's figures use (None when editable).
+    """
+
+    value: str | None
+    editable: bool
+    note: str | None = None
+
+
+def feature_control(strategy: str, selected: str, plotted: Mapping[str, str]) -> FeatureControl:
+    """The feature control for ``strategy``: every strategy but the worst case attacks with the
+    ``selected`` metric; the worst case picks the metric itself, per model, so the control shows
+    (locked) the metric the figures use. ``plotted``: model name (``"Model A"``) -> the metric
+    its view uses (:attr:`AttackView.metric`); empty when no view could be computed."""
+    key = STRATEGY_ALIASES.get(strategy)
+    if key is None:
+        raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(privacy.STRATEGIES)}")
+    if key != "worst_case":
+        privacy.check_metric(selected)
+        return FeatureControl(selected, True)
+    used = sorted(set(plotted.values()))
+    for metric in used:
+        privacy.check_metric(metric)
+    how = "Worst case uses the feature with the stronger attack"
+    change = "; choose another strategy to pick the feature yourself."
+    if len(used) == 1:
+        who = " for both models" if len(plotted) > 1 else ""
+        return FeatureControl(used[0], False, f"{how}: {METRIC_LABELS[used[0]]}{who}{change}")
+    if not used:
+        return FeatureControl(None, False, f"{how}, for each model{change}")
+    each = ", ".join(f"{name}: {METRIC_LABELS[metric]}" for name, metric in plotted.items())
+    return FeatureControl(None, False, f"{how}, for each model ({each}){change}")
+
+
+@dataclass(frozen=True)
 class AttackValues:
     """One model's stored attack features on the forget images (scenario order)."""
 

@@ -295,3 +295,34 @@ def front_of_experiments(table: pd.DataFrame, columns: Sequence[str], forget: st
         return np.zeros(len(table), dtype=bool)
     front = pareto_front(frame[experiments], objectives)
     return front.reindex(table.index, fill_value=False).to_numpy(dtype=bool)
+
+
+#: Plain words for each stage of ``result["timings"]`` (run_experiment and evaluate_model).
+TIMING_LABELS: dict[str, str] = {
+    "references": "preparing the references (first run of the scenario in its process)",
+    "base_model": "copying the base model",
+    "umap_compile_wait": "waiting for UMAP's one-time compilation",
+    "warmup": "method warm-up (outside RT)",
+    "preparation": "method preparation, e.g. a saliency mask or a teacher copy (outside RT)",
+    "unlearning": "unlearning (RT)",
+    "epoch_checks": "per-epoch forget-accuracy checks (outside RT)",
+    "evaluation": "forward pass over the train and test images",
+    "accuracy": "accuracies and prediction matrices",
+    "privacy": "privacy score, attack values, MIA-Efficacy",
+    "probes": "layer-wise decodability probes",
+    "similarity": "layer-wise CKA",
+    "embedding": "UMAP embedding",
+}
+
+
+def timings_table(result: ResultLike) -> pd.DataFrame:
+    """Where a stored run's time went: columns ``Stage``, ``Seconds`` (float), one row per stage
+    of ``result["timings"]`` in the order they ran, then ``Total``; empty when none were stored.
+    Unknown stage names (a newer version's) are shown as stored."""
+    timings = as_result(result).get("timings") or {}
+    rows = [(TIMING_LABELS.get(str(k), str(k)), float(v)) for k, v in timings.items()
+            if isinstance(v, int | float) and math.isfinite(v)]
+    if not rows:
+        return pd.DataFrame({"Stage": pd.Series(dtype=str), "Seconds": pd.Series(dtype=float)})
+    rows.append(("Total", sum(seconds for _, seconds in rows)))
+    return pd.DataFrame(rows, columns=["Stage", "Seconds"])

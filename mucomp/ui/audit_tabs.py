@@ -15,11 +15,13 @@ from collections.abc import Callable
 import streamlit as st
 
 from mucomp.audits.eligibility import AuditError, ulira_problem
+from mucomp.catalogue import ULIRA_SCOPE
 from mucomp.execution import RunAudit, SubmissionError
-from mucomp.results.attack import relearn_frame, relearn_summary_text, ulira_ranking, ulira_roc_text
+from mucomp.forget_sets import stored_forget_text
+from mucomp.results.attack import relearn_frame, ulira_ranking, ulira_roc_text
 from mucomp.results.contrast import stored_audit
 from mucomp.ui import figures, grids, session, widgets
-from mucomp.ui.text import md
+from mucomp.ui.text import md, relearn_help, relearn_reading, relearn_steps_note
 
 #: Images shown in the U-LiRA ranking grid (the most exposed first).
 RANKED_IMAGES = 30
@@ -30,14 +32,15 @@ ULIRA_HELP = (
     "method and settings from Originals trained with other seeds; Retrained models of the same seeds are the "
     "alternative. Per image, a Gaussian is fitted to each side's score φ = log p_y − log(1 − p_y); the likelihood "
     "ratio (LR) says which side an image's score looks like. The accuracy is measured on held-out shadow pairs: "
-    "0.5 = no image gives the method away (like retraining); 1 = every image does (lower is better)."
+    "0.5 = no image gives the method away (like retraining); 1 = every image does (lower is better). "
+    + ULIRA_SCOPE
 )
-RELEARN_HELP = (
-    "A relearning attack (arXiv 2505.22310) fine-tunes a copy of the model on a few forget images plus retain "
-    "images (solid lines) or on retain images only (dotted) and watches the other forget images' accuracy come "
-    "back; the Retrained model under the same fine-tuning is the baseline. A class that returns much faster than "
-    "for the Retrained model was hidden, not removed (a relative of 1 is like retraining; lower is worse)."
-)
+
+
+def forget_of(result: dict) -> str:
+    """The forget-set text of a stored result: the relearning texts follow its kind."""
+    config = result.get("config")
+    return stored_forget_text(config if isinstance(config, dict) else {})
 
 
 def audit_job_panel(experiment_id: str, audit: str) -> None:
@@ -107,17 +110,17 @@ def ulira_column(s, which: str, label: str, result: dict) -> None:
     cells = st.columns(3)
     cells[0].metric("U-LiRA accuracy", f"{block['accuracy']:.3f}",
                     help="Mean over images and held-out shadow pairs of ½·[LR(unlearned) > 0] + ½·[LR(retrained) ≤ 0]. "
-                         "0.5 = indistinguishable from retraining (lower is better, down to 0.5).")
-    cells[1].metric("Images with LR > 0", f"{block['share_flagged']:.0%}",
-                    help="Share of this model's forget images whose score looks like the method's shadows rather "
-                         "than the Retrained shadows (lower is better).")
+                         "0.5 = indistinguishable from retraining (lower is better, down to 0.5). " + ULIRA_SCOPE)
+    cells[1].metric("LR > 0", f"{block['share_flagged']:.0%}",  # a short label: the cell is ~130 px at 1280 px
+                    help="Images with LR > 0: the share of this model's forget images whose score looks like the "
+                         "method's shadows rather than the Retrained shadows (lower is better).")
     cells[2].metric("Shadow pairs", f"{block['shadows']} + {block['held_out']}",
                     help="K pairs fit the per-image Gaussians, M held-out pairs measure the accuracy.")
     if "auc" in block:  # blocks stored before LiRA's threshold-free figures have the accuracy alone
         st.caption(md(ulira_roc_text(block)))
     ranking = session.memo("audit.ulira.ranking", _memo_key(result, block), lambda: ulira_ranking(block))
     fig = session.memo("audit.ulira.lr", _memo_key(result, block, label),
-                       lambda: figures.ulira_lr_figure(ranking, title=f"Per-image LR of {label}"))
+                       lambda: figures.ulira_lr_figure(ranking, title=f"Per-image LR of Model {which.upper()}"))
     st.plotly_chart(fig, key=f"audit_ulira_lr_{which}", width="stretch")
     top = ranking.head(RANKED_IMAGES)
     grid = session.memo("audit.ulira.grid", _memo_key(result, block), lambda: grids.image_grid_figure(
@@ -141,21 +144,22 @@ def relearn_column(which: str, label: str, result: dict) -> None:
                    "job; the result is stored with the experiment.")
         return
     relative = block.get("relative")
-    cells = st.columns(2)
+    cells = st.columns(2)  # short labels and values: a cell is about 200 px wide at 1280 px (details in help)
     censored = block["steps_to_target"]["model"] is None
-    cells[0].metric("Relearn steps, relative to Retrained",
-                    f"not reached in {block['steps']}" if censored else "—" if relative is None else f"{relative:.2f}",
-                    help="Steps until forget accuracy is back at half the Original's, divided by the Retrained "
-                         "model's steps under the same fine-tuning (1 = like retraining; lower = comes back faster). "
-                         "A curve that never gets there is censored: no ratio.")
-    cells[1].metric("Fine-tuning", f"{block['k']} forget images · lr {block['lr']:g}",
-                    help=f"{md(block['steps'])} SGD steps of batch {md(block['batch_size'])}: the relearn images plus retain "
-                         "images; accuracy measured on the other forget images.")
+    cells[0].metric("Relative steps", "censored" if censored else "—" if relative is None else f"{relative:.2f}",
+                    help="Relearn steps relative to Retrained: the steps until forget accuracy is back at half the "
+                         "Original's, divided by the Retrained model's steps under the same fine-tuning (1 = like "
+                         "retraining; lower = comes back faster). A curve that never gets there within the "
+                         f"{md(block['steps'])} steps is censored: no ratio." + relearn_steps_note(forget_of(result)))
+    cells[1].metric("Relearn images", f"{block['k']}",
+                    help=f"Fine-tuning on {md(block['k'])} forget images plus retain images: {md(block['steps'])} SGD "
+                         f"steps of batch {md(block['batch_size'])} at lr {block['lr']:g}; accuracy measured on the "
+                         "other forget images.")
     color = figures.MODEL_COLORS[which.upper()]
     fig = session.memo("audit.relearn", _memo_key(result, block, label, color), lambda: figures.relearn_figure(
-        relearn_frame(block), block["target"], color=color, title=f"Relearning {label}"))
+        relearn_frame(block), block["target"], color=color, title=f"Relearning Model {which.upper()}"))
     st.plotly_chart(fig, key=f"audit_relearn_{which}", width="stretch")
-    st.caption(md(relearn_summary_text(block), 2000))
+    st.caption(md(relearn_reading(block, forget_of(result)), 2000))
 
 
 def model_columns(draw: Callable[[str, str, dict], None], labels: tuple[str, str], results: tuple[dict, dict]) -> None:
@@ -176,7 +180,7 @@ def ulira_tab(s, labels: tuple[str, str], results: tuple[dict, dict]) -> None:
 
 
 def relearn_tab(labels: tuple[str, str], results: tuple[dict, dict]) -> None:
-    st.caption(RELEARN_HELP)
+    st.caption(relearn_help(forget_of(results[0])))
     model_columns(relearn_column, labels, results)
 
 

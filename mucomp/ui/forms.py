@@ -1,6 +1,8 @@
-"""The Build page's hyper-parameter grid as plain functions (no Streamlit): parse what a user
-typed, validate it against the method's declared :class:`~mucomp.methods.Param`\\ s, and expand
-it into experiment configs. Tested without a browser; the page only draws the widgets."""
+"""The Build page's rules as plain functions (no Streamlit): parse what a user typed into the
+hyper-parameter grid, validate it against the method's declared :class:`~mucomp.methods.Param`\\ s
+(only the common ones it uses), expand it into experiment configs within the one grid limit
+(:data:`MAX_GRID_RUNS`, :func:`grid_limit_text`), find the runs already stored, and choose the
+jobs the Progress panel lists. Tested without a browser; the page only draws the widgets."""
 
 from __future__ import annotations
 
@@ -8,8 +10,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mucomp.config import MAX_APP_RUNS, ExperimentConfig, TooManyRunsError, plan_runs
+from mucomp.config import MAX_APP_RUNS, ExperimentConfig, TooManyRunsError, grid_size, plan_runs
 from mucomp.data import Scenario
+from mucomp.execution import FINISHED, PrepareReferences, request_scenario
+from mucomp.groups import same_runs
 from mucomp.methods import MethodInfo, Param
 
 #: Most runs one click may queue (the queue is shared by every visitor of a server).
@@ -22,6 +26,22 @@ PARAM_LABELS = {"epochs": "Epochs", "lr": "Learning rate", "batch_size": "Batch 
 
 class GridError(ValueError):
     """A value the user typed was refused; the message names the field and what is allowed."""
+
+
+def grid_limit_text() -> str:
+    """The app's grid limit in words: the one statement the Build page's caption and its refusal
+    of a larger grid both give."""
+    return f"One click of Run queues at most {MAX_GRID_RUNS} runs (grid points × unlearning seeds)"
+
+
+def unused_text(info: MethodInfo) -> str | None:
+    """Why the form shows no field for a common hyper-parameter the method ignores (SSD's
+    learning rate), or None when it uses all of them."""
+    if not info.unused:
+        return None
+    names = " and ".join(PARAM_LABELS.get(name, name).lower() for name in info.unused)
+    it = "it" if len(info.unused) == 1 else "them"
+    return f"{info.label} does not use the {names}: its runs ignore {it}, so the form has no field for {it}."
 
 
 def label_of(param: Param) -> str:
@@ -78,13 +98,19 @@ def grid_configs(
     batch_size and the method's list-valued parameters) and unlearning seed (``seeds``: the
     replicates), with ``fixed`` single-valued parameters, for ``scenario``. Raises
     :class:`GridError` when the grid is too large or a combination is refused by the method."""
+    try:
+        info.check_used(grid)
+    except ValueError as err:
+        raise GridError(str(err)) from None
     config = ExperimentConfig.for_scenario(scenario, unlearn_seed=seeds[0], method=info.name, base=base,
                                            params=dict(fixed or {}))
     try:
         configs = plan_runs(config, {k: list(v) for k, v in grid.items()}, unlearn_seeds=seeds,
                             max_runs=MAX_GRID_RUNS, raise_with="")
-    except TooManyRunsError as err:
-        raise GridError(f"{str(err)[0].upper()}{str(err)[1:]}.") from None
+    except TooManyRunsError:
+        count = grid_size({k: list(v) for k, v in grid.items()}) * len(seeds)
+        raise GridError(f"This grid makes {count} runs. {grid_limit_text()}: narrow the grid or use fewer "
+                        "seeds.") from None
     except ValueError:
         raise GridError("The grid is empty: give every list at least one value.") from None
     for item in configs[::len(seeds)]:
@@ -99,3 +125,52 @@ def clean_label(text: str, limit: int = 60) -> str:
     """A user's label as every visitor sees it: letters, digits, spaces and ``-_.,()+`` only (no
     markdown or HTML), runs of spaces collapsed, at most ``limit`` characters."""
     return re.sub(r"\s+", " ", re.sub(r"[^\w .,()+-]", "", str(text))).strip()[:limit]
+
+
+def stored_runs(info: MethodInfo, configs: Sequence[ExperimentConfig], listing: Sequence[dict]) -> dict[int, str]:
+    """Which of ``configs`` (the grid about to be queued) ran before: config index -> the id of
+    the first stored experiment with the identical run (scenario, method, base, every
+    hyper-parameter once its defaults are filled in, seed pair; :func:`mucomp.groups.same_runs`).
+    Running one again stores a copy that its replicate group counts once."""
+    found = {}
+    for index, config in enumerate(configs):
+        try:
+            ids = same_runs(info.stored_config(config), listing)
+        except ValueError:  # a combination the method refuses: the grid's own error says so
+            continue
+        if ids:
+            found[index] = ids[0]
+    return found
+
+
+def stored_runs_text(found: Mapping[int, str], total: int) -> str:
+    """The Build page's notice of runs that exist already (:func:`stored_runs`)."""
+    if total == 1 and found:
+        return (f"This exact run exists: experiment {next(iter(found.values()))} ran the same method, base, "
+                "hyper-parameters and seeds in this scenario. Running it again stores a copy with the same "
+                "seeds, which its replicate group counts once; open the stored one instead.")
+    return (f"{len(found)} of these {total} runs {'exists' if len(found) == 1 else 'exist'} already (the same "
+            "method, base, hyper-parameters and seeds "
+            "in this scenario). Running them again stores copies that their replicate groups count once; "
+            "narrow the grid or change the seeds to run only new ones.")
+
+
+def progress_job(job: dict, scenario: Scenario) -> bool:
+    """Whether Build's Progress panel lists ``job`` (a job snapshot): a run, upload or pull of
+    ``scenario`` (reference preparation is shown above the form, other scenarios' jobs are counted)."""
+    return not isinstance(job["config"], PrepareReferences) and request_scenario(job["config"]) == scenario
+
+
+def other_scenarios_text(jobs: Sequence[dict], scenario: Scenario, owner: str) -> str | None:
+    """A line counting the jobs the Progress panel would list but for their scenario (this
+    session's runs, and other sessions' running ones, of another scenario); None when there are none."""
+    others = [job for job in jobs if not isinstance(job["config"], PrepareReferences)
+              and request_scenario(job["config"]) != scenario
+              and (job["owner"] == owner or job["state"] == "running")]
+    if not others:
+        return None
+    active = sum(job["state"] not in FINISHED for job in others)
+    one = len(others) == 1
+    return (f"{len(others)} run{'' if one else 's'} of other scenarios {'is' if one else 'are'} not listed here "
+            f"({active} queued or running, {len(others) - active} finished): choose {'its' if one else 'their'} "
+            f"scenario on Home to follow {'it' if one else 'them'}.")

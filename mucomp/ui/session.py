@@ -7,8 +7,11 @@ the app's own (non-widget) keys, which survive page changes:
   that session can delete them or cancel its runs);
 - ``mucomp_scenario``: the :class:`~mucomp.data.Scenario` chosen on Home;
 - ``mucomp_model_a`` / ``mucomp_model_b``: the experiment ids picked on Screen (or None);
-- ``mucomp_attack``: the Attack page's settings (metric, strategy, custom thresholds);
+- ``mucomp_attack``: the Attack page's settings (metric, strategy, custom thresholds, tab);
 - ``mucomp_instance``: the dataset index of the image selected in an instance panel.
+
+The URL keeps the scenario, Model A / B and the Attack settings, so a reload or a shared link
+restores them (:mod:`mucomp.ui.links` reads and writes the query).
 
 Process-wide resources (shared by every session, never mutated by a page): the
 :class:`~mucomp.store.ExperimentStore` under ``$MUCOMP_HOME`` and the job API
@@ -28,7 +31,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +51,15 @@ from mucomp.execution import (
     request_scenario,
     shared_executor,
 )
-from mucomp.forget_sets import kind_of, of_classes
 from mucomp.results import experiment_label
 from mucomp.store import HEAVY_BLOCKS as HEAVY_BLOCKS  # re-exported: pages may read it
 from mucomp.store import SCENARIO_KEYS, ExperimentStore
 from mucomp.store.index import INDEX_FILE
+from mucomp.ui import links
+from mucomp.ui.links import DEFAULT_SCENARIO as DEFAULT_SCENARIO  # re-exported: the scenario of a new session
 from mucomp.ui.text import md
 
 PAGE_ICON = "🧽"
-DEFAULT_SCENARIO = Scenario("digits", 0, 0)
 
 KEY_OWNER = "mucomp_owner"
 KEY_SCENARIO = "mucomp_scenario"
@@ -67,6 +70,8 @@ KEY_INSTANCE = "mucomp_instance"
 KEY_SEEN_JOBS = "mucomp_seen_jobs"
 KEY_FORM = "mucomp_build_form"
 KEY_VISITED = "mucomp_visited"
+KEY_LINK_PROBLEMS = "mucomp_link_problems"
+KEY_ATTACK_TAB = "attack_tab"
 
 PAGES = {
     "home": "Home.py",
@@ -155,7 +160,7 @@ def _defaults() -> dict[str, Any]:
         KEY_SCENARIO: DEFAULT_SCENARIO,
         KEY_MODEL_A: None,
         KEY_MODEL_B: None,
-        KEY_ATTACK: {"metric": "entropy", "strategy": "max_attack_score", "thresholds": {}},
+        KEY_ATTACK: links.default_attack(),
         KEY_INSTANCE: None,
         KEY_SEEN_JOBS: set(),
         KEY_FORM: {},
@@ -170,60 +175,61 @@ def init_state() -> None:
             st.session_state[key] = value
 
 
-#: The URL query keys that keep a session's choices across reloads and in shared links.
-QUERY_KEYS = ("dataset", "arch", "forget", "seed", "data_seed", "a", "b")
-_LINK_ID = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")
-
-
-def state_from_query(query: dict[str, str]) -> tuple[Scenario | None, str | None, str | None]:
-    """The scenario and Model A / B a URL query names, each None when absent or invalid (the
-    query is untrusted: values are checked, never executed or rendered). ``forget`` is a class
-    index (older links) or a forget-set text; an ``indices:`` set never comes from a URL (it
-    would name a file on the server)."""
-    scenario_ = None
-    try:
-        dataset = query.get("dataset", DEFAULT_SCENARIO.dataset)
-        if dataset in DATASETS and any(k in query for k in ("dataset", "forget", "seed")):
-            forget = str(query.get("forget", "0"))[:64]
-            forget = of_classes(int(forget)).text if forget.isascii() and forget.isdigit() else forget
-            if kind_of(forget) in ("class", "classes", "random"):
-                seed, data_seed = int(query.get("seed", "0")), int(query.get("data_seed", "0"))
-                arch = query.get("arch") if query.get("arch") in DATASETS[dataset].archs else None
-                scenario_ = Scenario(dataset, None, seed, forget, data_seed, arch)
-    except (TypeError, ValueError):
-        scenario_ = None
-    models = [query.get(k) if isinstance(query.get(k), str) and _LINK_ID.fullmatch(query.get(k)) else None
-              for k in ("a", "b")]
-    return scenario_, models[0], models[1]
-
-
 def query_from_state() -> dict[str, str]:
-    """The URL query of the session's scenario and Model A / B (defaults left out)."""
-    s = scenario()
-    # One class stays a bare index (short links, and the links shared before forget sets still work).
-    forget = str(s.forget_class) if s.forget_class is not None else s.forget_set.text
-    query = {"dataset": s.dataset, "forget": forget, "seed": str(s.train_seed)}
-    if s.data_seed:
-        query["data_seed"] = str(s.data_seed)
-    if s.arch != s.spec.arch:
-        query["arch"] = s.arch
-    a, b = model_ids()
-    query.update({k: v for k, v in (("a", a), ("b", b)) if v})
-    return query
+    """The URL query of the session's scenario, Model A / B and Attack settings (defaults left out:
+    :mod:`mucomp.ui.links`)."""
+    return {**links.scenario_query(scenario(), *model_ids()), **links.attack_query(st.session_state[KEY_ATTACK])}
+
+
+def _start_from_query(query: dict[str, str]) -> None:
+    """A new session takes the scenario, Model A / B and Attack settings its URL names; a model id
+    the scenario does not hold is dropped and said (:func:`link_warnings`)."""
+    found, a, b = links.state_from_query(query)
+    init_state()
+    st.session_state[KEY_ATTACK] = links.attack_from_query(query, st.session_state[KEY_ATTACK])
+    if found is None:
+        return
+    set_scenario(found)
+    a, b, problems = links.missing_models(a, b, (r["id"] for r in experiments(found)))
+    st.session_state[KEY_MODEL_A], st.session_state[KEY_MODEL_B] = a, b
+    if problems:
+        st.session_state[KEY_LINK_PROBLEMS] = (problems, (found, a, b))
 
 
 def _sync_query() -> None:
     """A new session (a reload, a shared link) starts from the URL; afterwards the URL follows the
-    session, so reloading any page keeps the scenario and Model A / B."""
+    session, so reloading any page keeps the scenario, Model A / B and the Attack settings."""
     if KEY_SCENARIO not in st.session_state:
-        found, a, b = state_from_query({k: st.query_params.get(k) for k in QUERY_KEYS if k in st.query_params})
-        init_state()
-        if found is not None:
-            set_scenario(found)
-            st.session_state[KEY_MODEL_A], st.session_state[KEY_MODEL_B] = a, b
+        _start_from_query({k: st.query_params.get(k) for k in links.QUERY_KEYS if k in st.query_params})
     wanted = query_from_state()
-    if {k: st.query_params.get(k) for k in QUERY_KEYS if k in st.query_params} != wanted:
+    if {k: st.query_params.get(k) for k in links.QUERY_KEYS if k in st.query_params} != wanted:
         st.query_params.from_dict(wanted)
+
+
+def _on_attack_tab() -> None:
+    st.session_state[KEY_ATTACK]["tab"] = links.tab_of_label(st.session_state.get(KEY_ATTACK_TAB))
+
+
+def attack_tabs() -> Sequence[Any]:
+    """The Attack page's tabs (:data:`mucomp.ui.links.ATTACK_TABS`), open on the session's tab:
+    a switch reruns the page, so the URL keeps the tab for a reload or a link."""
+    label = links.ATTACK_TABS.get(st.session_state[KEY_ATTACK].get("tab"), links.ATTACK_TABS["threshold"])
+    bind(KEY_ATTACK_TAB, label)
+    return st.tabs(list(links.ATTACK_TABS.values()), key=KEY_ATTACK_TAB, on_change=_on_attack_tab)
+
+
+def link_warnings() -> None:
+    """Say which model ids of the link that opened this session were not found, until the session
+    picks other models or another scenario."""
+    entry = st.session_state.get(KEY_LINK_PROBLEMS)
+    if not entry:
+        return
+    problems, state = entry
+    if state != (scenario(), *model_ids()):
+        st.session_state.pop(KEY_LINK_PROBLEMS, None)
+        return
+    for problem in problems:
+        st.warning(problem, icon=":material/link_off:")
 
 
 #: The browser cookie that keeps a visitor's owner token across reloads (so their experiments
@@ -253,13 +259,11 @@ def _remember_owner() -> None:
             return
     except Exception:
         return
-    import streamlit.components.v1 as components
-
     # The token is hex only (checked above or made by secrets), so it is safe inside the script.
+    # st.html runs it in the app's own page (not an iframe): the cookie is the app's.
     with st.sidebar:
-        components.html(
-            f"<script>document.cookie = '{OWNER_COOKIE}={owner()}; path=/; max-age=31536000; SameSite=Strict';"
-            "</script>", height=0)
+        st.html(f"<script>document.cookie = '{OWNER_COOKIE}={owner()}; path=/; max-age=31536000; "
+                "SameSite=Strict';</script>", unsafe_allow_javascript=True)
 
 
 def setup(title: str, *, icon: str = PAGE_ICON) -> None:
@@ -272,6 +276,7 @@ def setup(title: str, *, icon: str = PAGE_ICON) -> None:
     get_queue()  # starts (and warms) the worker processes on the first page view
     _remember_owner()
     sidebar()
+    link_warnings()
 
 
 def owner() -> str:
@@ -321,13 +326,44 @@ def scenario_filter(s: Scenario, *, every_training_seed: bool = False) -> tuple[
 
 
 _MISSING = object()
+KEY_BOUND_LABELS = "mucomp_bound_labels"
 
 
-def bind(widget_key: str, value: Any) -> None:
+def bind(widget_key: str, value: Any, *, labels_of: Any = _MISSING) -> None:
     """Make the widget ``widget_key`` show ``value`` before it is drawn (the app's own state is
-    the truth; the widget copies it back with an ``on_change`` callback)."""
-    if st.session_state.get(widget_key, _MISSING) != value:
+    the truth; the widget copies it back with an ``on_change`` callback).
+
+    ``labels_of``: what the widget's option labels depend on (a data set's class names). When it
+    differs from the last time the widget was bound, the value is sent again although it did not
+    change: the browser keeps showing a keyed widget's old label otherwise (a class of another
+    data set)."""
+    relabel = False
+    if labels_of is not _MISSING:
+        labelled = st.session_state.setdefault(KEY_BOUND_LABELS, {})
+        relabel = labelled.get(widget_key, _MISSING) != labels_of
+        labelled[widget_key] = labels_of
+    if relabel or st.session_state.get(widget_key, _MISSING) != value:
         st.session_state[widget_key] = value
+
+
+def class_choice(value: Any, num_classes: int, current: tuple[int, ...] = ()) -> int:
+    """The class a one-class picker names: ``value`` when it is a class of the data set, else the
+    first of ``current`` (the classes forgotten now), else the default scenario's class."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < num_classes:
+        return value
+    fallback = current[0] if current else DEFAULT_SCENARIO.forget_class
+    return min(max(int(fallback), 0), num_classes - 1)
+
+
+def classes_choice(values: Any, num_classes: int, current: tuple[int, ...] = ()) -> list[int]:
+    """The classes a several-classes picker names: the classes of the data set in ``values``, else
+    (none yet) the first of ``current`` and the class after it."""
+    picked = sorted({v for v in values or () if isinstance(v, int) and not isinstance(v, bool)
+                     and 0 <= v < num_classes})
+    if picked:
+        return picked
+    first = class_choice(None, num_classes, current)
+    return [first, (first + 1) % num_classes]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,12 +5,12 @@ legend), column widths, and the Details page's key/value tables. Tested without 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from mucomp.catalogue import COLOR_GROUPS, FRACTION_COLUMNS, METRIC_DIRECTIONS
+from mucomp.catalogue import BY_COLUMN, COLOR_GROUPS, FRACTION_COLUMNS, TYPE_LABELS, direction
 from mucomp.results.screen import compact_count
 
 #: Columns shown as percentages: the fractions of the catalogue.
@@ -37,6 +37,20 @@ COLUMN_WIDTHS: dict[str, int] = {
 #: (the table then scrolls sideways in a 1440 px window), and their widths.
 AUDIT_COLUMNS = ("U-LiRA", "Relearn", "Leak JS")
 AUDIT_COLUMN_WIDTHS: dict[str, int] = {"U-LiRA": 60, "Relearn": 62, "Leak JS": 62}
+#: Text columns sized to their longest shown value: (screen pixels per character, fewest and most
+#: pixels), measured on the table's font (a reference id or a long method label is never cut off).
+FITTED_COLUMNS: dict[str, tuple[float, int, int]] = {"ID": (6.6, 78, 220), "Method": (6.3, 108, 320)}
+
+
+def fitted_widths(view: pd.DataFrame) -> dict[str, int]:
+    """The widths of :data:`FITTED_COLUMNS` in ``view``: their longest value's length times its
+    pixels per character plus the cell's padding, within their bounds."""
+    widths = {}
+    for column, (per_char, low, high) in FITTED_COLUMNS.items():
+        if column in view.columns and len(view):
+            longest = max(len(str(value)) for value in view[column])
+            widths[column] = int(min(high, max(low, round(longest * per_char) + 24)))
+    return widths
 
 
 def owner_label(owner: object, me: str | None) -> str:
@@ -64,13 +78,41 @@ def readable(table: pd.DataFrame, me: str | None, unreproduced: Collection[str] 
     return out
 
 
+def retrained_values(table: pd.DataFrame) -> dict[str, float]:
+    """The Retrained model's value of every metric column of the full experiment ``table`` (its
+    ``Type`` as :func:`mucomp.results.experiment_table` writes it, before :func:`readable` marks
+    it); NaN where the table has no Retrained row or the value is missing. The columns read as
+    "close to the Retrained model" (:func:`mucomp.catalogue.direction`) are scored against these."""
+    rows = table.loc[table["Type"] == TYPE_LABELS["retrained"]] if "Type" in table.columns else table.iloc[:0]
+    out = {}
+    for column in BY_COLUMN:
+        value = pd.to_numeric(rows[column], errors="coerce").iloc[0] if len(rows) and column in rows.columns else math.nan
+        out[column] = float(value) if pd.notna(value) else math.nan
+    return out
+
+
+def ascending_for(column: str, forget: str | None, best_first: bool) -> bool:
+    """Whether a sort by ``column`` runs ascending to put the best rows first (``best_first``) or
+    last, by the column's direction for the forget set ``forget``: lower values first for
+    "lower", the smallest gap to the Retrained model first for "retrained"
+    (:func:`filter_and_sort` sorts such a column by that gap)."""
+    return (direction(column, forget) != "higher") == best_first
+
+
 def filter_and_sort(table: pd.DataFrame, methods: Sequence[str] | None, sort_by: str | None,
-                    ascending: bool = True) -> pd.DataFrame:
+                    ascending: bool = True, *, forget: str | None = None,
+                    retrained: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Rows whose Method is in ``methods`` (all when None or empty), sorted by ``sort_by`` (stable;
-    missing values last; ``None`` keeps the table's order)."""
+    missing values last; ``None`` keeps the table's order). A column read as "close to the
+    Retrained model" for the forget set ``forget`` is sorted by the absolute gap to its value in
+    ``retrained`` (:func:`retrained_values`; by value when that is unknown)."""
     out = table if not methods else table[table["Method"].isin(list(methods))]
     if sort_by and sort_by in out.columns:
-        out = out.sort_values(sort_by, ascending=ascending, kind="stable", na_position="last")
+        reference = (retrained or {}).get(sort_by, math.nan)
+        by_gap = direction(sort_by, forget) == "retrained" and math.isfinite(reference)
+        out = out.sort_values(sort_by, ascending=ascending, kind="stable", na_position="last",
+                              key=(lambda values: (pd.to_numeric(values, errors="coerce") - reference).abs())
+                              if by_gap else None)
     return out.reset_index(drop=True)
 
 
@@ -81,13 +123,26 @@ def _mix(hex_color: str, share: float) -> str:
     return "#" + "".join(f"{c:02x}" for c in mixed)
 
 
-def goodness(values: pd.Series, column: str) -> np.ndarray:
+def goodness(values: pd.Series, column: str, forget: str | None = None,
+             retrained: Mapping[str, float] | None = None) -> np.ndarray:
     """Each value's place on the column's fixed scale, from worst (0) to best (1), by the column's
-    direction (:data:`mucomp.catalogue.METRIC_DIRECTIONS`): fractions (:data:`FRACTION_COLUMNS`) on
-    [0, 1] (UA 0 % -> 1, RA 100 % -> 1), RT on the log scale :data:`RT_SCALE_S` (0.1 s or less
-    -> 1, an hour or more -> 0). It depends on the value only, never on the other rows. NaN (a
-    missing value, a column without a fixed scale) stays NaN."""
+    direction for the forget set ``forget`` (:func:`mucomp.catalogue.direction`; a class set by
+    default): fractions (:data:`FRACTION_COLUMNS`) on [0, 1] (class sets: UA 0 % -> 1, RA 100 %
+    -> 1), RT on the log scale :data:`RT_SCALE_S` (0.1 s or less -> 1, an hour or more -> 0). A
+    column read as "close to the Retrained model" (UA, MIA of an image forget set) is scored by
+    the absolute gap to the Retrained model's value in ``retrained`` (:func:`retrained_values`):
+    gap 0 -> 1, a gap of 100 points -> 0; NaN when that value is unknown. It depends on the value
+    (and the Retrained model's) only, never on the other rows shown. NaN (a missing value, a
+    column without a fixed scale) stays NaN."""
     x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    way = direction(column, forget)
+    if way == "retrained":
+        reference = (retrained or {}).get(column, math.nan)
+        if not math.isfinite(reference):
+            return np.full(x.shape, np.nan)
+        share = 1.0 - np.clip(np.abs(x - reference), 0.0, 1.0)
+        share[~np.isfinite(x)] = np.nan
+        return share
     if column in FRACTION_COLUMNS:
         share = np.clip(x, 0.0, 1.0)
     elif column == "RT":
@@ -96,7 +151,7 @@ def goodness(values: pd.Series, column: str) -> np.ndarray:
             share = np.clip(np.log(np.maximum(x, 1e-12) / lo) / np.log(hi / lo), 0.0, 1.0)
     else:
         return np.full(x.shape, np.nan)
-    if METRIC_DIRECTIONS.get(column) == "lower":
+    if way == "lower":
         share = 1.0 - share
     share[~np.isfinite(x)] = np.nan
     return share
@@ -126,25 +181,28 @@ def tints(color: str, shares: np.ndarray) -> np.ndarray:
     return out
 
 
-def cell_colors(table: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
+def cell_colors(table: pd.DataFrame, groups: Sequence[str], forget: str | None = None,
+                retrained: Mapping[str, float] | None = None) -> pd.DataFrame:
     """CSS per cell (``"background-color: #...; color: #111827"`` or ``""``) for the chosen
-    colour groups: the better a value on its column's fixed scale (:func:`goodness`), the
-    stronger the group's colour. Whole columns at once (numpy): per-cell writes into a frame
-    cost about 1 s for 1,000 rows."""
+    colour groups: the better a value on its column's fixed scale for the forget set ``forget``
+    (:func:`goodness`, with the Retrained model's values ``retrained``), the stronger the group's
+    colour. Whole columns at once (numpy): per-cell writes into a frame cost about 1 s for 1,000
+    rows."""
     columns = {c: np.full(len(table), "", dtype=object) for c in table.columns}
     for group in groups:
         group_columns, color = COLOR_GROUPS[group]
         for column in group_columns:
             if column not in table.columns:
                 continue
-            colors = tints(color, goodness(table[column], column))
+            colors = tints(color, goodness(table[column], column, forget, retrained))
             columns[column] = np.array([_CELL_CSS.format(c[1:]) if c else "" for c in colors], dtype=object)
     return pd.DataFrame(columns, index=table.index, columns=table.columns, dtype=object)
 
 
-def styled(table: pd.DataFrame, groups: Sequence[str]):
+def styled(table: pd.DataFrame, groups: Sequence[str], forget: str | None = None,
+           retrained: Mapping[str, float] | None = None):
     """A pandas Styler: percentages, seconds, learning rates and cost counts (``12.3k``)
-    formatted; colour groups applied."""
+    formatted; colour groups applied (:func:`cell_colors` for the forget set ``forget``)."""
     formats = {c: "{:.1%}" for c in PERCENT_COLUMNS if c in table.columns}
     formats.update({"RT": "{:.2f} s", "LR": "{:g}", "Cost": compact_count})
     formats.update({c: "{:.3f}" for c in ("U-LiRA", "Leak JS") if c in table.columns})
@@ -152,22 +210,36 @@ def styled(table: pd.DataFrame, groups: Sequence[str]):
         formats["Relearn"] = "{:.2f}×"
     styler = table.style.format(formats, na_rep="—")
     if groups:
-        colors = cell_colors(table, groups)
+        colors = cell_colors(table, groups, forget, retrained)
         styler = styler.apply(lambda _: colors, axis=None)
     return styler
 
 
-#: What dark means per colour group, for the legend.
-SCALE_NOTES: dict[str, str] = {
-    "accuracy": "UA, TUA darkest at 0 %, RA, TRA at 100 % (linear)",
-    "efficiency": f"RT darkest at ≤ {RT_SCALE_S[0]:g} s, white at ≥ 1 h (log scale)",
-    "privacy": "PS, MIA darkest at 100 %, Avg. Gap at 0 % (linear)",
-}
+#: Where a fraction column's colour is darkest, by its direction.
+_DARKEST = {"lower": "0 %", "higher": "100 %", "retrained": "the Retrained model's value"}
 
 
-def color_legend_html(groups: Sequence[str]) -> str:
+def scale_note(group: str, forget: str | None = None) -> str:
+    """What the darkest end of colour group ``group`` means for the forget set ``forget``, from the
+    columns' directions (:func:`mucomp.catalogue.direction`): ``"UA, TUA darkest at 0 %, RA, TRA
+    at 100 % (linear)"`` for a class set, UA and TUA at the Retrained model's value for images."""
+    if group == "efficiency":
+        return f"RT darkest at ≤ {RT_SCALE_S[0]:g} s, white at ≥ 1 h (log scale)"
+    ends: dict[str, list[str]] = {}
+    for column in COLOR_GROUPS[group][0]:
+        ends.setdefault(_DARKEST[direction(column, forget) or "higher"], []).append(column)
+    parts = [f"{', '.join(columns)} {'darkest ' if not k else ''}at {end}" for k, (end, columns) in enumerate(ends.items())]
+    return ", ".join(parts) + " (linear)"
+
+
+#: What dark means per colour group for class forget sets, for the legend (:func:`scale_note`).
+SCALE_NOTES: dict[str, str] = {group: scale_note(group) for group in COLOR_GROUPS}
+
+
+def color_legend_html(groups: Sequence[str], forget: str | None = None) -> str:
     """The table's colour legend as a small HTML block: per chosen group a white-to-colour swatch
-    and what its darkest end means (:data:`SCALE_NOTES`); empty when no group is chosen."""
+    and what its darkest end means for the forget set ``forget`` (:func:`scale_note`); empty when
+    no group is chosen."""
     if not groups:
         return ""
     items = []
@@ -179,7 +251,7 @@ def color_legend_html(groups: Sequence[str]) -> str:
                   f'border:1px solid #d1d5db;background:linear-gradient(to right, {tint(color, 0.0)}, '
                   f'{tint(color, 1.0)})"></span>')
         items.append(f'<span style="white-space:nowrap">{swatch} <b>{group.capitalize()}</b>: '
-                     f'{SCALE_NOTES[group]}</span>')
+                     f'{scale_note(group, forget)}</span>')
     return ('<div style="font-size:0.8rem;color:#4b5563;display:flex;flex-wrap:wrap;gap:0.3rem 1.4rem">'
             '<span>Colour: worse → better on fixed scales (a value keeps its colour whatever rows are shown).'
             '</span>' + "".join(items) + "</div>")

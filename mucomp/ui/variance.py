@@ -18,6 +18,19 @@ GROUP_METRICS = {"UA": "UA", "RA": "RA", "TUA": "TUA", "TRA": "TRA", "RT": "RT",
                  "avg_gap": "Avg. Gap", "leakage_js": "Leakage JS"}
 PERCENT_KEYS = ("UA", "RA", "TUA", "TRA", "PS", "MIA_efficacy", "avg_gap")
 TEMPLATE = "plotly_white"
+#: Half-width of the seed points' horizontal jitter around their group, in group slots.
+JITTER = 0.12
+#: The spread figure's x axis spans at least this many group slots, so that the jitter stays a
+#: narrow band (at most 2 * JITTER / MIN_SLOTS of the width) however few groups there are.
+MIN_SLOTS = 5
+
+
+def spread_x_range(groups: int) -> list[float]:
+    """The spread figure's x range for ``groups`` groups at 0 .. groups - 1: half a slot beyond
+    each end, widened to :data:`MIN_SLOTS` slots around their centre (one group sits in the middle)."""
+    centre = (max(groups, 1) - 1) / 2.0
+    half = max(groups, MIN_SLOTS) / 2.0
+    return [centre - half, centre + half]
 
 
 def interval_text(entry: dict | None, key: str) -> str:
@@ -106,7 +119,8 @@ def _best_group(summaries: Sequence[dict], metric: str) -> dict | None:
 
 
 def spread_figure(summaries: Sequence[dict], metric: str, members: dict[str, Sequence[dict]]) -> go.Figure:
-    """Per group, every replicate's ``metric`` (points) with the mean and its 95 % interval
+    """Per group, every replicate's ``metric`` (points, jittered by at most :data:`JITTER` of a
+    group's slot on an axis of at least :data:`MIN_SLOTS` slots) with the mean and its 95 % interval
     (bar): how far apart seeds put one configuration. ``members``: group id -> its results."""
     fig = go.Figure()
     percent = metric in PERCENT_KEYS
@@ -117,7 +131,7 @@ def spread_figure(summaries: Sequence[dict], metric: str, members: dict[str, Seq
         values = [v * scale for v in values if v is not None]
         rng = np.random.default_rng(position)  # fixed jitter so reruns draw the same picture
         fig.add_trace(go.Scatter(
-            x=(position + rng.uniform(-0.12, 0.12, len(values))).tolist(), y=values, mode="markers", name=label,
+            x=(position + rng.uniform(-JITTER, JITTER, len(values))).tolist(), y=values, mode="markers", name=label,
             showlegend=False, marker={"size": 8, "opacity": 0.7},
             hovertemplate=f"{label}<br>%{{y:.3g}}<extra>one seed</extra>",
         ))
@@ -134,7 +148,7 @@ def spread_figure(summaries: Sequence[dict], metric: str, members: dict[str, Seq
     fig.update_layout(template=TEMPLATE, title=f"{name} across seeds: replicates and mean ± 95 % interval",
                       margin={"l": 60, "r": 20, "t": 50, "b": 80}, height=380,
                       meta={"metric": metric, "groups": [s["group"] for s in summaries]})
-    fig.update_xaxes(tickmode="array", tickvals=list(range(len(summaries))),
+    fig.update_xaxes(tickmode="array", tickvals=list(range(len(summaries))), range=spread_x_range(len(summaries)),
                      ticktext=[f"{s.get('method_label') or s.get('method')}<br>{s['group'][-4:]}" for s in summaries])
     fig.update_yaxes(title=f"{name} (%)" if percent else ("RT (s)" if metric == "RT" else name))
     return fig

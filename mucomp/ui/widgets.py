@@ -12,6 +12,7 @@ import streamlit as st
 
 from mucomp import settings
 from mucomp.execution import FINISHED, PrepareReferences
+from mucomp.forget_sets import forget_words
 from mucomp.progress import EXPERIMENT_STAGES as STAGES
 from mucomp.results import IncompatibleResultsError, MissingBlockError, reference_check_warnings
 from mucomp.ui import session
@@ -283,8 +284,9 @@ def reference_status(s: session.Scenario, *, key: str) -> bool:
                 " The files are downloaded first; a GPU is advised." if spec.needs_download else
                 " On digits this takes under a minute on a laptop CPU.")
         if st.button("Prepare reference models", key=key, type="primary",
-                     help="Train (or download) the Original model, trained on every class, and the Retrained "
-                          "model, trained without the forget class, then evaluate both." + note):
+                     help="Train (or download) the Original model, trained on every training image, and the "
+                          f"Retrained model, trained without {forget_words(s.forget_set).noun}, then evaluate both."
+                          + note):
             session.prepare_references(s)
             st.rerun()
     jobs_panel(lambda j: isinstance(j["config"], PrepareReferences) and j["config"].scenario == s,

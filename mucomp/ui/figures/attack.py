@@ -21,6 +21,7 @@ from mucomp.ui.figures.common import (
     check_forget,
     check_names,
     forget_tick_text,
+    legend_below,
     mark_forget_column,
     plain_list,
     rgba,
@@ -62,6 +63,15 @@ def _edge_ticks(lo: float, hi: float, below: bool, above: bool) -> dict:
     return {"tickmode": "array", "tickvals": values, "ticktext": text}
 
 
+#: Rows of the distribution's labels, from the top of the plot (paper units, each label's top):
+#: the side called "this model", the threshold, the notes on clipped values. The y axis leaves
+#: room above the tallest bar (:data:`HEADROOM`, more with notes), so no label covers a bar.
+LABEL_ROWS = (1.0, 0.92, 0.84)
+HEADROOM, HEADROOM_NOTES = 1.3, 1.5
+#: Behind those labels: a line they cross stays readable under them.
+LABEL_BACKGROUND = "rgba(255, 255, 255, 0.85)"
+
+
 def attack_distribution_figure(
     values_model: Any,
     values_retrained: Any,
@@ -81,7 +91,8 @@ def attack_distribution_figure(
     is shaded (``above_unlearn``: at or above the threshold). x range = the metric's range.
     Values beyond the range (:func:`beyond_range`) land in the edge bins: the edge's tick then
     reads "≥ 10" (or "≤ −2.5"), the edge bin's hover and an annotation (name ``"clipped"``) say
-    how many.
+    how many. Labels sit in rows above the tallest bar (:data:`LABEL_ROWS`), the legend under
+    the plot.
     """
     lo, hi = _check_metric(metric)
     if direction is not None and direction not in DIRECTIONS:
@@ -109,30 +120,55 @@ def attack_distribution_figure(
             hovertemplate=name + ": %{y} images in [%{customdata[0]:.2f}, %{customdata[1]:.2f}]%{customdata[2]}"
                                  "<extra></extra>",
         ))
-    for index, x, anchor, sign in ((0, lo, "left", "≤"), (1, hi, "right", "≥")):
-        counts_here = [clipped["model"][index], clipped["retrained"][index]]
-        if any(counts_here):
-            fig.add_annotation(
-                x=x, xref="x", y=0.7, yref="paper", xanchor=anchor, showarrow=False, align=anchor, name="clipped",
-                text=f"{sign} {x:g}, in this bin:<br>{counts_here[0]} this model · {counts_here[1]} Retrained",
-                font={"size": 10, "color": "#334155"}, bgcolor="rgba(255,255,255,0.8)",
-            )
+    has_notes = _clipped_notes(fig, clipped, (lo, hi))
     if direction is not None:
-        x0, x1 = (threshold, hi) if direction == "above_unlearn" else (lo, threshold)
-        fig.add_vrect(x0=max(lo, x0), x1=min(hi, x1), fillcolor=rgba(color, 0.08), line_width=0, layer="below",
-                      name="model_side")
-        fig.add_annotation(x=(max(lo, x0) + min(hi, x1)) / 2, xref="x", y=1.0, yref="paper", yanchor="top",
-                           showarrow=False, text=f"called “{label_model}”", font={"color": color, "size": 11},
-                           name="model_side")
+        _mark_model_side(fig, direction, threshold, (lo, hi), color)
     fig.add_vline(x=threshold, line={"color": "#111827", "width": 2, "dash": "dash"}, name="threshold")
-    fig.add_annotation(x=threshold, xref="x", y=0.9, yref="paper", text=f"threshold {threshold:.2f}",
-                       showarrow=False, xanchor="left", xshift=4, font={"size": 11})
+    right_half = threshold > (lo + hi) / 2  # the label goes toward the middle: never past the plot's edge
+    fig.add_annotation(x=threshold, xref="x", y=LABEL_ROWS[1], yref="paper", yanchor="top",
+                       text=f"threshold {threshold:.2f}", showarrow=False, xanchor="right" if right_half else "left",
+                       xshift=-4 if right_half else 4, font={"size": 11}, name="threshold", bgcolor=LABEL_BACKGROUND)
     base_layout(fig, f"{label_model} vs Retrained on the forget images", METRIC_AXIS_TITLES[metric],
                  "Forget images", barmode="overlay", bargap=0)
+    legend_below(fig)
     below = any(c[0] for c in clipped.values())
     above = any(c[1] for c in clipped.values())
     fig.update_xaxes(range=[lo, hi], **_edge_ticks(lo, hi, below, above))
+    peak = max((max(trace.y, default=0) for trace in fig.data), default=0)
+    fig.update_yaxes(range=[0, max(peak, 1) * (HEADROOM_NOTES if has_notes else HEADROOM)])
     return fig
+
+
+def _clipped_notes(fig: go.Figure, clipped: dict[str, list[int]], span: tuple[float, float]) -> bool:
+    """At each edge of ``span`` where values were clipped, a note counting them per model
+    (``clipped``: ``{"model" | "retrained": [below, above]}``), written inward from the edge on
+    the third label row; True when there is one."""
+    drawn = False
+    for index, x, anchor, sign in ((0, span[0], "left", "≤"), (1, span[1], "right", "≥")):
+        counts_here = [clipped["model"][index], clipped["retrained"][index]]
+        if any(counts_here):
+            fig.add_annotation(
+                x=x, xref="x", y=LABEL_ROWS[2], yref="paper", yanchor="top", xanchor=anchor,
+                xshift=4 if anchor == "left" else -4, showarrow=False, align=anchor, name="clipped",
+                text=f"{sign} {x:g}, in this bin:<br>{counts_here[0]} this model · {counts_here[1]} Retrained",
+                font={"size": 10, "color": "#334155"}, bgcolor=LABEL_BACKGROUND,  # over the threshold line
+            )
+            drawn = True
+    return drawn
+
+
+def _mark_model_side(fig: go.Figure, direction: str, threshold: float, span: tuple[float, float],
+                     color: str) -> None:
+    """Shade the side of ``threshold`` the attack calls "this model" and label it at the side's
+    outer edge, written inward (a label centred on a narrow side would cross the y axis)."""
+    lo, hi = span
+    x0, x1 = (max(lo, threshold), hi) if direction == "above_unlearn" else (lo, min(hi, threshold))
+    fig.add_vrect(x0=x0, x1=x1, fillcolor=rgba(color, 0.08), line_width=0, layer="below", name="model_side")
+    at_right = direction == "above_unlearn"
+    fig.add_annotation(x=x1 if at_right else x0, xref="x", xanchor="right" if at_right else "left",
+                       xshift=-4 if at_right else 4, y=LABEL_ROWS[0], yref="paper", yanchor="top", showarrow=False,
+                       text="called “this model”", font={"color": color, "size": 11}, name="model_side",
+                       bgcolor=LABEL_BACKGROUND)  # a side narrower than the label: the label masks the line
 
 
 def attack_curves_figure(
@@ -160,7 +196,8 @@ def attack_curves_figure(
         fig.add_trace(go.Scatter(
             x=x, y=plain_list(rows[column].to_numpy(dtype=float)), mode="lines", name=name,
             line={"color": CURVE_COLORS[column], "dash": dash, "width": 2.5 if column == "attack_score" else 1.8},
-            hovertemplate=name + " %{y:.3f} at threshold %{x:.2f}<extra></extra>",
+            hovertemplate=name + " %{y:.3f} at threshold %{x:.2f}"
+                          + (" (higher = less private)" if column == "attack_score" else "") + "<extra></extra>",
         ))
     fig.add_vline(x=float(threshold), line={"color": "#111827", "width": 1.5, "dash": "dash"}, name="threshold")
     readable = "values ≥ threshold called unlearned" if direction == "above_unlearn" else "values ≥ threshold called retrained"
@@ -168,9 +205,10 @@ def attack_curves_figure(
         fig,
         title or f"Attack score, FPR and FNR by threshold ({readable})",
         METRIC_AXIS_TITLES.get(metric, "Threshold") if metric else "Threshold",
-        "Rate / score (attack score: higher = less private)",
+        "Rate / score",  # short: a long title is cut at the figure's height (the hover says which way is private)
         hovermode="x unified",
     )
+    legend_below(fig)
     fig.update_xaxes(range=[x[0], x[-1]])
     fig.update_yaxes(range=[0, 1.02])
     return fig
@@ -205,6 +243,7 @@ def probability_bars_figure(
             hovertemplate=label + ": class %{customdata} %{y:.1%}<extra></extra>",
         ))
     base_layout(fig, title, "Class", f"Probability (softmax, T = {temperature:g})", barmode="group")
+    legend_below(fig, bottom=130)  # the forget class's tick has two lines
     fig.update_xaxes(tickmode="array", tickvals=list(range(a.size)), ticktext=forget_tick_text(names, forget),
                      range=[-0.5, a.size - 0.5])
     fig.update_yaxes(range=[0, 1.0], tickformat=".0%")
@@ -246,6 +285,7 @@ def ulira_lr_figure(ranking: pd.DataFrame, *, title: str = "Per-image likelihood
         ))
     base_layout(fig, title, "Forget images, ranked by LR (most exposed first)", "LR (signed log10(1 + |LR|))")
     fig.update_layout(bargap=0.05, barmode="overlay")
+    legend_below(fig)
     fig.add_hline(y=0, line={"color": "#111827", "width": 1})
     return fig
 
@@ -258,8 +298,9 @@ def relearn_figure(frame: pd.DataFrame, target: float, *, color: str = MODEL_COL
                    title: str = "Relearning: forget accuracy while fine-tuning") -> go.Figure:
     """Forget accuracy on the held-out forget images per fine-tuning step: this model (``color``)
     and the Retrained model (grey), each fine-tuned on a few forget images plus retain images
-    (solid) and on retain images only (dotted); the dashed line is the target, half the
-    Original's forget accuracy. ``frame``: :func:`mucomp.audits.views.relearn_frame`."""
+    (solid) and on retain images only (dotted); the dashed line (the last trace, named in the
+    legend) is the target, half the Original's forget accuracy. ``frame``:
+    :func:`mucomp.results.attack.relearn_frame`."""
     fig = go.Figure()
     for (who, curve), part in frame.groupby(["model", "curve"], sort=False):
         line_color = color if who == "model" else MODEL_COLORS["retrained"]
@@ -270,8 +311,13 @@ def relearn_figure(frame: pd.DataFrame, target: float, *, color: str = MODEL_COL
             marker={"size": 4},
             hovertemplate="step %{x}: forget accuracy %{y:.1%}<extra>%{fullData.name}</extra>",
         ))
-    base_layout(fig, title, "Fine-tuning steps", "Forget accuracy on the other forget images")
+    base_layout(fig, title, "Fine-tuning steps", "Accuracy on the other forget images")
+    legend_below(fig)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%")
-    fig.add_hline(y=float(target), line={"color": FORGET_COLOR, "dash": "dash", "width": 1},
-                  annotation_text="half the Original's", annotation_position="bottom right")
+    steps = frame["step"].astype(int)
+    span = [int(steps.min()), int(steps.max())] if len(steps) else [0, 1]
+    # A legend entry, not a label on the line: the curves cross the line, so a label there collides.
+    fig.add_trace(go.Scatter(x=span, y=[float(target)] * 2, mode="lines", name="target: half the Original's",
+                             line={"color": FORGET_COLOR, "dash": "dash", "width": 1}, hoverinfo="skip",
+                             meta="target"))
     return fig

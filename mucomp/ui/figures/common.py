@@ -102,6 +102,19 @@ def base_layout(fig: go.Figure, title: str, x_title: str, y_title: str, **extra:
     return fig
 
 
+#: Where :func:`legend_below` puts the legend: under the x-axis title (paper units of the plot
+#: height; plotly widens the bottom margin when the legend needs more rows).
+LEGEND_BELOW: dict[str, Any] = {"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0.0}
+
+
+def legend_below(fig: go.Figure, *, bottom: int = 110, top: int = 50) -> go.Figure:
+    """Move the legend under the plot, left-aligned, and give it a ``bottom`` margin (px): long
+    legend entries that wrap above the plot would run into a left-aligned title (the default of
+    :func:`base_layout`). ``top`` (px) keeps room for the title alone."""
+    fig.update_layout(legend=LEGEND_BELOW, margin={"t": top, "b": bottom})
+    return fig
+
+
 def check_names(class_names: Sequence[str], size: int, what: str) -> list[str]:
     names = [str(n) for n in class_names]
     if len(names) != size:

@@ -456,8 +456,10 @@ def cka_figure(
 def probe_figure(frame: pd.DataFrame, layers: Sequence[str], colors: Mapping[str, str] | None = None) -> go.Figure:
     """Layer-wise decodability: probe ROC AUC (forget vs retain) per layer, one line per model.
 
-    ``frame`` is :func:`mucomp.audits.views.probe_frame`; ``layers`` input to output (x axis).
-    y axis fixed to [0.4, 1] (0.5 = not decodable); hover gives the excess over the Retrained.
+    ``frame`` is :func:`mucomp.results.probe_frame`; ``layers`` input to output (x axis). A NaN
+    AUC (a null stored for a random or index forget set, which has no test forget images) is a
+    gap in its line. y axis fixed to [0.4, 1] (0.5 = not decodable); hover gives the excess over
+    the Retrained.
     """
     needed = {"model", "layer", "auc", "excess"}
     if not needed <= set(frame.columns):

@@ -17,14 +17,17 @@ _TYPE_SYMBOLS = {"Original": "square", "Retrained": "star", "Unlearned": "circle
                  "Published": "triangle-up"}
 
 
-def epoch_figure(curves: pd.DataFrame, *, title: str = "Per-epoch progress") -> go.Figure:
+def epoch_figure(curves: pd.DataFrame, *, title: str = "Per-epoch progress", forget: str | None = None) -> go.Figure:
     """Forget accuracy (trace 0, left axis, [0, 1]) and the method's loss (trace 1, right axis)
     per epoch, from :func:`mucomp.compare.epoch_curves`. An empty frame gives an empty figure
-    with a note."""
+    with a note. ``forget``: the scenario's forget-set text; for images the axis reads "closer to
+    the Retrained model is better" (:func:`mucomp.catalogue.imagewise`), for classes "lower =
+    more forgotten"."""
     from plotly.subplots import make_subplots
 
     fig = make_subplots(specs=[[{"secondary_y": True}]])
-    base_layout(fig, title, "Epoch", "Forget accuracy (lower = more forgotten)")
+    reading = "closer to the Retrained model is better" if catalogue.imagewise(forget) else "lower = more forgotten"
+    base_layout(fig, title, "Epoch", f"Forget accuracy ({reading})")
     if curves is None or len(curves) == 0:
         fig.add_annotation(text="No per-epoch records for this experiment", x=0.5, y=0.5, xref="paper",
                            yref="paper", showarrow=False)
@@ -72,7 +75,9 @@ def pareto_figure(
     square). ``customdata`` = ``[ID, Method, Type, color value]`` (the id first, for selection).
     Colour scale fixed to [0, 1] for fractions, reversed when lower is better. ``forget``: the
     scenario's forget-set text, whose kind says which direction each axis title names
-    (:func:`mucomp.catalogue.direction`)."""
+    (:func:`mucomp.catalogue.direction`); a colour column read as "close to the Retrained model"
+    (MIA of an image forget set) is coloured by the absolute gap to the Retrained row's value
+    (0 = best, reversed scale; the hover keeps the value itself)."""
     for column in (x, y, color, "ID", "Method", "Type"):
         if column not in table.columns:
             raise ValueError(f"the table has no column {column!r}; pass mucomp.results.experiment_table(...)")
@@ -88,16 +93,22 @@ def pareto_figure(
 
     hover = (f"%{{customdata[0]}} · %{{customdata[1]}} (%{{customdata[2]}})<br>{x}: {shown(x, 'x')}<br>"
              f"{y}: {shown(y, 'y')}<br>{color}: {shown(color, 'customdata[3]')}<extra></extra>")
-    colorscale = "Viridis_r" if catalogue.direction(color, forget) == "lower" else "Viridis"
+    way = catalogue.direction(color, forget)
+    colorscale = "Viridis" if way == "higher" else "Viridis_r"
     # A missing colour value (the references' RT, an older result's PS) is NaN: plotly refuses None
     # in a colour array, and draws a NaN point in the scale's missing colour.
     shade = [math.nan if row[3] is None else row[3] for row in custom]
+    colour_title = axis_title(color, forget)
+    if way == "retrained":  # forgotten images: the colour is the gap to the Retrained model's value (0 = best)
+        reference = next((v for v, t in zip(shade, table["Type"], strict=True) if str(t) == "Retrained"), math.nan)
+        shade = [abs(v - reference) for v in shade]
+        colour_title = f"{catalogue.BY_COLUMN[color].label}: gap to the Retrained model (lower is better)"
     is_fraction = color != "RT"
     fig = go.Figure(go.Scatter(
         x=xs, y=ys, mode="markers", name="Experiments", customdata=custom, hovertemplate=hover, showlegend=False,
         marker={
             "color": shade, "colorscale": colorscale, "size": 11, "symbol": symbols,
-            "showscale": True, "colorbar": {"title": {"text": axis_title(color, forget), "side": "right"}},
+            "showscale": True, "colorbar": {"title": {"text": colour_title, "side": "right"}},
             "line": {"width": 0.5, "color": "#334155"},
             **({"cmin": 0.0, "cmax": 1.0} if is_fraction else {}),
         },
