@@ -90,20 +90,40 @@ METRICS: tuple[Metric, ...] = (
            "Mean Jensen-Shannon divergence of the forget images' predictions from the Retrained model's (lower "
            "is better; 0 = the same).", fraction=False),
 )
+#: The many-model (ensemble) metrics of the NeurIPS 2023 unlearning challenge and EasyDUB: one value
+#: per method configuration, stored in its ensemble record (:mod:`mucomp.store.ensembles`), not in
+#: a result's ``metrics``; Screen adds their columns (:mod:`mucomp.results.ensembles`). Coloured
+#: with the privacy columns.
+ENSEMBLE_METRICS: tuple[Metric, ...] = (
+    Metric("forget_quality", "F", "Forgetting quality F", "privacy", "higher",
+           "Forgetting quality F (NeurIPS 2023 challenge): per forget image, how well N unlearned models' "
+           "confidences are told from N retrained ones' (higher is better; 1 = like retraining)."),
+    Metric("score", "Score", "Challenge score", "privacy", "higher",
+           "The challenge's final score: F × the retain and test accuracy ratios of the unlearned to the retrained "
+           "models (higher is better)."),
+    Metric("klom_p95", "KLoM", "KLoM P95 (forget)", "privacy", "lower",
+           "KLoM (EasyDUB), forget images, 95th percentile: KL divergence between the unlearned and the retrained "
+           "models' margins per image (lower is better; 0 = the same).", fraction=False),
+)
 BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}
-BY_COLUMN: dict[str, Metric] = {m.column: m for m in METRICS}
+BY_COLUMN: dict[str, Metric] = {m.column: m for m in (*METRICS, *ENSEMBLE_METRICS)}
 
 #: Screen column -> stored metric key.
 METRIC_KEYS: dict[str, str] = {m.column: m.key for m in METRICS}
 #: Screen column -> direction for class forget sets.
-METRIC_DIRECTIONS: dict[str, str] = {**{m.column: m.direction for m in METRICS}, "UA (SalUn)": "higher"}
-#: Columns that are fractions in [0, 1] (shown as percentages, coloured on the fixed scale [0, 1]).
-FRACTION_COLUMNS: tuple[str, ...] = tuple(m.column for m in METRICS if m.fraction and m.group != "audit")
+METRIC_DIRECTIONS: dict[str, str] = {**{m.column: m.direction for m in (*METRICS, *ENSEMBLE_METRICS)},
+                                     "UA (SalUn)": "higher"}
+#: Columns that are fractions in [0, 1] (coloured on the fixed scale [0, 1]; shown as percentages
+#: except the ensemble scores, which read as the challenge writes them, 0.062).
+FRACTION_COLUMNS: tuple[str, ...] = tuple(m.column for m in (*METRICS, *ENSEMBLE_METRICS)
+                                          if m.fraction and m.group != "audit")
+#: The ensemble metrics' Screen columns (F, Score, KLoM).
+ENSEMBLE_COLUMNS: tuple[str, ...] = tuple(m.column for m in ENSEMBLE_METRICS)
 #: The colour-scale groups of the table: columns and a base colour (darker cell = better value).
 COLOR_GROUPS: dict[str, tuple[tuple[str, ...], str]] = {
     "accuracy": (tuple(m.column for m in METRICS if m.group == "accuracy"), "#2563eb"),
     "efficiency": (tuple(m.column for m in METRICS if m.group == "efficiency"), "#ea580c"),
-    "privacy": (tuple(m.column for m in METRICS if m.group == "privacy"), "#16a34a"),
+    "privacy": (tuple(m.column for m in (*METRICS, *ENSEMBLE_METRICS) if m.group == "privacy"), "#16a34a"),
 }
 #: The audit columns (U-LiRA accuracy, relearn steps, class leakage).
 AUDIT_COLUMNS: tuple[str, ...] = tuple(m.column for m in METRICS if m.group == "audit")
@@ -155,7 +175,7 @@ COLUMN_HELP: dict[str, str] = {
     "Owner": "The browser session that made the experiment; only it can delete the experiment.",
     "UA (SalUn)": "The literature's unlearning accuracy, 1 - forget accuracy (higher is better for class "
                   "forget sets).",
-    **{m.column: m.help for m in METRICS},
+    **{m.column: m.help for m in (*METRICS, *ENSEMBLE_METRICS)},
 }
 
 #: Where every definition is written, with how mucomp differs from the published systems.

@@ -17,7 +17,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 
-from mucomp.catalogue import HIGHER_IS_BETTER, SUMMARY_METRICS
+from mucomp.catalogue import BY_KEY, HIGHER_IS_BETTER, SUMMARY_METRICS, direction
 from mucomp.forget_sets import stored_forget_text
 
 #: Config keys that vary between replicates of one group (``seed``: the unlearning seed's name
@@ -105,24 +105,57 @@ def resolved(a: dict, b: dict) -> bool | None:
     return a["high"] < b["low"] or b["high"] < a["low"]
 
 
-def rank_stability(groups: dict[str, Sequence[dict]], metric: str) -> dict[str, dict]:
+def metric_direction(metric: str, forget: str | None = None) -> str:
+    """How a group's ``metric`` (stored key) ranks for the forget set ``forget`` (canonical text):
+    ``"higher"``, ``"lower"`` or ``"retrained"`` (closest to the Retrained model's value is best:
+    UA, TUA and MIA-Efficacy of forgotten images, :func:`mucomp.catalogue.direction`)."""
+    column = BY_KEY[metric].column if metric in BY_KEY else metric
+    found = direction(column, forget)
+    if found is not None:
+        return found
+    return "higher" if HIGHER_IS_BETTER.get(metric, True) else "lower"
+
+
+def retrained_by_train_seed(entries: Sequence[dict], metric: str) -> dict[int, float]:
+    """``{training seed: metric}`` of the stored Retrained models among listing ``entries`` (one
+    scenario's, every training seed): what "closest to the Retrained model" ranks against."""
+    found = {}
+    for entry in entries:
+        value = (entry.get("metrics") or {}).get(metric)
+        if entry.get("kind") == "retrained" and value is not None:
+            found[train_seed_of(entry.get("config", {}))] = float(value)
+    return found
+
+
+def rank_stability(groups: dict[str, Sequence[dict]], metric: str, *, forget: str | None = None,
+                   retrained: dict[int, float] | None = None) -> dict[str, dict]:
     """How each group (e.g. one per method) ranks by ``metric`` across seeds.
 
     Members are matched across groups by their (training seed, unlearning seed); only seed pairs
-    that every group has count. Rank 1 is the best (see :data:`HIGHER_IS_BETTER`; ties share the
-    better rank). Returns per group ``{"first": share of seed pairs ranked first, "mean_rank",
-    "ranks": [rank per seed pair], "pairs": number of seed pairs}``; empty when no pair is shared.
+    that every group has count. Rank 1 is the best (:func:`metric_direction` for the forget set
+    ``forget``; where that is "closest to the Retrained model", by the distance to ``retrained``,
+    the Retrained model's value per training seed, and members without one are left out). Ties
+    share the better rank. Returns per group ``{"first": share of seed pairs ranked first,
+    "mean_rank", "ranks": [rank per seed pair], "pairs": number of seed pairs}``; empty when no
+    pair is shared.
     """
-    higher = HIGHER_IS_BETTER.get(metric, True)
+    way = metric_direction(metric, forget)
     by_seed: dict[str, dict[tuple[int, int], float]] = {}
     for label, members in groups.items():
         table = {}
         for result in members:
             value = result.get("metrics", {}).get(metric)
-            if value is not None:
-                config = result.get("config", {})
-                table[(train_seed_of(config), unlearn_seed_of(config))] = float(value)
+            config = result.get("config", {})
+            seed = train_seed_of(config)
+            if value is None:
+                continue
+            if way == "retrained":
+                if retrained is None or seed not in retrained:
+                    continue
+                value = -abs(float(value) - retrained[seed])  # closer is better: higher scores rank first
+            table[(seed, unlearn_seed_of(config))] = float(value)
         by_seed[label] = table
+    higher = way != "lower"
     shared = sorted(set.intersection(*(set(t) for t in by_seed.values()))) if by_seed else []
     if not shared:
         return {}
@@ -271,7 +304,7 @@ def sweep_grid(summaries: Sequence[dict], x_param: str, y_param: str, metric: st
     Groups that differ in anything else than these two map to the same cell: the cell holds their
     mean, and ``cells`` counts the groups behind each. Returns ``{"x": sorted x values, "y": sorted
     y values, "z": [len(y)][len(x)] means or None, "n": [len(y)][len(x)] replicates behind each
-    cell}``.
+    cell, "forget": the groups' forget set (how the metric reads)}``.
     """
     cells: dict[tuple, list[tuple[float, int]]] = {}
     for summary in summaries:
@@ -290,7 +323,8 @@ def sweep_grid(summaries: Sequence[dict], x_param: str, y_param: str, metric: st
         row, column = ys.index(yv), xs.index(xv)
         z[row][column] = sum(mean for mean, _ in items) / len(items)
         n[row][column] = sum(count for _, count in items)
-    return {"x": xs, "y": ys, "z": z, "n": n}
+    forget = summaries[0].get("forget") if summaries else None
+    return {"x": xs, "y": ys, "z": z, "n": n, "forget": forget}
 
 
 def _sort_key(value):

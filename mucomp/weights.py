@@ -53,15 +53,22 @@ class StateDictMismatchError(ValueError):
     def __init__(self, arch: str, missing: list[str], unexpected: list[str], shapes: list[str],
                  advice: str | None = None) -> None:
         self.missing, self.unexpected, self.shapes = missing, unexpected, shapes
-        parts = []
-        if missing:
-            parts.append(f"{_count(len(missing), 'missing key', 'missing keys')}: {_listed(missing)}")
-        if unexpected:
-            parts.append(f"{_count(len(unexpected), 'unexpected key', 'unexpected keys')}: {_listed(unexpected)}")
-        if shapes:
-            parts.append(f"{_count(len(shapes), 'shape differs', 'shapes differ')}: {_listed(shapes)}")
         advice = advice or f"Check that the file was saved from a {arch} model with the same number of classes."
-        super().__init__(f"the weights do not fit architecture {arch!r} ({'; '.join(parts)}). {advice}")
+        super().__init__(f"the weights do not fit architecture {arch!r} ({mismatch_text(missing, unexpected, shapes)}). "
+                         f"{advice}")
+
+
+def mismatch_text(missing: list[str], unexpected: list[str], shapes: list[str]) -> str:
+    """How a state dict differs from an architecture's, counted and listed:
+    ``"2 missing keys: a, b; 1 shape differs: c ..."`` (the parts that apply, joined by "; ")."""
+    parts = []
+    if missing:
+        parts.append(f"{_count(len(missing), 'missing key', 'missing keys')}: {_listed(missing)}")
+    if unexpected:
+        parts.append(f"{_count(len(unexpected), 'unexpected key', 'unexpected keys')}: {_listed(unexpected)}")
+    if shapes:
+        parts.append(f"{_count(len(shapes), 'shape differs', 'shapes differ')}: {_listed(shapes)}")
+    return "; ".join(parts)
 
 
 def first_line(err: BaseException) -> str:

@@ -5,7 +5,14 @@ trade-off (Pareto) view across all experiments."""
 import streamlit as st
 
 from mucomp.catalogue import COLUMN_HELP, DEFINITIONS_POINTER, METRIC_DIRECTIONS, TYPE_LABELS
-from mucomp.groups import group_summaries, members_of, methods_by_count, sweep_grid, varied_params
+from mucomp.groups import (
+    group_summaries,
+    members_of,
+    methods_by_count,
+    retrained_by_train_seed,
+    sweep_grid,
+    varied_params,
+)
 from mucomp.results import (
     PRIVACY_READING,
     cost_summary,
@@ -15,8 +22,10 @@ from mucomp.results import (
     timings_table,
     unreproduced_references,
 )
+from mucomp.results.ensembles import ENSEMBLE_COLUMNS, ensemble_column_help, has_ensembles, with_ensemble_columns
 from mucomp.sharing import bundle_bytes, bundle_problem, hub
 from mucomp.store import StoreError, deletion_refusal
+from mucomp.store.ensembles import load_ensemble_results, retrained_result_for
 from mucomp.ui import figures, session, tables, variance, widgets
 from mucomp.ui.labels import experiment_labels
 from mucomp.ui.text import epoch_help, md
@@ -55,16 +64,18 @@ def pick_detail_from_selections() -> None:
         st.session_state[KEY_DETAIL] = str(points[0])
 
 
-def _column_config(view, shown_columns=tables.SHOWN_COLUMNS) -> dict:
-    """Widths, tooltips (each ending with the README pointer) and the pinned ID column."""
+def _column_config(view, shown_columns=tables.SHOWN_COLUMNS, helps=None) -> dict:
+    """Widths, tooltips (each ending with the README pointer; ``helps`` replaces a column's) and
+    the pinned ID column."""
     config = {}
-    widths = {**tables.COLUMN_WIDTHS, **tables.AUDIT_COLUMN_WIDTHS, **tables.fitted_widths(view)}
+    widths = {**tables.COLUMN_WIDTHS, **tables.AUDIT_COLUMN_WIDTHS, **tables.ENSEMBLE_COLUMN_WIDTHS,
+              **tables.fitted_widths(view)}
     for c in view.columns:
         if c not in shown_columns:
             config[c] = None  # hidden (Created: in Details; the sort still offers it)
         elif c in COLUMN_HELP:
             extra = f" {UNREPRODUCED_HELP}" if c == "Type" else ""
-            config[c] = st.column_config.Column(c, help=f"{COLUMN_HELP[c]}{extra} {DEFINITIONS_POINTER}",
+            config[c] = st.column_config.Column(c, help=f"{(helps or {}).get(c, COLUMN_HELP[c])}{extra} {DEFINITIONS_POINTER}",
                                                 width=widths.get(c), pinned=c == "ID" or None)
     return config
 
@@ -91,9 +102,11 @@ def reference_check_warning(listing: list[dict], unreproduced: dict[str, str]) -
                icon=":material/report:")
 
 
-def table_section(table, unreproduced: dict[str, str]):
+def table_section(table, unreproduced: dict[str, str], ensemble_helps: dict[str, str]):
     """Filters, sort, colour scales and the table itself (the references in ``unreproduced``
-    marked); returns the shown rows."""
+    marked; the ensemble columns, with the tooltips ``ensemble_helps``, when the scenario has
+    ensembles); returns the shown rows."""
+    ensemble_columns = ENSEMBLE_COLUMNS if has_ensembles(table) else ()
     # The last column stays empty: the table's toolbar appears there, above its top-right corner.
     left, middle, right, _ = st.columns([3, 2, 2, 2], vertical_alignment="bottom")
     methods = left.multiselect(
@@ -101,7 +114,8 @@ def table_section(table, unreproduced: dict[str, str]):
         help="Show only the experiments of these methods (empty: all).",
     )
     sort_by = middle.selectbox(
-        "Sort by", ["Created", *METRIC_COLUMNS, *tables.AUDIT_COLUMNS, "Method", "LR", "Epochs"], key="screen_sort",
+        "Sort by", ["Created", *METRIC_COLUMNS, *ensemble_columns, *tables.AUDIT_COLUMNS, "Method", "LR", "Epochs"],
+        key="screen_sort",
         help="Order the rows by this column (you can also click a column header).",
     )
     ranked = sort_by in METRIC_DIRECTIONS
@@ -115,13 +129,17 @@ def table_section(table, unreproduced: dict[str, str]):
                                    retrained=retrained)
     st.session_state[KEY_ORDER] = shown["ID"].tolist()
     view = tables.readable(shown, session.owner(), unreproduced)
-    shown_columns = [*tables.SHOWN_COLUMNS, *(tables.AUDIT_COLUMNS if st.session_state.get("screen_audit_columns") else ())]
+    shown_columns = [*tables.SHOWN_COLUMNS, *ensemble_columns,
+                     *(tables.AUDIT_COLUMNS if st.session_state.get("screen_audit_columns") else ())]
     st.dataframe(
-        tables.styled(view, groups or [], forget, retrained), hide_index=True, column_config=_column_config(view, shown_columns),
+        tables.styled(view, groups or [], forget, retrained), hide_index=True,
+        column_config=_column_config(view, shown_columns, ensemble_helps),
         key="screen_table", on_select="rerun", selection_mode="single-row", width="stretch", placeholder="—",
         column_order=[c for c in shown_columns if c in view.columns],
     )
-    control, legend, audit_toggle = st.columns([2, 4, 1], vertical_alignment="bottom")
+    # The legend gets a row of its own: beside the controls, 1280 px left "Audit co…" and a cut control.
+    control, audit_toggle = st.columns([3, 1], vertical_alignment="bottom")
+    legend = st.container()
     audit_toggle.toggle("Audit columns", key="screen_audit_columns",
                         help="Add U-LiRA accuracy, relearn steps (relative to the Retrained model) and class leakage "
                              "(JS) to the table; U-LiRA and relearning are run on demand on the Attack page.")
@@ -133,7 +151,7 @@ def table_section(table, unreproduced: dict[str, str]):
     )
     with legend:
         if groups:
-            st.html(tables.color_legend_html(groups, forget))
+            st.html(tables.color_legend_html(groups, forget, shown_columns))
     st.caption("Click a row to see its details below. Hover a column name for what it measures, which direction "
                "is better and where it is defined.")
     return shown
@@ -373,10 +391,19 @@ if not listing:
 pick_detail_from_selections()
 table = session.memo("screen.table", tuple((r["id"], r.get("updated_at")) for r in listing),  # audits update a result
                      lambda: experiment_table(listing, s.spec.class_names))
+ensemble_records, ensemble_problems = load_ensemble_results()
+if ensemble_problems:  # a damaged ensemble record never breaks the page: named with the reason
+    st.warning(f"{len(ensemble_problems)} ensemble record(s) can't be read; their F, Score and KLoM are not shown: "
+               + "; ".join(md(p, 400) for p in ensemble_problems[:5]), icon=":material/warning:")
+table = session.memo("screen.ensembles", (tuple((r["id"], r.get("updated_at")) for r in listing),
+                                          tuple((r.key, r.created) for r in ensemble_records)),
+                     lambda: with_ensemble_columns(table, listing, ensemble_records))
+retrained_ensemble = retrained_result_for(listing[0]["config"], ensemble_records)
+ensemble_helps = {c: ensemble_column_help(c, table, retrained_ensemble) for c in ENSEMBLE_COLUMNS}
 unreproduced = unreproduced_references(listing)
 st.header("Experiments", help="One row per experiment of this scenario; the darker a coloured cell, the better its value, on fixed scales (see the legend under the table).")
 reference_check_warning(listing, unreproduced)
-shown_rows = table_section(table, unreproduced)
+shown_rows = table_section(table, unreproduced, ensemble_helps)
 with st.expander("How to read the privacy columns (PS and MIA can disagree)"):
     st.markdown(PRIVACY_READING)
 st.header("Model A and Model B")
@@ -422,7 +449,8 @@ def replicates_section(s) -> None:
         return
     st.plotly_chart(variance.spread_figure(replicated, metric, members), key="screen_spread", width="stretch")
     ranks = variance.rank_frame({g["group"]: members[g["group"]] for g in replicated},
-                                {g["group"]: str(g.get("method_label") or g.get("method")) for g in replicated}, metric)
+                                {g["group"]: str(g.get("method_label") or g.get("method")) for g in replicated}, metric,
+                                forget=replicated[0].get("forget"), retrained=retrained_by_train_seed(every_seed, metric))
     if not ranks.empty:
         st.markdown("**Rank stability**: how each group ranks by this metric on every seed pair they all share.")
         st.dataframe(ranks, hide_index=True, key="screen_ranks", width="stretch")

@@ -1,8 +1,9 @@
 """Attack: a membership-inference attack tries to tell Model A, then Model B, from the Retrained
-model on the forget images. Three tabs: the threshold attack (metric, threshold strategy or a
+model on the forget images. Four tabs: the threshold attack (metric, threshold strategy or a
 custom threshold; distributions, attack curves, the privacy score at the threshold, high- and
 low-risk images, an instance panel), the per-example U-LiRA attack and the relearning attack
-(both on demand, as background jobs; drawn by :mod:`mucomp.ui.audit_tabs`)."""
+(both on demand, as background jobs; drawn by :mod:`mucomp.ui.audit_tabs`), and many-model
+evaluation (the challenge's F and KLoM on ensembles; :mod:`mucomp.ui.ensemble_tab`)."""
 
 import numpy as np
 import streamlit as st
@@ -19,7 +20,7 @@ from mucomp.results import (
     instance_probabilities,
 )
 from mucomp.results.attack import feature_control
-from mucomp.ui import audit_tabs, figures, grids, session, widgets
+from mucomp.ui import audit_tabs, ensemble_tab, figures, grids, session, widgets
 from mucomp.ui.text import md
 
 session.setup("Attack")
@@ -225,7 +226,7 @@ widgets.require_model_pair(a_id, b_id)
 result_a, result_b = session.load_result(a_id), session.load_result(b_id)
 retrained = session.load_result(retrained_id)
 model_labels = (f"A: {experiment_label(result_a)}", f"B: {experiment_label(result_b)}")
-threshold_tab, ulira_tab, relearn_tab = session.attack_tabs()  # open on the session's tab (kept in the URL)
+threshold_tab, ulira_tab, relearn_tab, ensembles_tab = session.attack_tabs()  # open on the session's tab (kept in the URL)
 with threshold_tab:
     control_slot = st.container()  # drawn once the views say which metric they plot
     metric, strategy = settings()["metric"], settings()["strategy"]
@@ -252,3 +253,5 @@ with ulira_tab:
     audit_tabs.ulira_tab(s, model_labels, (result_a, result_b))
 with relearn_tab:
     audit_tabs.relearn_tab(model_labels, (result_a, result_b))
+with ensembles_tab:
+    ensemble_tab.ensemble_tab(s, model_labels, (result_a, result_b), listing)

@@ -46,11 +46,35 @@ def digits_scenario() -> Scenario:
 
 
 @pytest.fixture(scope="session")
-def digits_references(digits_scenario):
-    """(original, retrained) ReferenceModels of the acceptance scenario, trained once per session."""
+def digits_references(digits_scenario, tmp_path_factory):
+    """(original, retrained) ReferenceModels of the acceptance scenario, trained once per session.
+
+    Under pytest-xdist the two workers train them side by side: each trains one of the two into a
+    home they share (the reference cache's file lock makes the other wait for it, then read it)
+    and copies both into its own cache, so each reference is trained once, not once per worker.
+    """
     from mucomp.references import load_references
 
+    if XDIST_WORKERS > 1:
+        _train_shared_references(digits_scenario, tmp_path_factory.getbasetemp().parent / "shared-home")
     return load_references(digits_scenario)
+
+
+def _train_shared_references(scenario, shared_home) -> None:
+    from mucomp.references import load_reference
+    from tests.helpers import seed_reference_cache
+
+    first = int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw") or 0) % 2
+    kinds = ("original", "retrained")[first:] + ("original", "retrained")[:first]
+    own_home = os.environ["MUCOMP_HOME"]
+    shared_home.mkdir(exist_ok=True)
+    os.environ["MUCOMP_HOME"] = str(shared_home)
+    try:
+        for kind in kinds:
+            load_reference(scenario, kind)
+    finally:
+        os.environ["MUCOMP_HOME"] = own_home
+    seed_reference_cache(own_home, scenario, kinds, from_home=shared_home)
 
 
 @pytest.fixture(scope="session")
@@ -70,3 +94,16 @@ def original(digits_references):
     """The acceptance scenario's Original model (never modified: methods unlearn copies)."""
     return digits_references[0].model
 
+
+
+#: The slowest modules (measured with --durations; heaviest first). pytest-xdist hands whole files
+#: to its two workers in collection order, so the long ones go first and the short ones fill in
+#: at the end (longest-first scheduling) instead of one worker finishing a long file alone.
+SLOW_MODULES_FIRST = ("test_methods", "test_privacy", "test_forget_sets", "test_app", "test_runner",
+                      "test_references", "test_browser", "test_ray", "test_execution", "test_sharing",
+                      "test_ensembles", "test_concurrency")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    rank = {name: position for position, name in enumerate(SLOW_MODULES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))

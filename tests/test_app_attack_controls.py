@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from mucomp import privacy
@@ -23,6 +22,7 @@ from mucomp.data import Scenario
 from mucomp.results.attack import METRIC_LABELS, feature_control, relearn_frame
 from mucomp.store import ExperimentStore
 from mucomp.ui import figures
+from tests.helpers import clear_app_caches, fresh_app_home
 from tests.test_adversarial import C, digits_weights, full_result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,9 +45,7 @@ def _result(kind: str, method: str, confidence: list[float]) -> dict:
 
 @pytest.fixture()
 def attack_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("MUCOMP_HOME", str(tmp_path))
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    fresh_app_home(tmp_path, monkeypatch)
     store = ExperimentStore(tmp_path / "experiments")
     weights = digits_weights()
     ids = {}
@@ -56,8 +54,7 @@ def attack_home(tmp_path, monkeypatch):
         values = (confidence + np.linspace(0, 0.5, N)).round(3).tolist()
         ids[name] = store.save(_result(kind, method, values), weights).id
     yield ids
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    clear_app_caches()
 
 
 def _x_title(at: AppTest, key: str) -> str:

@@ -20,6 +20,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from mucomp import catalogue
+from mucomp.results.attack import relearn_reading
 from mucomp.ui import tables, text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,12 +185,24 @@ def _relearn_block(model: list[float], retrained: list[float], relative: float |
 
 
 def test_relearning_is_read_as_the_gap_to_the_retrained_curve_for_images_and_as_steps_for_classes():
-    images = text.relearn_reading(_relearn_block([0.90, 0.97], [0.95, 0.96], None), RANDOM)
+    images = relearn_reading(_relearn_block([0.90, 0.97], [0.95, 0.96], None), RANDOM)
     assert "90% → 97%" in images and "95% → 96%" in images and "+1.0 points" in images
     assert not CLASS_WORDING.findall(images + text.relearn_help(RANDOM) + text.relearn_steps_note(RANDOM))
-    classes = text.relearn_reading(_relearn_block([0.0, 0.6], [0.0, 0.1], 0.5), "class:3")
-    assert "comes back" in classes and text.relearn_steps_note("class:3") == ""
+    classes = relearn_reading(_relearn_block([0.0, 0.6], [0.0, 0.1], 0.5), "class:3")
+    assert "relearnt faster" in classes and text.relearn_steps_note("class:3") == ""
     assert text.relearn_help("indices:0123abcd") == text.relearn_help(RANDOM) != text.relearn_help(CLASSES)
+
+
+def test_the_cli_audit_text_speaks_of_images_for_a_random_set_and_of_the_class_for_a_class_set():
+    from mucomp.results.attack import audit_text
+
+    leakage = {"js_mean": 0.01, "mean_rank": 1.5, "retrained_mean_rank": 1.4}
+    block = {**_relearn_block([0.90, 0.97], [0.95, 0.96], None), "k": 20, "lr": 0.01}
+    images = audit_text("x", {"leakage": leakage, "relearn": block}, RANDOM)
+    assert "each forget image's true class" in images and "+1.0 points" in images
+    assert not CLASS_WORDING.findall(images), images
+    classes = audit_text("x", {"leakage": leakage, "relearn": {**block, "relative": 0.5}}, "class:3")
+    assert "the forgotten class 1.50" in classes and "half the Original's forget accuracy" in classes
 
 
 def test_table_scales_follow_the_forget_set_kind():

@@ -220,3 +220,4 @@ def test_a_new_session_starts_on_the_class_the_readme_uses():
     readme = (ROOT / "README.md").read_text()
     assert "--dataset digits --forget-class 3" in readme
     assert not re.search(r"--dataset digits --forget-class [0-24-9]\b", readme)
+

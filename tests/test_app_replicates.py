@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
 from scipy import stats
 from streamlit.testing.v1 import AppTest
 
 from mucomp.store import ExperimentStore
+from tests.helpers import clear_app_caches, fresh_app_home
 from tests.test_adversarial import digits_weights, full_result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,9 +24,7 @@ UA = {("ga", 1, 0.05): [0.10, 0.20, 0.15], ("ga", 2, 0.05): [0.05, 0.02, 0.08], 
 
 @pytest.fixture()
 def replicate_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("MUCOMP_HOME", str(tmp_path))
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    fresh_app_home(tmp_path, monkeypatch)
     store = ExperimentStore(tmp_path / "experiments")
     weights = digits_weights()
     for (method, epochs, lr), values in UA.items():
@@ -38,8 +36,7 @@ def replicate_home(tmp_path, monkeypatch):
             store.save({**base, "config": config, "method_label": label, "metrics": {**base["metrics"], "UA": ua}},
                        weights)
     yield tmp_path
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    clear_app_caches()
 
 
 def test_screen_shows_each_group_with_its_t_interval_spread_ranks_and_sweep(replicate_home):

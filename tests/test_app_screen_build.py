@@ -19,6 +19,7 @@ from mucomp.data import Scenario
 from mucomp.execution import PrepareReferences
 from mucomp.methods import get_method
 from mucomp.store import ExperimentStore
+from tests.helpers import clear_app_caches, fresh_app_home
 from tests.test_adversarial import digits_weights, full_result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,12 +54,8 @@ def save_references(store: ExperimentStore) -> dict[str, str]:
 
 @pytest.fixture()
 def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("MUCOMP_HOME", str(tmp_path))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield tmp_path
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    yield fresh_app_home(tmp_path, monkeypatch)
+    clear_app_caches()
 
 
 @pytest.fixture()

@@ -323,7 +323,7 @@ def test_the_attack_page_has_audit_tabs_that_run_and_show_the_audits(tiny, monke
         at.session_state["mucomp_model_b"] = tiny.experiment.id
         at.switch_page("pages/4_Attack.py").run()
         assert not at.exception, [e.value for e in at.exception]
-        assert [t.label for t in at.tabs] == ["Threshold attack", "Per-example (U-LiRA)", "Relearning"]
+        assert [t.label for t in at.tabs] == ["Threshold attack", "Per-example (U-LiRA)", "Relearning", "Many models"]
         charts = {c.key for c in at.get("plotly_chart")}
         assert "attack_distribution_b" in charts  # the threshold attack as before
         # B has U-LiRA from the job test above (when it ran first) or not; the Retrained has neither.

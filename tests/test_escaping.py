@@ -17,7 +17,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from google.protobuf.message import Message
 from streamlit.testing.v1 import AppTest
 
@@ -25,6 +24,7 @@ from mucomp import cli
 from mucomp.display_text import for_markdown, for_terminal, is_hidden_control
 from mucomp.store import ExperimentStore
 from mucomp.ui.session import KEY_MODEL_A, KEY_MODEL_B
+from tests.helpers import clear_app_caches, fresh_app_home
 from tests.test_adversarial import C, digits_weights, full_result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,12 +106,8 @@ def plant_hostile_store(root: Path) -> dict[str, list[str]]:
 
 @pytest.fixture()
 def hostile_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("MUCOMP_HOME", str(tmp_path))
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield tmp_path, plant_hostile_store(tmp_path)
-    st.cache_resource.clear()
-    st.cache_data.clear()
+    yield fresh_app_home(tmp_path, monkeypatch), plant_hostile_store(tmp_path)
+    clear_app_caches()
 
 
 # ---------------------------------------------------------------------------------------------

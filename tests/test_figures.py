@@ -160,6 +160,8 @@ def test_embedding_figure_one_trace_per_predicted_class(which):
         assert list(trace.x) == by_index.loc[ids, f"x_{which}"].tolist()
         forget = by_index.loc[ids, "is_forget"].to_numpy()
         assert list(trace.marker.symbol) == [FORGET_SYMBOL if f else RETAIN_SYMBOL for f in forget]
+        # The legend key takes the first point's symbol: the forget marker only for all-forget traces.
+        assert trace.marker.symbol[0] == (FORGET_SYMBOL if forget.all() else RETAIN_SYMBOL)
         seen += ids
     assert sorted(seen) == points["index"].tolist()  # every point exactly once
     first = traces[0].customdata[0]

@@ -230,3 +230,19 @@ def test_a_result_without_ps_shows_a_blank_cell():
     fig = figures.pareto_figure(table, np.array([True, False]), color="PS")
     assert fig.data[0].customdata[1][3] is None and np.isnan(fig.data[0].marker.color[1])
     assert figures.pareto_figure(table, np.array([True, False]), color="RT").data  # no RT stored: no crash
+
+
+def test_the_reference_time_note_of_a_downloaded_architecture_never_loads_its_data(monkeypatch):
+    """CIFAR-10's published ResNet-18 has no measured training speed: Home must not load the data
+    set (torchvision, seconds of stall in the server) to say nothing."""
+    from mucomp.data import Scenario
+    from mucomp.data import scenario as scenario_module
+    from mucomp.ui import widgets
+
+    def refuse(name, *args, **kwargs):
+        raise AssertionError(f"load_dataset({name!r}) called for a note")
+
+    monkeypatch.setattr(scenario_module, "load_dataset", refuse)
+    assert widgets.reference_time_note(Scenario("cifar10", 3, 0)) is None
+    with pytest.raises(AssertionError, match="fashion_mnist"):  # an architecture trained here reads its sizes
+        widgets.reference_time_note(Scenario("fashion_mnist", 3, 0, arch="fmnist_cnn"))

@@ -129,3 +129,14 @@ def test_the_refusal_carries_the_informative_line_of_the_library_error():
         read_state_dict("model.pth", data)
     message = str(info.value)
     assert "Payload" in message and "Weights only load failed" not in message and "\n" not in message
+
+
+def test_an_imported_archive_names_one_missing_key_in_the_singular():
+    from mucomp.models import build_model
+    from mucomp.store import weights_problem
+
+    tensors = build_model("digits_cnn", 10).state_dict()
+    dropped = next(iter(tensors))
+    tensors.pop(dropped)
+    message = weights_problem("digits", tensors)
+    assert f"(1 missing key: {dropped})" in message and "keys" not in message

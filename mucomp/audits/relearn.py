@@ -34,7 +34,7 @@ model of the same scenario, each from a private copy:
 For forgotten images (``random:`` and ``indices:`` sets) the Retrained model never saw the forget
 images and still recognises most of them, so both curves usually start above the target: there
 is no ratio, and the reading is the gap between the model's forget-accuracy curve and the
-Retrained model's (the SalUn convention; the Attack tab says so, ``mucomp.ui.text.relearn_reading``).
+Retrained model's (the SalUn convention; the Attack tab says so, ``mucomp.results.attack.relearn_reading``).
 
 The paper (and its code, RELEARN) also relearns from the retain set alone (k = 0; curve (b)
 here). mucomp's differences: the attack targets a forgotten *class* (the paper forgets 10 % of one

@@ -16,6 +16,7 @@ def cmd_audit(args) -> int:
     job API: this process, or ``--workers N`` local worker processes) and store them with it."""
     from mucomp.execution.audits import run_audit_jobs
     from mucomp.experiment.audits import AuditError
+    from mucomp.forget_sets import stored_forget_text
     from mucomp.results.attack import audit_text, stored_audits
     from mucomp.store import ExperimentStore, UnreadableExperimentError
 
@@ -42,11 +43,12 @@ def cmd_audit(args) -> int:
         finally:
             if progress is not None:
                 print(file=sys.stderr)
-    audits = stored_audits(store.load(args.id).result)
+    result = store.load(args.id).result
+    audits = stored_audits(result)
     if all(block is None for block in audits.values()):
         raise RuntimeError(f"{args.id} was stored before mucomp computed its audits; run the experiment again")
     emit({"id": args.id, **{k: v for k, v in audits.items() if v is not None}}, args.json,
-          lambda: audit_text(args.id, audits))
+          lambda: audit_text(args.id, audits, stored_forget_text(result.get("config") or {})))
     return 0
 
 

@@ -30,17 +30,19 @@ from mucomp.execution.jobs import (
 from mucomp.execution.local import LocalExecutor, shared_executor
 from mucomp.execution.requests import (
     EvaluateUpload,
+    MakeEnsembleMember,
     MakeShadowPair,
     PrepareReferences,
     PullPublished,
     RunAudit,
+    RunEnsemble,
     request_scenario,
 )
 
 __all__ = [
     "BACKENDS", "FINISHED", "MAX_QUEUED_PER_OWNER", "MAX_RUNS", "STATES", "STOPPED", "EvaluateUpload", "PullPublished",
-    "Executor", "InlineExecutor", "Job", "JobOutcome", "JobQueue", "LocalExecutor", "MakeShadowPair", "PrepareReferences",
-    "QueueFullError", "RunAudit",
+    "Executor", "InlineExecutor", "Job", "JobOutcome", "JobQueue", "LocalExecutor", "MakeEnsembleMember", "MakeShadowPair",
+    "PrepareReferences", "QueueFullError", "RunAudit", "RunEnsemble",
     "SubmissionError", "TooManyRunsError", "carry_out", "check_run_count", "make_executor", "request_scenario",
     "shared_executor",
 ]

@@ -4,14 +4,13 @@ audits themselves are :mod:`mucomp.experiment.audits`."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 
 from mucomp.audits.eligibility import AUDITS, normalise_audits
 from mucomp.audits.relearn import DEFAULT_STEPS
 from mucomp.audits.ulira import DEFAULT_HELD_OUT, DEFAULT_SHADOWS
 from mucomp.data import Scenario
-from mucomp.execution.backends import make_executor
+from mucomp.execution.backends import run_to_completion
 from mucomp.execution.requests import MakeShadowPair, RunAudit
 from mucomp.experiment.audits import experiment_config, missing_shadow_seeds, shadow_spec
 from mucomp.store import ExperimentStore
@@ -71,26 +70,7 @@ def run_audit_jobs(
     Ctrl-C cancels every job. Raises RuntimeError when the audit job does not complete."""
     requests = audit_requests(experiment_id, audits, parallel=workers > 1, shadows=shadows, held_out=held_out,
                               center=center, variance=variance, steps=steps, seed_offset=seed_offset)
-    if workers and workers > 0:
-        count = min(int(workers), len(requests))
-        threads = torch_threads or max(1, (os.cpu_count() or 1) // count)
-        executor = make_executor("local", workers=count, torch_threads=threads, warm_umap=False)
-    else:
-        executor = make_executor("inline")
-    try:
-        ids = executor.submit(requests, max_runs=None)
-        try:
-            while not executor.wait(poll_s, ids):
-                if follow is not None:
-                    follow([j for j in (executor.get(i) for i in ids) if j is not None])
-        except KeyboardInterrupt:
-            for job_id in ids:
-                executor.cancel(job_id)
-            executor.wait(10, ids)
-            raise
-        jobs = [executor.get(i) for i in ids]
-    finally:
-        executor.shutdown()
+    jobs = run_to_completion(requests, workers=workers, torch_threads=torch_threads, follow=follow, poll_s=poll_s)
     final = jobs[-1]
     if final is None or final["state"] != "completed":
         failed = [j for j in jobs if j is not None and j["state"] != "completed"]

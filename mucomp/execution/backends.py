@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Sequence
+
 from mucomp.execution.inline import InlineExecutor
 from mucomp.execution.jobs import Executor
 from mucomp.execution.local import LocalExecutor
@@ -21,3 +24,38 @@ def make_executor(kind: str = "local", *, workers: int = 1, torch_threads: int =
 
         return RayExecutor(address=ray_address, torch_threads=torch_threads, **kwargs)
     raise ValueError(f"unknown executor {kind!r}; use one of {', '.join(BACKENDS)}")
+
+
+def run_to_completion(
+    requests: Sequence,
+    *,
+    workers: int = 0,
+    torch_threads: int | None = None,
+    follow: Callable[[list[dict]], None] | None = None,
+    poll_s: float = 0.2,
+) -> list[dict | None]:
+    """Run ``requests`` through the job API and wait for all of them: in this process
+    (``workers=0``, the inline executor) or on ``workers`` local worker processes (``torch_threads``
+    each; default: the cores shared out). ``follow(snapshots)`` every ``poll_s`` seconds while they
+    run (progress display). Ctrl-C cancels every job and is raised again. Returns the jobs'
+    final snapshots, in the requests' order (None for one the executor lost)."""
+    if workers and workers > 0:
+        count = min(int(workers), len(requests))
+        threads = torch_threads or max(1, (os.cpu_count() or 1) // count)
+        executor = make_executor("local", workers=count, torch_threads=threads, warm_umap=False)
+    else:
+        executor = make_executor("inline")
+    try:
+        ids = executor.submit(list(requests), max_runs=None)
+        try:
+            while not executor.wait(poll_s, ids):
+                if follow is not None:
+                    follow([j for j in (executor.get(i) for i in ids) if j is not None])
+        except KeyboardInterrupt:
+            for job_id in ids:
+                executor.cancel(job_id)
+            executor.wait(10, ids)
+            raise
+        return [executor.get(i) for i in ids]
+    finally:
+        executor.shutdown()

@@ -12,15 +12,18 @@ from typing import Any
 from mucomp.config import ExperimentConfig
 from mucomp.execution.requests import (
     EvaluateUpload,
+    MakeEnsembleMember,
     MakeShadowPair,
     PrepareReferences,
     PullPublished,
     RunAudit,
+    RunEnsemble,
     request_scenario,
     summary,
 )
 from mucomp.experiment import prepare_scenario, run_experiment, store_custom_model
 from mucomp.experiment.audits import run_audits
+from mucomp.experiment.ensembles import ensemble_member, run_ensemble
 from mucomp.experiment.shadows import shadow_pair
 from mucomp.models import model_from_state_dict
 from mucomp.sharing import zoo
@@ -72,8 +75,33 @@ def execute(
 
         pair = shadow_pair(request.spec, request.seed, cancel=cancel, progress=pair_progress)
         return None, {"seed": pair.seed, "seconds": pair.seconds, "cached": pair.cached}
+    if isinstance(request, (MakeEnsembleMember, RunEnsemble)):
+        return None, _ensemble_job(request, progress, cancel)
     if isinstance(request, PullPublished):
         prepare_scenario(scenario, store, progress=progress, cancel=cancel)
         experiment = zoo.pull(request.repo, scenario, store, owner=owner, progress=progress)
         return experiment.id, summary(experiment.result)
     raise TypeError(f"a job cannot run a {type(request).__name__}")
+
+
+def _ensemble_job(request: MakeEnsembleMember | RunEnsemble, progress: Callable[..., None],
+                  cancel: Callable[[], bool]) -> dict:
+    """One ensemble member made (stage ``member``), or the ensembles made, scored and stored
+    (stages ``members``, with ``member`` / ``members``, then ``scoring``); returns the summary."""
+    if isinstance(request, MakeEnsembleMember):
+        def member_progress(step: str, done: float) -> None:
+            progress("member", done, kind=request.spec.kind, seed=request.seed, step=step)
+
+        member = ensemble_member(request.spec, request.seed, cancel=cancel, progress=member_progress)
+        return {"kind": request.spec.kind, "seed": member.seed, "seconds": member.seconds, "cached": member.cached}
+
+    def members_progress(done: float, total: int, **figures) -> None:
+        stage, fraction = ("members", done / total) if done < total else ("scoring", 0.0)
+        progress(stage, fraction, member=min(int(done) + 1, total), members=total, **figures)
+
+    records = run_ensemble(request.config, request.n, cancel=cancel, progress=members_progress,
+                           allow_costly=request.allow_costly, started_at=request.started_at)
+    unlearned = records["unlearned"]
+    return {"ensemble_F": unlearned.forget_quality, "ensemble_score": unlearned.score,
+            "klom_p95_forget": unlearned.klom_p95.forget, "n_models": unlearned.n_models, "key": unlearned.key,
+            "retrained_key": records["retrained"].key}

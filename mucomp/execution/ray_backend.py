@@ -235,11 +235,15 @@ class RayExecutor(Executor):
 
     def _dispatch(self, job: Job) -> None:
         """Start ``job``'s task (or fail it when it cannot be sent)."""
-        from mucomp.execution.requests import MakeShadowPair, RunAudit
+        from mucomp.execution.requests import MakeEnsembleMember, MakeShadowPair, RunAudit, RunEnsemble
 
         if isinstance(job.config, (RunAudit, MakeShadowPair)):  # they update the driver's store in place
             self._finish(job, "failed", "audits run on local workers or in this process, not on Ray: use "
                                         "`mucomp audit ID --ulira --workers N`")
+            return
+        if isinstance(job.config, (RunEnsemble, MakeEnsembleMember)):  # they write the driver's MUCOMP_HOME
+            self._finish(job, "failed", "ensembles run on local workers or in this process, not on Ray yet: use "
+                                        "`mucomp ensemble --method M --n N --workers W`")
             return
         try:
             config = job.config

@@ -4,8 +4,9 @@ Requests: an :class:`~mucomp.config.ExperimentConfig` (one unlearning run),
 :class:`PrepareReferences` (load or train a scenario's references and store their results),
 :class:`EvaluateUpload` (evaluate a validated uploaded state dict as a *custom* experiment),
 :class:`PullPublished` (store a published unlearned model), :class:`RunAudit` (on-demand audits
-of a stored experiment, stored with it) and :class:`MakeShadowPair` (one of U-LiRA's shadow pairs,
-cached for the audits).
+of a stored experiment, stored with it), :class:`MakeShadowPair` (one of U-LiRA's shadow pairs,
+cached for the audits), :class:`MakeEnsembleMember` (one model of an ensemble, cached) and
+:class:`RunEnsemble` (the ensembles of a method configuration, scored and stored).
 Requests are plain picklable data: they travel to worker processes and Ray tasks.
 
 :func:`execute` runs one request in the current process with the environment it was submitted
@@ -29,6 +30,7 @@ from mucomp.data import Scenario
 if TYPE_CHECKING:
     import torch
 
+    from mucomp.experiment.ensembles import EnsembleSpec
     from mucomp.experiment.shadows import ShadowSpec
 
 #: Metrics copied into a finished job's summary (the "done" line shows them).
@@ -99,6 +101,46 @@ class MakeShadowPair:
     @property
     def method(self) -> str | None:
         return self.spec.config.method if self.spec.mode == "method" else None
+
+
+@dataclass(frozen=True)
+class MakeEnsembleMember:
+    """Make (or find cached) member ``seed`` of the ensemble ``spec``
+    (:class:`mucomp.experiment.ensembles.EnsembleSpec`: a training seed of the Retrained
+    ensemble, an unlearning seed of an unlearned one); stores nothing but the member's cache file.
+    Several of these on several workers make an ensemble's models side by side."""
+
+    spec: EnsembleSpec
+    seed: int
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.spec.scenario
+
+    @property
+    def method(self) -> str | None:
+        return self.spec.method
+
+
+@dataclass(frozen=True)
+class RunEnsemble:
+    """Make (or load) the ``n`` Retrained and ``n`` unlearned models of method configuration
+    ``config`` (from the Original of its training seed), score them and store both records
+    (:func:`mucomp.experiment.ensembles.run_ensemble`). ``started_at``: ``time.time()`` when the
+    ensemble's first job was submitted (the record's wall time counts from there)."""
+
+    config: ExperimentConfig
+    n: int
+    allow_costly: bool = False
+    started_at: float | None = None
+
+    @property
+    def scenario(self) -> Scenario:
+        return Scenario.from_config(self.config)
+
+    @property
+    def method(self) -> str:
+        return self.config.method
 
 
 def request_scenario(request: Any) -> Scenario | None:

@@ -15,8 +15,6 @@ import copy
 import dataclasses
 import hashlib
 import json
-import os
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from mucomp.audits.ulira import DEFAULT_HELD_OUT, DEFAULT_SHADOWS, phi, shadow_s
 from mucomp.config import ExperimentConfig
 from mucomp.data import Scenario
 from mucomp.evaluation import evaluate
+from mucomp.experiment.cache_files import save_npz, write_description
 from mucomp.locks import locked
 from mucomp.methods import get_method, run_unlearning
 from mucomp.progress import CancelFn, ProgressFn, RunStopped, stop_if_cancelled
@@ -182,20 +181,9 @@ def shadow_pair(
         start = time.perf_counter()
         pair = _make_pair(spec, seed, indices, device, cancel, progress)
         pair.seconds = time.perf_counter() - start
-        _write_description(path.parent, spec)
-        tmp = path.with_name(f".{path.stem}-{secrets.token_hex(3)}.npz")
-        np.savez(tmp, indices=pair.indices, unlearned=pair.unlearned, retrained=pair.retrained)
-        os.replace(tmp, path)
+        write_description(path.parent, spec.description())
+        save_npz(path, indices=pair.indices, unlearned=pair.unlearned, retrained=pair.retrained)
         return pair
-
-
-def _write_description(folder: Path, spec: ShadowSpec) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / "spec.json"
-    if not target.exists():
-        tmp = folder / f".spec-{secrets.token_hex(3)}.json"
-        tmp.write_text(json.dumps(spec.description(), indent=1, sort_keys=True, default=str))
-        os.replace(tmp, target)
 
 
 def _make_pair(spec: ShadowSpec, seed: int, indices: np.ndarray, device: Any, cancel: CancelFn | None,

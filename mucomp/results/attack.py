@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from mucomp import privacy
+from mucomp.catalogue import imagewise
 from mucomp.display_text import for_terminal
 from mucomp.results.access import (
     IncompatibleResultsError,
@@ -330,13 +331,15 @@ def _relative_text(block: Mapping[str, Any]) -> str:
     return "none: the Retrained model is there at step 0"
 
 
-def audit_text(experiment_id: str, audits: Mapping[str, Mapping[str, Any] | None]) -> str:
-    """The stored audits of one experiment as lines of text (what ``mucomp audit ID`` prints)."""
+def audit_text(experiment_id: str, audits: Mapping[str, Mapping[str, Any] | None], forget: str | None = None) -> str:
+    """The stored audits of one experiment as lines of text (what ``mucomp audit ID`` prints), in
+    the words of its forget set ``forget`` (canonical text; None: a class set)."""
     lines = [f"audits of {experiment_id}"]
     leak = audits.get("leakage")
     if leak is not None:
+        ranked = "each forget image's true class" if imagewise(forget) else "the forgotten class"
         lines.append(f"class leakage: JS divergence to the Retrained model {leak['js_mean']:.4f}; mean rank of "
-                     f"the forgotten class {leak['mean_rank']:.2f} (Retrained {leak['retrained_mean_rank']:.2f})")
+                     f"{ranked} {leak['mean_rank']:.2f} (Retrained {leak['retrained_mean_rank']:.2f})")
     probes = audits.get("probes")
     if probes is not None:
         lines.append("probe ROC AUC (forget vs retain) per layer: "
@@ -352,16 +355,39 @@ def audit_text(experiment_id: str, audits: Mapping[str, Mapping[str, Any] | None
     relearn = audits.get("relearn")
     if relearn is not None:
         reached, budget = relearn["steps_to_target"], relearn["steps"]
-        lines.append(
-            f"relearning ({relearn['k']} forget images + retain, lr {relearn['lr']:g}, {budget} steps): half the "
-            f"Original's forget accuracy ({relearn['target']:.2f}) after {_steps(reached['model'], budget)} steps, "
-            f"Retrained after {_steps(reached['retrained'], budget)}; relative {_relative_text(relearn)}"
-            + f"; retain only: {_steps(reached['model_retain_only'], budget)} "
-              f"(Retrained {_steps(reached['retrained_retain_only'], budget)})")
+        head = f"relearning ({relearn['k']} forget images + retain, lr {relearn['lr']:g}, {budget} steps): "
+        if imagewise(forget):
+            lines.append(head + relearn_reading(relearn, forget))
+        else:
+            lines.append(
+                f"{head}half the Original's forget accuracy ({relearn['target']:.2f}) after "
+                f"{_steps(reached['model'], budget)} steps, Retrained after {_steps(reached['retrained'], budget)}; "
+                f"relative {_relative_text(relearn)}; retain only: {_steps(reached['model_retain_only'], budget)} "
+                f"(Retrained {_steps(reached['retrained_retain_only'], budget)})")
     if len(lines) == 1:
         lines.append("no audits stored")
     # Layer names and estimator words are stored text: a line break or escape in one shows as such.
     return "\n".join(for_terminal(line) for line in lines)
+
+
+def relearn_reading(block: Mapping[str, Any], forget: str | None) -> str:
+    """One sentence summarising a stored relearning block for the forget set ``forget`` (its
+    canonical text): steps to half the Original's forget accuracy for a class set
+    (:func:`relearn_summary_text`); for images, where each forget-accuracy
+    curve starts and ends beside the Retrained model's (closer = like retraining)."""
+    if not imagewise(forget):
+        return relearn_summary_text(block)
+    curves = block["curves"]
+
+    def ends(who: str) -> tuple[float, float]:
+        values = [float(v) for v in curves[who]["forget"]["forget_accuracy"]]
+        return values[0], values[-1]
+
+    (m0, m1), (r0, r1) = ends("model"), ends("retrained")
+    return (f"Forget accuracy on the other forget images, from step 0 to step {block['steps']}: this model "
+            f"{m0:.0%} → {m1:.0%}, the Retrained model {r0:.0%} → {r1:.0%} (a gap of {(m1 - r1) * 100:+.1f} points at "
+            "the end). For forgotten images the reading is the gap to the Retrained model (0 = like retraining; "
+            "well above it = the images are remembered), not the steps to a target.")
 
 
 ULIRA_COLUMNS = ("rank", "index", "lr", "phi", "mu_unlearned", "mu_retrained", "flagged")
@@ -427,6 +453,6 @@ def relearn_summary_text(block: Mapping[str, Any]) -> str:
     ratio = _relative_text(block)
     return (f"Half the Original's forget accuracy ({block['target']:.0%}) is back after "
             f"{_steps(reached['model'], budget)} steps for this model and {_steps(reached['retrained'], budget)} for "
-            f"the Retrained model (relative {ratio}; 1 = like retraining, lower = the class comes back faster). "
+            f"the Retrained model (relative {ratio}; 1 = like retraining, lower = relearnt faster than after retraining). "
             f"From retain images alone: {_steps(reached['model_retain_only'], budget)} steps "
             f"(Retrained {_steps(reached['retrained_retain_only'], budget)}).")

@@ -35,7 +35,7 @@ from mucomp.names import (
 )
 from mucomp.specs import DATASETS
 from mucomp.store.errors import StoreError
-from mucomp.weights import WeightsFileError, check_weights, read_weights, weights_sha256
+from mucomp.weights import WeightsFileError, check_weights, mismatch_text, read_weights, weights_sha256
 
 if TYPE_CHECKING:
     import torch
@@ -174,13 +174,10 @@ def weights_problem(dataset: str, tensors: dict[str, torch.Tensor], arch: str | 
         return f"{arch!r} is not an architecture of {dataset} ({', '.join(spec.archs)})"
     check = check_weights(tensors, expected_weights(arch, spec.num_classes))
     named = dataset if arch == spec.arch else f"{dataset} ({arch})"  # the arch where it is not the default
-    if check.missing or check.unexpected:
-        return (f"the weights do not fit the {named} architecture ({len(check.missing)} missing keys: "
-                f"{', '.join(check.missing[:5]) or '-'}; {len(check.unexpected)} unexpected: "
-                f"{', '.join(check.unexpected[:5]) or '-'})")
-    if check.shapes:
-        return f"the weights do not fit the {named} architecture (shapes differ at " \
-               f"{', '.join(s.split(' ', 1)[0] for s in check.shapes[:5])})"
+    if check.missing or check.unexpected or check.shapes:
+        shapes = [] if check.missing or check.unexpected else [s.split(" ", 1)[0] for s in check.shapes]
+        return (f"the weights do not fit the {named} architecture "
+                f"({mismatch_text(check.missing, check.unexpected, shapes)})")
     return check.problem(arch)
 
 

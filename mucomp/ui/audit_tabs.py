@@ -18,10 +18,10 @@ from mucomp.audits.eligibility import AuditError, ulira_problem
 from mucomp.catalogue import ULIRA_SCOPE
 from mucomp.execution import RunAudit, SubmissionError
 from mucomp.forget_sets import stored_forget_text
-from mucomp.results.attack import relearn_frame, ulira_ranking, ulira_roc_text
+from mucomp.results.attack import relearn_frame, relearn_reading, ulira_ranking, ulira_roc_text
 from mucomp.results.contrast import stored_audit
 from mucomp.ui import figures, grids, session, widgets
-from mucomp.ui.text import md, relearn_help, relearn_reading, relearn_steps_note
+from mucomp.ui.text import md, relearn_help, relearn_steps_note
 
 #: Images shown in the U-LiRA ranking grid (the most exposed first).
 RANKED_IMAGES = 30

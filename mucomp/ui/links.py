@@ -34,6 +34,7 @@ ATTACK_TABS: dict[str, str] = {
     "threshold": "Threshold attack",
     "ulira": "Per-example (U-LiRA)",
     "relearn": "Relearning",
+    "ensembles": "Many models",
 }
 #: The Attack page's settings of a new session (``thresholds``: ``"metric:which"`` -> value).
 DEFAULT_ATTACK: dict[str, Any] = {"metric": "entropy", "strategy": "max_attack_score", "thresholds": {},

@@ -43,10 +43,12 @@ from mucomp.execution import (
     MAX_QUEUED_PER_OWNER,
     EvaluateUpload,
     Executor,
+    MakeEnsembleMember,
     MakeShadowPair,
     PrepareReferences,
     PullPublished,
     RunAudit,
+    RunEnsemble,
     SubmissionError,
     request_scenario,
     shared_executor,
@@ -104,6 +106,12 @@ def describe_request(request: Any) -> str:
         return f"Audit of {request.experiment_id}: " + ", ".join(names.get(a, a) for a in request.audits)
     if isinstance(request, MakeShadowPair):
         return f"U-LiRA shadow pair, training seed {request.seed}"
+    if isinstance(request, MakeEnsembleMember):
+        if request.spec.kind == "retrained":
+            return f"Ensemble model: Retrained, training seed {request.seed}"
+        return f"Ensemble model: {request.spec.method}, unlearning seed {request.seed}"
+    if isinstance(request, RunEnsemble):
+        return f"Ensembles of {request.n}: {request.config.method} against Retrained (F, score, KLoM)"
     from mucomp.methods import available_methods  # a run's label: only the Build page lists runs
 
     info = available_methods().get(getattr(request, "method", ""), None)

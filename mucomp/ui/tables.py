@@ -10,11 +10,15 @@ from collections.abc import Collection, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from mucomp.catalogue import BY_COLUMN, COLOR_GROUPS, FRACTION_COLUMNS, TYPE_LABELS, direction
+from mucomp.catalogue import BY_COLUMN, COLOR_GROUPS, ENSEMBLE_COLUMNS, FRACTION_COLUMNS, TYPE_LABELS, direction
 from mucomp.results.screen import compact_count
 
-#: Columns shown as percentages: the fractions of the catalogue.
-PERCENT_COLUMNS = FRACTION_COLUMNS
+#: Columns shown as percentages: the fractions of the catalogue but the ensemble scores (F and
+#: the challenge score read as the challenge writes them, e.g. 0.062).
+PERCENT_COLUMNS = tuple(c for c in FRACTION_COLUMNS if c not in ENSEMBLE_COLUMNS)
+#: The KLoM colour scale (nats): darkest at 0, white at or above ln(1 / 1e-5), about the largest
+#: KL a histogram pair can have with KLoM's floor of 1e-5 for an empty reference bin.
+KLOM_SCALE = (0.0, 11.5)
 #: Strongest tint of a cell (share of the group colour mixed into white), keeps text readable.
 MAX_TINT = 0.6
 MIN_TINT = 0.08
@@ -37,6 +41,9 @@ COLUMN_WIDTHS: dict[str, int] = {
 #: (the table then scrolls sideways in a 1440 px window), and their widths.
 AUDIT_COLUMNS = ("U-LiRA", "Relearn", "Leak JS")
 AUDIT_COLUMN_WIDTHS: dict[str, int] = {"U-LiRA": 60, "Relearn": 62, "Leak JS": 62}
+#: Widths of the ensemble columns (F, challenge score, KLoM P95), shown after the others when a
+#: configuration of the scenario has an ensemble (:mod:`mucomp.results.ensembles`).
+ENSEMBLE_COLUMN_WIDTHS: dict[str, int] = {"F": 52, "Score": 56, "KLoM": 56}
 #: Text columns sized to their longest shown value: (screen pixels per character, fewest and most
 #: pixels), measured on the table's font (a reference id or a long method label is never cut off).
 FITTED_COLUMNS: dict[str, tuple[float, int, int]] = {"ID": (6.6, 78, 220), "Method": (6.3, 108, 320)}
@@ -149,6 +156,8 @@ def goodness(values: pd.Series, column: str, forget: str | None = None,
         lo, hi = RT_SCALE_S
         with np.errstate(divide="ignore", invalid="ignore"):
             share = np.clip(np.log(np.maximum(x, 1e-12) / lo) / np.log(hi / lo), 0.0, 1.0)
+    elif column == "KLoM":
+        share = np.clip((x - KLOM_SCALE[0]) / (KLOM_SCALE[1] - KLOM_SCALE[0]), 0.0, 1.0)
     else:
         return np.full(x.shape, np.nan)
     if way == "lower":
@@ -205,7 +214,9 @@ def styled(table: pd.DataFrame, groups: Sequence[str], forget: str | None = None
     formatted; colour groups applied (:func:`cell_colors` for the forget set ``forget``)."""
     formats = {c: "{:.1%}" for c in PERCENT_COLUMNS if c in table.columns}
     formats.update({"RT": "{:.2f} s", "LR": "{:g}", "Cost": compact_count})
-    formats.update({c: "{:.3f}" for c in ("U-LiRA", "Leak JS") if c in table.columns})
+    formats.update({c: "{:.3f}" for c in ("U-LiRA", "Leak JS", "F", "Score") if c in table.columns})
+    if "KLoM" in table.columns:
+        formats["KLoM"] = "{:.2f}"
     if "Relearn" in table.columns:
         formats["Relearn"] = "{:.2f}×"
     styler = table.style.format(formats, na_rep="—")
@@ -219,16 +230,25 @@ def styled(table: pd.DataFrame, groups: Sequence[str], forget: str | None = None
 _DARKEST = {"lower": "0 %", "higher": "100 %", "retrained": "the Retrained model's value"}
 
 
-def scale_note(group: str, forget: str | None = None) -> str:
+def scale_note(group: str, forget: str | None = None, columns: Collection[str] | None = None) -> str:
     """What the darkest end of colour group ``group`` means for the forget set ``forget``, from the
     columns' directions (:func:`mucomp.catalogue.direction`): ``"UA, TUA darkest at 0 %, RA, TRA
-    at 100 % (linear)"`` for a class set, UA and TUA at the Retrained model's value for images."""
+    at 100 % (linear)"`` for a class set, UA and TUA at the Retrained model's value for images.
+    With ``columns`` (those the table shows) only those are named; the ensemble columns (F, Score:
+    darkest at 1; KLoM: at 0, white at :data:`KLOM_SCALE`'s top) after the others."""
     if group == "efficiency":
         return f"RT darkest at ≤ {RT_SCALE_S[0]:g} s, white at ≥ 1 h (log scale)"
     ends: dict[str, list[str]] = {}
-    for column in COLOR_GROUPS[group][0]:
-        ends.setdefault(_DARKEST[direction(column, forget) or "higher"], []).append(column)
-    parts = [f"{', '.join(columns)} {'darkest ' if not k else ''}at {end}" for k, (end, columns) in enumerate(ends.items())]
+    named = [c for c in COLOR_GROUPS[group][0] if columns is None or c in columns]
+    for column in named:
+        if column not in ENSEMBLE_COLUMNS:
+            ends.setdefault(_DARKEST[direction(column, forget) or "higher"], []).append(column)
+    parts = [f"{', '.join(names)} {'darkest ' if not k else ''}at {end}" for k, (end, names) in enumerate(ends.items())]
+    scores = [c for c in ("F", "Score") if c in named]
+    if scores:
+        parts.append(f"{', '.join(scores)} {'darkest ' if not parts else ''}at 1")
+    if "KLoM" in named:
+        parts.append(f"KLoM {'darkest ' if not parts else ''}at 0, white at ≥ {KLOM_SCALE[1]:g}")
     return ", ".join(parts) + " (linear)"
 
 
@@ -236,10 +256,11 @@ def scale_note(group: str, forget: str | None = None) -> str:
 SCALE_NOTES: dict[str, str] = {group: scale_note(group) for group in COLOR_GROUPS}
 
 
-def color_legend_html(groups: Sequence[str], forget: str | None = None) -> str:
+def color_legend_html(groups: Sequence[str], forget: str | None = None,
+                      columns: Collection[str] | None = None) -> str:
     """The table's colour legend as a small HTML block: per chosen group a white-to-colour swatch
-    and what its darkest end means for the forget set ``forget`` (:func:`scale_note`); empty when
-    no group is chosen."""
+    and what its darkest end means for the forget set ``forget`` (:func:`scale_note`, naming only
+    ``columns`` when given: the ones shown); empty when no group is chosen."""
     if not groups:
         return ""
     items = []
@@ -251,7 +272,7 @@ def color_legend_html(groups: Sequence[str], forget: str | None = None) -> str:
                   f'border:1px solid #d1d5db;background:linear-gradient(to right, {tint(color, 0.0)}, '
                   f'{tint(color, 1.0)})"></span>')
         items.append(f'<span style="white-space:nowrap">{swatch} <b>{group.capitalize()}</b>: '
-                     f'{scale_note(group, forget)}</span>')
+                     f'{scale_note(group, forget, columns)}</span>')
     return ('<div style="font-size:0.8rem;color:#4b5563;display:flex;flex-wrap:wrap;gap:0.3rem 1.4rem">'
             '<span>Colour: worse → better on fixed scales (a value keeps its colour whatever rows are shown).'
             '</span>' + "".join(items) + "</div>")

@@ -17,14 +17,12 @@ for the scenario's kind, so no page speaks of "the forget class" when images wer
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from mucomp.catalogue import imagewise
 from mucomp.display_text import for_markdown
 from mucomp.forget_sets import ForgetSet, forget_words
-from mucomp.results.attack import relearn_summary_text
 
 
 def md(value: object, limit: int = 300) -> str:
@@ -231,26 +229,6 @@ def relearn_steps_note(forget: str | None) -> str:
         return ""
     return (" For forgotten images both models usually start above that target (step 0), so there is no ratio "
             "(—): read the curves and the sentence under them.")
-
-
-def relearn_reading(block: Mapping[str, Any], forget: str | None) -> str:
-    """One sentence summarising a stored relearning block for the forget set ``forget`` (its
-    canonical text): steps to half the Original's forget accuracy for a class set
-    (:func:`mucomp.results.attack.relearn_summary_text`); for images, where each forget-accuracy
-    curve starts and ends beside the Retrained model's (closer = like retraining)."""
-    if not imagewise(forget):
-        return relearn_summary_text(block)
-    curves = block["curves"]
-
-    def ends(who: str) -> tuple[float, float]:
-        values = [float(v) for v in curves[who]["forget"]["forget_accuracy"]]
-        return values[0], values[-1]
-
-    (m0, m1), (r0, r1) = ends("model"), ends("retrained")
-    return (f"Forget accuracy on the other forget images, from step 0 to step {block['steps']}: this model "
-            f"{m0:.0%} → {m1:.0%}, the Retrained model {r0:.0%} → {r1:.0%} (a gap of {(m1 - r1) * 100:+.1f} points at "
-            "the end). For forgotten images the reading is the gap to the Retrained model (0 = like retraining; "
-            "well above it = the images are remembered), not the steps to a target.")
 
 
 def epoch_help(forget: str | None) -> str:

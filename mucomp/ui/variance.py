@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from mucomp.groups import HIGHER_IS_BETTER, rank_stability, resolved
+from mucomp.groups import metric_direction, rank_stability, resolved
 
 #: Metrics of the group table: stored key -> column name (as in the experiment table).
 GROUP_METRICS = {"UA": "UA", "RA": "RA", "TUA": "TUA", "TRA": "TRA", "RT": "RT", "PS": "PS", "MIA_efficacy": "MIA",
@@ -78,8 +78,11 @@ def group_frame(summaries: Sequence[dict], metric: str = "UA") -> pd.DataFrame:
     """One row per group: ``Group``, ``Method``, ``Hyper-parameters``, ``n``, ``Seeds``, each of
     :data:`GROUP_METRICS` as ``mean ± half-width`` text, the gap of ``metric`` to the Retrained
     model (same training seed) and ``vs best``: whether the group's ``metric`` interval is apart
-    from the best group's ("resolved"), overlaps it ("not resolved") or is the best."""
+    from the best group's ("resolved"), overlaps it ("not resolved") or is the best. Where the
+    forget set's reading is "closest to the Retrained model" (forgotten images), the best group
+    has the smallest mean gap and the intervals compared are those of the gap."""
     best = _best_group(summaries, metric)
+    by_gap = bool(summaries) and _by_gap(summaries, metric)
     rows = []
     for summary in summaries:
         config = summary["config"]
@@ -97,7 +100,8 @@ def group_frame(summaries: Sequence[dict], metric: str = "UA") -> pd.DataFrame:
         if best is None or summary is best:
             row["vs best"] = "best" if summary is best else "—"
         else:
-            apart = resolved(entry, best["metrics"].get(metric) or {})
+            theirs = best["metrics"].get(metric) or {}
+            apart = resolved(entry.get("gap") or {}, theirs.get("gap") or {}) if by_gap else resolved(entry, theirs)
             row["vs best"] = "n < 2" if apart is None else ("resolved" if apart else "not resolved")
         rows.append(row)
     return pd.DataFrame(rows)
@@ -110,11 +114,21 @@ def _seeds_text(seeds: Sequence[int]) -> str:
     return ",".join(str(s) for s in seeds)
 
 
+def _by_gap(summaries: Sequence[dict], metric: str) -> bool:
+    """Whether ``metric`` ranks by the gap to the Retrained model for these groups' forget set."""
+    return metric_direction(metric, summaries[0].get("forget")) == "retrained"
+
+
 def _best_group(summaries: Sequence[dict], metric: str) -> dict | None:
+    if not summaries:
+        return None
+    if _by_gap(summaries, metric):
+        scored = [s for s in summaries if ((s["metrics"].get(metric) or {}).get("gap") or {}).get("mean") is not None]
+        return min(scored, key=lambda s: abs(s["metrics"][metric]["gap"]["mean"])) if scored else None
     scored = [s for s in summaries if (s["metrics"].get(metric) or {}).get("mean") is not None]
     if not scored:
         return None
-    higher = HIGHER_IS_BETTER.get(metric, True)
+    higher = metric_direction(metric, summaries[0].get("forget")) != "lower"
     return (max if higher else min)(scored, key=lambda s: s["metrics"][metric]["mean"])
 
 
@@ -154,11 +168,14 @@ def spread_figure(summaries: Sequence[dict], metric: str, members: dict[str, Seq
     return fig
 
 
-def rank_frame(members: dict[str, Sequence[dict]], labels: dict[str, str], metric: str) -> pd.DataFrame:
+def rank_frame(members: dict[str, Sequence[dict]], labels: dict[str, str], metric: str, *,
+               forget: str | None = None, retrained: dict[int, float] | None = None) -> pd.DataFrame:
     """Rank stability of the groups by ``metric`` across the seed pairs they share: ``Group``,
     ``Method``, ``Ranked first`` (share of seed pairs), ``Mean rank``, ``Ranks`` (per seed pair),
-    ``Seed pairs``; empty when no seed pair is shared by every group."""
-    stability = rank_stability(members, metric)
+    ``Seed pairs``; empty when no seed pair is shared by every group. ``forget`` / ``retrained``:
+    the forget set and the Retrained model's value per training seed
+    (:func:`mucomp.groups.rank_stability`)."""
+    stability = rank_stability(members, metric, forget=forget, retrained=retrained)
     rows = [{"Group": gid, "Method": labels.get(gid, gid), "Ranked first": f"{entry['first']:.0%}",
              "Mean rank": round(entry["mean_rank"], 2), "Ranks": " ".join(str(r) for r in entry["ranks"]),
              "Seed pairs": entry["pairs"]} for gid, entry in stability.items()]
@@ -172,10 +189,13 @@ def sweep_figure(grid: dict, x_param: str, y_param: str, metric: str, title: str
     z = [[None if v is None else (v * 100.0 if percent else v) for v in row] for row in grid["z"]]
     text = [[("" if v is None else (f"{v:.1f}%" if percent else f"{v:.3g}")) + (f"<br>n={n}" if n else "")
              for v, n in zip(row, counts, strict=True)] for row, counts in zip(z, grid["n"], strict=True)]
-    higher = HIGHER_IS_BETTER.get(metric, True)
+    way = metric_direction(metric, grid.get("forget"))
     fig = go.Figure(go.Heatmap(
         x=[str(v) for v in grid["x"]], y=[str(v) for v in grid["y"]], z=z, text=text, texttemplate="%{text}",
-        colorscale="Blues" if higher else "Blues_r", colorbar={"title": {"text": GROUP_METRICS.get(metric, metric)}},
+        # Darker = better; a value to be read against the Retrained model's has no darker end.
+        colorscale={"higher": "Blues", "lower": "Blues_r"}.get(way, "Greys"),
+        colorbar={"title": {"text": GROUP_METRICS.get(metric, metric)
+                            + ("<br>(vs Retrained)" if way == "retrained" else "")}},
         hovertemplate=f"{x_param} %{{x}}<br>{y_param} %{{y}}<br>%{{text}}<extra></extra>",
     ))
     fig.update_layout(template=TEMPLATE, title=title, height=360, margin={"l": 70, "r": 20, "t": 50, "b": 50},

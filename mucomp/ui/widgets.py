@@ -205,8 +205,10 @@ def _reference_estimate(s: session.Scenario) -> tuple[float, int, int] | None:
     on this machine (:func:`mucomp.recipes.expected_reference_seconds`); ``None`` for an
     architecture without a measured speed or a data set not on disk."""
     from mucomp.data import DatasetUnavailableError
-    from mucomp.recipes import expected_reference_seconds
+    from mucomp.recipes import TRAINING_SPEEDS, expected_reference_seconds
 
+    if s.arch not in TRAINING_SPEEDS:  # no estimate: never load the data set (CIFAR-10 stalls the page)
+        return None
     try:
         n_train, n_test = len(s.data.train), len(s.data.test)
         n_retain = int(s.retain_indices.size)

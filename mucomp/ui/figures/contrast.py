@@ -311,17 +311,22 @@ def _embedding_traces(points: pd.DataFrame, which: str, names: list[str], forget
     def symbols(rows: np.ndarray) -> list[str]:
         return [FORGET_SYMBOL if is_forget[r] else RETAIN_SYMBOL for r in rows]
 
+    def retain_first(rows: np.ndarray) -> np.ndarray:
+        # Plotly draws a trace's legend key with its first point's symbol: a retain image first
+        # keeps the forget marker out of a class's key (forget images then draw on top).
+        return rows[np.argsort(is_forget[rows], kind="stable")]
+
     def scatter(rows: np.ndarray, **kwargs: Any) -> go.Scatter:
         return go.Scatter(x=plain_list(x[rows]), y=plain_list(y[rows]), mode="markers",
                           customdata=custom[rows], hovertemplate=_EMBEDDING_HOVER, **kwargs)
 
     traces = []
-    hidden = np.flatnonzero(~shown)
+    hidden = retain_first(np.flatnonzero(~shown))
     if hidden.size:
         traces.append(scatter(hidden, name="Outside filter", opacity=DIM_OPACITY,
                               marker={"color": DIM_COLOR, "size": 5, "symbol": symbols(hidden)}))
     for k, name in enumerate(names):
-        rows = np.flatnonzero(shown & (pred_all == k))
+        rows = retain_first(np.flatnonzero(shown & (pred_all == k)))
         if rows.size:
             traces.append(scatter(rows, name=name, legendgroup=f"class-{k}", marker={
                 "color": class_color(k), "size": [8 if is_forget[r] else 6 for r in rows], "symbol": symbols(rows),
