@@ -145,7 +145,8 @@ HIGHER_IS_BETTER: dict[str, bool] = {
 #: :mod:`mucomp.methods`; the names are here so a page can tell a built-in from a plugin without
 #: importing the methods).
 BUILTIN_METHODS = (
-    "ft", "ga", "rl", "scrub", "salun", "neggrad_plus", "l1_sparse", "ssd", "bad_teacher", "unsir", "retrain",
+    "ft", "ga", "rl", "scrub", "salun", "salun_comparator", "neggrad_plus", "l1_sparse", "ssd", "bad_teacher", "unsir",
+    "retrain",
 )
 
 #: Labels of a result's ``kind``.
@@ -155,13 +156,14 @@ TYPE_LABELS: dict[str, str] = {
     "unlearned": "Unlearned",
     "custom": "Custom",
     "published": "Published",
+    "comparator": "Published (comparator)",
 }
 
 #: One plain-words sentence per Screen column (metrics and the others).
 COLUMN_HELP: dict[str, str] = {
     "ID": "The experiment's short id; the same id names its stored results and weights.",
-    "Type": "Original = trained on every class; Retrained = trained without the forget set (the gold "
-            "standard); Unlearned = made by a method; Custom = uploaded; Published = a published unlearned model.",
+    "Type": "Original: trained on all data; Retrained: without the forget set (the gold standard); "
+            "Unlearned: by a method; Custom: uploaded; Published: a published model, or the comparator's files.",
     "Base": "The model the unlearning method started from (the Original or an earlier experiment).",
     "Method": "The unlearning method that produced the model.",
     "Epochs": "How many passes over the data the unlearning method made.",

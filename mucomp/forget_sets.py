@@ -7,6 +7,9 @@ A forget set is written as text, the same in the CLI (``--forget``), the app and
 - ``random:P%`` or ``random:N``: P percent (rounded) or N training images drawn uniformly without
   replacement with the scenario's *data seed*: the random-forgetting setting of SalUn (Fan et al.,
   ICLR 2024) and "Model Sparsity Can Simplify Machine Unlearning" (Jia et al., NeurIPS 2023);
+- ``random:N:salun``: N training images drawn as those two papers' code draws them (their tables'
+  published protocol, e.g. ``random:4500:salun`` on CIFAR-10): a per-class 10 % validation hold-out
+  first, then N of the images left (:func:`salun_random_indices`, seeds fixed by the protocol);
 - ``indices:FILE``: the training indices listed in a text file, one per line (``#`` comments and
   blank lines ignored). The set is identified by a hash of its sorted indices; the indices travel
   with the scenario and are stored with every experiment.
@@ -40,6 +43,16 @@ import numpy as np
 from mucomp.specs import DatasetSpec
 
 KINDS = ("class", "classes", "random", "indices")
+#: Named random-forgetting protocols (``random:N:NAME``). ``salun``: the CIFAR-10 loaders of
+#: OPTML-Group/Unlearn-Saliency (``Classification/dataset.py:576-593``, ``:599-606``, ``:674-705``)
+#: and OPTML-Group/Unlearn-Sparse (``dataset.py``, the same code), run at their ``--seed`` default 2
+#: (``arg_parser.py``) with ``--class_to_replace -1`` (SalUn's default: every class).
+PROTOCOLS = ("salun",)
+#: The seed of the ``salun`` protocol: both repositories' ``--seed`` default; the hold-out draws
+#: with it, the forget set with it minus 1 (``replace_class(..., seed=seed - 1)``).
+SALUN_SEED = 2
+#: The share of each class the ``salun`` protocol holds out for validation before drawing.
+SALUN_HOLDOUT_SHARE = 0.1
 #: Largest index file read (bytes): a 60,000-image split written one index per line is ~350 kB.
 MAX_INDEX_FILE_BYTES = 8 * 1024 * 1024
 #: Decimals a random share keeps: ``FORGET_PATTERN`` in :mod:`mucomp.schema` stores at most 6. The
@@ -61,6 +74,8 @@ class ForgetSet:
 
     ``classes`` (sorted class indices) for ``class`` / ``classes``; ``percent`` (0 < P < 100) or
     ``count`` (N >= 1) for ``random``; ``indices`` (sorted, unique training indices) for ``indices``.
+    ``protocol`` (one of :data:`PROTOCOLS`, with a ``count`` only) names a published way to draw a
+    random set; None draws uniformly with the data seed.
     """
 
     kind: str
@@ -68,10 +83,14 @@ class ForgetSet:
     percent: float | None = None
     count: int | None = None
     indices: tuple[int, ...] = ()
+    protocol: str | None = None
 
     def __post_init__(self) -> None:
         if self.percent is not None:  # the one canonical share, whichever way the set was made
             object.__setattr__(self, "percent", canonical_percent(self.percent))
+        if self.protocol is not None and (self.protocol not in PROTOCOLS or self.count is None):
+            raise ValueError(_usage(f"a random protocol ({', '.join(PROTOCOLS)}) takes a count of images, "
+                                    f"e.g. random:4500:salun; got {self.protocol!r}"))
 
     @property
     def by_class(self) -> bool:
@@ -86,6 +105,8 @@ class ForgetSet:
         if self.kind == "classes":
             return "classes:" + ",".join(str(k) for k in self.classes)
         if self.kind == "random":
+            if self.protocol is not None:
+                return f"random:{self.count}:{self.protocol}"
             return f"random:{_number(self.percent)}%" if self.percent is not None else f"random:{self.count}"
         return f"indices:{self.digest}"
 
@@ -95,6 +116,8 @@ class ForgetSet:
         if self.by_class:
             return "c" + "+".join(str(k) for k in self.classes)
         if self.kind == "random":
+            if self.protocol is not None:
+                return f"r{self.count}{self.protocol}"
             return f"r{_number(self.percent).replace('.', '_')}p" if self.percent is not None else f"r{self.count}"
         return f"i{self.digest}"
 
@@ -112,6 +135,9 @@ class ForgetSet:
             return f"class {names}" if self.kind == "class" else f"classes {names}"
         if self.kind == "random":
             amount = f"{_number(self.percent)}%" if self.percent is not None else f"{self.count}"
+            if self.protocol == "salun":
+                return (f"{amount} of the training images, drawn as SalUn's random forgetting (after a per-class "
+                        f"{SALUN_HOLDOUT_SHARE:.0%} hold-out)")
             return f"{amount} of the training images, drawn at random"
         return f"{len(self.indices)} listed training images (set {self.digest})"
 
@@ -119,7 +145,8 @@ class ForgetSet:
         """The sorted training indices of the set, int64 ``[n_forget]``.
 
         ``train_labels``: the training split's labels ``[N]``. Random sets are drawn with
-        ``data_seed``; index sets are checked against ``N``. Raises ValueError with what to do when
+        ``data_seed`` (a protocol's set with the protocol's own seeds: :func:`salun_random_indices`);
+        index sets are checked against ``N``. Raises ValueError with what to do when
         the set does not fit the split (an index out of range, fewer than :data:`MIN_SET_IMAGES`
         images to forget or to retain: :func:`check_sizes`).
         """
@@ -129,8 +156,11 @@ class ForgetSet:
         elif self.kind == "random":
             count = self.images_of(n)
             check_sizes(self, count, n)
-            rng = np.random.default_rng([int(data_seed), zlib.crc32(b"forget-random")])
-            chosen = np.sort(rng.choice(n, size=count, replace=False))
+            if self.protocol == "salun":
+                chosen = salun_random_indices(train_labels, count)
+            else:
+                rng = np.random.default_rng([int(data_seed), zlib.crc32(b"forget-random")])
+                chosen = np.sort(rng.choice(n, size=count, replace=False))
         else:
             chosen = np.asarray(self.indices, dtype=np.int64)
             if chosen.size and int(chosen[-1]) >= n:
@@ -149,6 +179,31 @@ class ForgetSet:
         if self.kind == "random":
             return self.count if self.count is not None else int(round(self.percent / 100.0 * n))
         return len(self.indices) if self.kind == "indices" else None
+
+
+def salun_random_indices(train_labels: np.ndarray, count: int, seed: int = SALUN_SEED) -> np.ndarray:
+    """The sorted training indices SalUn's and Unlearn-Sparse's code forgets for random forgetting
+    of ``count`` images (``--class_to_replace -1 --num_indexes_to_replace count --seed seed``).
+
+    First a validation hold-out: for each class k = 0..max label, ``int(0.1 * n_k)`` of its
+    images drawn without replacement by one ``np.random.RandomState(seed)``, class after class.
+    The images left keep their order (ascending; the authors' ``list(set(range(N)) - set(held))``
+    iterates in that order), and ``count`` positions among them are drawn without replacement by
+    ``np.random.RandomState(seed - 1)``. On CIFAR-10 (5,000 per class) ``random:4500:salun`` draws
+    4,500 of the 45,000 images left. ValueError when ``count`` exceeds them.
+    """
+    labels = np.asarray(train_labels).astype(np.int64)
+    rng = np.random.RandomState(seed)
+    held = []
+    for k in range(int(labels.max()) + 1 if labels.size else 0):
+        members = np.where(labels == k)[0]
+        held.append(rng.choice(members, int(SALUN_HOLDOUT_SHARE * len(members)), replace=False))
+    pool = np.setdiff1d(np.arange(labels.size), np.hstack(held) if held else np.zeros(0, np.int64))
+    if count > pool.size:
+        raise ValueError(f"random:{count}:salun asks for {count} images, but the salun protocol draws from the "
+                         f"{pool.size} left after its {SALUN_HOLDOUT_SHARE:.0%} hold-out per class; ask for fewer")
+    positions = np.random.RandomState(seed - 1).choice(np.arange(pool.size), size=count, replace=False)
+    return np.sort(pool[positions]).astype(np.int64)
 
 
 def check_sizes(forget: ForgetSet, count: int, n: int) -> None:
@@ -342,7 +397,18 @@ def parse_index_text(data: bytes | str, name: str = "the index file") -> tuple[i
 
 
 def _parse_random(body: str) -> ForgetSet:
-    """``random:P%`` (a share, rounded to :data:`PERCENT_DECIMALS` decimals) or ``random:N``."""
+    """``random:P%`` (a share, rounded to :data:`PERCENT_DECIMALS` decimals), ``random:N`` or
+    ``random:N:PROTOCOL`` (:data:`PROTOCOLS`)."""
+    if ":" in body:
+        amount, _, protocol = body.partition(":")
+        protocol = protocol.strip().lower()
+        if protocol not in PROTOCOLS:
+            raise ValueError(_usage(f"random:{body} names no known protocol ({', '.join(PROTOCOLS)}), e.g. random:4500:salun"))
+        amount = amount.strip()
+        if not (_ASCII_WHOLE.fullmatch(amount) and len(amount) <= 9 and int(amount) >= 1):
+            raise ValueError(_usage(f"random:{body}: the {protocol} protocol takes a count of images written with "
+                                    "the digits 0-9, e.g. random:4500:salun"))
+        return ForgetSet("random", count=int(amount), protocol=protocol)
     problem = f"random:{body} is neither a share like random:10% (0-100) nor a count like random:100"
     if body.endswith("%") and _ASCII_SHARE.fullmatch(body):
         try:
@@ -364,5 +430,5 @@ def _number(value: float | None) -> str:
 
 
 def _usage(problem: str) -> str:
-    return (f"{problem}; write class:K, classes:K1,K2, random:P% (e.g. random:10%), random:N "
-            "or indices:FILE (one training index per line)")
+    return (f"{problem}; write class:K, classes:K1,K2, random:P% (e.g. random:10%), random:N, "
+            "random:N:salun (SalUn's published protocol) or indices:FILE (one training index per line)")

@@ -9,7 +9,8 @@ import re
 SCHEMA_VERSION = 4
 #: An experiment id, matched with ``fullmatch`` (``$`` would also match before a trailing newline).
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{2,63}")
-KINDS = ("original", "retrained", "unlearned", "custom", "published")
+#: ``comparator``: imported from the published comparator's experiment files (mucomp.sharing.comparator).
+KINDS = ("original", "retrained", "unlearned", "custom", "published", "comparator")
 PROTECTED_KINDS = ("original", "retrained")
 #: The config keys that name a scenario (data set, forget set, training and data seeds, arch):
 #: a listing filtered on them shows one scenario's experiments.

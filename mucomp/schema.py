@@ -124,7 +124,7 @@ class Cost(_Open):
 
 
 Seed = Annotated[int, Field(strict=True, ge=0, lt=2**32)]
-FORGET_PATTERN = r"^(class:\d{1,4}|classes:\d{1,4}(,\d{1,4})+|random:(\d{1,6}(\.\d{1,6})?%|\d{1,9})|indices:[0-9a-f]{12})$"
+FORGET_PATTERN = r"^(class:\d{1,4}|classes:\d{1,4}(,\d{1,4})+|random:(\d{1,6}(\.\d{1,6})?%|\d{1,9}(:salun)?)|indices:[0-9a-f]{12})$"
 
 
 class Config(_Open):

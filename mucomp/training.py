@@ -107,13 +107,16 @@ def iterate_batches(
     augment: bool = False,
     device: torch.device | str = "cpu",
     channels_last: bool = False,
+    augment_generator: torch.Generator | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Mini-batches ``(images [b, C, H, W] float32, labels [b] int64)`` over ``indices``.
 
     With a ``generator`` the order is shuffled from it, else kept. ``labels`` (aligned with
     ``indices``) replaces the true labels, e.g. for random relabelling. The last batch may be
     smaller. ``channels_last``: the images in channels-last memory order (what an architecture
-    that asks for it, :func:`mucomp.models.channels_last`, is trained on).
+    that asks for it, :func:`mucomp.models.channels_last`, is trained on). ``augment``: every
+    batch through :func:`augment_batch`, its crops and flips drawn from ``augment_generator``
+    (default: ``generator``, else a generator seeded 0).
     """
     indices = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
     targets = split.labels[indices] if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.int64)
@@ -124,7 +127,8 @@ def iterate_batches(
         pick = order[start : start + batch_size]
         images = split.normalize(split.images[indices[pick]])
         if augment:
-            images = augment_batch(images, generator if generator is not None else make_generator(0))
+            draws = augment_generator if augment_generator is not None else generator
+            images = augment_batch(images, draws if draws is not None else make_generator(0))
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         yield images.to(device), targets[pick].to(device)
@@ -243,7 +247,7 @@ class Stepper:
         self.epoch = 1
         self.steps = 0
         self._params = [p for p in model.parameters() if p.requires_grad]
-        self._masked: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._masked: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
         self._loss_sum = 0.0
         self._loss_count = 0
         if grad_mask:
@@ -253,12 +257,15 @@ class Stepper:
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
-    def set_grad_mask(self, grad_mask: dict[str, torch.Tensor] | None) -> None:
+    def set_grad_mask(self, grad_mask: dict[str, torch.Tensor] | None, *, restore: bool = True) -> None:
         """Restrict updates to the weights where ``grad_mask`` is 1 (``None``: no restriction).
 
         Gradients outside the mask are zeroed before clipping and the step, and after each step
         the weights outside the mask are put back to their values at this call, so that weight
-        decay and momentum cannot move them either. Parameters the mask does not name are free.
+        decay and momentum cannot move them either. ``restore=False`` masks the gradients only:
+        the optimiser's weight decay (and the momentum it feeds) still moves the weights outside
+        the mask, as code that only multiplies ``param.grad`` by a mask does. Parameters the mask
+        does not name are free.
         """
         self._masked = []
         if not grad_mask:
@@ -272,7 +279,7 @@ class Stepper:
             if tuple(mask.shape) != tuple(param.shape):
                 raise ValueError(f"grad_mask[{name!r}] has shape {tuple(mask.shape)}, the parameter {tuple(param.shape)}")
             keep = mask.to(device=param.device, dtype=torch.bool)
-            self._masked.append((param, keep, param.detach().clone()))
+            self._masked.append((param, keep, param.detach().clone() if restore else None))
 
     def begin_epoch(self, epoch: int) -> None:
         """Start counting a new epoch: messages name it, :attr:`epoch_loss` restarts."""
@@ -308,7 +315,8 @@ class Stepper:
         if self._masked:
             with torch.no_grad():
                 for param, keep, frozen in self._masked:
-                    param.copy_(torch.where(keep, param, frozen))
+                    if frozen is not None:
+                        param.copy_(torch.where(keep, param, frozen))
         self.steps += 1
         if self.cost is not None:
             self.cost.stepped()
@@ -341,18 +349,22 @@ def recipe_optimizer(model: nn.Module, recipe: TrainRecipe) -> torch.optim.Optim
     return sgd(model, recipe.lr, recipe.momentum, recipe.weight_decay, recipe.nesterov)
 
 
-def epoch_scheduler(optimizer: torch.optim.Optimizer, epochs: int, schedule: str, warmup_epochs: int = 0):
-    """A per-epoch learning-rate schedule: cosine annealing to 0, or ``None`` for constant; with
-    ``warmup_epochs``, a linear warm-up (``lr / (warmup_epochs + 1)`` up to ``lr``) first."""
+def epoch_scheduler(
+    optimizer: torch.optim.Optimizer, epochs: int, schedule: str, warmup_epochs: int = 0, eta_min: float = 0.0
+):
+    """A per-epoch learning-rate schedule: cosine annealing to ``eta_min`` (an absolute rate, 0 by
+    default; one above the starting rate makes the cosine rise to it, as torch's
+    ``CosineAnnealingLR`` does), or ``None`` for constant; with ``warmup_epochs``, a linear warm-up
+    (``lr / (warmup_epochs + 1)`` up to ``lr``) first."""
     if warmup_epochs <= 0:
         if schedule == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=eta_min)
         return None
     warmup = torch.optim.lr_scheduler.LinearLR(
         optimizer, start_factor=1.0 / (warmup_epochs + 1), end_factor=1.0, total_iters=warmup_epochs
     )
     if schedule == "cosine":
-        rest = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs - warmup_epochs)
+        rest = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs - warmup_epochs, eta_min=eta_min)
     else:
         rest = torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
     return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, rest], milestones=[warmup_epochs])

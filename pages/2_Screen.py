@@ -13,6 +13,7 @@ from mucomp.groups import (
     sweep_grid,
     varied_params,
 )
+from mucomp.report import report_zip
 from mucomp.results import (
     PRIVACY_READING,
     cost_summary,
@@ -23,6 +24,7 @@ from mucomp.results import (
     unreproduced_references,
 )
 from mucomp.results.ensembles import ENSEMBLE_COLUMNS, ensemble_column_help, has_ensembles, with_ensemble_columns
+from mucomp.results.imported import comparator_note
 from mucomp.sharing import bundle_bytes, bundle_problem, hub
 from mucomp.store import StoreError, deletion_refusal
 from mucomp.store.ensembles import load_ensemble_results, retrained_result_for
@@ -403,9 +405,17 @@ ensemble_helps = {c: ensemble_column_help(c, table, retrained_ensemble) for c in
 unreproduced = unreproduced_references(listing)
 st.header("Experiments", help="One row per experiment of this scenario; the darker a coloured cell, the better its value, on fixed scales (see the legend under the table).")
 reference_check_warning(listing, unreproduced)
+if comparator_note(listing):  # imported rows sit beside this scenario's own runs, marked by their Type
+    st.caption(comparator_note(listing))
 shown_rows = table_section(table, unreproduced, ensemble_helps)
 with st.expander("How to read the privacy columns (PS and MIA can disagree)"):
     st.markdown(PRIVACY_READING)
+st.download_button(  # built only when clicked, by `mucomp report` in a process of its own
+    "Download report", data=lambda: report_zip(s.key, session.home_root()), file_name=f"mucomp-report-{s.key}.zip",
+    mime="application/zip", key="screen_download_report", on_click="ignore", icon=":material/download:",
+    help="This scenario as a static web site (a zip): the table, the trade-off and variance views, and each "
+         "experiment's contrast and attack against the Original and the Retrained model. It opens from disk and "
+         "can be published as a free static Hugging Face Space (README, 'Publish a report').")
 st.header("Model A and Model B")
 model_pickers(listing)
 if all(session.model_ids()):

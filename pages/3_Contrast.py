@@ -16,8 +16,10 @@ from mucomp.results import (
     stored_prediction_matrix,
     twin_embedding,
 )
+from mucomp.results.imported import missing_figure_note
 from mucomp.ui import figures, session, widgets
 from mucomp.ui.text import ContrastWords, contrast_words, md, probe_reading
+from mucomp.ui.thumbnails import images_problem
 
 session.setup("Contrast")
 
@@ -89,7 +91,8 @@ def embedding_section(s, ids: tuple[str, str], a: dict, b: dict, names, forget: 
                       words: ContrastWords) -> None:
     st.header("Embedding space", help=words.embedding_help)
     st.caption(words.embedding_caption)
-    points = session.memo("contrast.points", ids, lambda: twin_embedding(a, b, labels=s.data.train.labels_np))
+    # True classes come with the stored points (the data set is loaded only for results older than them).
+    points = session.memo("contrast.points", ids, lambda: twin_embedding(a, b))
     filter_name = st.columns([1, 2])[0].selectbox(
         "Show", list(FILTERS), format_func=FILTERS.get, key="contrast_filter",
         help=words.filter_help,
@@ -129,7 +132,11 @@ def instance_panel(s, ids: tuple[str, str], points, selected: list[int], names, 
                              help="The selected images; pick one to inspect.")
     row = points[points["index"] == index].iloc[0]
     left, right = st.columns([1, 3])
-    left.image(widgets.display_image(s, index), caption=f"Image #{index} · true class {names[int(row['true_class'])]}")
+    missing = images_problem(s)
+    if missing:  # imported results without the data set on disk: the probabilities still show
+        left.caption(f"Image #{index} · true class {names[int(row['true_class'])]}. {md(missing, 2000)}")
+    else:
+        left.image(widgets.display_image(s, index), caption=f"Image #{index} · true class {names[int(row['true_class'])]}")
     fig = session.memo("contrast.probabilities", (*ids, *labels, index),
                        lambda: _probability_figure(points, index, names, forget, labels))
     right.plotly_chart(fig, key="contrast_probabilities", width="stretch")
@@ -159,7 +166,7 @@ def leakage_section(ids: tuple[str, str], a: dict, b: dict, names, forget: tuple
     leaks = {label: leak for label, result in zip(labels, (a, b), strict=True)
              if (leak := stored_audit(result, "leakage")) is not None}
     if not leaks:
-        st.info("These results were stored before mucomp computed class leakage; run them again to see it.")
+        st.info(missing_figure_note((a, b), "class leakage"))
         return
     fig = session.memo("contrast.leakage", (*ids, *labels), lambda: figures.leakage_figure(leaks, names, forget))
     st.plotly_chart(fig, key="contrast_leakage", width="stretch")
@@ -178,7 +185,7 @@ def probe_section(s, ids: tuple[str, str], a: dict, b: dict, retrained: dict | N
     results = {labels[0]: a, labels[1]: b, **({"retrained": retrained} if retrained is not None else {})}
     frame = probe_frame(results, layers)
     if frame.empty:
-        st.info("These results were stored before mucomp computed the probes; run them again to see them.")
+        st.info(missing_figure_note((a, b), "the layer-wise probes"))
         return
     reading = probe_reading(frame["auc"], s.forget_set, s.dataset)
     if not reading.chart:  # nothing to draw: say why instead of an empty chart

@@ -20,8 +20,10 @@ from mucomp.results import (
     instance_probabilities,
 )
 from mucomp.results.attack import feature_control
+from mucomp.results.imported import attack_reference_id, attack_reference_ready
 from mucomp.ui import audit_tabs, ensemble_tab, figures, grids, session, widgets
 from mucomp.ui.text import md
+from mucomp.ui.thumbnails import images_problem
 
 session.setup("Attack")
 
@@ -118,6 +120,10 @@ def image_grid(s, view: AttackView, indices: np.ndarray, title: str, key: str, m
     if indices.size == 0:
         st.caption(f"{title}: none.")
         return
+    missing = images_problem(s)
+    if missing:  # e.g. imported comparator results without CIFAR-10 on disk: say so, draw the rest
+        st.caption(f"{title}: {indices.size}. {md(missing, 2000)}")
+        return
     st.caption(GRID_HELP[key.split("_")[2]], help="Click an image to inspect it below.")
     selected = st.session_state.get(session.KEY_INSTANCE)
     fig = session.memo("attack.grid", (*memo_key, key, selected), lambda: _grid_figure(s, view, indices, title, selected))
@@ -189,13 +195,19 @@ def instance_panel(s, a: dict, b: dict, labels: tuple[str, str], views: dict[str
     st.header("Instance", help="One forget image and the class probabilities both models give it: a model that "
                                "forgot the class should not put its weight on the forget class.")
     index = st.session_state.get(session.KEY_INSTANCE)
-    forget_images = set(views["a"].indices.tolist())
+    # Both models' attack values must cover it (a comparator import covers 200 forget images only).
+    forget_images = set(views["a"].indices.tolist()) & set(views["b"].indices.tolist())
     if index is None or index not in forget_images:
         st.caption("Click an image in a grid above to see it with both models' probabilities.")
         return
     names = list(s.spec.class_names)
     left, right = st.columns([1, 3])
-    left.image(widgets.display_image(s, index), caption=f"Image #{index} · class {names[int(s.data.train.labels_np[index])]}")
+    missing = images_problem(s)
+    if missing:
+        left.caption(f"Image #{index}. {md(missing, 2000)}")
+    else:
+        left.image(widgets.display_image(s, index),
+                   caption=f"Image #{index} · class {names[int(s.data.train.labels_np[index])]}")
     for which, view in views.items():
         k = int(np.flatnonzero(view.indices == index)[0])
         left.caption(f"{md(labels[0] if which == 'a' else labels[1])}: {view.metric} {view.values_model[k]:.3f} "
@@ -217,14 +229,12 @@ with st.expander("How to read the privacy figures"):
     st.markdown(PRIVACY_READING)
 listing = session.experiments(s)
 a_id, b_id = (session.existing(i, listing) for i in session.model_ids())
-retrained_id = session.reference_ids(listing).get("retrained")
-if retrained_id is None:
+if not attack_reference_ready(listing):
     widgets.hint("The Retrained reference model of this scenario is not ready. Start on Home: prepare the reference "
                  "models; then run an unlearning method on Build.", "home", "Go to Home")
     st.stop()
 widgets.require_model_pair(a_id, b_id)
 result_a, result_b = session.load_result(a_id), session.load_result(b_id)
-retrained = session.load_result(retrained_id)
 model_labels = (f"A: {experiment_label(result_a)}", f"B: {experiment_label(result_b)}")
 threshold_tab, ulira_tab, relearn_tab, ensembles_tab = session.attack_tabs()  # open on the session's tab (kept in the URL)
 with threshold_tab:
@@ -234,11 +244,15 @@ with threshold_tab:
         picked = session.new_selection(grid_key, figures.selection_indices)
         if picked:
             st.session_state[session.KEY_INSTANCE] = picked[0]
-    keys = {which: view_key(which, (a_id, b_id, retrained_id), metric, strategy) for which in ("a", "b")}
+    keys: dict[str, tuple] = {}
     attack_views: dict[str, AttackView] = {}
     with widgets.view_errors():
-        attack_views["a"] = compute_view(keys["a"], result_a, retrained, result_b)
-        attack_views["b"] = compute_view(keys["b"], result_b, retrained, result_a)
+        # Each model against its own Retrained model: the reference, or for a comparator import the
+        # comparator's Retrained file (the same 200 forget images).
+        for which, result, other in (("a", result_a, result_b), ("b", result_b, result_a)):
+            retrained_id = attack_reference_id(result, listing)
+            keys[which] = view_key(which, (a_id, b_id, retrained_id), metric, strategy)
+            attack_views[which] = compute_view(keys[which], result, session.load_result(retrained_id), other)
     with control_slot:
         controls({f"Model {which.upper()}": view.metric for which, view in attack_views.items()})
     if len(attack_views) == 2:

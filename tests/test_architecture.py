@@ -32,12 +32,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("experiment", ("mucomp.experiment", "mucomp.runner")),
     ("execution and sharing", ("mucomp.execution", "mucomp.sharing")),
     ("results", ("mucomp.results", "mucomp.compare")),
-    ("front ends", ("mucomp.cli", "mucomp.ui")),
+    ("front ends", ("mucomp.cli", "mucomp.ui", "mucomp.report")),
 ]
 #: What the pages that only read results, and the reading commands, import.
 READING_MODULES = ("mucomp.store", "mucomp.results", "mucomp.schema", "mucomp.catalogue", "mucomp.compare",
                    "mucomp.cli", "mucomp.ui.session", "mucomp.ui.widgets", "mucomp.ui.figures", "mucomp.ui.tables",
-                   "mucomp.ui.variance", "mucomp.ui.grids", "mucomp.ui.audit_tabs", "mucomp.execution")
+                   "mucomp.ui.variance", "mucomp.ui.grids", "mucomp.ui.audit_tabs", "mucomp.execution",
+                   "mucomp.report")
 HEAVY = ("torch", "umap", "numba", "torchvision")
 
 

@@ -249,3 +249,33 @@ def test_a_reference_job_prepares_and_stores_both_references(executor, plugin_ho
     assert job["state"] == "completed"
     kinds = {e.kind for e in ExperimentStore(plugin_home / "experiments").list()}
     assert {"original", "retrained"} <= kinds
+
+
+def _watched_child(parent_pid: int) -> None:
+    from mucomp.execution.worker import _exit_with
+
+    _exit_with(parent_pid, every_s=0.05)
+    time.sleep(60)  # a long job: only the watch ends it
+    os._exit(3)
+
+
+def test_a_worker_ends_soon_after_its_executor_is_killed():
+    """A worker forked from the fork server is not the executor's child: it watches the executor's
+    process and ends when that is gone (a killed `mucomp run --workers` leaves no worker training)."""
+    import multiprocessing
+    import subprocess
+
+    executor_stand_in = subprocess.Popen(["sleep", "60"])
+    child = multiprocessing.get_context("fork").Process(target=_watched_child, args=(executor_stand_in.pid,))
+    child.start()
+    try:
+        time.sleep(0.3)
+        assert child.is_alive()  # it watches a living process and keeps working
+        executor_stand_in.kill()
+        executor_stand_in.wait()
+        child.join(timeout=10)
+        assert child.exitcode == 0
+    finally:
+        executor_stand_in.kill()
+        if child.is_alive():
+            child.kill()

@@ -193,11 +193,11 @@ def test_cli_lists_methods_with_defaults(monkeypatch, capsys, tmp_path):
     assert cli_main(["methods", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     names = [m["name"] for m in payload["methods"]]
-    assert names[:11] == ["ft", "ga", "rl", "scrub", "salun", "neggrad_plus", "l1_sparse", "ssd", "bad_teacher",
-                          "unsir", "retrain"]
+    assert names[:12] == ["ft", "ga", "rl", "scrub", "salun", "salun_comparator", "neggrad_plus", "l1_sparse", "ssd",
+                          "bad_teacher", "unsir", "retrain"]
     ga = payload["methods"][1]
     assert ga["defaults"]["clip_grad_norm"] == 0.025 and ga["source"] == "builtin"
-    assert {p["name"] for p in ga["params"]} == {"epochs", "lr", "batch_size", "clip_grad_norm"}
+    assert {p["name"] for p in ga["params"]} == {"epochs", "lr", "batch_size", "clip_grad_norm", "augment"}
     assert payload["plugin_errors"] == []
 
     write(tmp_path / "bad.py", "raise ImportError('no such thing')\n")

@@ -46,7 +46,8 @@ def test_builtins_are_listed_in_order(monkeypatch):
     assert [p.name for p in get_method("scrub").own_params] == ["msteps", "kd_T", "alpha", "gamma", "forget_batch_size"]
 
 
-@pytest.mark.parametrize("name", ["ga", "rl", "salun", "scrub", "neggrad_plus", "l1_sparse", "ssd", "bad_teacher", "unsir"])
+@pytest.mark.parametrize("name", ["ga", "rl", "salun", "salun_comparator", "scrub", "neggrad_plus", "l1_sparse", "ssd",
+                                  "bad_teacher", "unsir"])
 def test_approximate_methods_forget_class_3_and_keep_the_rest(default_runs, name):
     result, _, m = default_runs[name]
     assert result.status == "completed", result.message
@@ -220,7 +221,7 @@ def test_values_from_forms_are_parsed():
 
 
 def test_unknown_method_lists_the_available_ones(digits_scenario, original):
-    with pytest.raises(ValueError, match=r"unknown method 'nope'; available: ft, ga, rl, scrub, salun, neggrad_plus, l1_sparse, ssd, bad_teacher, unsir, retrain"):
+    with pytest.raises(ValueError, match=r"unknown method 'nope'; available: ft, ga, rl, scrub, salun, salun_comparator, neggrad_plus, l1_sparse, ssd, bad_teacher, unsir, retrain"):
         run_unlearning("nope", copy.deepcopy(original), digits_scenario)
 
 
@@ -269,10 +270,12 @@ def test_salun_epoch_is_a_forget_pass_with_labels_over_all_classes_then_a_retain
 
 def test_class_wise_defaults_follow_the_published_comparator():
     expected = {  # epochs / lr / batch: gnueaj/Machine-Unlearning-Comparator, class-wise defaults
-        "ft": {"epochs": 10, "lr": 0.01, "batch_size": 128},
-        "ga": {"epochs": 7, "lr": 1e-4, "batch_size": 256, "clip_grad_norm": 100.0},
+        "ft": {"epochs": 10, "lr": 0.01, "batch_size": 128, "lr_schedule": "cosine", "lr_floor": 0.01, "augment": False},
+        "ga": {"epochs": 7, "lr": 1e-4, "batch_size": 256, "clip_grad_norm": 100.0, "augment": False},
         "rl": {"epochs": 3, "lr": 0.001, "batch_size": 64},
-        "salun": {"epochs": 5, "lr": 0.001, "batch_size": 128, "mask_ratio": 0.5},
+        "salun": {"epochs": 5, "lr": 0.001, "batch_size": 128, "mask_ratio": 0.5, "augment": False},
+        "salun_comparator": {"epochs": 5, "lr": 0.001, "batch_size": 128, "mask_ratio": 0.75, "mask_batches": 5,
+                             "clip_grad_norm": 100.0},
     }
     for dataset in ("cifar10", "fashion_mnist"):
         for name, defaults in expected.items():

@@ -165,7 +165,8 @@ def test_methods_state_their_optimiser_per_architecture(vit_digits_scenario):
     # Per-architecture defaults override the data set's; every built-in has ViT-B/16 ones with a source.
     ft = get_method("ft")
     assert ft.defaults_for("digits", "vit_digits") != ft.defaults_for("digits")
-    for name in ("ft", "ga", "rl", "scrub", "salun", "neggrad_plus", "l1_sparse", "ssd", "bad_teacher", "unsir", "retrain"):
+    for name in ("ft", "ga", "rl", "scrub", "salun", "salun_comparator", "neggrad_plus", "l1_sparse", "ssd", "bad_teacher",
+                 "unsir", "retrain"):
         info = get_method(name)
         assert "vit_b16_cifar" in info.defaults and "vit_digits" in info.defaults, name
         assert info.sources_for("cifar10", "vit_b16_cifar"), name

@@ -1,6 +1,7 @@
 """The headless ``mucomp`` command: one module per command family, each adding its own
 sub-parsers (:mod:`~mucomp.cli.references`, :mod:`~mucomp.cli.runs`, :mod:`~mucomp.cli.store`,
-:mod:`~mucomp.cli.audits`, :mod:`~mucomp.cli.ensembles`, :mod:`~mucomp.cli.sharing`).
+:mod:`~mucomp.cli.audits`, :mod:`~mucomp.cli.ensembles`, :mod:`~mucomp.cli.sharing`,
+:mod:`~mucomp.cli.report`).
 
 Exit codes: 0 success, 2 bad arguments (one line, no usage block: the message names the argument,
 what is allowed or where to look, e.g. ``mucomp list`` for an unknown id), 1 the work itself
@@ -14,7 +15,7 @@ import argparse
 import os
 import sys
 
-from mucomp.cli import audits, ensembles, references, runs, sharing, store
+from mucomp.cli import audits, ensembles, references, report, runs, sharing, store
 from mucomp.cli.common import UsageError, error_line
 from mucomp.display_text import for_terminal
 
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="precision of the evaluation passes (default: $MUCOMP_PRECISION, else fp32); bf16 / "
                              "fp16 run them under autocast where the device supports it")
     sub = parser.add_subparsers(dest="command", required=True)
-    for family in (references, runs, store, audits, ensembles, sharing):
+    for family in (references, runs, store, audits, ensembles, sharing, report):
         family.add_parsers(sub)
     return parser
 

@@ -44,7 +44,7 @@ def forget_text(args: argparse.Namespace) -> str:
         raise UsageError("give --forget or --forget-class, not both (--forget-class K is --forget class:K)")
     if forget is None and forget_class is None:
         raise UsageError("say what to forget: --forget class:K | classes:K1,K2 | random:P% | random:N | "
-                         "indices:FILE, or --forget-class K")
+                         "random:N:salun | indices:FILE, or --forget-class K")
     if forget is None:
         spec = DATASETS[args.dataset]
         try:
@@ -177,7 +177,8 @@ def results_text(results: list[dict]) -> str:
 
 def add_forget_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--forget", default=None, metavar="SET",
-                        help="what to forget: class:K, classes:K1,K2, random:P%% (e.g. random:10%%), random:N or "
+                        help="what to forget: class:K, classes:K1,K2, random:P%% (e.g. random:10%%), random:N, "
+                             "random:N:salun (SalUn's published protocol, e.g. random:4500:salun on cifar10) or "
                              "indices:FILE (one training index per line)")
     parser.add_argument("--forget-class", default=None, help="short for --forget class:K (an index or a class name)")
 

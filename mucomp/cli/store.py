@@ -173,11 +173,18 @@ def cmd_export(args) -> int:
 
 
 def cmd_import(args) -> int:
-    """Import the experiments of an exported zip file."""
+    """Import the experiments of an exported zip file, or the published comparator's experiment
+    files (a file, a folder of ``{c}/{id}.json`` or a checkout: :mod:`mucomp.cli.comparator`)."""
+    from mucomp.sharing.comparator import is_comparator_path
     from mucomp.store import ExperimentExistsError, ExperimentStore
 
+    if is_comparator_path(args.archive):
+        from mucomp.cli.comparator import import_comparator_files
+
+        return import_comparator_files(args)
     if not Path(args.archive).is_file():
-        raise UsageError(f"archive: no file {args.archive!r}; give the path of a zip made by `mucomp export`")
+        raise UsageError(f"archive: no file or folder {args.archive!r}; give the path of a zip made by `mucomp export`, "
+                         "or the published comparator's experiment files (a JSON file, a folder or a checkout)")
     from mucomp.sharing.bundle import import_archive  # says what a full disk left stored
 
     try:
@@ -237,8 +244,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         help="with --bundle: leave the weights out (their hash stays in the manifest)")
     export.set_defaults(func=cmd_export)
 
-    importing = sub.add_parser("import", help="import experiments from a zip file made by export")
-    importing.add_argument("archive")
+    importing = sub.add_parser("import", help="import experiments from a zip file made by export, or the published "
+                                              "comparator's experiment files (FILE.json, a folder of {class}/{id}.json "
+                                              "or a checkout of gnueaj/Machine-Unlearning-Comparator)")
+    importing.add_argument("archive", help="a zip made by `mucomp export`, or comparator experiment file(s)")
     importing.add_argument("--skip-existing", action="store_true", help="leave experiments that exist as they are")
     importing.add_argument("--allow-references", action="store_true",
                            help="also import reference models (Original / Retrained), only those whose recorded "

@@ -144,6 +144,21 @@ def _expected_files(spec: DatasetSpec, root: Path) -> str:
     return f"{root / 'FashionMNIST' / 'raw'} (train/t10k -images-idx3-ubyte and -labels-idx1-ubyte)"
 
 
+def missing_without_loading(name: str) -> str | None:
+    """Why data set ``name`` is certainly not on disk, found without importing torchvision (its
+    import alone takes seconds: a page asks this before showing an image), or None when it may be
+    there (:func:`load_dataset` with ``download=False`` then says for sure). Only CIFAR-10 is read
+    through torchvision; the others are checked by :func:`load_dataset` itself, cheaply."""
+    spec = get_spec(name)
+    if name != "cifar10":
+        return None
+    root = settings.data_dir()
+    if (root / "cifar-10-batches-py").is_dir():
+        return None
+    return (f"{spec.label} is not in {root}: expected {_expected_files(spec, root)}. Run `mucomp download {name}` "
+            "with a network, or copy the files there")
+
+
 def _torchvision_class(spec: DatasetSpec):
     datasets = import_torchvision("datasets")
     return {"cifar10": datasets.CIFAR10, "fashion_mnist": datasets.FashionMNIST}[spec.name]

@@ -94,7 +94,7 @@ class _Worker:
         self.conn, child = context.Pipe(duplex=True)
         self.cancel = context.Event()
         self.process = context.Process(
-            target=worker.main, args=(child, self.cancel, torch_threads, warm_umap, dict(os.environ)),
+            target=worker.main, args=(child, self.cancel, torch_threads, warm_umap, dict(os.environ), os.getpid()),
             name=name, daemon=True,
         )
         with _without_main_module():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 
@@ -34,10 +35,31 @@ def _warm_up(torch_threads: int, umap: bool) -> None:
         warm_up(background=False)
 
 
+def _exit_with(parent_pid: int, every_s: float = 2.0) -> None:
+    """End this process soon after ``parent_pid`` is gone. A worker forked from the fork server is
+    not the executor's child, so nothing else stops it when the executor is killed (``kill``, the
+    OOM killer) in the middle of a long job; without this it trains on for nobody."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(every_s)
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except OSError:  # e.g. no permission: it exists
+                pass
+
+    threading.Thread(target=watch, name="mucomp-parent-watch", daemon=True).start()
+
+
 def main(conn, cancel_event, torch_threads: int = 1, warm_umap: bool = True,
-         environ: dict[str, str] | None = None) -> None:
+         environ: dict[str, str] | None = None, parent_pid: int | None = None) -> None:
     """The worker loop (the target of the worker process). ``environ``: the parent's environment
-    at start, which a worker forked from the fork server would not otherwise have."""
+    at start, which a worker forked from the fork server would not otherwise have; ``parent_pid``:
+    the executor's process, whose end ends this one."""
+    if parent_pid is not None:
+        _exit_with(parent_pid)
     if environ is not None:
         os.environ.clear()
         os.environ.update(environ)

@@ -12,7 +12,8 @@ Public API::
                 ctx.step(ctx.hyper["weight"] * F.cross_entropy(ctx.model(images), labels))
 
 Built-ins (one file each, :data:`~mucomp.catalogue.BUILTIN_METHODS`): FT, GA, RL, SCRUB, SalUn,
-NegGrad+, l1-sparse, SSD, Bad Teacher, UNSIR and Retrain. The package is split by job:
+SalUn as the published comparator runs it, NegGrad+, l1-sparse, SSD, Bad Teacher, UNSIR and
+Retrain. The package is split by job:
 :mod:`~mucomp.methods.params` (hyper-parameter declarations), :mod:`~mucomp.methods.registry`
 (``@register``), :mod:`~mucomp.methods.plugins` (finding the user's methods, listing all),
 :mod:`~mucomp.methods.sources` (shared citations), :mod:`~mucomp.methods.context` (what a method

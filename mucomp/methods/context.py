@@ -2,9 +2,10 @@
 
 A method only says what is particular to it (its losses, its data mix, its mask). The loop
 mechanics live here and in :mod:`mucomp.training`, once: data batches drawn from the experiment
-seed, the optimiser (the one the method declares for the architecture in ``@register(...,
-optimizer=...)``; by default SGD with momentum 0.9 and weight decay 5e-4 for the CNNs, AdamW with
-weight decay 0.01 for the vision transformers), the
+seed (augmented where the method declares ``augment`` and the run's value is true), the optimiser
+(the one the method declares for the architecture in ``@register(..., optimizer=...)``; by default
+SGD with momentum 0.9 and weight decay 5e-4 for the CNNs, AdamW with weight decay 0.01 for the
+vision transformers) and the learning-rate schedule a method declares (``lr_schedule``), the
 step (cancellation and divergence checks, backward, gradient mask, clipping), the epoch
 bookkeeping (weights check, scheduler, forget accuracy, progress, timing), the preparation
 timer (teacher copy, saliency mask) whose seconds are kept out of RT, and the cost counts
@@ -45,6 +46,7 @@ from mucomp.training import (
     ProgressFn,
     Stepper,
     epoch_loop,
+    epoch_scheduler,
     iterate_batches,
     make_generator,
     make_optimizer,
@@ -100,6 +102,9 @@ class UnlearnContext:
         self.seed = int(seed)
         self.device = torch.device(device)
         self.generator = make_generator(derive_seed(self.seed, "unlearn"))
+        # Crops and flips of an augmenting run (hyper "augment") come from their own stream, so
+        # turning augmentation on changes no shuffle and no random label.
+        self._augment_generator = make_generator(derive_seed(self.seed, "augment"))
         self.records: list[dict] = []
         self._progress = progress
         self._cancelled = cancelled
@@ -109,6 +114,7 @@ class UnlearnContext:
         self._stepper: Stepper | None = None
         self._clip: float | None = None
         self._mask: dict[str, torch.Tensor] | None = None
+        self._mask_restore = True
         self._teacher: nn.Module | None = None
         self._cost = CostCounter()
         self._cost.watch(model, trained=True)
@@ -205,13 +211,18 @@ class UnlearnContext:
     ) -> Iterator[Batch]:
         """Batches ``(images [b, C, H, W], labels [b])`` over train ``indices``, on the device.
 
-        Shuffled from :attr:`generator` unless ``shuffle=False``; never augmented. ``labels``
-        (aligned with ``indices``) replaces the true labels. Cancellation is checked before
-        each batch.
+        Shuffled from :attr:`generator` unless ``shuffle=False``. Augmented (random crop with
+        4 px padding and horizontal flip, :func:`mucomp.training.augment_batch`) when the run's
+        ``augment`` hyper-parameter is true (a method declares it, :data:`~mucomp.methods.params.AUGMENT`,
+        where a recipe it cites augments), from a stream of the unlearning seed of its own;
+        evaluation passes (:meth:`forget_accuracy`, the experiment's metrics) never are.
+        ``labels`` (aligned with ``indices``) replaces the true labels. Cancellation is checked
+        before each batch.
         """
         for batch in iterate_batches(
             self.split, indices, batch_size or self.batch_size, self.generator if shuffle else None,
             labels=labels, device=self.device, channels_last=channels_last(self.model),
+            augment=bool(self.hyper.get("augment", False)), augment_generator=self._augment_generator,
         ):
             self.check_cancelled()
             yield batch
@@ -232,9 +243,14 @@ class UnlearnContext:
         """The optimiser, at ``lr``: :attr:`optimizer_name` (what the method declares for the
         scenario's architecture, see :func:`~mucomp.methods.registry.register`; by default SGD
         with momentum 0.9 and weight decay 5e-4 for the CNNs, AdamW with weight decay 0.01 for
-        the vision transformers), unless :meth:`set_optimizer` gave another."""
+        the vision transformers), unless :meth:`set_optimizer` gave another. A run whose method
+        declares ``lr_schedule`` (:data:`~mucomp.methods.params.LR_SCHEDULE`) gets that per-epoch
+        schedule with it (cosine from ``lr`` to ``lr_floor`` over the run's epochs, or constant)."""
         if self._optimizer is None:
             self._optimizer = make_optimizer(self.optimizer_name, self.model.parameters(), self.lr)
+            if self.hyper.get("lr_schedule", "constant") != "constant":
+                self._scheduler = epoch_scheduler(self._optimizer, self.num_epochs, self.hyper["lr_schedule"],
+                                                  eta_min=float(self.hyper.get("lr_floor", 0.0)))
         return self._optimizer
 
     def set_optimizer(
@@ -262,12 +278,15 @@ class UnlearnContext:
         if self._stepper is not None:
             self._stepper.clip_grad_norm = self._clip
 
-    def set_grad_mask(self, mask: Mapping[str, torch.Tensor] | None) -> None:
+    def set_grad_mask(self, mask: Mapping[str, torch.Tensor] | None, *, restore: bool = True) -> None:
         """Only the weights where ``mask`` (parameter name -> 0/1 tensor) is 1 move from now on;
-        the others keep their current values exactly (weight decay included)."""
+        the others keep their current values exactly (weight decay included). ``restore=False``
+        masks only the gradients: weight decay still shrinks the other weights (what code that
+        multiplies ``param.grad`` by the mask before an SGD step does)."""
         self._mask = dict(mask) if mask else None
+        self._mask_restore = bool(restore)
         if self._stepper is not None:
-            self._stepper.set_grad_mask(self._mask)
+            self._stepper.set_grad_mask(self._mask, restore=self._mask_restore)
 
     @property
     def stepper(self) -> Stepper:
@@ -276,7 +295,7 @@ class UnlearnContext:
                 self.model, self.optimizer, clip_grad_norm=self._clip, cancelled=self.cancelled, cost=self._cost
             )
             if self._mask:
-                self._stepper.set_grad_mask(self._mask)
+                self._stepper.set_grad_mask(self._mask, restore=self._mask_restore)
         return self._stepper
 
     def step(self, loss: torch.Tensor) -> float:

@@ -116,3 +116,18 @@ COMMON_PARAMS: tuple[Param, ...] = (
     Param("batch_size", "int", min=1, max=8192, help="images per optimisation step"),
 )
 COMMON_NAMES = tuple(p.name for p in COMMON_PARAMS)
+
+#: Shared options a method declares (adds to its ``params``) where a recipe it cites needs them;
+#: :class:`~mucomp.methods.context.UnlearnContext` applies them, so the method's code still says
+#: only its losses. ``augment``: RandomCrop (4 px padding) + horizontal flip on every batch the
+#: method draws (``ctx.batches``), drawn from the unlearning seed; never on an evaluation pass.
+AUGMENT = Param("augment", "bool", default=False,
+                help="random crop (4 px padding) and horizontal flip on the method's training batches, as the "
+                     "cited recipe's data loader does; never on evaluation")
+#: ``lr_schedule`` / ``lr_floor``: the per-epoch learning rate, constant or cosine annealing from
+#: ``lr`` to ``lr_floor`` (an absolute rate, torch's ``eta_min``), stepped after every epoch.
+LR_SCHEDULE = Param("lr_schedule", "choice", default="constant", choices=("constant", "cosine"),
+                    help="per-epoch learning rate: constant, or cosine annealing from lr to lr_floor")
+LR_FLOOR = Param("lr_floor", "float", default=0.0, min=0.0, max=1e6,
+                 help="where the cosine schedule ends after the last epoch (an absolute rate, torch's eta_min; "
+                      "above lr the rate rises to it)")

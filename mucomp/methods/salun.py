@@ -8,14 +8,17 @@ code runs them (OPTML-Group/Unlearn-Saliency, ``Classification/unlearn/RL.py``, 
 branch SalUn uses): first a shuffled pass over the forget set with labels drawn uniformly over ALL
 classes (so sometimes the true one), then a shuffled pass over the retain set with the true
 labels; every weight outside the mask is held fixed. (The comparator's RL, one mixed stream with
-labels from the other classes, is :mod:`mucomp.methods.rl`.)
+labels from the other classes, is :mod:`mucomp.methods.rl`; the comparator's own SalUn variant
+is :mod:`mucomp.methods.salun_comparator`.)
 
 CIFAR-10 / Fashion-MNIST defaults (class-wise forgetting on the published checkpoints): 5 epochs
-at lr 0.001, batch 128, the published comparator's class-wise defaults
-(gnueaj/Machine-Unlearning-Comparator, ``frontend/src/utils/config/unlearning.ts``); mask ratio
-0.5 as in the SalUn authors' README (``mask/with_0.5.pt``). Random and index forget sets on
-CIFAR-10: 10 epochs at lr 0.013 with mask ratio 0.5, the authors' example for 10 % random data
-(OPTML-Group/Unlearn-Saliency ``Classification/README.md``).
+at lr 0.001, batch 128, unaugmented, the published comparator's class-wise defaults
+(gnueaj/Machine-Unlearning-Comparator, ``frontend/src/utils/config/unlearning.ts``), which that
+comparator set for its own variant (``salun_comparator``): the SalUn authors publish no class-wise
+recipe (their ``Classification/README.md`` gives only the 10 % random example); mask ratio 0.5 as
+in that README (``mask/with_0.5.pt``). Random and index forget sets on CIFAR-10: 10 epochs at lr
+0.013 with mask ratio 0.5, the authors' example for 10 % random data, on randomly cropped and
+flipped batches as their loaders give them (``Classification/dataset.py``, no ``--no-aug``).
 
 Digits defaults: see :data:`DIGITS` (tuned with ``benchmarks/classwise_digits.py``).
 """
@@ -28,19 +31,24 @@ import torch
 import torch.nn.functional as F
 
 from mucomp.methods.context import UnlearnContext
-from mucomp.methods.params import Param
+from mucomp.methods.params import AUGMENT, Param
 from mucomp.methods.registry import register
 from mucomp.methods.sources import (
     COMPARATOR_CLASSWISE,
+    COMPARATOR_NO_AUGMENT,
     FMNIST_CNN_TUNED,
+    SALUN_AUGMENT,
     SALUN_RANDOM,
     VIT_B16_RECIPE,
     VIT_DIGITS_TUNED,
     reused_for_fashion_mnist,
 )
 
-PUBLISHED = {"epochs": 5, "lr": 0.001, "batch_size": 128, "mask_ratio": 0.5}
-SOURCES = {"*": COMPARATOR_CLASSWISE, "mask_ratio": "SalUn authors: OPTML-Group/Unlearn-Saliency README (mask/with_0.5.pt)"}
+PUBLISHED = {"epochs": 5, "lr": 0.001, "batch_size": 128, "mask_ratio": 0.5, "augment": False}
+SOURCES = {"*": COMPARATOR_CLASSWISE + " (set there for its own SalUn variant, salun_comparator; the SalUn authors "
+                "publish no class-wise recipe)",
+           "mask_ratio": "SalUn authors: OPTML-Group/Unlearn-Saliency README (mask/with_0.5.pt)",
+           "augment": COMPARATOR_NO_AUGMENT}
 DIGITS = {"epochs": 2, "lr": 0.02, "batch_size": 32, "mask_ratio": 0.5}
 
 
@@ -72,19 +80,21 @@ def saliency_mask(ctx: UnlearnContext, ratio: float) -> dict[str, torch.Tensor]:
     defaults={
         "digits": DIGITS,
         "cifar10": PUBLISHED,
-        "cifar10:random": {"epochs": 10, "lr": 0.013, "mask_ratio": 0.5},
+        "cifar10:random": {"epochs": 10, "lr": 0.013, "mask_ratio": 0.5, "augment": True},
         "fashion_mnist": PUBLISHED,
         "fmnist_cnn": {**PUBLISHED, "epochs": 2},
         "vit_digits": {"epochs": 1, "lr": 3e-3, "batch_size": 32, "mask_ratio": 0.5},
-        "vit_b16_cifar": {"epochs": 5, "lr": 1e-5, "batch_size": 64, "mask_ratio": 0.5},
+        "vit_b16_cifar": {"epochs": 5, "lr": 1e-5, "batch_size": 64, "mask_ratio": 0.5, "augment": False},
     },
     default_sources={"cifar10": SOURCES,
-                     "cifar10:random": {"epochs": SALUN_RANDOM, "lr": SALUN_RANDOM, "mask_ratio": SALUN_RANDOM},
+                     "cifar10:random": {"epochs": SALUN_RANDOM, "lr": SALUN_RANDOM, "mask_ratio": SALUN_RANDOM,
+                                        "augment": SALUN_AUGMENT},
                      "fashion_mnist": reused_for_fashion_mnist(SOURCES), "fmnist_cnn": {**reused_for_fashion_mnist(SOURCES), "epochs": FMNIST_CNN_TUNED},
                      "vit_b16_cifar": VIT_B16_RECIPE, "vit_digits": VIT_DIGITS_TUNED},
     params=[
         Param("mask_ratio", "float", min=0.0, max=1.0, exclusive_min=True,
               help="share of the weights, most salient for the forget loss, that may change"),
+        AUGMENT,
     ],
 )
 def saliency_unlearning(ctx: UnlearnContext) -> None:

@@ -74,3 +74,36 @@ VIT_DIGITS_TUNED = "mucomp's own, tuned on vit_digits (benchmarks/classwise_digi
 #: digits_cnn: mucomp's own, tuned on digits class 3 over unlearning seeds 0-4
 #: (benchmarks/classwise_digits.py, benchmarks/methods_seeds_digits.py).
 DIGITS_TUNED = "mucomp's own, tuned on digits_cnn, forget class 3, unlearning seeds 0-4 (benchmarks/classwise_digits.py)"
+#: Unlearning-time augmentation (the shared ``augment`` option) where a cited recipe's data loader
+#: augments: the Unlearn-Sparse and SalUn CIFAR-10 loaders build forget and retain sets from a
+#: training set transformed with RandomCrop(32, padding=4) + RandomHorizontalFlip unless --no-aug.
+SPARSE_AUGMENT = (
+    "Unlearn-Sparse authors: OPTML-Group/Unlearn-Sparse dataset.py:542-555 (cifar10_dataloaders: RandomCrop(32, "
+    "padding=4) + RandomHorizontalFlip unless no_aug), arg_parser.py:77-82 (--no-aug default False), main_forget.py:53-100 "
+    "(forget and retain sets from that training set); main branch run.py:11 (FT_prune without --no-aug)"
+)
+SALUN_AUGMENT = (
+    "SalUn authors: OPTML-Group/Unlearn-Saliency Classification/dataset.py:542-555 (RandomCrop(32, padding=4) + "
+    "RandomHorizontalFlip unless no_aug), arg_parser.py:79-84 (--no-aug default False), main_random.py:50-110 (forget "
+    "and retain sets from that training set)"
+)
+#: The comparator's class-wise runs never augment (``get_data_loaders(augmentation=False)``).
+COMPARATOR_NO_AUGMENT = (
+    "published comparator: gnueaj/Machine-Unlearning-Comparator backend/app/services/unlearn_FT.py:27 and "
+    "unlearn_GA.py:29 (AUGMENTATION = False), unlearn_SalUn.py:47 (augmentation=False)"
+)
+#: FT's schedule in the comparator: per-epoch cosine annealing with an absolute floor of 0.01.
+COMPARATOR_FT_SCHEDULE = (
+    "published comparator: gnueaj/Machine-Unlearning-Comparator backend/app/services/unlearn_FT.py:26 (ETA_MIN = 0.01), "
+    ":111-116 (CosineAnnealingLR, T_max = epochs, eta_min = ETA_MIN), threads/unlearn_FT_thread.py:250 (stepped per epoch)"
+)
+#: Fashion-MNIST: the CIFAR-10 hyper-parameter values are reused, the CIFAR-10 loader's augmentation is not.
+FMNIST_NO_AUGMENT = (
+    "mucomp's choice: no unlearning-time augmentation on Fashion-MNIST (the augmenting recipes' RandomCrop(32, "
+    "padding=4) + flip is their CIFAR-10 loader's; no published Fashion-MNIST unlearning recipe exists)"
+)
+#: The Unlearn-Sparse runs keep their rate over 10 epochs: MultiStepLR at milestones 91 and 136.
+SPARSE_CONSTANT_LR = (
+    "Unlearn-Sparse authors: OPTML-Group/Unlearn-Sparse unlearn/impl.py:98-99 (MultiStepLR at decreasing_lr, gamma 0.1), "
+    "arg_parser.py:76 (decreasing_lr 91,136): constant over the run's epochs"
+)

@@ -24,6 +24,7 @@ from mucomp.results.access import (
     describe,
 )
 from mucomp.results.contrast import stored_audit
+from mucomp.results.imported import is_comparator_retrained
 
 #: Accepted strategy names -> the keys of :data:`mucomp.privacy.STRATEGIES`.
 STRATEGY_ALIASES: dict[str, str] = {
@@ -221,7 +222,7 @@ def attack_view(
         raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(privacy.STRATEGIES)}")
     model = as_result(result_model, "the model")
     retrained = as_result(result_retrained, "the Retrained model")
-    if retrained.get("kind") != "retrained":
+    if retrained.get("kind") != "retrained" and not is_comparator_retrained(retrained):
         raise IncompatibleResultsError(
             f"the attack compares a model with the Retrained reference, but {describe(retrained)} is not it"
         )

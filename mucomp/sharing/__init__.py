@@ -8,6 +8,8 @@
   and diff every metric (exact on the same CPU and versions, else within a tolerance).
 - :mod:`mucomp.sharing.hub`: ``mucomp push`` / ``mucomp pull``: a Hugging Face dataset repo with
   one folder per experiment and a generated dataset card (:mod:`mucomp.sharing.card`).
+- :mod:`mucomp.sharing.comparator`: ``mucomp import`` of the published comparator's experiment
+  files (format checked by :mod:`mucomp.sharing.comparator_schema`), stored without weights.
 - :mod:`mucomp.environment`: the code, environment and data identities they record.
 
 Importing this package imports neither torch nor huggingface_hub; each function imports what it

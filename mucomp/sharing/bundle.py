@@ -185,6 +185,9 @@ def bundle_members(store: ExperimentStore, ids: list[str]) -> list[Experiment]:
         if experiment_id in path:
             raise StoreError(f"the bases of {path[0]} form a cycle ({' -> '.join(path + (experiment_id,))})")
         experiment = store.load(experiment_id)
+        if experiment.kind == "comparator":  # mucomp.sharing.comparator.KIND
+            raise StoreError(f"{experiment_id} was imported from the published comparator's result file without "
+                             "weights: a bundle of it could not be rerun. Share the comparator's file instead")
         base = experiment.config.get("base")
         if isinstance(base, str) and base != "original":
             if not store.exists(base):
@@ -215,6 +218,9 @@ def bundle_problem(store: ExperimentStore, experiment_id: str, rows: list[dict] 
             row = known.get(current) or store.entry(current)
         except StoreError as err:
             return str(err)
+        if row.get("kind") == "comparator":  # mucomp.sharing.comparator.KIND
+            return ("it was imported from the published comparator's result file without weights: there is nothing "
+                    "to rerun (its file stays the source)")
         base = row["config"].get("base")
         if not isinstance(base, str) or base == "original":
             return None

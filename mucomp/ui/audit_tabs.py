@@ -20,6 +20,7 @@ from mucomp.execution import RunAudit, SubmissionError
 from mucomp.forget_sets import stored_forget_text
 from mucomp.results.attack import relearn_frame, relearn_reading, ulira_ranking, ulira_roc_text
 from mucomp.results.contrast import stored_audit
+from mucomp.results.imported import without_weights
 from mucomp.ui import figures, grids, session, widgets
 from mucomp.ui.text import md, relearn_help, relearn_steps_note
 
@@ -74,8 +75,9 @@ def _submit(experiment_id: str, audit: str) -> None:
 
 
 def why_not(result: dict, audit: str) -> str | None:
-    """Why ``audit`` can't run for this stored result (None when it can)."""
-    return ulira_problem(result) if audit == "ulira" else None
+    """Why ``audit`` can't run for this stored result (None when it can): both re-run the model,
+    so a model imported without weights (a comparator result) can't have them."""
+    return without_weights(result) or (ulira_problem(result) if audit == "ulira" else None)
 
 
 def run_button(result: dict, audit: str, which: str, label: str, help_text: str) -> None:

@@ -342,6 +342,9 @@ def figures_table(result: dict) -> pd.DataFrame:
         ("MIA-Efficacy", number("MIA_efficacy", "percent")),
         ("Avg. Gap", number("avg_gap", "percent")),
     ]
+    if "PS_published" in metrics:  # an imported comparator result: its own score, on other samples
+        rows.append(("Published privacy score (comparator FQS, not comparable with PS)",
+                     number("PS_published", "score")))
     evaluation = result.get("evaluation") or {}
     if evaluation.get("precision"):
         # Figures of an autocast (bf16 / fp16) evaluation may differ slightly from fp32 ones.
