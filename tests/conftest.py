@@ -96,12 +96,16 @@ def original(digits_references):
 
 
 
-#: The slowest modules (measured with --durations; heaviest first). pytest-xdist hands whole files
-#: to its two workers in collection order, so the long ones go first and the short ones fill in
-#: at the end (longest-first scheduling) instead of one worker finishing a long file alone.
-SLOW_MODULES_FIRST = ("test_methods", "test_privacy", "test_forget_sets", "test_app", "test_runner",
-                      "test_references", "test_browser", "test_ray", "test_execution", "test_sharing",
-                      "test_ensembles", "test_concurrency")
+#: The slowest modules (measured with --durations on 2 cores; heaviest first). pytest-xdist hands
+#: whole files to its two workers in collection order (pyproject's addopts turn off its own
+#: reordering by test count, which put the 75 s browser test last, alone), so the long ones go
+#: first and the short ones fill in at the end (longest-first scheduling) instead of one worker
+#: finishing a long file alone.
+SLOW_MODULES_FIRST = ("test_methods", "test_browser", "test_ray", "test_app", "test_concurrency", "test_forget_sets",
+                      "test_sharing", "test_execution", "test_runner", "test_audits_deep", "test_reference_check",
+                      "test_sharing_hardening", "test_privacy", "test_references", "test_app_forget_kinds",
+                      "test_replicate_integrity", "test_zoo", "test_report_browser", "test_cli_grid_worker",
+                      "test_embedding", "test_ensembles", "test_compare", "test_vit", "test_fashion_mnist")
 
 
 def pytest_collection_modifyitems(items) -> None:

@@ -1,8 +1,9 @@
 """The app in a real browser: `streamlit run Home.py` on 127.0.0.1 and headless Chromium through
 Playwright. One first pass on digits (forget class 3): prepare the references, run GA, pick
 Original as Model A and the run as Model B, open Contrast and Attack; on the way, upload a
-weights file on Build (XSRF protection on, as configured for local use). A full-page screenshot of
-every page goes to tests/artifacts/ (not committed).
+weights file on Build (XSRF protection on, as configured for local use). With
+``MUCOMP_SCREENSHOTS=1`` a full-page screenshot of every page goes to tests/artifacts/ (not
+committed; off by default: they cost the suite about 10 s).
 
 Needs Debian's chromium at /usr/bin/chromium (`apt-get install -y chromium chromium-driver`;
 `.ci/run` installs it); skipped with that reason when it is missing.
@@ -30,6 +31,7 @@ FLAGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
 ]
 WAIT_MS = 600_000
+SCREENSHOTS = os.environ.get("MUCOMP_SCREENSHOTS", "") == "1"
 #: Every HTTP error response the browser got, as (status, url).
 FAILED_RESPONSES: list[tuple[int, str]] = []
 #: The only errors expected: Streamlit's front end first asks for its health and host config under
@@ -126,9 +128,11 @@ def settle(page, charts: int = 0) -> None:
     page.wait_for_timeout(400)
 
 
-def shoot(page, name: str) -> Path:
-    """A screenshot of the whole page: Streamlit scrolls inside its main block, so the viewport is
-    stretched to the content's height first."""
+def shoot(page, name: str) -> Path | None:
+    """A screenshot of the whole page when ``MUCOMP_SCREENSHOTS=1`` (else None): Streamlit scrolls
+    inside its main block, so the viewport is stretched to the content's height first."""
+    if not SCREENSHOTS:
+        return None
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.mouse.move(5, 5)  # no tooltip in the picture
@@ -289,7 +293,8 @@ def test_first_pass_in_a_browser(page, tmp_path):
     page.get_by_text(f"Deleted experiment {experiment_id}").wait_for()
     assert_no_exception(page)
 
-    for name in ("1_home", "2_build", "3_screen", "4_contrast", "5_attack"):
-        assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
+    if SCREENSHOTS:
+        for name in ("1_home", "2_build", "3_screen", "4_contrast", "5_attack"):
+            assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
     unexpected = [(status, url) for status, url in FAILED_RESPONSES if not STREAMLIT_PROBE.search(url)]
     assert not unexpected, unexpected

@@ -2,17 +2,20 @@
 
 A local Ray (2 CPUs) runs a 2 x 2 digits grid through :class:`RayExecutor` into one home; the
 local backend runs the same configs into another; every figure and every weight must agree, and
-the references must reach the driver's store. Skipped when ``ray`` is not installed.
+the references must reach the driver's store. Ensembles on Ray (below) land in the driver's home
+as they do in process. Skipped when ``ray`` is not installed.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import signal
 import sys
 import time
 
+import numpy as np
 import pytest
 
 ray = pytest.importorskip("ray")
@@ -20,7 +23,9 @@ ray = pytest.importorskip("ray")
 import torch  # noqa: E402
 
 from mucomp import settings  # noqa: E402
+from mucomp.data import Scenario  # noqa: E402
 from mucomp.execution.jobs import FINISHED  # noqa: E402
+from mucomp.experiment.ensembles import MIN_MODELS, EnsembleSpec, member_path  # noqa: E402
 from mucomp.runner import ExperimentConfig, expand_grid  # noqa: E402
 from mucomp.store import ExperimentStore  # noqa: E402
 
@@ -29,11 +34,18 @@ TIMING_KEYS = {"RT"}
 
 
 @pytest.fixture(scope="module")
-def local_ray(tmp_path_factory, digits_references):
-    """A local Ray of 2 CPUs for the module; tasks use a private node-local home, which starts
-    with the session's trained digits references (the node's cache: no training in the tasks)."""
+def ray_node_home(tmp_path_factory, digits_references):
+    """The private node-local home of the module's Ray tasks; it starts with the session's trained
+    digits references (the node's cache: no training in the tasks)."""
     node_home = tmp_path_factory.mktemp("ray-node-home")
     shutil.copytree(settings.references_dir(), node_home / "references")
+    return node_home
+
+
+@pytest.fixture(scope="module")
+def local_ray(ray_node_home):
+    """A local Ray of 2 CPUs for the module (one start for every test here: it takes seconds)."""
+    node_home = ray_node_home
     with pytest.MonkeyPatch.context() as patch:
         # Inherited by Ray's worker processes, started by ray.init below.
         patch.setenv("MUCOMP_RAY_HOME", str(node_home))
@@ -210,3 +222,145 @@ def test_without_ray_the_backend_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails
     with pytest.raises(ImportError, match=r"pip install 'mucomp\[ray\]'"):
         RayExecutor()
+
+# ---------------------------------------------------------------------------------------------
+# Ensembles on Ray: members made on the node, cached in the driver's home. The Retrained members
+# of a digits ensemble at the minimum N run as member jobs, then the ensembles (its unlearned
+# members made in the RunEnsemble task, which waits for the member jobs); the driver's home must
+# hold every member and records equal to what the same ensemble gives in this process in another
+# home (made while the Ray jobs run: the executor's thread then stores the member jobs' files while
+# this process's MUCOMP_HOME names that other home, so it must use the jobs' own home). A member
+# whose file comes back tampered is refused. No reference trains: the Retrained members'
+# references (training seeds 1000+) are stand-ins (the session's Retrained weights, perturbed).
+
+ENSEMBLE_N = MIN_MODELS
+ENSEMBLE_CONFIG = ExperimentConfig("digits", 3, 0, "ga")  # ga at its digits defaults: about a second per member
+
+
+def _stand_in_references(homes, scenario: Scenario) -> None:
+    """Cache files for the Retrained references of the ensemble's training seeds in each home's
+    reference cache: the session's Retrained weights with a little seeded noise (distinct models
+    at the cost of a copy, not a training each)."""
+    from safetensors.torch import load_file, save_file
+
+    from mucomp.references import cache_path
+
+    session = settings.references_dir()
+    weights = load_file(str(cache_path(scenario, "retrained")))
+    for k, seed in enumerate(EnsembleSpec(ENSEMBLE_CONFIG, "retrained").member_seeds(ENSEMBLE_N)):
+        noise = torch.Generator().manual_seed(k)
+        state = {name: t + 0.01 * torch.randn(t.shape, generator=noise)
+                 if t.is_floating_point() and "running" not in name else t for name, t in weights.items()}
+        relative = cache_path(Scenario("digits", 3, seed), "retrained").relative_to(session)
+        for home in homes:
+            (home / "references" / relative).parent.mkdir(parents=True, exist_ok=True)
+            save_file(state, str(home / "references" / relative))
+
+
+@pytest.fixture(scope="module")
+def ensemble_homes(tmp_path_factory, digits_scenario, ray_node_home, local_ray):
+    """The Ray node's home and a home for the in-process ensemble, both with the stand-in
+    Retrained references of the ensemble's training seeds."""
+    inline = tmp_path_factory.mktemp("inline-ensemble-home")
+    shutil.copytree(settings.references_dir(), inline / "references")
+    _stand_in_references([ray_node_home, inline], digits_scenario)
+    return {"node": ray_node_home, "inline": inline}
+
+
+def _inline_records(home, monkeypatch) -> dict:
+    """The same ensemble made in this process under ``home``, with the tasks' one torch thread."""
+    from mucomp.experiment.ensembles import run_ensemble
+
+    threads = torch.get_num_threads()
+    with monkeypatch.context() as patch:
+        patch.setenv("MUCOMP_HOME", str(home))
+        torch.set_num_threads(1)
+        try:
+            return run_ensemble(ENSEMBLE_CONFIG, ENSEMBLE_N)
+        finally:
+            torch.set_num_threads(threads)
+
+
+def _submit(executor, requests, home, monkeypatch) -> list[int]:
+    monkeypatch.setenv("MUCOMP_HOME", str(home))  # jobs capture the environment at submit time
+    return executor.submit(requests)
+
+
+def _wait(executor, ids: list[int], timeout: float = 240) -> list[dict]:
+    assert executor.wait(timeout, ids), f"the jobs did not finish in {timeout} s: {executor.jobs()}"
+    return [executor.get(i) for i in ids]
+
+
+def test_an_ensemble_on_ray_lands_in_the_drivers_home_as_it_does_in_process(ray_executor, ensemble_homes, tmp_path,
+                                                                             monkeypatch):
+    from mucomp.execution import MakeEnsembleMember, RunEnsemble
+    from mucomp.store.ensembles import load_ensemble_results, results_dir
+
+    driver = tmp_path / "driver-home"
+    specs = {kind: EnsembleSpec(ENSEMBLE_CONFIG, kind) for kind in ("retrained", "unlearned")}
+    # The Retrained members as member jobs; the unlearned ones are left to the RunEnsemble task,
+    # which must wait for the member jobs (or its node would make and send the Retrained ones too).
+    requests = [MakeEnsembleMember(specs["retrained"], s) for s in specs["retrained"].member_seeds(ENSEMBLE_N)]
+    requests.append(RunEnsemble(ENSEMBLE_CONFIG, ENSEMBLE_N, started_at=time.time()))
+    start = time.perf_counter()
+    ids = _submit(ray_executor, requests, driver, monkeypatch)
+    # The same ensemble in this process meanwhile (the Ray workers spend their first seconds on imports).
+    inline = _inline_records(ensemble_homes["inline"], monkeypatch)
+    print(f"\nthe same ensemble in this process: {time.perf_counter() - start:.1f} s")
+    jobs = _wait(ray_executor, ids)
+    spans = ", ".join(f"{j['finished_at'] - j['submitted_at']:.1f}" for j in jobs)
+    print(f"{len(jobs)} ensemble jobs on Ray in {time.perf_counter() - start:.1f} s (each done after: {spans} s)")
+    assert [j["state"] for j in jobs] == ["completed"] * len(jobs), [j["message"] for j in jobs]
+    assert all(j["worker"].startswith("ray ") for j in jobs)
+    assert [j["result"]["members_from_node"] for j in jobs] == [1] * ENSEMBLE_N + [ENSEMBLE_N]  # the unlearned N only
+    final = jobs[-1]["result"]
+    assert final["n_models"] == ENSEMBLE_N and final["key"] == specs["unlearned"].record_key()
+
+    for spec in specs.values():  # every member in the driver's home (and the node's cache)
+        for seed in spec.member_seeds(ENSEMBLE_N):
+            assert member_path(spec, seed, driver).is_file() and member_path(spec, seed, ensemble_homes["node"]).is_file()
+    assert not results_dir(ensemble_homes["node"]).exists()  # the node stores no records
+
+    stored, problems = load_ensemble_results(driver)
+    assert problems == []
+    ray_records = {r.kind: r for r in stored}
+    assert ray_records.keys() == {"unlearned", "retrained"}
+    for kind, record in inline.items():
+        theirs = ray_records[kind]
+        assert (theirs.key, theirs.unlearn_seeds, theirs.retrained_seeds) == \
+            (record.key, record.unlearn_seeds, record.retrained_seeds)
+        assert theirs.forget_quality == record.forget_quality and theirs.score == record.score
+        assert theirs.klom == record.klom and theirs.klom_p95 == record.klom_p95
+        assert theirs.epsilons == record.epsilons and theirs.confidences == record.confidences
+    assert ray_records["unlearned"].seconds >= 0
+
+
+def _tampered(data: bytes) -> bytes:
+    """A member file whose forget indices are not the scenario's."""
+    with np.load(io.BytesIO(data)) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays["forget_indices"] = arrays["forget_indices"] + 1
+    out = io.BytesIO()
+    np.savez(out, **arrays)
+    return out.getvalue()
+
+
+def test_a_tampered_member_from_ray_is_refused_and_nothing_stored(ray_executor, ensemble_homes, tmp_path, monkeypatch):
+    from mucomp.execution import MakeEnsembleMember, ray_ensembles
+
+    store = ray_ensembles.store_outcome
+
+    def tampering(request, payload, home):
+        for item in payload["members"]:
+            item["data"] = _tampered(item["data"])
+        return store(request, payload, home)
+
+    monkeypatch.setattr(ray_ensembles, "store_outcome", tampering)  # what the driver receives
+    driver = tmp_path / "driver-home"
+    spec = EnsembleSpec(ENSEMBLE_CONFIG, "unlearned")
+    [job] = _wait(ray_executor, _submit(ray_executor, [MakeEnsembleMember(spec, 0)], driver, monkeypatch))
+    assert job["state"] == "failed", job
+    assert "refused" in job["message"] and "forget indices" in job["message"], job["message"]
+    print(f"\n{job['message']}")
+    folder = member_path(spec, 0, driver).parent
+    assert not folder.exists() or not [p for p in folder.iterdir() if p.suffix == ".npz"]  # no temporary left

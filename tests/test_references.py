@@ -41,14 +41,25 @@ def test_second_request_is_served_from_the_disk_cache(digits_scenario, digits_re
         assert torch.equal(value, again.model.state_dict()[key])
 
 
-def test_same_seed_gives_identical_models_and_metrics(digits_scenario, digits_references, tmp_path, monkeypatch):
-    _, retrained = digits_references
-    monkeypatch.setenv("MUCOMP_HOME", str(tmp_path))
-    fresh = load_reference(digits_scenario, "retrained")
-    assert fresh.source == "trained" and str(fresh.path).startswith(str(tmp_path))
-    for key, value in retrained.model.state_dict().items():
-        assert torch.equal(value, fresh.model.state_dict()[key]), key
-    assert metrics_of(fresh.model, digits_scenario) == metrics_of(retrained.model, digits_scenario)
+def short_digits_recipe(monkeypatch) -> None:
+    """Two epochs of the digits recipe: the tests of the cache and of determinism train a
+    reference of their own, which needs no full training (the acceptance figures are above)."""
+    from mucomp import recipes
+
+    monkeypatch.setitem(recipes.RECIPES, "digits", recipes.TrainRecipe(epochs=2, lr=0.05, batch_size=64))
+
+
+def test_same_seed_gives_identical_models_and_metrics(digits_scenario, tmp_path, monkeypatch):
+    short_digits_recipe(monkeypatch)
+    models = []
+    for name in ("first", "second"):
+        monkeypatch.setenv("MUCOMP_HOME", str(tmp_path / name))
+        fresh = load_reference(digits_scenario, "retrained")
+        assert fresh.source == "trained" and str(fresh.path).startswith(str(tmp_path / name))
+        models.append(fresh.model)
+    for key, value in models[0].state_dict().items():
+        assert torch.equal(value, models[1].state_dict()[key]), key
+    assert metrics_of(models[0], digits_scenario) == metrics_of(models[1], digits_scenario)
 
 
 def test_retrained_never_sees_the_forget_class(digits_scenario, monkeypatch, tmp_path):
@@ -68,6 +79,7 @@ def test_retrained_never_sees_the_forget_class(digits_scenario, monkeypatch, tmp
 
 
 def test_a_damaged_cache_file_is_retrained(digits_scenario, tmp_path, monkeypatch):
+    short_digits_recipe(monkeypatch)
     monkeypatch.setenv("MUCOMP_HOME", str(tmp_path))
     path = cache_path(digits_scenario, "retrained")
     path.parent.mkdir(parents=True)
@@ -230,10 +242,7 @@ def test_training_applies_nesterov_and_the_gradient_clip(digits_scenario):
 def test_reference_weights_do_not_depend_on_the_processs_thread_count(tmp_path, monkeypatch):
     """The same scenario's Retrained weights, trained at 1 and at 3 torch threads (3 rounds
     differently from 1, 2 and 4 on a 2-core machine when the count is not fixed), are bit-identical."""
-    from mucomp import recipes
-
-    # Two epochs are enough to show the difference (and keep the test short).
-    monkeypatch.setitem(recipes.RECIPES, "digits", recipes.TrainRecipe(epochs=2, lr=0.05, batch_size=64))
+    short_digits_recipe(monkeypatch)  # two epochs show the difference
     scenario = Scenario("digits", 5, 0)
     before = torch.get_num_threads()
     weights = {}

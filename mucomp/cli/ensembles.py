@@ -1,7 +1,7 @@
 """``mucomp ensemble``: the many-model evaluation of one method configuration (the NeurIPS-2023
 challenge's forgetting quality F and final score, EasyDUB's KLoM) on ensembles of N unlearned and
-N Retrained models, made through the job API (this process, or local worker processes), stored
-and printed."""
+N Retrained models, made through the job API (this process, local worker processes or a Ray
+cluster), stored and printed."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ def cmd_ensemble(args) -> int:
         raise UsageError(f"--n: an ensemble needs 2 to {MAX_MODELS} models per side, got {args.n}")
     if args.workers < 0:
         raise UsageError(f"--workers: must be 0 (this process) or more, got {args.workers}")
+    if args.executor == "ray" and args.workers:
+        raise UsageError("--workers: local worker processes; with --executor ray the cluster's CPUs make the models")
     if args.train_seed is not None:
         args.seed = args.train_seed
     config, _, _, _ = _config_from_args(args)  # the method and its hyper-parameters, as `mucomp run` reads them
@@ -38,12 +40,13 @@ def cmd_ensemble(args) -> int:
     except EnsembleError as err:
         raise UsageError(f"--method / --n: {err}") from err
     print(f"mucomp ensemble: {eta_text(eta)}", file=sys.stderr, flush=True)
-    if not args.workers:
+    if not args.workers and args.executor == "local":
         apply_torch_threads()
     progress = _progress(sys.stderr.isatty() and not args.quiet, args.n)
     try:
         final = run_ensemble_jobs(config, args.n, workers=args.workers,
-                                  torch_threads=settings.requested_torch_threads(), follow=progress)
+                                  torch_threads=settings.requested_torch_threads(), follow=progress,
+                                  executor=args.executor, ray_address=args.ray_address)
     finally:
         if progress is not None:
             print(file=sys.stderr)
@@ -132,6 +135,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                f"(default {DEFAULT_MODELS}; cached: a larger N later makes only the missing ones)")
     ensemble.add_argument("--workers", type=int, default=0, metavar="W",
                           help="local worker processes (models made side by side); 0: this process (default)")
+    ensemble.add_argument("--executor", choices=["local", "ray"], default="local",
+                          help="where the models are made: this machine (default) or a Ray cluster, whose nodes make "
+                               "them side by side and send them back to this home (pip install 'mucomp[ray]')")
+    ensemble.add_argument("--ray-address", dest="ray_address", default=None,
+                          help="with --executor ray: the cluster to join, e.g. auto or ray://HOST:10001 "
+                               "(default: a local Ray)")
     ensemble.add_argument("--json", action="store_true", help="print the stored record as JSON")
     ensemble.add_argument("--quiet", action="store_true", help="no progress line")
     # What `mucomp run`'s reading of the method needs (an ensemble is one configuration from the Original).

@@ -33,18 +33,32 @@ def run_to_completion(
     torch_threads: int | None = None,
     follow: Callable[[list[dict]], None] | None = None,
     poll_s: float = 0.2,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> list[dict | None]:
     """Run ``requests`` through the job API and wait for all of them: in this process
     (``workers=0``, the inline executor) or on ``workers`` local worker processes (``torch_threads``
-    each; default: the cores shared out). ``follow(snapshots)`` every ``poll_s`` seconds while they
-    run (progress display). Ctrl-C cancels every job and is raised again. Returns the jobs'
-    final snapshots, in the requests' order (None for one the executor lost)."""
-    if workers and workers > 0:
+    each; default: the cores shared out); with ``executor="ray"`` on a Ray cluster instead
+    (``ray_address``; default: an initialised or a new local Ray; ``torch_threads`` CPUs per task,
+    default 1). ``follow(snapshots)`` every ``poll_s`` seconds while they run (progress display).
+    Ctrl-C cancels every job and is raised again. Returns the jobs' final snapshots, in the
+    requests' order (None for one the executor lost)."""
+    if executor == "ray":
+        chosen = make_executor("ray", ray_address=ray_address, torch_threads=torch_threads or 1)
+    elif executor != "local":
+        raise ValueError(f"unknown executor {executor!r}; use local or ray")
+    elif workers and workers > 0:
         count = min(int(workers), len(requests))
         threads = torch_threads or max(1, (os.cpu_count() or 1) // count)
-        executor = make_executor("local", workers=count, torch_threads=threads, warm_umap=False)
+        chosen = make_executor("local", workers=count, torch_threads=threads, warm_umap=False)
     else:
-        executor = make_executor("inline")
+        chosen = make_executor("inline")
+    return _wait_for(chosen, requests, follow, poll_s)
+
+
+def _wait_for(executor: Executor, requests: Sequence, follow: Callable[[list[dict]], None] | None,
+              poll_s: float) -> list[dict | None]:
+    """Submit ``requests`` to ``executor``, wait for them (Ctrl-C cancels them), shut it down."""
     try:
         ids = executor.submit(list(requests), max_runs=None)
         try:

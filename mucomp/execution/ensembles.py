@@ -164,16 +164,22 @@ def run_ensemble_jobs(
     allow_costly: bool = False,
     follow: Callable[[list[dict]], None] | None = None,
     poll_s: float = 0.2,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> dict:
     """Run :func:`ensemble_requests` through the job API and return the finished
     :class:`~mucomp.execution.requests.RunEnsemble` job's snapshot (its ``result``: F, the score,
     KLoM P95 of the forget set and the records' keys): in this process (``workers=0``, the inline
     executor) or on ``workers`` local worker processes (members side by side, ``torch_threads``
-    each; default: the cores shared out). ``follow(snapshots)`` every ``poll_s`` seconds while they
-    run (progress display). Ctrl-C cancels every job. Raises RuntimeError when the ensemble job
-    does not complete."""
-    requests = ensemble_requests(config, n, parallel=workers > 1, allow_costly=allow_costly)
-    jobs = run_to_completion(requests, workers=workers, torch_threads=torch_threads, follow=follow, poll_s=poll_s)
+    each; default: the cores shared out), or with ``executor="ray"`` on a Ray cluster
+    (``ray_address``; members made on its nodes side by side, ``torch_threads`` CPUs each, default
+    1, and cached in this home: :mod:`mucomp.execution.ray_ensembles`). ``follow(snapshots)`` every
+    ``poll_s`` seconds while they run (progress display). Ctrl-C cancels every job. Raises
+    RuntimeError when the ensemble job does not complete."""
+    parallel = workers > 1 or executor == "ray"
+    requests = ensemble_requests(config, n, parallel=parallel, allow_costly=allow_costly)
+    jobs = run_to_completion(requests, workers=workers, torch_threads=torch_threads, follow=follow, poll_s=poll_s,
+                             executor=executor, ray_address=ray_address)
     final = jobs[-1]
     if final is None or final["state"] != "completed":
         failed = [j for j in jobs if j is not None and j["state"] != "completed"]

@@ -89,18 +89,34 @@ def _ensemble_job(request: MakeEnsembleMember | RunEnsemble, progress: Callable[
     """One ensemble member made (stage ``member``), or the ensembles made, scored and stored
     (stages ``members``, with ``member`` / ``members``, then ``scoring``); returns the summary."""
     if isinstance(request, MakeEnsembleMember):
-        def member_progress(step: str, done: float) -> None:
-            progress("member", done, kind=request.spec.kind, seed=request.seed, step=step)
+        return member_job(request, progress, cancel)
+    return ensemble_summary(ensemble_records(request, progress, cancel))
 
-        member = ensemble_member(request.spec, request.seed, cancel=cancel, progress=member_progress)
-        return {"kind": request.spec.kind, "seed": member.seed, "seconds": member.seconds, "cached": member.cached}
 
+def member_job(request: MakeEnsembleMember, progress: Callable[..., None], cancel: Callable[[], bool]) -> dict:
+    """Make (or find cached) the member of ``request`` under ``$MUCOMP_HOME`` (stage ``member``);
+    returns the job's summary."""
+    def member_progress(step: str, done: float) -> None:
+        progress("member", done, kind=request.spec.kind, seed=request.seed, step=step)
+
+    member = ensemble_member(request.spec, request.seed, cancel=cancel, progress=member_progress)
+    return {"kind": request.spec.kind, "seed": member.seed, "seconds": member.seconds, "cached": member.cached}
+
+
+def ensemble_records(request: RunEnsemble, progress: Callable[..., None], cancel: Callable[[], bool], *,
+                     save: bool = True) -> dict:
+    """Make (or load) the members of ``request`` under ``$MUCOMP_HOME`` and score them (stages
+    ``members``, then ``scoring``); returns both records, stored there when ``save``."""
     def members_progress(done: float, total: int, **figures) -> None:
         stage, fraction = ("members", done / total) if done < total else ("scoring", 0.0)
         progress(stage, fraction, member=min(int(done) + 1, total), members=total, **figures)
 
-    records = run_ensemble(request.config, request.n, cancel=cancel, progress=members_progress,
-                           allow_costly=request.allow_costly, started_at=request.started_at)
+    return run_ensemble(request.config, request.n, cancel=cancel, progress=members_progress,
+                        allow_costly=request.allow_costly, started_at=request.started_at, save=save)
+
+
+def ensemble_summary(records: dict) -> dict:
+    """A finished ensemble job's summary from its two records."""
     unlearned = records["unlearned"]
     return {"ensemble_F": unlearned.forget_quality, "ensemble_score": unlearned.score,
             "klom_p95_forget": unlearned.klom_p95.forget, "n_models": unlearned.n_models, "key": unlearned.key,

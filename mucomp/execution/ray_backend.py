@@ -17,6 +17,10 @@ backend would have stored them.
   :data:`CANCEL_GRACE_S` seconds its worker is killed (``force=True``). The job ends "cancelled".
 - A task whose worker died (a crash, the OOM killer, a lost node) fails its job with the reason;
   Ray never retries a job.
+- Ensembles (:mod:`mucomp.execution.ray_ensembles`): a member job makes its member on a node and
+  returns the file, a RunEnsemble job is held until no member job of its ensembles is queued or
+  running, then sent the driver's cached members and returns the records and the members it made;
+  the driver checks both and stores them under the job's home. Audits stay refused.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from mucomp.config import base_problem
+from mucomp.execution import ray_ensembles
 from mucomp.execution.jobs import Executor, Job, job_environment, outcome_state
 from mucomp.execution.ray_tasks import home_of, pack_experiment, run_job, save_packed
 from mucomp.execution.requests import method_origin
@@ -150,7 +155,8 @@ class RayExecutor(Executor):
     local Ray); ``num_gpus``: GPUs per task (default 1 when jobs run on CUDA, else 0);
     ``init_kwargs``: more arguments for ``ray.init`` (e.g. a ``runtime_env`` that ships the code
     to a remote cluster); ``store``: where results are stored (default: the store of the
-    ``MUCOMP_HOME`` each job was submitted under, as with the local backend).
+    ``MUCOMP_HOME`` each job was submitted under, as with the local backend; ensemble members and
+    records always go to that home).
     """
 
     kind = "ray"
@@ -182,6 +188,9 @@ class RayExecutor(Executor):
         self._task = ray.remote(max_retries=0)(run_job)
         self._control = ray.remote(num_cpus=0)(_control_class()).remote()
         self._in_flight: dict[int, _InFlight] = {}
+        #: Ensemble jobs taken but held until no member job of their ensembles is queued or running.
+        self._held: list[Job] = []
+        self._keys: dict[int, frozenset[str]] = {}  # the ensemble cache keys of ensemble jobs
         self._thread: threading.Thread | None = None
         self._start()
 
@@ -204,12 +213,19 @@ class RayExecutor(Executor):
 
     def _step(self) -> None:
         ray = self._ray
+        self._release_held()
         while len(self._in_flight) < self.max_in_flight:
-            job = self._take(timeout=0.0 if self._in_flight else 0.5, worker="ray")
+            job = self._take(timeout=0.0 if self._in_flight or self._held else 0.5, worker="ray")
             if job is None:
                 break
+            if self._must_wait(job):
+                self._held.append(job)
+                self._report(job, "waiting", 0.0, {})
+                continue
             self._dispatch(job)
         if not self._in_flight:
+            if self._held:
+                time.sleep(_LOOP_S)  # held jobs are looked at again without a busy loop
             return
         refs = [task.ref for task in self._in_flight.values()]
         done, _ = ray.wait(refs, num_returns=len(refs), timeout=_LOOP_S, fetch_local=False)
@@ -220,6 +236,41 @@ class RayExecutor(Executor):
                 self._collect(task)
             else:
                 self._follow_cancel(task)
+
+    def _ensemble_keys(self, job: Job) -> frozenset[str]:
+        keys = self._keys.get(job.id)
+        if keys is None:
+            try:
+                keys = ray_ensembles.ensemble_keys(job.config)
+            except Exception:  # e.g. a method not registered here: the job fails when it is sent
+                keys = frozenset()
+            self._keys[job.id] = keys
+        return keys
+
+    def _must_wait(self, job: Job) -> bool:
+        """Whether ``job`` is a RunEnsemble whose members a MakeEnsembleMember job of this executor
+        still makes (queued or running): it is sent once they are in the driver's home."""
+        from mucomp.execution.requests import MakeEnsembleMember, RunEnsemble
+
+        if not isinstance(job.config, RunEnsemble):
+            return False
+        with self._lock:
+            pending = [j for j in self._jobs.values() if not j.finished and isinstance(j.config, MakeEnsembleMember)]
+            stale = [i for i in self._keys if i not in self._jobs or self._jobs[i].finished]
+        for job_id in stale:
+            self._keys.pop(job_id, None)
+        keys = self._ensemble_keys(job)
+        return any(self._ensemble_keys(other) & keys for other in pending)
+
+    def _release_held(self) -> None:
+        """Send the held ensemble jobs whose members are made (a cancelled one ends at once)."""
+        for job in list(self._held):
+            if job.finished or self._cancel_requested(job):
+                self._held.remove(job)
+                self._finish(job, "cancelled", "cancelled before it started")
+            elif len(self._in_flight) < self.max_in_flight and not self._must_wait(job):
+                self._held.remove(job)
+                self._dispatch(job)
 
     def _driver_store(self, job: Job):
         """The store a job's results go to."""
@@ -235,19 +286,15 @@ class RayExecutor(Executor):
 
     def _dispatch(self, job: Job) -> None:
         """Start ``job``'s task (or fail it when it cannot be sent)."""
-        from mucomp.execution.requests import MakeEnsembleMember, MakeShadowPair, RunAudit, RunEnsemble
+        from mucomp.execution.requests import MakeShadowPair, RunAudit
 
         if isinstance(job.config, (RunAudit, MakeShadowPair)):  # they update the driver's store in place
             self._finish(job, "failed", "audits run on local workers or in this process, not on Ray: use "
                                         "`mucomp audit ID --ulira --workers N`")
             return
-        if isinstance(job.config, (RunEnsemble, MakeEnsembleMember)):  # they write the driver's MUCOMP_HOME
-            self._finish(job, "failed", "ensembles run on local workers or in this process, not on Ray yet: use "
-                                        "`mucomp ensemble --method M --n N --workers W`")
-            return
         try:
             config = job.config
-            base = None
+            base, members = None, None
             base_id = getattr(config, "base", "original")
             if isinstance(base_id, str) and base_id != "original":
                 stored = self._driver_store(job).load(base_id)
@@ -257,11 +304,14 @@ class RayExecutor(Executor):
                     return
                 base = pack_experiment(stored)
             env = dict(job.env)
+            if isinstance(config, ray_ensembles.ENSEMBLE_REQUESTS):  # members made on the node, cached here
+                env = ray_ensembles.task_environment(env)
+                members = ray_ensembles.driver_members(config, home_of(job.env))
             env["MUCOMP_HOME"] = None  # the task runs under its node's home (node_home), not the driver's
             gpus = self.num_gpus if self.num_gpus is not None else (1 if _wants_gpu(job.env) else 0)
             task = self._task.options(num_cpus=self.torch_threads, num_gpus=gpus, name=f"mucomp-job-{job.id}")
             ref = task.remote(job.id, config, job.owner, env, method_origin(config), self.torch_threads, base,
-                              self._control)
+                              self._control, members)
         except Exception as err:  # e.g. an unknown base, or a request that cannot be pickled
             self._finish(job, "failed", f"the job could not be sent to Ray: {type(err).__name__}: {err}")
             return
@@ -329,6 +379,11 @@ class RayExecutor(Executor):
             self._report(job, *outcome["progress"])
         state, text = outcome["state"], outcome["message"]
         experiment_id = outcome["experiment_id"]
+        summary = outcome["summary"]
+        if state == "completed" and isinstance(job.config, ray_ensembles.ENSEMBLE_REQUESTS):
+            summary = self._store_ensemble(job, outcome)
+            if summary is None:
+                return
         store = self._driver_store(job)
         try:
             for packed in outcome["experiments"]:
@@ -344,7 +399,23 @@ class RayExecutor(Executor):
         if cancelled and state == "failed":
             state = "cancelled"  # a stop forced by the cancel is the cancel
         self._finish(job, state, text, experiment_id if state == "completed" else None,
-                     outcome["summary"] if state == "completed" else None)
+                     summary if state == "completed" else None)
+
+    def _store_ensemble(self, job: Job, outcome: dict) -> dict | None:
+        """Store what an ensemble task returned under the job's home; the job's summary, or None
+        when it was refused (the job is then failed)."""
+        home = home_of(job.env)
+        try:
+            figures = ray_ensembles.store_outcome(job.config, outcome.get("ensemble"), home)
+        except ray_ensembles.EnsembleTransferError as err:
+            self._finish(job, "failed", f"the job ran, but what its Ray task returned was refused; nothing was "
+                                        f"stored: {err}")
+            return None
+        except Exception as err:
+            self._finish(job, "failed", f"the job ran, but its models could not be stored in {home}: "
+                                        f"{type(err).__name__}: {err}")
+            return None
+        return {**(outcome["summary"] or {}), **figures}
 
     # --- stopping ----------------------------------------------------------------------------------
     def shutdown(self) -> None:
@@ -360,6 +431,9 @@ class RayExecutor(Executor):
                 ray.cancel(task.ref, force=True)
             self._in_flight.pop(task.job.id, None)
             self._finish(task.job, "cancelled", "cancelled: the executor was shut down; nothing was stored")
+        held, self._held = self._held, []
+        for job in held:
+            self._finish(job, "cancelled", "cancelled before it started: the executor was shut down")
         with self._lock:
             queued = [self._jobs[i] for i in self._order if self._jobs[i].state == "queued"]
         for job in queued:

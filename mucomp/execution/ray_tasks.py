@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mucomp.execution.ray_ensembles import ENSEMBLE_REQUESTS
+from mucomp.execution.ray_ensembles import node_work as node_ensemble_work
 from mucomp.execution.requests import request_scenario
 
 #: The least seconds between two progress messages of a task (a new stage is always sent).
@@ -190,13 +192,15 @@ def _node_work(request: Any, owner: str | None, env: dict, origin: str | None, b
 
 
 def run_job(job_id: int, request: Any, owner: str | None, env: dict[str, str | None], origin: str | None,
-             torch_threads: int, base: dict[str, Any] | None, control) -> dict[str, Any]:
+            torch_threads: int, base: dict[str, Any] | None, control, members: list | None = None) -> dict[str, Any]:
     """One job in a Ray worker (the remote task's body); returns its outcome as plain data.
 
     ``env``: the job's environment; its ``MUCOMP_HOME`` is replaced by :func:`node_home` here;
-    ``base``: the packed base experiment of a run from a stored experiment. Returns ``state``,
-    ``message``, ``experiment_id``, ``summary``, ``worker`` and ``experiments`` (the packed run and
-    the scenario's references, for the driver to store).
+    ``base``: the packed base experiment of a run from a stored experiment; ``members``: the
+    driver's cached member files sent with an ensemble job
+    (:mod:`mucomp.execution.ray_ensembles`). Returns ``state``, ``message``, ``experiment_id``,
+    ``summary``, ``worker``, ``experiments`` (the packed run and the scenario's references, for the
+    driver to store) and ``ensemble`` (an ensemble job's members and records, else None).
     """
     import socket
 
@@ -217,7 +221,9 @@ def run_job(job_id: int, request: Any, owner: str | None, env: dict[str, str | N
         control.started.remote(job_id, where)
     torch.set_num_threads(max(1, int(torch_threads)))
     baseline = torch_state()
-    warm_up(background=True)  # UMAP's compilation (the runner waits for it before the unlearning clock starts)
+    ensemble = isinstance(request, ENSEMBLE_REQUESTS)
+    if not ensemble:  # ensembles embed nothing
+        warm_up(background=True)  # UMAP's compilation (the runner waits for it before the unlearning clock starts)
     progress = _Progress(control, job_id)
     watch = _CancelWatch(control, job_id)
     home = node_home()
@@ -225,10 +231,16 @@ def run_job(job_id: int, request: Any, owner: str | None, env: dict[str, str | N
     if not env.get("MUCOMP_DEVICE") and not ray.get_gpu_ids() and torch.cuda.is_available():
         env["MUCOMP_DEVICE"] = "cpu"  # a task given no GPU must not take one of the node's
     packed: list[dict] = []
+    returned: dict = {}
+    if ensemble:
+        def work():
+            return node_ensemble_work(request, env, origin, members, progress, watch.event.is_set, returned)
+    else:
+        def work():
+            return _node_work(request, owner, env, origin, base, home, progress, watch.event.is_set, packed)
     try:
         # KeyboardInterrupt is Ray's own cancellation: let it through.
-        outcome = carry_out(lambda: _node_work(request, owner, env, origin, base, home, progress, watch.event.is_set,
-                                               packed), let_through=(KeyboardInterrupt,))
+        outcome = carry_out(work, let_through=(KeyboardInterrupt,))
     finally:
         watch.stop()
         progress.flush()
@@ -237,4 +249,5 @@ def run_job(job_id: int, request: Any, owner: str | None, env: dict[str, str | N
     if outcome.state != "completed":  # the references prepared on the way still go to the driver
         packed = [p for p in packed if p["result"].get("kind") in ("original", "retrained")]
     return {"state": outcome.state, "message": outcome.message, "experiment_id": outcome.experiment_id,
-            "summary": outcome.summary, "worker": where, "experiments": packed, "progress": progress.final}
+            "summary": outcome.summary, "worker": where, "experiments": packed, "progress": progress.final,
+            "ensemble": returned if ensemble and outcome.state == "completed" else None}

@@ -31,6 +31,7 @@ import hashlib
 import json
 import math
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,14 +194,14 @@ class EnsembleMember:
     cached: bool = False
 
 
-def members_root() -> Path:
-    """``$MUCOMP_HOME/ensembles/members``."""
-    return settings.home() / "ensembles" / "members"
+def members_root(home: Path | None = None) -> Path:
+    """``<home>/ensembles/members`` (``home``: ``$MUCOMP_HOME``)."""
+    return Path(settings.home() if home is None else home) / "ensembles" / "members"
 
 
-def member_path(spec: EnsembleSpec, seed: int) -> Path:
-    """Where member ``seed`` of ``spec`` is cached."""
-    return members_root() / spec.key / f"member-s{int(seed)}.npz"
+def member_path(spec: EnsembleSpec, seed: int, home: Path | None = None) -> Path:
+    """Where member ``seed`` of ``spec`` is cached (under ``home``, default ``$MUCOMP_HOME``)."""
+    return members_root(home) / spec.key / f"member-s{int(seed)}.npz"
 
 
 def check_ensemble(config: ExperimentConfig, n: int, *, allow_costly: bool = False) -> None:
@@ -254,22 +255,47 @@ def member_figures(model: torch.nn.Module, scenario: Scenario) -> dict[str, Any]
     }
 
 
+class MemberFileError(ValueError):
+    """A member file that is not member ``seed`` of the scenario's ensemble; the message says why."""
+
+
+def read_member(path: Path, seed: int, scenario: Scenario) -> EnsembleMember:
+    """The member cached in ``path``, checked against ``scenario``: its format, its seed, its forget
+    indices, the retain and test sizes and every array's length. Raises :class:`MemberFileError`
+    naming what differs (or why the file can't be read)."""
+    try:
+        with np.load(path) as data:
+            if int(data["format"]) != MEMBER_FORMAT:
+                raise MemberFileError(f"format {int(data['format'])}, not {MEMBER_FORMAT}")
+            if int(data["seed"]) != int(seed):
+                raise MemberFileError(f"the member of seed {int(data['seed'])}, not {int(seed)}")
+            if not np.array_equal(data["forget_indices"], scenario.forget_indices):
+                raise MemberFileError("other forget indices than the scenario's")
+            sizes = {"forget": np.asarray(scenario.forget_indices).size, "retain": scenario.retain_indices.size,
+                     "test": len(scenario.data.test)}
+            if int(data["n_retain"]) != sizes["retain"] or int(data["n_test"]) != sizes["test"]:
+                raise MemberFileError(f"{int(data['n_retain'])} retain and {int(data['n_test'])} test images, not "
+                                      f"{sizes['retain']} and {sizes['test']}")
+            arrays = {"confidences": data["confidences"], **{split: data[f"margin_{split}"] for split in SPLITS}}
+            for name, array in arrays.items():
+                if array.shape != (sizes.get(name, sizes["forget"]),):
+                    raise MemberFileError(f"{name} of shape {array.shape}")
+            return EnsembleMember(
+                int(seed), arrays["confidences"].astype(np.float64),
+                {split: arrays[split].astype(np.float64) for split in SPLITS},
+                float(data["retain_accuracy"]), float(data["test_accuracy"]), float(data["seconds"]),
+                float(data["evaluation_seconds"]), bool(data["trained"]), True)
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as err:
+        if isinstance(err, MemberFileError):
+            raise
+        raise MemberFileError(f"unreadable ({type(err).__name__}: {err})") from err
+
+
 def _load_member(path: Path, seed: int, scenario: Scenario) -> EnsembleMember | None:
     """A cached member, or None when it is damaged or of other images (then it is made again)."""
     try:
-        with np.load(path) as data:
-            same = (int(data["format"]) == MEMBER_FORMAT
-                    and np.array_equal(data["forget_indices"], scenario.forget_indices)
-                    and int(data["n_retain"]) == scenario.retain_indices.size
-                    and int(data["n_test"]) == len(scenario.data.test))
-            if not same:
-                return None
-            return EnsembleMember(
-                seed, data["confidences"].astype(np.float64),
-                {split: data[f"margin_{split}"].astype(np.float64) for split in SPLITS},
-                float(data["retain_accuracy"]), float(data["test_accuracy"]), float(data["seconds"]),
-                float(data["evaluation_seconds"]), bool(data["trained"]), True)
-    except (OSError, KeyError, ValueError, TypeError):
+        return read_member(path, seed, scenario)
+    except MemberFileError:
         return None
 
 
@@ -457,22 +483,24 @@ def retrained_record(spec: EnsembleSpec, retrained: list[EnsembleMember], *, sec
         member_seconds=[m.seconds for m in retrained], seconds=float(seconds))
 
 
-def save_records(records: dict[str, EnsembleResult]) -> dict[str, Path | None]:
-    """Store both records; the Retrained one only when no larger Retrained ensemble of the scenario
-    is stored (another method may have asked for more models). Returns the paths (None: kept)."""
+def save_records(records: dict[str, EnsembleResult], home: Path | None = None) -> dict[str, Path | None]:
+    """Store both records under ``home`` (default ``$MUCOMP_HOME``); the Retrained one only when no
+    larger Retrained ensemble of the scenario is stored (another method may have asked for more
+    models). Returns the paths (None: kept)."""
     from mucomp.store.ensembles import EnsembleFileError, read_ensemble_file, results_dir
 
-    paths: dict[str, Path | None] = {"unlearned": save_ensemble_result(records["unlearned"])}
+    home = Path(settings.home() if home is None else home)
+    paths: dict[str, Path | None] = {"unlearned": save_ensemble_result(records["unlearned"], home)}
     retrained = records["retrained"]
-    lock = settings.home() / "ensembles" / ".locks" / f"{retrained.key}.lock"
+    lock = home / "ensembles" / ".locks" / f"{retrained.key}.lock"
     with locked(lock, waiting_for="another ensemble job storing the Retrained ensemble"):
-        target = results_dir() / f"{retrained.key}.json"
+        target = results_dir(home) / f"{retrained.key}.json"
         try:
             stored = read_ensemble_file(target) if target.exists() else None
         except EnsembleFileError:
             stored = None  # unreadable: replaced
         keep = stored is not None and stored.n_models > retrained.n_models
-        paths["retrained"] = None if keep else save_ensemble_result(retrained)
+        paths["retrained"] = None if keep else save_ensemble_result(retrained, home)
     return paths
 
 
