@@ -223,13 +223,13 @@ def _cli(capsys, *args) -> tuple[int, str, str]:
 def test_cli_replicates_form_one_group_and_summary_gives_their_t_interval(digits_references, capsys):
     # In this process (--workers 0): that replicates run in a worker by default is
     # tests/test_cli_grid_worker.py's subject; this test is about the group they form.
-    code, out, err = _cli(capsys, "run", "--forget-class", "3", "--method", "ga", "--seeds", "0-3", "--workers", "0",
+    code, out, err = _cli(capsys, "run", "--forget-class", "3", "--method", "ga", "--seeds", "0-2", "--workers", "0",
                           "--json", "--quiet")
     assert code == 0, err
     results = json.loads(out)
-    assert len(results) == 4 and sorted(r["config"]["unlearn_seed"] for r in results) == [0, 1, 2, 3]
+    assert len(results) == 3 and sorted(r["config"]["unlearn_seed"] for r in results) == [0, 1, 2]
     assert {r["config"]["train_seed"] for r in results} == {0} and len({r["group"] for r in results}) == 1
-    assert len({r["attack"]["entropy"][0] for r in results}) == 4  # each seed runs differently
+    assert len({r["attack"]["entropy"][0] for r in results}) == 3  # each seed runs differently
     group = results[0]["group"]
     code, out, err = _cli(capsys, "summary", "--group", group, "--json")
     assert code == 0, err
@@ -238,8 +238,8 @@ def test_cli_replicates_form_one_group_and_summary_gives_their_t_interval(digits
     assert varying
     for metric in varying:
         values = [r["metrics"][metric] for r in results]
-        low, high = stats.t.interval(0.95, 3, loc=np.mean(values), scale=stats.sem(values))
-        assert summary["metrics"][metric]["n"] == 4
+        low, high = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
+        assert summary["metrics"][metric]["n"] == 3
         assert summary["metrics"][metric]["mean"] == pytest.approx(np.mean(values))
         assert summary["metrics"][metric]["low"] == pytest.approx(low)
         assert summary["metrics"][metric]["high"] == pytest.approx(high)

@@ -109,7 +109,7 @@ def silent_hub(monkeypatch, online):
     url = f"http://127.0.0.1:{server.getsockname()[1]}"
     monkeypatch.setenv("HF_ENDPOINT", url)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
-    monkeypatch.setenv("MUCOMP_HUB_TIMEOUT", "2")
+    monkeypatch.setenv("MUCOMP_HUB_TIMEOUT", "1")
     yield url
     stop.set()
     thread.join(5)
@@ -121,7 +121,7 @@ def silent_hub(monkeypatch, online):
 def test_pull_and_push_give_up_on_a_hub_that_never_answers(experiment, store, silent_hub, tmp_path, capsys):
     from mucomp.sharing.hub import HubError, pull, push
 
-    expected = f"the Hub at {silent_hub} cannot be reached (no answer within 2 s); check the network or try later"
+    expected = f"the Hub at {silent_hub} cannot be reached (no answer within 1 s); check the network or try later"
     err, took = within_deadline(lambda: pull(REPO, ExperimentStore(tmp_path / "target"), endpoint=silent_hub))
     assert isinstance(err, HubError) and expected in str(err), err
     assert took < 10
