@@ -311,14 +311,13 @@ def test_teacher_must_be_taken_before_the_first_step(digits_scenario, original):
         ctx.teacher()
 
 
-def test_cli_methods_lists_every_cifar_default_with_its_source():
+def test_cli_methods_lists_every_cifar_default_with_its_source(capsys):
     import json
-    import subprocess
-    import sys
 
-    done = subprocess.run([sys.executable, "-m", "mucomp.cli", "methods", "--dataset", "cifar10", "--json"],
-                          capture_output=True, text=True, check=True)
-    methods = {m["name"]: m for m in json.loads(done.stdout)["methods"]}
+    from mucomp.cli import main
+
+    assert main(["methods", "--dataset", "cifar10", "--json"]) == 0
+    methods = {m["name"]: m for m in json.loads(capsys.readouterr().out)["methods"]}
     assert methods["rl"]["defaults"] == {"epochs": 3, "lr": 0.001, "batch_size": 64}
     assert methods["ga"]["defaults"]["epochs"] == 7 and methods["salun"]["defaults"]["lr"] == 0.001
     for name in BUILTIN_METHODS:

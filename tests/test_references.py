@@ -1,7 +1,5 @@
 import hashlib
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -158,13 +156,13 @@ def test_missing_hub_file_offline_says_what_to_do(hub_cache):
     assert "resnet18_cifar10_no_automobile.pth" in message and "MUCOMP_REFERENCE_DIR" in message
 
 
-def test_cli_references_json(digits_references):
-    done = subprocess.run(
-        [sys.executable, "-m", "mucomp.cli", "references", "--dataset", "digits", "--forget-class", "3", "--json"],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    payload = json.loads(done.stdout)
+def test_cli_references_json(digits_references, capsys):
+    from mucomp.cli import main
+
+    code = main(["references", "--dataset", "digits", "--forget-class", "3", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    payload = json.loads(out)
     assert set(payload) == {"original", "retrained"}
     for kind in payload:
         metrics = payload[kind]
@@ -172,16 +170,16 @@ def test_cli_references_json(digits_references):
             assert key in metrics
         assert len(metrics["accs"]) == 10 and np.array(metrics["label_dist"]).shape == (10, 10)
     assert payload["retrained"]["UA"] == 0.0 and payload["original"]["UA"] >= 0.95
-    assert "cache" in done.stderr  # served from the session's cache
+    assert "cache" in err  # served from the session's cache
 
 
-def test_cli_bad_forget_class_exits_2():
-    done = subprocess.run(
-        [sys.executable, "-m", "mucomp.cli", "references", "--forget-class", "eleven"],
-        capture_output=True, text=True, timeout=120,
-    )
-    assert done.returncode == 2
-    assert "--forget-class" in done.stderr and "unknown class" in done.stderr
+def test_cli_bad_forget_class_exits_2(capsys):
+    from mucomp.cli import main
+
+    code = main(["references", "--forget-class", "eleven"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--forget-class" in err and "unknown class" in err
 
 
 def test_load_checkpoint_reads_safetensors_and_names_an_unreadable_file(tmp_path):
