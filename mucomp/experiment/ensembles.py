@@ -285,9 +285,9 @@ def read_member(path: Path, seed: int, scenario: Scenario) -> EnsembleMember:
                 {split: arrays[split].astype(np.float64) for split in SPLITS},
                 float(data["retain_accuracy"]), float(data["test_accuracy"]), float(data["seconds"]),
                 float(data["evaluation_seconds"]), bool(data["trained"]), True)
+    except MemberFileError:
+        raise
     except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as err:
-        if isinstance(err, MemberFileError):
-            raise
         raise MemberFileError(f"unreadable ({type(err).__name__}: {err})") from err
 
 
