@@ -12,6 +12,8 @@
   machine compiles and later ones load the machine code in well under a second (the same code,
   so the same layouts). :func:`warm_up` pays what is left once in a daemon thread at start-up of
   the app or CLI worker; :func:`embed` waits for a warm-up in progress instead of compiling again.
+  The kernels of pynndescent, which umap-learn imports, compile only if called (never here):
+  eagerly compiled they cost about 20 s of CPU on a machine's first import.
 - Twin layouts: each model's layout is computed once, with the data seed, and stored with its
   result; :func:`mucomp.results.twin_embedding` aligns Model B's stored layout onto Model A's by
   orthogonal Procrustes (:func:`procrustes_align`: translation, one isotropic scale, rotation or
@@ -25,14 +27,17 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mucomp.blas import limited_blas
+from mucomp.layout_cache import layout_key, read_layout, write_layout
 from mucomp.seeds import validate_seed
 
 if TYPE_CHECKING:  # pragma: no cover - type hints only: importing mucomp.evaluation imports torch
@@ -146,14 +151,49 @@ _UMAP_CACHING = threading.Lock()
 _umap_caching_on = False
 
 
-def _import_umap():
-    """umap-learn, with numba's on-disk cache switched on, once per process, for the kernels of
-    :data:`_CACHED_UMAP_MODULES` that are not compiled yet (a kernel numba cannot cache, or a
-    cache folder that cannot be written, means compiling as before)."""
-    global _umap_caching_on
-    import umap
+@contextlib.contextmanager
+def _pynndescent_kernels_compiled_when_called() -> Iterator[None]:
+    """While it lasts, ``numba.njit`` drops the explicit signatures of pynndescent's kernels.
 
-    with _UMAP_CACHING:
+    umap-learn imports pynndescent, which compiles about 45 numba kernels with explicit
+    signatures as it is imported: about 20 s of CPU the first time on a machine (then read back
+    from numba's cache). mucomp never calls them (:func:`exact_knn` finds the neighbours), so they
+    are declared lazily instead: a kernel that is called compiles then, for the types it is called
+    with. umap-learn's own kernels keep their signatures (its random generator's int32 signature
+    shapes the layouts). Measured on 2 cores with an empty numba cache: ``import umap`` 3.5 s
+    instead of 23.2 s, the same layouts bit for bit (tests/test_embedding.py).
+    """
+    import numba
+
+    if "pynndescent" in sys.modules:  # imported already: its kernels are compiled
+        yield
+        return
+    eager = numba.njit
+
+    def njit(*args, **kwargs):
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if args and not callable(args[0]) and caller.partition(".")[0] == "pynndescent":
+            args = args[1:]  # the signature (a string, a list or a Signature): compile when called
+        return eager(*args, **kwargs)
+
+    numba.njit = njit
+    try:
+        yield
+    finally:
+        numba.njit = eager
+
+
+def _import_umap():
+    """umap-learn, imported with pynndescent's kernels compiled only when called
+    (:func:`_pynndescent_kernels_compiled_when_called`), and with numba's on-disk cache switched
+    on, once per process, for the kernels of :data:`_CACHED_UMAP_MODULES` that are not compiled
+    yet (a kernel numba cannot cache, or a cache folder that cannot be written, means compiling
+    as before)."""
+    global _umap_caching_on
+    with _UMAP_CACHING:  # one thread at a time: numba.njit is swapped process-wide
+        with _pynndescent_kernels_compiled_when_called():
+            import umap
+
         if not _umap_caching_on:
             _umap_caching_on = True
             import importlib
@@ -271,11 +311,16 @@ def embed(features: object, seed: int, init: object | None = None) -> np.ndarray
     Returns
     -------
     numpy.ndarray
-        float64 ``[n, 2]`` coordinates, row ``i`` for ``features[i]`` (arbitrary units).
+        float64 ``[n, 2]`` coordinates, row ``i`` for ``features[i]`` (arbitrary units): read from
+        :mod:`mucomp.layout_cache` when exactly these inputs were fitted before on this machine.
     """
     x = _check_features(features)
     seed = validate_seed(seed)
     start = None if init is None else _check_layout(init, "init", x.shape[0])
+    key = layout_key(x, seed, start, umap_params(seed))
+    cached = read_layout(key, x.shape[0])
+    if cached is not None:
+        return cached
     with _WARM_LOCK:
         warming = _warm_thread is not None and not _WARM_DONE.is_set()
     if warming:
@@ -283,6 +328,7 @@ def embed(features: object, seed: int, init: object | None = None) -> np.ndarray
     layout = _fit_umap(x, seed, start)
     if _warm_error is None:
         _WARM_DONE.set()
+    write_layout(key, layout)
     return layout
 
 

@@ -14,6 +14,10 @@ if os.environ.get("PYTEST_XDIST_WORKER") or "MUCOMP_HOME" not in os.environ:
     # pytest-xdist workers inherit the controller's environment: each gets a home of its own.
     os.environ["MUCOMP_HOME"] = tempfile.mkdtemp(prefix="mucomp-test-home-")
 os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="mucomp-test-hf-")
+if not os.environ.get("PYTEST_XDIST_WORKER"):
+    # One UMAP layout cache for the session (never the user's): the workers inherit it, and so do
+    # the processes they start; a layout fitted once is read back wherever its inputs come back.
+    os.environ["MUCOMP_CACHE_DIR"] = tempfile.mkdtemp(prefix="mucomp-test-cache-")
 # pytest-xdist workers (pyproject's addopts) share the cores: each gets its share of threads for
 # torch, BLAS and the processes it starts. Two workers of two threads each on 2 cores spent 40 %
 # more CPU on the same suite (OpenMP and OpenBLAS threads spin while they wait for a core).

@@ -7,6 +7,7 @@ module-scoped warm-up and use small inputs; everything else runs on a stub layou
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,14 @@ def digest(layout: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(layout).tobytes()).hexdigest()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_layout_cache():
+    """Every fit here is a real one (the layout cache has tests of its own below)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MUCOMP_CACHE_DIR", "off")
+        yield
+
+
 @pytest.fixture(scope="module")
 def warm():
     """Compile UMAP once for this module (the warm-up is idempotent across the session)."""
@@ -94,11 +103,26 @@ def test_warm_up_is_idempotent(warm):
 def test_same_seed_gives_identical_coordinates_in_two_processes(small_layout):
     # This process and one child: two processes, each compiling and fitting on its own.
     code = CHILD.format(tests=str(Path(__file__).parent))
-    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "MUCOMP_CACHE_DIR": "off"})
     assert child.returncode == 0, child.stderr[-2000:]
     assert child.stdout.strip().splitlines()[-1] == digest(small_layout)
     assert small_layout.shape == (150, 2) and small_layout.dtype == np.float64
     assert np.isfinite(small_layout).all()
+
+
+def test_pynndescents_kernels_compile_only_when_called_and_umaps_keep_their_signatures(small_layout):
+    # umap-learn imports pynndescent, whose kernels declared with signatures would compile as it is
+    # imported (about 20 s of CPU on a machine's first import); a fit never calls them.
+    import pynndescent.rp_trees
+    import pynndescent.utils
+    import umap.utils
+
+    for kernel in (pynndescent.utils.tau_rand_int, pynndescent.utils.norm, pynndescent.rp_trees.make_euclidean_tree):
+        assert kernel.signatures == [], kernel
+    # umap-learn's own random generator kept its declared int32 signature (it shapes the layouts).
+    assert [str(s) for s in umap.utils.tau_rand_int.signatures] == ["(Array(int64, 1, 'A', False, aligned=True),)"]
+    assert umap.utils.tau_rand_int.nopython_signatures[0].return_type.name == "int32"
 
 
 def test_layout_keeps_the_clusters_apart(small_layout):
@@ -123,6 +147,42 @@ def test_initialised_layout_and_seed_change(small_layout):
     assert not np.array_equal(other_seed, small_layout)
     started = embed(features, SMALL_SEED, init=small_layout)
     assert started.shape == (150, 2) and np.isfinite(started).all()
+
+
+def test_the_same_inputs_read_their_layout_back_and_other_inputs_fit_anew(small_layout, tmp_path, monkeypatch):
+    from mucomp import layout_cache
+
+    monkeypatch.setenv("MUCOMP_CACHE_DIR", str(tmp_path / "cache"))
+    features = small_features()
+    first = embed(features, SMALL_SEED)  # a fit, stored
+    np.testing.assert_array_equal(first, small_layout)
+    [stored] = (tmp_path / "cache" / "layouts").glob("*.npy")
+    fits = []
+    real_fit = emb._fit_umap
+    monkeypatch.setattr(emb, "_fit_umap", lambda *args: fits.append(args) or real_fit(*args))
+    np.testing.assert_array_equal(embed(features, SMALL_SEED), small_layout)
+    assert fits == []  # read back
+    nudged = features.copy()
+    nudged[0, 0] = np.nextafter(nudged[0, 0], np.float32(np.inf))  # one bit of one feature
+    for args in ((nudged, SMALL_SEED), (features, SMALL_SEED + 1), (features, SMALL_SEED, small_layout)):
+        embed(*args)
+    assert len(fits) == 3 and len(list(stored.parent.glob("*.npy"))) == 4
+
+    # A damaged or foreign file under the key is not used: the layout is fitted and stored again.
+    for damaged in (b"not a numpy file", None):
+        if damaged is None:
+            np.save(stored, np.full((150, 2), np.nan))
+        else:
+            stored.write_bytes(damaged)
+        fits.clear()
+        np.testing.assert_array_equal(embed(features, SMALL_SEED), small_layout)
+        assert len(fits) == 1 and np.array_equal(np.load(stored), small_layout)
+
+    monkeypatch.setattr(layout_cache, "MAX_FILES", 2)  # the oldest files go first
+    layout_cache.write_layout("f" * 64, small_layout)
+    assert len(list(stored.parent.glob("*.npy"))) == 2 and (stored.parent / f"{'f' * 64}.npy").exists()
+    monkeypatch.setenv("MUCOMP_CACHE_DIR", "off")
+    assert layout_cache.cache_dir() is None and layout_cache.read_layout("f" * 64, 150) is None
 
 
 def test_embed_rejects_bad_input():
