@@ -154,23 +154,24 @@ def navigate(page, label: str) -> None:
     page.get_by_role("heading", name=label, exact=True).first.wait_for()
 
 
-def choose(page, label: str, option: str | re.Pattern) -> None:
+def choose(page, label: str, option: str | re.Pattern, attempts: int = 5) -> None:
     """Pick ``option`` in the selectbox labelled ``label``. A click that lands while the page's
-    charts are still laying out sometimes leaves the list closed (seen after a page change): the
-    list is opened again then (its options are a lasting state to wait on)."""
+    charts are still laying out, or a rerun of the page while the list is open, can leave the list
+    closed (seen after a page change, and on a loaded machine with the option already found and
+    then detached): the list is opened again then (its options are a lasting state to wait on)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     item = page.get_by_role("option", name=option).first
-    for attempt in range(3):
+    for attempt in range(attempts):
         page.get_by_role("combobox", name=label).click()
         try:
-            item.wait_for(timeout=2_000)
+            item.click(timeout=5_000)
             break
         except PlaywrightTimeout:
-            if attempt == 2:
+            if attempt == attempts - 1:
                 raise
             page.keyboard.press("Escape")
-    item.click()
+            settle(page)
     settle(page)
 
 
