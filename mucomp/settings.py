@@ -1,7 +1,9 @@
 """Process-wide settings read from the environment: where files live and which device runs torch.
 
 ``MUCOMP_HOME`` (default ``./runs``) holds everything mucomp writes: ``data/`` (downloaded data
-sets), ``references/`` (locally trained reference models) and ``experiments/`` (the store).
+sets), ``references/`` (locally trained reference models) and ``experiments/`` (the store); only
+the machine-local UMAP layout cache lives outside it (:mod:`mucomp.layout_cache`,
+``MUCOMP_CACHE_DIR``), since one machine's homes share it.
 ``MUCOMP_DEVICE`` overrides the device choice (``cuda`` > ``mps`` > ``cpu``).
 """
 
