@@ -21,6 +21,7 @@ and replaced. At most :data:`MAX_FILES` are kept (the oldest go first).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -100,15 +101,16 @@ def write_layout(key: str, layout: np.ndarray) -> None:
     folder = cache_dir()
     if folder is None:
         return
+    temporary = folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
         with open(temporary, "wb") as handle:
             np.save(handle, np.ascontiguousarray(layout, dtype=np.float64), allow_pickle=False)
         os.replace(temporary, folder / f"{key}.npy")
         _prune(folder)
     except OSError:
-        return
+        with contextlib.suppress(OSError):  # a full disk: no half-written file left behind
+            temporary.unlink(missing_ok=True)
 
 
 def _prune(folder: Path) -> None:

@@ -178,6 +178,14 @@ def test_the_same_inputs_read_their_layout_back_and_other_inputs_fit_anew(small_
         np.testing.assert_array_equal(embed(features, SMALL_SEED), small_layout)
         assert len(fits) == 1 and np.array_equal(np.load(stored), small_layout)
 
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:  # a cache that cannot be written: the layout all the same, no file left
+        patch.setattr(layout_cache.np, "save", disk_full)
+        np.testing.assert_array_equal(embed(features, SMALL_SEED + 2), embed(features, SMALL_SEED + 2))
+    assert not [p for p in stored.parent.iterdir() if p.suffix == ".tmp"]
+
     monkeypatch.setattr(layout_cache, "MAX_FILES", 2)  # the oldest files go first
     layout_cache.write_layout("f" * 64, small_layout)
     assert len(list(stored.parent.glob("*.npy"))) == 2 and (stored.parent / f"{'f' * 64}.npy").exists()
