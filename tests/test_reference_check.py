@@ -34,7 +34,7 @@ def published_files(tmp_path, monkeypatch):
     that always says class 0 (test accuracy 0.1) and a Retrained without class 4 that always says
     class 1 (5 of the 45 retained test images right)."""
     home = tmp_path / "home"
-    arrays = write_fake_fashion_mnist(home / "data", n_train=100, n_test=50)
+    arrays = write_fake_fashion_mnist(home / "data", n_train=60, n_test=50)
     files = tmp_path / "hub"
     files.mkdir()
     torch.save(constant_model(0), files / ORIGINAL)
