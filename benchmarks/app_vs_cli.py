@@ -303,7 +303,9 @@ def main() -> None:
 
     os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")  # bare-mode warnings (also in spawned workers)
     os.environ.update(HF_HUB_OFFLINE="1", MUCOMP_OFFLINE="1", MUCOMP_DEVICE="cpu",
-                      MUCOMP_TORCH_THREADS=str(args.threads), MUCOMP_WORKERS="1")
+                      MUCOMP_TORCH_THREADS=str(args.threads), MUCOMP_WORKERS="1",
+                      # the same config runs in both: a cached UMAP layout would favour the second
+                      MUCOMP_CACHE_DIR="off")
     import torch
 
     default_threads = torch.get_num_threads()

@@ -36,6 +36,8 @@ PUBLISHED_S = 259.9
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MUCOMP_OFFLINE", "1")
 os.environ.setdefault("MUCOMP_DEVICE", "cpu")
+# Each repeat evaluates the same candidate: without this the repeats would time a cached UMAP layout.
+os.environ.setdefault("MUCOMP_CACHE_DIR", "off")
 
 
 def prepare_workdir(shared: Path, workdir: Path) -> dict:

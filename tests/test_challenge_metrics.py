@@ -110,8 +110,9 @@ def ref_epsilons(pos_confs, neg_confs, delta=1e-5):
         thr_eps = np.where(thr_eps == 0, candidate, thr_eps)
         kept = thr_eps[~np.isnan(thr_eps)]
         # The released code asserts here (and its `assert thr_eps` on an array cannot run); mucomp
-        # reads "no rule survives" as ε = 0.
-        epsilons.append(np.nanmax(kept) if kept.size else 0.0)
+        # reads "no rule survives" (constant sets) as 50 when the sets are apart, else 0.
+        apart = pos.min() > neg.max() or neg.min() > pos.max()
+        epsilons.append(np.nanmax(kept) if kept.size else (50.0 if apart else 0.0))
     return np.clip(epsilons, 0, 50)
 
 
@@ -332,6 +333,15 @@ def test_constant_columns():
     u = np.array([[1.0, 1.0, 2.0], [1.0, 1.0, 2.0], [1.0, 1.0, 2.0]])
     r = np.array([[0.0, 0.0, 2.0], [0.0, 0.5, 2.0], [0.0, 0.9, 2.0]])
     np.testing.assert_array_equal(challenge_epsilons(u, r), [50.0, 50.0, 0.0])
+
+
+def test_constants_closer_than_the_grid_spacing_are_told_apart():
+    # 0.3 against 0.305: no grid point falls between them, so no rule survives in float64; the
+    # released code, run in its float32, separates them (ε = 50). Equal constants stay at 0.
+    u = np.full((4, 3), 0.3)
+    r = np.array([[0.305, 0.295, 0.3]] * 4)
+    np.testing.assert_array_equal(challenge_epsilons(u, r), [50.0, 50.0, 0.0])
+    assert forget_quality(u[:, :2], r[:, :2]) == 0.0
 
 
 def test_ranges_around_the_peaky_guard():

@@ -244,8 +244,11 @@ def _epsilons(pos: np.ndarray, neg: np.ndarray, table: np.ndarray) -> np.ndarray
     ordered = np.take_along_axis(values, order, axis=1)
     from_pos = order < n_models
     best = np.fmax(_single_threshold(ordered, from_pos, table), _double_threshold(ordered, from_pos, pos, neg, table))
-    # No surviving rule: the released code asserts (metric.py l. 285); no rule tells the sets apart.
-    eps = np.where(np.isnan(best), 0.0, np.clip(best, 0.0, EPSILON_CAP))
+    # No surviving rule: the released code asserts (metric.py l. 285). It happens when both sets
+    # are constants: the same one (nothing tells them apart, 0), or two closer than the grids'
+    # spacing, which the released float32 run separates (50, the cap of a perfect rule).
+    apart = (pos.min(axis=1) > neg.max(axis=1)) | (neg.min(axis=1) > pos.max(axis=1))
+    eps = np.where(np.isnan(best), np.where(apart, EPSILON_CAP, 0.0), np.clip(best, 0.0, EPSILON_CAP))
     return np.where(peaky, EPSILON_CAP, eps)
 
 
@@ -257,7 +260,8 @@ def challenge_epsilons(unlearned_confs: Any, retrained_confs: Any) -> np.ndarray
     models (the same N on both sides). Per example: the positive set is the one with the larger
     median (ties: the unlearned); if the smaller range is below 1 % of the larger, ε = 50;
     otherwise the largest ε over the single- and double-threshold rules (:func:`_rule_epsilons`),
-    inf (so 50) when one separates the sets, 0 when no rule survives. 0 = indistinguishable.
+    inf (so 50) when one separates the sets; when no rule survives (constant sets), 50 if the sets
+    are apart and 0 if they are the same value. 0 = indistinguishable.
     """
     u, r = _ensemble_pair(unlearned_confs, retrained_confs, ("unlearned_confs", "retrained_confs"))
     if not (np.isfinite(u).all() and np.isfinite(r).all()):
