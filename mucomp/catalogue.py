@@ -141,13 +141,25 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     **{m.key: m.direction == "higher" for m in METRICS}, "PS_exact": True,
 }
 
-#: The built-in unlearning methods, in the order the app lists them (each registers itself in
-#: :mod:`mucomp.methods`; the names are here so a page can tell a built-in from a plugin without
-#: importing the methods).
-BUILTIN_METHODS = (
-    "ft", "ga", "rl", "scrub", "salun", "salun_comparator", "neggrad_plus", "l1_sparse", "ssd", "bad_teacher", "unsir",
-    "retrain",
-)
+#: The built-in unlearning methods and their labels, in the order the app lists them (each
+#: registers itself in :mod:`mucomp.methods`; they are here so a page can tell a built-in from a
+#: plugin, and name it, without importing the methods). A built-in's label is this one, never the
+#: free text a stored result carries (:func:`mucomp.results.access.method_label`).
+BUILTIN_METHOD_LABELS: dict[str, str] = {
+    "ft": "Fine-tuning (FT)",
+    "ga": "Gradient ascent (GA)",
+    "rl": "Random labels (RL)",
+    "scrub": "SCRUB",
+    "salun": "Saliency unlearning (SalUn)",
+    "salun_comparator": "SalUn, comparator's variant",
+    "neggrad_plus": "NegGrad+",
+    "l1_sparse": "l1-sparse",
+    "ssd": "Selective synaptic dampening (SSD)",
+    "bad_teacher": "Bad Teacher",
+    "unsir": "UNSIR (impair-repair)",
+    "retrain": "Retrain",
+}
+BUILTIN_METHODS = tuple(BUILTIN_METHOD_LABELS)
 
 #: Labels of a result's ``kind``.
 TYPE_LABELS: dict[str, str] = {
@@ -215,3 +227,18 @@ def metric_values(metrics: Mapping[str, object] | None, keys: tuple[str, ...] = 
     """``{key: metrics[key]}`` for the listed ``keys`` present (None where absent)."""
     metrics = metrics or {}
     return {key: metrics.get(key) for key in keys}
+
+
+def method_label(result: Mapping) -> str:
+    """A stored result's method label: a built-in's own (the stored ``method_label`` is free text
+    that a bundle can set to another method's), else the stored label, else the method's or the
+    kind's name."""
+    kind = result.get("kind")
+    config = result.get("config")
+    method = config.get("method") if isinstance(config, Mapping) else None
+    label = result.get("method_label")
+    if label:
+        return BUILTIN_METHOD_LABELS[method] if kind == "unlearned" and method in BUILTIN_METHOD_LABELS else str(label)
+    if kind in ("original", "retrained"):
+        return TYPE_LABELS[kind]
+    return str(method or kind or "?")

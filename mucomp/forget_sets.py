@@ -418,7 +418,9 @@ def _parse_random(body: str) -> ForgetSet:
                                     f"{PERCENT_DECIMALS} decimals")) from None
     if _ASCII_WHOLE.fullmatch(body) and len(body) <= 12 and int(body) >= 1:
         return ForgetSet("random", count=int(body))
-    if body.rstrip("%").replace(".", "", 1).isdigit():  # digits, but not all of them 0-9
+    if _ASCII_WHOLE.fullmatch(body):  # a count of no image, or of more than any data set holds
+        problem += ": a count must be at least 1" if int(body) < 1 else ": that count is larger than any data set"
+    elif body.rstrip("%").replace(".", "", 1).isdigit():  # digits, but not all of them 0-9
         problem += f": {body!r} is not a number written with the digits 0-9"
     raise ValueError(_usage(problem))
 

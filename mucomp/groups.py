@@ -17,7 +17,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 
-from mucomp.catalogue import BY_KEY, HIGHER_IS_BETTER, SUMMARY_METRICS, direction
+from mucomp.catalogue import BY_KEY, HIGHER_IS_BETTER, SUMMARY_METRICS, direction, method_label
 from mucomp.forget_sets import stored_forget_text
 
 #: Config keys that vary between replicates of one group (``seed``: the unlearning seed's name
@@ -208,32 +208,53 @@ def recorded_reference(result: dict, kind: str = "retrained") -> str | None:
     return value if isinstance(value, str) else None
 
 
-def stored_references(entries: Sequence[dict]) -> dict[tuple, str]:
-    """Scenario (as :func:`_scenario_of` keys it) -> the weights hash of the Retrained model stored
-    for it among listing ``entries`` (reference results record theirs in ``config.weights_sha256``)."""
-    out = {}
+def stored_references(entries: Sequence[dict]) -> dict[tuple, frozenset[str]]:
+    """Scenario (as :func:`_scenario_of` keys it) -> the weights hashes of every Retrained model
+    stored for it among listing ``entries`` (reference results record theirs in
+    ``config.weights_sha256``; a store can hold several, e.g. trained with another thread count)."""
+    out: dict[tuple, set[str]] = {}
     for entry in entries:
         if entry.get("kind") == "retrained":
             digest = entry.get("config", {}).get("weights_sha256")
             if isinstance(digest, str):
-                out[_scenario_of(entry["config"])] = digest
-    return out
+                out.setdefault(_scenario_of(entry["config"]), set()).add(digest)
+    return {scenario: frozenset(digests) for scenario, digests in out.items()}
 
 
-def reference_conflict(result: dict, references: dict[tuple, str]) -> str | None:
+def reference_conflict(result: dict, references: dict[tuple, frozenset[str]]) -> str | None:
     """Why ``result`` cannot be compared with this store's experiments, or None.
 
     ``references``: :func:`stored_references` of the store. A result that recorded the Retrained
-    model it was computed against, in a scenario whose stored Retrained model has other weights,
-    measured its gaps, privacy score and attack against another model: its figures must not be
-    pooled with (or imported beside) the store's.
+    model it was computed against, in a scenario for which the store holds Retrained models but not
+    that one, measured its gaps, privacy score and attack against another model: its figures must
+    not be pooled with (or imported beside) the store's.
     """
     recorded = recorded_reference(result)
     stored = references.get(_scenario_of(result.get("config", {})))
-    if recorded is None or stored is None or recorded == stored:
+    if recorded is None or not stored or recorded in stored:
         return None
+    held = ", ".join(sorted(digest[:12] for digest in stored))
     return (f"it was computed against a Retrained model with weights {recorded[:12]}, and this store's "
-            f"Retrained model of that scenario has weights {stored[:12]}: its figures compare with another model")
+            f"Retrained model of that scenario has weights {held}: its figures compare with another model")
+
+
+def _other_reference(items: Sequence[dict]) -> dict[str, str]:
+    """Members of one group computed against another Retrained model than its first member that
+    recorded one (``{id: reason}``): a group never pools across references. Members that recorded
+    none (results made before mucomp recorded them) pool only with each other."""
+    chosen = next((digest for item in items if (digest := recorded_reference(item)) is not None), None)
+    if chosen is None:
+        return {}
+    out = {}
+    for item in items:
+        digest = recorded_reference(item)
+        if digest is None:
+            out[item["id"]] = ("it recorded no Retrained model (made before mucomp recorded them), and the group's "
+                               f"other members were computed against {chosen[:12]}")
+        elif digest != chosen:
+            out[item["id"]] = (f"it was computed against a Retrained model with weights {digest[:12]}, and the "
+                               f"group's first member against {chosen[:12]}: a group never pools across references")
+    return out
 
 
 def group_summaries(entries: Sequence[dict], *, group: str | None = None, method: str | None = None) -> list[dict]:
@@ -267,6 +288,7 @@ def group_summaries(entries: Sequence[dict], *, group: str | None = None, method
 
 def _group_summary(gid: str, items: list[dict], retrained: dict[tuple, dict], references: dict[tuple, str]) -> dict:
     apart = {item["id"]: reason for item in items if (reason := reference_conflict(item, references))}
+    apart.update(_other_reference([item for item in items if item["id"] not in apart]))
     kept = distinct_replicates([item for item in items if item["id"] not in apart])
     first_of = {seed_pair(item["config"]): item["id"] for item in kept}
     counted = {item["id"] for item in kept}
@@ -282,7 +304,7 @@ def _group_summary(gid: str, items: list[dict], retrained: dict[tuple, dict], re
     return {
         "group": gid,
         "method": first.get("method"),
-        "method_label": items[0].get("method_label"),
+        "method_label": method_label(items[0]),
         "dataset": first.get("dataset"),
         "forget": stored_forget_text(first),
         "config": {k: v for k, v in first.items() if k not in SEED_KEYS},

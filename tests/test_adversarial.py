@@ -407,7 +407,9 @@ def test_an_imported_label_is_escaped_in_the_sidebar_and_bad_results_do_not_brea
     home = tmp_path / "home"
     store = ExperimentStore(home / "experiments")
     label = "![tracker](https://evil.example/pixel.png)"
-    chosen = store.save(full_result(method_label=label), digits_weights()).id
+    imported = full_result(method_label=label)
+    imported["config"]["method"] = "their_method"  # a plugin's: its stored label is what the pages show
+    chosen = store.save(imported, digits_weights()).id
     plant(store, "broken-one", with_id(mutated(lambda r: r["metrics"].update(PS=[1])), "broken-one"))
     monkeypatch.setenv("MUCOMP_HOME", str(home))
 

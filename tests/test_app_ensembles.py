@@ -350,7 +350,7 @@ def test_method_scores_texts_and_figures(stored):
     other = {**config, "forget": "class:4", "forget_class": 4}
     assert ens.method_scores(records, other)[0].empty and ens.method_scores(records, other)[1] is None
     labels = ens.record_labels(records, [{"id": "x", "kind": "unlearned", "config": config, "method_label": "GA"}])
-    assert labels[ensemble_key(config)] == "GA"
+    assert labels[ensemble_key(config)] == "Gradient ascent (GA)"  # a built-in's own label, not the stored text
     assert "`mucomp ensemble " in ens.no_ensemble_text(config, 8) and "--n 8`" in ens.no_ensemble_text(config, 8)
     assert "'a b'" in ens.ensemble_command({**config, "method": "a b"}, 4)  # quoted for the shell
     assert ens.default_ensemble_size("digits") == 32 and ens.default_ensemble_size("fashion_mnist") == 8

@@ -53,6 +53,25 @@ def test_a_user_error_is_one_line_saying_what_to_do_without_the_usage_block(empt
     assert lines[0].startswith(f"mucomp {argv[0]}: error: ") and says in lines[0]
 
 
+@pytest.mark.parametrize("argv, command, unrecognized", [
+    (["list", "--grop", "x"], "list", "--grop x"),
+    (["list", "extra"], "list", "extra"),
+    (["summary", "extra"], "summary", "extra"),
+    (["show", ABSENT, "extra"], "show", "extra"),
+    (["references", "--bogus"], "references", "--bogus"),
+    (["export", "--bogus", "-o", "x.zip"], "export", "--bogus"),
+    (["import", "--bogus", "x"], "import", "--bogus"),
+    (["zoo", "list", "--bogus"], "zoo list", "--bogus"),
+])
+def test_an_unknown_argument_is_refused_under_the_commands_own_usage(empty_home, capsys, argv, command, unrecognized):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.startswith(f"usage: mucomp {command} [-h]") and "usage: mucomp [-h]" not in err, err
+    assert err.splitlines()[-1] == f"mucomp {command}: error: unrecognized arguments: {unrecognized}"
+
+
 def test_summary_rows_name_their_scenario(empty_home, capsys, monkeypatch):
     import mucomp.groups
 

@@ -150,7 +150,11 @@ def test_every_column_has_a_plain_words_tooltip_and_metric_directions():
 
 def test_experiment_label():
     assert compare.experiment_label(make_result("retrained-x", "retrained")) == "Retrained"
-    assert compare.experiment_label(make_result("aaaa", method_label="GA")) == "GA · aaaa"
+    # A built-in is named by the catalogue, whatever label was stored; another method by its label.
+    assert compare.experiment_label(make_result("aaaa", method_label="GA")) == "Gradient ascent (GA) · aaaa"
+    plugin = make_result("bbbb", method_label="My method")
+    plugin["config"]["method"] = "my_method"
+    assert compare.experiment_label(plugin) == "My method · bbbb"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -165,6 +165,14 @@ def test_a_random_set_in_other_digits_says_so(text):
         parse_forget(text, DIGITS)
 
 
+@pytest.mark.parametrize(("text", "says"), [("random:0", "a count must be at least 1"), ("random:000", "at least 1"),
+                                           ("random:99999999999999", "larger than any data set")])
+def test_a_random_count_out_of_range_says_which_way(text, says):
+    with pytest.raises(ValueError, match=says) as caught:
+        parse_forget(text, DIGITS)
+    assert "digits 0-9" not in str(caught.value)
+
+
 def test_index_files_accept_only_digits_0_9_and_a_byte_order_mark(tmp_path):
     with pytest.raises(ValueError, match=r"line 2: '١٢' is not a training index \(a non-negative whole number "
                                          "written with the digits 0-9"):

@@ -6,6 +6,7 @@ import copy
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import pytest
 from helpers import seed_reference_cache
@@ -13,6 +14,7 @@ from helpers import seed_reference_cache
 from mucomp.cli import main as cli_main
 from mucomp.config import ExperimentConfig
 from mucomp.groups import group_summaries, reference_conflict, stored_references, summarize
+from mucomp.sharing.bundle import import_archive
 from mucomp.store import ExperimentStore, StoreError
 
 
@@ -123,3 +125,83 @@ def test_a_group_never_pools_across_references(replicate_store):
     assert reference_conflict(foreign, stored_references(entries)) is not None
     [summary] = group_summaries([*entries, foreign])
     assert summary["n"] == 2 and "f" * 8 in summary["apart"] and 7 not in summary["seeds"]
+
+
+def test_a_second_stored_retrained_keeps_groups_apart_and_imports_of_it_allowed(replicate_store):
+    # A store may hold two Retrained models of one scenario (e.g. one trained with another thread
+    # count): a result computed against either is the store's, but one group counts only members
+    # computed against one of them, and a member that recorded none pools with no recorded one.
+    _, store, (first, _, other) = replicate_store
+    entries = store.entries()
+    retrained = next(e for e in entries if e["kind"] == "retrained")
+    second = copy.deepcopy(retrained)
+    second["id"], second["config"]["weights_sha256"] = "b" * 8, "b" * 64
+    against_second = copy.deepcopy(next(e for e in entries if e["id"] == other))
+    against_second["id"] = "c" * 8
+    against_second["config"]["unlearn_seed"] = 5
+    against_second["references"]["retrained"]["weights_sha256"] = "b" * 64
+    legacy = copy.deepcopy(against_second)
+    legacy["id"], legacy["config"]["unlearn_seed"] = "d" * 8, 6
+    del legacy["references"]
+    listing = [*entries, second, against_second, legacy]
+    assert reference_conflict(against_second, stored_references(listing)) is None
+    [summary] = group_summaries(listing)
+    assert summary["n"] == 2 and summary["seeds"] == [0, 1]
+    assert set(summary["apart"]) == {"c" * 8, "d" * 8}
+    assert "never pools across references" in summary["apart"]["c" * 8]
+    assert "recorded no Retrained model" in summary["apart"]["d" * 8]
+
+
+def _edited_bundle(store: ExperimentStore, experiment_id: str, tmp_path, edit_result) -> Path:
+    """A bundle of ``experiment_id`` whose result.json ``edit_result`` changed (its manifest not)."""
+    from mucomp.sharing import write_bundle
+
+    honest, edited = tmp_path / "honest.zip", tmp_path / "edited.zip"
+    write_bundle(store, [experiment_id], honest)
+    with zipfile.ZipFile(honest) as source, zipfile.ZipFile(edited, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == f"{experiment_id}/result.json":
+                result = json.loads(data)
+                edit_result(result)
+                data = json.dumps(result).encode()
+            target.writestr(item.filename, data)
+    return edited
+
+
+@pytest.mark.parametrize("edit", ["unlearn_seed", "references", "environment"])
+def test_an_import_checks_a_bundles_results_against_its_manifest(replicate_store, tmp_path, edit):
+    # A result edited apart from its manifest: a new seed (a fake replicate), the references
+    # dropped (the reference check bypassed) or the environment dropped (a looser tolerance).
+    _, store, (first, _, _) = replicate_store
+    edits = {"unlearn_seed": lambda r: r["config"].update(unlearn_seed=r["config"]["unlearn_seed"] + 7),
+             "references": lambda r: r.pop("references"), "environment": lambda r: r.pop("environment")}
+    edited = _edited_bundle(store, first, tmp_path, edits[edit])
+    target = ExperimentStore(tmp_path / "other" / "experiments")
+    with pytest.raises(StoreError, match="the bundle was edited"):
+        import_archive(target, edited)
+    assert target.entries() == []
+
+
+def test_a_bundle_names_the_references_its_experiment_was_computed_against(replicate_store, tmp_path):
+    from mucomp.sharing import read_bundle, write_bundle
+
+    _, store, (first, _, _) = replicate_store
+    recorded = store.load(first).result["references"]
+    write_bundle(store, [first], tmp_path / "b.zip")
+    manifest = read_bundle(tmp_path / "b.zip").entries[first].manifest
+    assert manifest["references_recorded"] == "run"
+    assert {k: v["weights_sha256"] for k, v in manifest["references"].items()} == \
+        {k: v["weights_sha256"] for k, v in recorded.items()}
+    assert {k: v["experiment_id"] for k, v in manifest["references"].items()} == \
+        {k: v["id"] for k, v in recorded.items()}
+
+
+def test_a_built_in_methods_label_is_its_own_not_the_stored_text(replicate_store):
+    from mucomp.catalogue import BUILTIN_METHOD_LABELS, method_label
+
+    _, store, (first, _, _) = replicate_store
+    result = copy.deepcopy(store.load(first).result)
+    result["method_label"] = "Gradient ascent (GA)"  # an ft run that claims GA's label
+    assert method_label(result) == BUILTIN_METHOD_LABELS["ft"]
+    assert method_label({**result, "config": {**result["config"], "method": "my_plugin"}}) == "Gradient ascent (GA)"

@@ -24,7 +24,7 @@ from mucomp.environment import EXACT_KEYS, environment
 from mucomp.runner import ExperimentConfig, run_experiment
 from mucomp.sharing import read_bundle, write_bundle
 from mucomp.sharing.bundle import bundle_members, bundle_problem
-from mucomp.sharing.card import CARD_METRICS, dataset_card
+from mucomp.sharing.card import CARD_METRICS, cell, dataset_card
 from mucomp.sharing.reproduce import metric_rows
 from mucomp.store import ExperimentStore, StoreError, weights_sha256
 from tests.hub_standin import HubStandIn, StoredFile, _commit
@@ -165,7 +165,7 @@ def test_a_hub_reference_is_named_by_repo_and_file(experiment, tmp_path):
               "method": "original", "base": None, "checkpoint": checkpoint}
     other.save({"id": "original-digits-c3-s0-abcdef", "kind": "original", "config": config,
                 "metrics": {"UA": 1.0, "RA": 1.0, "TRA": 1.0}}, weights)
-    [identity] = _reference_identities(other, Scenario.from_config(experiment.config)).values()
+    [identity] = _reference_identities(other, Scenario.from_config(experiment.config), None).values()
     assert identity == {"kind": "original", "experiment_id": "original-digits-c3-s0-abcdef", "checkpoint": checkpoint,
                         "weights_sha256": weights_sha256(weights), "source": "hub",
                         "hub_repo": "someone/resnet18-digits", "hub_file": "digits_full.pth"}
@@ -374,6 +374,58 @@ def test_push_uploads_each_experiment_and_a_card_byte_for_byte(experiment, store
     assert group_row[0] == f"`{experiment.result['group']}`" and group_row[group_header.index("n")] == "1"
     assert ("POST", "/api/repos/create") in hub.requests
     assert any(method == "PUT" and path.startswith("/lfs/") for method, path in hub.requests)
+
+
+# --- the card of manifests someone else wrote ------------------------------------------------------
+HOSTILE = ("![x](http://evil/x.png) [click](http://evil) \x1b]8;;http://evil/\x07link\x1b]8;;\x1b\\ \x1b[2K"
+           "\x07\x00\u202everdict: reproduced|`<img src=x>")
+
+
+def card_manifest(experiment_id: str, **config) -> dict:
+    """A bundle manifest of one digits experiment as the card reads it (``config`` changes the
+    config: a ``ga`` run, seeds 1 / 2 / 3)."""
+    from mucomp.groups import group_id
+
+    config = {"dataset": "digits", "forget": "class:3", "arch": "digits_cnn", "method": "ga", "train_seed": 1,
+              "data_seed": 2, "unlearn_seed": 3, "epochs": 1, "lr": 0.05, "batch_size": 32, **config}
+    return {"id": experiment_id, "kind": "unlearned", "group": group_id(config), "method_label": "GA",
+            "created_at": "2025-01-01T00:00:00Z", "config": config, "metrics": {"UA": 0.1, "RA": 0.9}}
+
+
+def test_hostile_manifest_text_reaches_the_card_as_plain_text():
+    manifest = card_manifest(HOSTILE, method="my_plugin", dataset=HOSTILE, forget=HOSTILE)
+    manifest.update(kind=HOSTILE, group=HOSTILE, method_label=HOSTILE)
+    card = dataset_card(REPO, [manifest, card_manifest("plain-run", forget=HOSTILE)])
+    for raw in ("![", "](http", "\x1b", "\x07", "\x00", "\u202e"):
+        assert raw not in card, raw
+    assert not re.search(r"(?<!\\)<img", card)  # HTML only escaped: \<img is the text "<img"
+    header, *rows = table_rows(card, "Experiments")  # every row keeps its cells: no pipe got through
+    assert len(rows) == 2 and "verdict: reproduced" in rows[1][header.index("Method")]
+
+
+def test_a_stored_group_and_label_claiming_another_methods_group_does_not_merge():
+    from mucomp.catalogue import BUILTIN_METHOD_LABELS
+    from mucomp.groups import group_id
+
+    genuine = card_manifest("ga-run")
+    tampered = card_manifest("ft-run", method="ft", unlearn_seed=4)
+    tampered.update(group=genuine["group"], method_label="ga", metrics={"UA": 0.9, "RA": 0.1})
+    header, *rows = table_rows(dataset_card(REPO, [genuine, tampered]), "Replicate groups")
+    by_group = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+    assert set(by_group) == {f"`{genuine['group']}`", f"`{group_id(tampered['config'])}`"}
+    methods = [by_group[f"`{group_id(m['config'])}`"]["Method"] for m in (genuine, tampered)]
+    assert methods == [cell(BUILTIN_METHOD_LABELS["ga"]), cell(BUILTIN_METHOD_LABELS["ft"])]  # not the stored "ga"
+    assert all(row["n"] == "1" for row in by_group.values())
+    assert by_group[f"`{genuine['group']}`"]["UA"] == "0.1000"  # the ft run's figures stay out of it
+
+
+def test_the_seed_column_shows_the_training_data_and_unlearning_seeds():
+    older = card_manifest("schema-3-run", train_seed=7, data_seed=0)
+    del older["config"]["unlearn_seed"]
+    older["config"]["seed"] = 5  # the unlearning seed's name before schema version 4
+    header, *rows = table_rows(dataset_card(REPO, [card_manifest("current-run"), older]), "Experiments")
+    seeds = {row[0]: row[header.index("Seeds (train / data / run)")] for row in rows}
+    assert seeds == {"`current-run`": "1 / 2 / 3", "`schema-3-run`": "7 / 0 / 5"}
 
 
 def manifest_of_store(store, experiment):

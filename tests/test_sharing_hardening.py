@@ -10,7 +10,9 @@ hang on a broken implementation runs in a thread with a deadline, so a regressio
 
 import errno
 import json
+import os
 import socket
+import stat
 import threading
 import time
 import zipfile
@@ -179,6 +181,40 @@ def test_pull_to_a_folder_is_refused_before_anything_is_downloaded(hub, tmp_path
     assert "does not exist; create it first" in capsys.readouterr().err
     assert hub.requests == []  # not one call to the Hub
     assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+
+
+def not_regular_files(folder):
+    """``{what: path}`` of a FIFO, a symbolic link to a regular file, a folder and (where this
+    process may make one) a character device (a copy of /dev/null), all in ``folder``."""
+    paths = {"a named pipe (FIFO)": folder / "pipe", "a symbolic link": folder / "link", "a folder": folder / "dir",
+             "a character device": folder / "null"}
+    os.mkfifo(paths["a named pipe (FIFO)"])
+    (folder / "target.zip").write_bytes(b"mine")
+    paths["a symbolic link"].symlink_to(folder / "target.zip")
+    paths["a folder"].mkdir()
+    try:
+        os.mknod(paths["a character device"], 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:  # no CAP_MKNOD here: the other kinds still make the point
+        del paths["a character device"]
+    return paths
+
+
+def test_export_and_pull_refuse_an_output_that_is_not_a_regular_file(experiment, tmp_path, capsys):
+    paths = not_regular_files(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    capsys.readouterr()
+    for what, path in paths.items():
+        for argv in (["export", experiment.id, "-o", str(path)], ["export", "--bundle", experiment.id, "-o", str(path)],
+                     ["pull", REPO, "-o", str(path)]):
+            assert cli_main(argv) == 2, argv
+            err = capsys.readouterr().err
+            assert f"-o {path} is {what}" in err, err  # pull names a folder in words of its own
+            assert "choose a file path" in err or (argv[0], what) == ("pull", "a folder"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, no .partial left
+    assert paths["a symbolic link"].is_symlink() and (tmp_path / "target.zip").read_bytes() == b"mine"
+    assert paths["a named pipe (FIFO)"].is_fifo() and list(paths["a folder"].iterdir()) == []
+    assert cli_main(["export", experiment.id, "-o", str(tmp_path / "target.zip")]) == 0  # a file: replaced
+    assert zipfile.is_zipfile(tmp_path / "target.zip")
 
 
 # --- 3. a bundle can't loosen its own check -------------------------------------------------------------

@@ -36,9 +36,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def chosen_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost sub-parser ``args`` were parsed with (``mucomp zoo pull``'s, not ``mucomp``'s),
+    found through each level's sub-command ``dest``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None) in action.choices:
+            return chosen_parser(action.choices[getattr(args, action.dest)], args)
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, except that arguments no parser took are refused by the
+    sub-command's own parser: ``mucomp list: error: unrecognized arguments: --grop x`` under
+    ``mucomp list``'s usage (argparse would print the top-level usage, which names no option of
+    the command the user typed). Exits 2, like every argparse error."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        chosen_parser(parser, args).error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     if args.precision is not None:  # read by every evaluation here and in the workers this starts
         os.environ["MUCOMP_PRECISION"] = args.precision
     try:

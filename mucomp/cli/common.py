@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -126,6 +128,29 @@ def store_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
     except (ExperimentNotFoundError, InvalidIdError) as err:
         raise UsageError(f"{err}; `mucomp list` shows the stored experiments' ids") from err
+
+
+#: What an existing path that is not a regular file is, by its ``lstat`` mode test.
+_NOT_A_FILE = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def check_output_file(output: str | os.PathLike, option: str = "-o") -> None:
+    """UsageError unless ``output`` is a path a zip file may be written to: absent, or a regular
+    file (replaced). The writers rename a finished temporary file onto the path, which would
+    replace a device node, a FIFO or a symbolic link itself (not the file it points to), so
+    anything else is refused before a byte is written."""
+    try:
+        mode = os.lstat(output).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as err:  # e.g. a folder on the way that cannot be read: the writer would fail too
+        raise UsageError(f"{option} {output}: {err.strerror}; choose a file path you can write") from err
+    if stat.S_ISREG(mode):
+        return
+    what = next((name for test, name in _NOT_A_FILE if test(mode)), "not a regular file")
+    raise UsageError(f"{option} {output} is {what}, not a regular file; {option} names the zip file to write: "
+                     f"choose a file path (a new file, or a regular file to replace). Nothing was written")
 
 
 def error_line(command: str | None, err: BaseException) -> str:

@@ -11,6 +11,7 @@ from mucomp.cli.common import (
     UsageError,
     add_scenario_arguments,
     apply_torch_threads,
+    check_output_file,
     emit,
     epoch_progress,
     scenario_from_args,
@@ -69,8 +70,9 @@ def cmd_pull(args) -> int:
 
     try:
         check_repo_id(args.repo)
-        if args.output is not None:
-            check_output(args.output)  # before anything is downloaded
+        if args.output is not None:  # before anything is downloaded
+            check_output(args.output)
+            check_output_file(args.output)
     except HubError as err:
         raise UsageError(str(err)) from err
     try:

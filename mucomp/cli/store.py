@@ -13,6 +13,7 @@ from mucomp.cli.common import (
     UsageError,
     add_forget_arguments,
     canonical_forget,
+    check_output_file,
     emit,
     results_text,
     store_call,
@@ -155,6 +156,7 @@ def cmd_export(args) -> int:
     ids = chosen_ids(store, args)
     if args.no_weights and not args.bundle:
         raise UsageError("--no-weights: only a --bundle can leave the weights out (an import needs them)")
+    check_output_file(args.output)  # a device, FIFO or link there would be replaced by the zip
     if args.bundle:
         from mucomp.sharing import write_bundle
 

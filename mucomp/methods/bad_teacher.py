@@ -45,7 +45,6 @@ def two_teacher_loss(student: torch.Tensor, competent: torch.Tensor, incompetent
 
 @register(
     "bad_teacher",
-    label="Bad Teacher",
     defaults={
         "digits": {"epochs": 1, "lr": 1e-3, "batch_size": 32, "kd_T": 1.0, "retain_share": 0.3},
         "cifar10": PUBLISHED,

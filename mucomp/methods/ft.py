@@ -42,7 +42,6 @@ CONSTANT = {"lr_schedule": "constant", "lr_floor": 0.0, "augment": False}
 
 @register(
     "ft",
-    label="Fine-tuning (FT)",
     defaults={
         "digits": {"epochs": 10, "lr": 0.07, "batch_size": 32, **CONSTANT},
         "cifar10": PUBLISHED,

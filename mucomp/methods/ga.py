@@ -42,7 +42,6 @@ SOURCES = {"*": COMPARATOR_CLASSWISE, "clip_grad_norm": COMPARATOR_MAX_GRAD_NORM
 
 @register(
     "ga",
-    label="Gradient ascent (GA)",
     defaults={
         "digits": {"epochs": 12, "lr": 0.05, "batch_size": 32, "clip_grad_norm": 0.025},
         "cifar10": PUBLISHED,

@@ -53,7 +53,6 @@ def l1_norm(model: torch.nn.Module) -> torch.Tensor:
 
 @register(
     "l1_sparse",
-    label="l1-sparse",
     defaults={
         # alpha 1e-4 left class 3 at UA 0.16 for unlearning seed 0 (0 for seeds 1-4); 5e-4: UA 0 on all five.
         "digits": {"epochs": 10, "lr": 0.07, "batch_size": 32, "alpha": 5e-4},

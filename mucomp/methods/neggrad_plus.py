@@ -57,7 +57,6 @@ def distance_to_start(model: torch.nn.Module, start: torch.nn.Module) -> torch.T
 
 @register(
     "neggrad_plus",
-    label="NegGrad+",
     defaults={
         "digits": {"epochs": 6, "lr": 0.1, "batch_size": 32, "forget_batch_size": 32, "alpha": 0.9,
                    "clip_grad_norm": 0.05, **FROZEN},

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mucomp.catalogue import BUILTIN_METHOD_LABELS
 from mucomp.methods.params import COMMON_NAMES, COMMON_PARAMS, Param
 from mucomp.models import ARCHITECTURES, arch_info
 from mucomp.specs import DATASETS
@@ -385,7 +386,7 @@ def register(
         declared = _normalise_params(params)
         info = MethodInfo(
             name=name,
-            label=label or name,
+            label=label or BUILTIN_METHOD_LABELS.get(name) or name,
             fn=fn,
             params=declared,
             defaults=_normalise_defaults(defaults, declared, name),

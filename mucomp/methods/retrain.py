@@ -35,7 +35,6 @@ def _recipe_defaults(recipe) -> dict:
 
 @register(
     "retrain",
-    label="Retrain",
     defaults={**{name: _recipe_defaults(r) for name, r in RECIPES.items()},
               **{arch: _recipe_defaults(r) for arch, r in ARCH_RECIPES.items()}},
     default_sources={

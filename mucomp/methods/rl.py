@@ -48,7 +48,6 @@ def relabelled_epoch(ctx: UnlearnContext) -> None:
 
 @register(
     "rl",
-    label="Random labels (RL)",
     defaults={
         "digits": {"epochs": 2, "lr": 0.02, "batch_size": 32},
         "cifar10": PUBLISHED,

@@ -76,7 +76,6 @@ def saliency_mask(ctx: UnlearnContext, ratio: float) -> dict[str, torch.Tensor]:
 
 @register(
     "salun",
-    label="Saliency unlearning (SalUn)",
     defaults={
         "digits": DIGITS,
         "cifar10": PUBLISHED,

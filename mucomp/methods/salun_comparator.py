@@ -85,7 +85,6 @@ def first_batches_mask(ctx: UnlearnContext, ratio: float, batches: int) -> dict[
 
 @register(
     "salun_comparator",
-    label="SalUn, comparator's variant",
     defaults={
         "digits": DIGITS,
         "cifar10": PUBLISHED,

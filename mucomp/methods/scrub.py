@@ -41,7 +41,6 @@ def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tempe
 
 @register(
     "scrub",
-    label="SCRUB",
     defaults={
         "digits": {"epochs": 3, "lr": 0.006, "batch_size": 32, "forget_batch_size": 32,
                    "msteps": 2, "kd_T": 4.0, "alpha": 0.001, "gamma": 0.99},

@@ -100,7 +100,6 @@ def dampen(model: torch.nn.Module, full: dict[str, torch.Tensor], forget: dict[s
 
 @register(
     "ssd",
-    label="Selective synaptic dampening (SSD)",
     uses=("epochs", "batch_size"),  # no optimiser step: a learning rate would change nothing
     defaults={
         "digits": {"epochs": 1, "lr": 0.1, "batch_size": 64, "dampening": 1.0, "selection": 6.0},

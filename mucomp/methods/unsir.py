@@ -79,7 +79,6 @@ def _train_on(ctx: UnlearnContext, images: torch.Tensor, labels: torch.Tensor, b
 
 @register(
     "unsir",
-    label="UNSIR (impair-repair)",
     defaults={
         "digits": {"epochs": 2, "lr": 0.01, "batch_size": 32, "noise_batch": 32, "noise_steps": 25,
                    "noise_lr": 0.1, "noise_copies": 20, "per_class": 500},

@@ -156,23 +156,13 @@ def base_label(base: Any) -> str:
     return "Original" if base == "original" else str(base)
 
 
-def method_label(result: Mapping) -> str:
-    label = result.get("method_label")
-    if label:
-        return str(label)
-    kind = result.get("kind")
-    if kind in ("original", "retrained"):
-        return catalogue.TYPE_LABELS[kind]
-    return str(result.get("config", {}).get("method") or kind or "?")
-
-
 def experiment_label(result: ResultLike) -> str:
     """A short human label for pickers and legends: ``"Original"``, ``"Retrained"`` or
     ``"<method label> · <id>"``."""
     result = as_result(result)
     if result.get("kind") in ("original", "retrained"):
         return catalogue.TYPE_LABELS[result["kind"]]
-    return f"{method_label(result)} · {result['id']}"
+    return f"{catalogue.method_label(result)} · {result['id']}"
 
 
 def failed_reference_check(result: ResultLike) -> str | None:

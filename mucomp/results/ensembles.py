@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from mucomp import catalogue
-from mucomp.results.access import ResultLike, as_result, method_label
+from mucomp.catalogue import method_label
+from mucomp.results.access import ResultLike, as_result
 from mucomp.specs import DATASETS
 from mucomp.store.ensembles import (
     EnsembleResult,

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mucomp import catalogue
+from mucomp.catalogue import method_label
 from mucomp.groups import seed_pair, train_seed_of
 from mucomp.results.access import (
     IncompatibleResultsError,
@@ -21,7 +22,6 @@ from mucomp.results.access import (
     check_same_scenario,
     describe,
     floats,
-    method_label,
     number,
 )
 

@@ -9,8 +9,11 @@ block, ``bundle``: readable, indented JSON that says per experiment
   unlearning run);
 - ``scenario``: data set, architecture, forget set, their sizes, ``data_sha256`` (the split arrays,
   :func:`~mucomp.data.data_sha256`) and ``forget_sha256`` (the forget indices);
-- ``references``: the Original's and the Retrained model's identities: the stored reference id,
-  its checkpoint (a Hub repo and file, or the local recipe and its hash) and ``weights_sha256``;
+- ``references``: the identities of the Original and the Retrained model the experiment's figures
+  were computed against (the ones its result recorded; ``references_recorded``: "run", or
+  "export" for results made before results recorded them, then the store's newest): the stored
+  reference id, its checkpoint (a Hub repo and file, or the local recipe and its hash) and
+  ``weights_sha256``;
 - ``base``: ``original`` or the bundled experiment it started from (bases are bundled too);
 - ``code`` and ``environment``: the mucomp version that ran it, and the code, libraries, device
   and precision (``environment_recorded`` says whether the run recorded them or, for results that
@@ -27,7 +30,8 @@ Layout::
 Everything read from a bundle is untrusted: :func:`read_bundle` applies the archive checks of
 ``mucomp import`` (entry names, duplicates, sizes, the result schema, the weights against the
 architecture, references against their hashes) and checks the bundle block itself: strict JSON,
-its own typed schema, and that it says what the results say (same ids, configs, kinds and metrics).
+its own typed schema, and that it says what the results say (same ids, configs, kinds, metrics,
+environment and references). :func:`import_archive` applies the same checks to a bundle.
 """
 
 from __future__ import annotations
@@ -124,6 +128,8 @@ class ExperimentManifest(_Open):
     code: dict[Text, Any] = {}
     environment: dict[Text, Any] = {}
     environment_recorded: Literal["run", "export"] = "export"
+    #: "run": ``references`` are the ones the result recorded; "export": the exporting store's newest.
+    references_recorded: Literal["run", "export"] = "export"
     metrics: dict[Text, Any]
     weights_sha256: Sha | None = None
     weights_included: bool
@@ -230,10 +236,14 @@ def bundle_problem(store: ExperimentStore, experiment_id: str, rows: list[dict] 
     return "its bases form a cycle"
 
 
-def _reference_identities(store: ExperimentStore, scenario: Any) -> dict[str, dict]:
-    """The stored references of ``scenario`` (the newest of each kind), as identities."""
+def _reference_identities(store: ExperimentStore, scenario: Any, recorded: Any) -> dict[str, dict]:
+    """The references an experiment's figures were computed against, as identities: the ones its
+    result ``recorded`` (``references``: id and weights hash per kind), else, for results made
+    before experiments recorded them, the newest stored reference of each kind of ``scenario``."""
+    if isinstance(recorded, dict) and recorded:
+        return {kind: _recorded_identity(store, scenario, kind, block) for kind, block in recorded.items()
+                if isinstance(block, dict)}
     from mucomp.data import Scenario
-    from mucomp.references import cache_path
 
     found: dict[str, dict] = {}
     for row in store.entries(dataset=scenario.dataset):
@@ -245,22 +255,38 @@ def _reference_identities(store: ExperimentStore, scenario: Any) -> dict[str, di
         except (ValueError, KeyError, TypeError):
             continue  # a reference of a scenario this mucomp can't rebuild: not this one
         found[row["kind"]] = row  # rows are oldest first: the newest wins
-    identities = {}
-    for kind, row in found.items():
-        checkpoint = str(row["config"].get("checkpoint") or "")
-        identity: dict[str, Any] = {"kind": kind, "experiment_id": row["id"], "checkpoint": checkpoint or None,
-                                    "weights_sha256": row["config"].get("weights_sha256")}
-        parts = checkpoint.split("/")
-        if len(parts) >= 3:  # "<owner>/<repo>/<file>": a published Hub checkpoint
-            identity.update(source="hub", hub_repo="/".join(parts[:2]), hub_file="/".join(parts[2:]))
-        elif len(parts) == 2:  # "<recipe hash>/<name>": trained here with a local recipe
-            identity.update(source="local", recipe_hash=parts[0])
-            if cache_path(scenario, kind).parent.name == parts[0]:
-                from mucomp.recipes import RECIPES
+    return {kind: _row_identity(scenario, kind, row) for kind, row in found.items()}
 
-                identity["recipe"] = RECIPES[scenario.dataset].as_dict()  # the recipe behind that hash
-        identities[kind] = identity
-    return identities
+
+def _recorded_identity(store: ExperimentStore, scenario: Any, kind: str, block: dict) -> dict:
+    """The identity of the ``kind`` reference a result recorded (``{"id", "weights_sha256"}``),
+    completed from its stored entry when this store still holds it with those weights."""
+    try:
+        row = store.entry(block.get("id"))
+    except (StoreError, TypeError, ValueError):
+        row = None
+    if row is not None and row.get("kind") == kind and row["config"].get("weights_sha256") == block.get("weights_sha256"):
+        return _row_identity(scenario, kind, row)
+    return {"kind": kind, "experiment_id": block.get("id"), "checkpoint": None,
+            "weights_sha256": block.get("weights_sha256")}
+
+
+def _row_identity(scenario: Any, kind: str, row: dict) -> dict:
+    from mucomp.references import cache_path
+
+    checkpoint = str(row["config"].get("checkpoint") or "")
+    identity: dict[str, Any] = {"kind": kind, "experiment_id": row["id"], "checkpoint": checkpoint or None,
+                                "weights_sha256": row["config"].get("weights_sha256")}
+    parts = checkpoint.split("/")
+    if len(parts) >= 3:  # "<owner>/<repo>/<file>": a published Hub checkpoint
+        identity.update(source="hub", hub_repo="/".join(parts[:2]), hub_file="/".join(parts[2:]))
+    elif len(parts) == 2:  # "<recipe hash>/<name>": trained here with a local recipe
+        identity.update(source="local", recipe_hash=parts[0])
+        if cache_path(scenario, kind).parent.name == parts[0]:
+            from mucomp.recipes import RECIPES
+
+            identity["recipe"] = RECIPES[scenario.dataset].as_dict()  # the recipe behind that hash
+    return identity
 
 
 def _scenario_identity(config: dict) -> tuple[Any, dict]:
@@ -302,7 +328,8 @@ def experiment_manifest(store: ExperimentStore, experiment: Experiment, *, weigh
         "seeds": {k: v for k, v in config.items() if k.endswith("seed") and isinstance(v, int)},
         "scenario": scenario_identity,
         "base": base if isinstance(base, str) else None,
-        "references": _reference_identities(store, scenario),
+        "references": _reference_identities(store, scenario, result.get("references")),
+        "references_recorded": "run" if isinstance(result.get("references"), dict) else "export",
         "code": code,
         "environment": ran_in,
         "environment_recorded": "run" if isinstance(recorded, dict) else "export",
@@ -500,6 +527,12 @@ def _check_entry(experiment_id: str, content: dict[str, bytes], manifest: dict) 
             raise StoreError(f"{experiment_id}: the bundle manifest's {key} differs from its result.json (the bundle "
                              f"was edited); {_REFUSED}")
     _check_environment(experiment_id, manifest, stated.get("environment"))
+    _check_references(experiment_id, manifest, stated.get("references"))
+    if isinstance(stated.get("references"), dict) and not isinstance(stated.get("environment"), dict):
+        # Every run that records its references records its environment too: without it the
+        # reproduce tolerance would follow the manifest's export-time claim.
+        raise StoreError(f"{experiment_id}: its result.json records the references its run was compared with but "
+                         f"not the environment the run had (the bundle was edited); {_REFUSED}")
     model = content.get(MODEL_FILE)
     if manifest["weights_included"] != (model is not None):
         raise StoreError(f"{experiment_id}: the manifest says its weights are {'' if manifest['weights_included'] else 'not '}"
@@ -520,6 +553,21 @@ def _check_environment(experiment_id: str, manifest: dict, recorded: Any) -> Non
                              f"result.json recorded (the bundle was edited); {_REFUSED}")
     elif manifest["environment_recorded"] == "run":
         raise StoreError(f"{experiment_id}: the bundle manifest says the run recorded its environment, but its "
+                         f"result.json records none (the bundle was edited); {_REFUSED}")
+
+
+def _check_references(experiment_id: str, manifest: dict, recorded: Any) -> None:
+    """The manifest's references must be the ones the result recorded, when it recorded them (an
+    import keeps apart or refuses results computed against another Retrained model, so neither
+    file may drop or swap them)."""
+    if isinstance(recorded, dict):
+        listed = {kind: (manifest["references"].get(kind) or {}).get("weights_sha256") for kind in recorded}
+        if manifest["references_recorded"] != "run" or listed != {
+                kind: (block or {}).get("weights_sha256") for kind, block in recorded.items()}:
+            raise StoreError(f"{experiment_id}: the bundle manifest's references differ from the ones its result.json "
+                             f"recorded (the bundle was edited); {_REFUSED}")
+    elif manifest["references_recorded"] == "run":
+        raise StoreError(f"{experiment_id}: the bundle manifest says the run recorded its references, but its "
                          f"result.json records none (the bundle was edited); {_REFUSED}")
 
 
@@ -569,11 +617,27 @@ def _archive_order(source: str | os.PathLike) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _has_bundle_block(source: str | os.PathLike) -> bool:
+    """Whether the zip at ``source`` is a bundle (its manifest has a ``bundle`` block), so that an
+    import checks it as ``mucomp reproduce`` does; False when it can't be read (the import says why)."""
+    try:
+        with zipfile.ZipFile(source) as archive:
+            info = archive.getinfo(MANIFEST_FILE)
+            if info.file_size > MAX_MANIFEST_BYTES:
+                return True  # read_bundle refuses it with the reason
+            manifest = json.loads(archive.read(info))
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError, RuntimeError, RecursionError):
+        return False
+    return isinstance(manifest, dict) and "bundle" in manifest
+
+
 def import_archive(store: ExperimentStore, source: str | os.PathLike, *, on_conflict: str = "error",
                    allow_references: bool = False) -> list[str]:
     """:meth:`ExperimentStore.import_` of the zip at ``source``; a disk that fills up part-way raises
     StoreError naming the experiments stored before it did (they stay: each is complete), the
     one that could not be written and those not tried."""
+    if _has_bundle_block(source):
+        read_bundle(source)  # a bundle's manifest must say what its results say (StoreError: why not)
     ids = _archive_order(source)
     before = {i for i in ids if store.exists(i)}
     try:

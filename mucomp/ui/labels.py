@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from mucomp.catalogue import method_label
 from mucomp.groups import differing_params, hyper_value
-from mucomp.results.access import base_label, experiment_label, method_label
+from mucomp.results.access import base_label, experiment_label
 from mucomp.results.screen import seeds_label
 
 #: How a hyper-parameter is named in a label (the method's own keep their names).
