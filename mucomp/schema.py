@@ -668,11 +668,24 @@ def with_group(result: dict) -> dict:
     return fixed
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object whose keys are all different: with a repeated key, readers disagree on which
+    value counts (json keeps the last), so a file could show one figure and store another."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ResultSchemaError(f"the key {_short(repeated)} appears twice in one object")
+    return value
+
+
 def parse_json(data: bytes | str) -> Any:
-    """Strict JSON: no ``NaN`` / ``Infinity``, integers within Python's digit limit, at most
-    :data:`MAX_DEPTH` levels. Raises :class:`ResultSchemaError`."""
+    """Strict JSON: UTF-8, no ``NaN`` / ``Infinity``, no key twice in one object, integers within
+    Python's digit limit, at most :data:`MAX_DEPTH` levels. Raises :class:`ResultSchemaError`."""
     try:
-        value = json.loads(data, parse_constant=_refuse_constant)
+        # Decoded here, not by json: it would also read UTF-16 and UTF-32, which mucomp never writes.
+        text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
+        value = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
     except RecursionError:
         raise ResultSchemaError(f"nested more than {MAX_DEPTH} levels deep") from None
     except UnicodeDecodeError:

@@ -415,3 +415,23 @@ def test_non_finite_published_weights_are_refused_before_evaluation(tmp_path, mo
     torch.save(small, tmp_path / "inf.pth")
     with pytest.raises(ValueError, match=f"inf.pth: the weights hold NaN or infinite values \\(at {key}\\)"):
         load_checkpoint(tmp_path / "inf.pth", "digits_cnn", 10)
+
+
+def test_a_terminated_export_removes_its_temporary_file(experiment, store, tmp_path, monkeypatch, capsys):
+    # SIGTERM (kill, a scheduler) ends the command as Ctrl-C does: nothing half-written is left.
+    import os
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach only the main thread")
+    out = tmp_path / "runs.zip"
+
+    def terminated(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(zipfile.ZipFile, "write", terminated)
+    previous = signal.getsignal(signal.SIGTERM)
+    assert cli_main(["export", "--bundle", experiment.id, "-o", str(out)]) == 143
+    assert list(tmp_path.iterdir()) == [] and "terminated" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is previous

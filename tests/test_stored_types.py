@@ -348,3 +348,16 @@ def test_a_read_only_store_runs_references_and_reproduce(digits_scenario, digits
         assert cli_main(["list"]) == 0
     finally:
         make_read_only(home, writable=True)
+
+
+@pytest.mark.parametrize(("data", "says"), [
+    (b'{"metrics": {"UA": 0.1, "UA": 0.9}}', "the key 'UA' appears twice"),
+    ('{"metrics": {"UA": 0.1}}'.encode("utf-16"), "not UTF-8 text"),
+])
+def test_stored_json_with_a_repeated_key_or_another_encoding_is_refused(data, says):
+    # With a repeated key, readers disagree on which value counts; mucomp writes UTF-8 only.
+    from mucomp.schema import ResultSchemaError, parse_json
+
+    with pytest.raises(ResultSchemaError, match=says):
+        parse_json(data)
+    assert parse_json(b'{"metrics": {"UA": 0.1, "RA": 0.9}}') == {"metrics": {"UA": 0.1, "RA": 0.9}}

@@ -12,8 +12,12 @@ failed (the message says why). Reading commands (``list``, ``show``,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 from mucomp.cli import audits, ensembles, references, report, runs, sharing, store
 from mucomp.cli.common import UsageError, error_line
@@ -56,16 +60,43 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.N
     return args
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: the command ends as on Ctrl-C, its ``finally`` blocks run."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a job scheduler, a closing terminal) ends a command as Ctrl-C does, so
+    what it cleans up on the way out is cleaned up (an export cut short removes its temporary file).
+    Only in the main thread, where Python delivers signals; the previous handler comes back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parse(parser, argv)
     if args.precision is not None:  # read by every evaluation here and in the workers this starts
         os.environ["MUCOMP_PRECISION"] = args.precision
     try:
-        return int(args.func(args) or 0)
+        with _terminate_as_interrupt():
+            return int(args.func(args) or 0)
     except UsageError as err:  # one line saying what to do, no usage block
         print(error_line(args.command, err), file=sys.stderr)
         return 2
+    except Terminated:
+        print("mucomp: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("mucomp: interrupted", file=sys.stderr)
         return 130
