@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import hashlib
 import itertools
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import InitVar, asdict, dataclass, field
 from typing import Any
@@ -328,8 +329,9 @@ def plan_runs(
     config's own seeds), in order: training seed outermost (a worker prepares each scenario once),
     then the grid (last key fastest), then the unlearning seed.
 
-    Raises :class:`TooManyRunsError` before building anything when the runs are more than
-    ``max_runs`` (``None``: no limit), ValueError for an empty value list.
+    Values or seeds that spell one run twice make it once. Raises :class:`TooManyRunsError` before
+    building anything when the runs are more than ``max_runs`` (``None``: no limit), ValueError for
+    an empty value list.
     """
     grid = dict(grid or {})
     train_seeds = [config.train_seed] if train_seeds is None else [validate_seed(s) for s in train_seeds]
@@ -350,8 +352,22 @@ def plan_runs(
             else:
                 updated.params[key] = value
         variants.append(updated)
-    return [dataclasses.replace(item, train_seed=train_seed, unlearn_seed=seed)
+    runs = [dataclasses.replace(item, train_seed=train_seed, unlearn_seed=seed)
             for train_seed in train_seeds for item in variants for seed in unlearn_seeds]
+    return _distinct(runs)
+
+
+def _distinct(runs: list[ExperimentConfig]) -> list[ExperimentConfig]:
+    """``runs`` without repeats, first kept: ``lr=0.05,5e-2`` or ``--seeds 1,1`` spell one run
+    twice, and a repeat would only store the same replicate again."""
+    seen: set[str] = set()
+    out = []
+    for run in runs:
+        identity = json.dumps(run.to_dict(), sort_keys=True, default=str)
+        if identity not in seen:
+            seen.add(identity)
+            out.append(run)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

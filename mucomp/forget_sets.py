@@ -163,11 +163,6 @@ class ForgetSet:
                 chosen = np.sort(rng.choice(n, size=count, replace=False))
         else:
             chosen = np.asarray(self.indices, dtype=np.int64)
-            if chosen.size and int(chosen[-1]) >= n:
-                raise ValueError(
-                    f"the forget-set file lists index {int(chosen[-1])}, but the training split has "
-                    f"{n} images (0-{n - 1}); fix the file"
-                )
             if chosen.size >= n:
                 raise ValueError("the forget-set file lists every training image; nothing would be retained")
         check_sizes(self, int(chosen.size), n)
@@ -208,9 +203,13 @@ def salun_random_indices(train_labels: np.ndarray, count: int, seed: int = SALUN
 
 def check_sizes(forget: ForgetSet, count: int, n: int) -> None:
     """Refuse a forget set of ``count`` of ``n`` training images that leaves fewer than
-    :data:`MIN_SET_IMAGES` images to forget or to retain (ValueError saying the minimum and what
-    to do). Called before anything is trained: by a scenario's definition with its data set's size
-    and when the set is drawn."""
+    :data:`MIN_SET_IMAGES` images to forget or to retain, or an index set that lists an index
+    past the split (ValueError saying the minimum or the range, and what to do). Called before
+    anything is trained: by a scenario's definition with its data set's size (so the CLI refuses
+    it as a bad argument, exit 2) and when the set is drawn."""
+    if forget.kind == "indices" and forget.indices and forget.indices[-1] >= n:
+        raise ValueError(f"the forget-set file lists index {forget.indices[-1]}, but the training split has {n} "
+                         f"images (0-{n - 1}); fix the file")
     low, high = MIN_SET_IMAGES, n - MIN_SET_IMAGES
     if low <= count <= high:
         return
@@ -347,8 +346,11 @@ def read_index_file(path: str | os.PathLike) -> tuple[int, ...]:
     """Sorted unique training indices from a text file, one per line (:func:`parse_index_text`).
     ValueError when the path is missing, a folder or not a regular file (a device, a pipe), cannot
     be read, or holds more than :data:`MAX_INDEX_FILE_BYTES` (never more is read)."""
-    file = Path(path).expanduser()
     hint = "give the path of a text file, one index per line"
+    if not str(path).strip():  # Path("") is the current folder: say what was typed instead
+        raise ValueError("indices: names no file (the path is empty); indices:FILE needs the path of a text file, "
+                         "one index per line")
+    file = Path(path).expanduser()
     try:
         mode = file.stat().st_mode
     except FileNotFoundError:

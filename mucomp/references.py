@@ -33,7 +33,14 @@ from mucomp.models import expected_weights, model_from_state_dict, starting_mode
 from mucomp.progress import CancelFn, ProgressFn
 from mucomp.recipes import recipe_for, recipe_hash
 from mucomp.training import TrainRecipe, fixed_torch_threads, train
-from mucomp.weights import WeightsFileError, check_weights, first_line, read_weights, unwrap_state_dict
+from mucomp.weights import (
+    WeightsFileError,
+    check_weights,
+    first_line,
+    read_weights,
+    safetensors_metadata,
+    unwrap_state_dict,
+)
 
 KINDS = ("original", "retrained")
 
@@ -191,7 +198,8 @@ def _train_or_load(
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp), metadata={"kind": kind, "scenario": scenario.key, "recipe": json.dumps(recipe.as_dict())})
+        save_file(state, str(tmp), metadata=safetensors_metadata(kind=kind, scenario=scenario.key,
+                                                                 recipe=json.dumps(recipe.as_dict(), sort_keys=True)))
         os.replace(tmp, path)
         return ReferenceModel(kind, model, "trained", path, time.perf_counter() - start, checkpoint_id)
 

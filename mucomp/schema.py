@@ -44,6 +44,7 @@ re-serialised by pydantic, so a save / load / export / import round trip is exac
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from datetime import datetime
@@ -371,6 +372,9 @@ class RelearnCurve(_Open):
     @model_validator(mode="after")
     def _same_lengths(self) -> RelearnCurve:
         _equal_lengths("audits.relearn.curves", steps=self.steps, forget_accuracy=self.forget_accuracy)
+        # A curve starts before relearning (step 0) and records later steps in order.
+        if not self.steps or self.steps[0] != 0 or any(b <= a for a, b in itertools.pairwise(self.steps)):
+            raise ValueError("audits.relearn.curves: steps must start at 0 and increase")
         return self
 
 
@@ -395,8 +399,9 @@ class Relearn(_Open):
     target: Fraction
     steps_to_target: StepsToTarget
     relative: Ratio | None = None
-    curves: Annotated[dict[ShortStr, Annotated[dict[ShortStr, RelearnCurve], Field(max_length=16)]],
-                      Field(max_length=16)] | None = None
+    curves: Annotated[dict[Literal["model", "retrained"],
+                           Annotated[dict[Literal["forget", "retain_only"], RelearnCurve], Field(max_length=2)]],
+                      Field(max_length=2)] | None = None
     censored: Annotated[dict[ShortStr, bool], Field(max_length=16)] | None = None
     share: Fraction | None = None
     every: Count | None = None
@@ -406,6 +411,17 @@ class Relearn(_Open):
     seconds: Annotated[dict[ShortStr, Seconds], Field(max_length=16)] | None = None
     computed_at: Annotated[str, Field(strict=True, max_length=64)] | None = None
     code_version: ShortStr | None = None
+
+    @model_validator(mode="after")
+    def _within_the_run(self) -> Relearn:
+        """Curves and steps to the target lie within the ``steps`` the audit ran."""
+        recorded = [c.steps[-1] for by_curve in (self.curves or {}).values() for c in by_curve.values()]
+        reached = [v for v in (self.steps_to_target.model, self.steps_to_target.retrained,
+                               self.steps_to_target.model_retain_only, self.steps_to_target.retrained_retain_only)
+                   if v is not None]
+        if any(step > self.steps for step in (*recorded, *reached)):
+            raise ValueError(f"audits.relearn: a curve or a steps-to-target value goes beyond the {self.steps} steps run")
+        return self
 
 
 class Audits(_Open):

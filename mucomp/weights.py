@@ -235,3 +235,13 @@ def check_weights(state: dict[str, torch.Tensor], expected: Layout) -> WeightsCh
     check.converted = sorted(set(check.converted))
     check.non_finite = [k for k, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
     return check
+
+
+def safetensors_metadata(**fields: str) -> dict[str, str]:
+    """A safetensors header's ``__metadata__`` that serialises the same way every time: one key,
+    ``mucomp``, holding ``fields`` as sorted JSON. safetensors writes metadata from a hash map
+    whose order changes from process to process, so two keys would make the same weights two
+    different files."""
+    import json
+
+    return {"mucomp": json.dumps(fields, sort_keys=True)}

@@ -44,6 +44,26 @@ def empty_home(tmp_path, monkeypatch):
     (["reproduce", "missing.zip"], "give a zip made by `mucomp export --bundle`"),
     (["zoo", "pull", "nobody/nothing", "--forget-class", "3"], "use one of"),
     (["run", "--forget-class", "3", "--method", "my_method", "--workers", "1"], "set MUCOMP_PLUGINS to its file"),
+    # A device exists: it is not a file, and not "no file" (reading /dev/zero would never end).
+    (["import", "/dev/null"], "archive: '/dev/null' is a character device, not a regular file; give the path of a zip"),
+    (["reproduce", "/dev/null"], "bundle: '/dev/null' is a character device, not a regular file; give a zip made by"),
+    # A free-text filter that names nothing stored is a usage error, in list and summary alike.
+    (["summary", "--method", "nope"], "--method: no stored experiment was made with method 'nope' (stored: none)"),
+    (["list", "--group", "g-none"], "--group: no stored experiment belongs to group 'g-none' (stored: none); `mucomp list"),
+    # Seeds are written with the digits 0-9, as forget sets are (int() reads '1_0' as 10). The
+    # option after each is refused too, so a seed read as a number fails fast on another message.
+    (["run", "--forget-class", "3", "--method", "ga", "--seed", "²"],
+     "--seed: '²' is not a whole number written with the digits 0-9"),
+    (["references", "--forget-class", "3", "--data-seed", "1_0", "--arch", "nope"],
+     "--data-seed: '1_0' is not a whole number written with the digits 0-9"),
+    (["ensemble", "--forget-class", "3", "--method", "ga", "--train-seed", "١", "--n", "2"],
+     "--train-seed: '١' is not a whole number written with the digits 0-9"),
+    (["run", "--forget-class", "3", "--method", "ga", "--seeds", "1_0", "--epochs", "0"],
+     "--seeds: '1_0' is not a seed or a range of seeds: '1_0' is not a whole number written with the digits 0-9"),
+    (["run", "--forget-class", "3", "--method", "ga", "--seeds", "0-١", "--epochs", "0"],
+     "'١' is not a whole number written with the digits 0-9"),
+    (["run", "--forget", "indices:", "--method", "ga", "--workers", "1"],
+     "indices: names no file (the path is empty); indices:FILE needs the path of a text file"),
 ])
 def test_a_user_error_is_one_line_saying_what_to_do_without_the_usage_block(empty_home, capsys, argv, says):
     code, out, err = cli(capsys, *argv)
@@ -91,6 +111,45 @@ def test_summary_rows_name_their_scenario(empty_home, capsys, monkeypatch):
     assert rows[0].startswith("digits ") and "class:3" in rows[0] and "g-aaaaaaaaaa" in rows[0]
     assert rows[1].startswith("digits ") and "g-cccccccccc" in rows[1]  # one scenario's groups together
     assert rows[2].startswith("digits (vit_digits)") and "random:10% (data seed 1)" in rows[2]
+
+
+def fake_entries(monkeypatch, rows: list[dict]) -> None:
+    """The store lists ``rows`` (listing entries), whatever the filters."""
+    from mucomp.store import ExperimentStore
+
+    def entries(self, **filters):
+        self.problems = {}
+        return rows
+
+    monkeypatch.setattr(ExperimentStore, "entries", entries)
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["list", "--group", "g-typo"], "--group: no stored experiment belongs to group 'g-typo' (stored: g-aaaaaaaaaa)"),
+    (["summary", "--group", "g-typo"], "--group: no stored experiment belongs to group 'g-typo' (stored: g-aaaaaaaaaa)"),
+    (["summary", "--method", "nope"], "--method: no stored experiment was made with method 'nope' (stored: ga)"),
+    (["summary", "--group", "g-aaaaaaaaaa", "--method", "ft"],
+     "--method: no stored experiment of the --group given was made with method 'ft' (stored: ga)"),
+    (["summary", "--dataset", "digits", "--method", "ft"],
+     "--method: no stored experiment of the --dataset given was made with method 'ft' (stored: ga)"),
+])
+def test_an_unknown_filter_names_the_stored_values(empty_home, capsys, monkeypatch, argv, says):
+    fake_entries(monkeypatch, [{"id": "abc", "kind": "unlearned", "group": "g-aaaaaaaaaa",
+                                "config": {"dataset": "digits", "method": "ga"}, "metrics": {}}])
+    code, out, err = cli(capsys, *argv)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"mucomp {argv[0]}: error: {says}"), err
+
+
+def test_audit_of_an_unreadable_folder_says_what_show_says(empty_home, capsys):
+    (empty_home / "experiments" / "no-result").mkdir(parents=True)  # a folder without result.json
+    said = {}
+    for argv in (["show", "no-result"], ["show", "no-result", "--json"], ["audit", "no-result"]):
+        code, out, err = cli(capsys, *argv)
+        assert code == 1 and out == "", (argv, err)
+        said[" ".join(argv)] = err.split(" failed: ", 1)[1]
+    assert len(set(said.values())) == 1, said
+    assert "experiment no-result can't be read: the folder has no result.json" in said["audit no-result"]
 
 
 def weights_file(state: dict) -> bytes:

@@ -126,6 +126,21 @@ def test_the_cli_refuses_a_tiny_set_before_any_training(tmp_path, capsys, monkey
     assert not (tmp_path / "home" / "references").exists()
 
 
+@pytest.mark.parametrize("command", [["run", "--method", "ft", "--quiet"], ["references"]])
+def test_an_index_past_the_split_is_a_usage_error_before_any_training(tmp_path, capsys, monkeypatch, command):
+    from mucomp.cli import main
+
+    monkeypatch.setenv("MUCOMP_HOME", str(tmp_path / "home"))
+    listed = tmp_path / "forget.txt"
+    listed.write_text("\n".join(map(str, [5, 6, 7, 8, N_TRAIN])))
+    with pytest.raises(ValueError, match=f"lists index {N_TRAIN}, but the training split has {N_TRAIN} images"):
+        Scenario("digits", forget=f"indices:{listed}")  # refused by the definition, not first when drawn
+    assert main([command[0], "--forget", f"indices:{listed}", *command[1:]]) == 2  # as every forget-set error
+    err = capsys.readouterr().err
+    assert f"lists index {N_TRAIN}, but the training split has {N_TRAIN} images (0-{N_TRAIN - 1}); fix the file" in err
+    assert not (tmp_path / "home" / "references").exists()
+
+
 def test_homes_minimum_share_follows_the_rule():
     assert DATASETS["digits"].train_images == len(load_dataset("digits").train) == N_TRAIN
     low = min_random_percent(DIGITS)
@@ -184,6 +199,27 @@ def test_index_files_accept_only_digits_0_9_and_a_byte_order_mark(tmp_path):
     assert parse_forget(f"indices:{path}", DIGITS).indices == (12, 13, 14, 15)
     assert parse_index_text("\ufeff7\n") == (7,)
     assert parse_forget(f"\ufeffindices:{path}", DIGITS).kind == "indices"
+
+
+@pytest.mark.parametrize("text", ["indices:", "indices:  ", "\ufeffindices:"])
+def test_an_empty_index_path_is_called_empty_not_a_folder(text):
+    with pytest.raises(ValueError, match=r"indices: names no file \(the path is empty\); indices:FILE needs") as caught:
+        parse_forget(text, DIGITS)
+    assert "folder" not in str(caught.value)
+
+
+@pytest.mark.parametrize("text, word", [("1_0", "1_0"), ("١", "١"), ("²", "²"), ("0-1_0", "1_0"), ("٠-3", "٠"),
+                                        ("３", "３")])
+def test_seeds_accept_only_the_digits_0_9(text, word):
+    from mucomp.seeds import parse_seeds, seed_from_text
+
+    with pytest.raises(ValueError, match=f"'{word}' is not a whole number written with the digits 0-9"):
+        parse_seeds(text)
+    with pytest.raises(ValueError, match="is not a whole number written with the digits 0-9"):
+        seed_from_text(text)
+    assert parse_seeds("10") == [10] and parse_seeds(" 007 ") == [7] and seed_from_text("4294967295") == 2**32 - 1
+    with pytest.raises(ValueError, match=r"seed must be in \[0, 2\*\*32\)"):
+        seed_from_text("9" * 5000)  # never handed to int() (which refuses 4,300 digits with another message)
 
 
 def test_index_files_that_are_not_regular_files(tmp_path, monkeypatch):

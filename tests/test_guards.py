@@ -83,3 +83,13 @@ def test_a_million_run_grid_is_refused_in_milliseconds():
     with pytest.raises(TooManyRunsError, match="this grid makes 1,000,000 runs"):
         expand_grid(config, grid)
     assert time.perf_counter() - start < 0.5
+
+
+def test_a_grid_that_spells_one_run_twice_makes_it_once():
+    # 0.05, 5e-2 and 0.050 are one learning rate; seeds 1 and 1 one seed.
+    from mucomp.config import plan_runs
+
+    config = ExperimentConfig("digits", 3, 0, "ga")
+    runs = plan_runs(config, {"lr": [0.05, 5e-2, 0.050], "epochs": [1, 2]}, unlearn_seeds=[1, 1, 2])
+    assert [(r.lr, r.epochs, r.unlearn_seed) for r in runs] == [(0.05, 1, 1), (0.05, 1, 2), (0.05, 2, 1), (0.05, 2, 2)]
+    assert len(expand_grid(config, {"lr": [0.05, 0.1]})) == 2

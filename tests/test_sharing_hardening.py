@@ -435,3 +435,48 @@ def test_a_terminated_export_removes_its_temporary_file(experiment, store, tmp_p
     assert cli_main(["export", "--bundle", experiment.id, "-o", str(out)]) == 143
     assert list(tmp_path.iterdir()) == [] and "terminated" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is previous
+
+
+# --- 8. archives that are damaged or hold entries outside the layout -----------------------------------
+def a_zip(entries: dict[str, bytes]) -> bytes:
+    """The bytes of a zip holding ``entries`` (names as given: zipfile keeps ``..`` and a leading ``/``)."""
+    import io
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+EXPORT_MANIFEST = json.dumps({"format": "mucomp-experiments", "ids": []}).encode()
+
+
+@pytest.mark.parametrize("name, data", [
+    ("cut-short.zip", a_zip({"manifest.json": EXPORT_MANIFEST, "abc/result.json": b"{}" * 200})[:120]),
+    ("not-a-zip.zip", b"this text was renamed to .zip"),
+    ("export", a_zip({"manifest.json": EXPORT_MANIFEST})[:40]),  # no .zip suffix: the PK signature says it
+    ("empty-end-record.bin", b"PK\x05\x06" + b"\0" * 10),
+])
+def test_a_damaged_zip_is_reported_as_a_zip_not_as_comparator_json(tmp_path, monkeypatch, capsys, name, data):
+    monkeypatch.setenv("MUCOMP_HOME", str(tmp_path / "home"))
+    path = tmp_path / name
+    path.write_bytes(data)
+    assert cli_main(["import", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "not a zip archive of mucomp experiments" in err and "nothing was imported" in err, err
+    assert "comparator" not in err and "JSON" not in err and "UTF-8" not in err, err
+    assert "Import the zip `mucomp export` wrote" in err
+
+
+@pytest.mark.parametrize("entry", ["../../x", "/abs/x", "__MACOSX/._manifest.json", "abc/../../x"])
+def test_an_entry_outside_the_layout_is_named_by_import_as_by_reproduce(tmp_path, monkeypatch, capsys, entry):
+    monkeypatch.setenv("MUCOMP_HOME", str(tmp_path / "home"))
+    path = tmp_path / "repacked.zip"
+    path.write_bytes(a_zip({"manifest.json": EXPORT_MANIFEST, entry: b"x"}))
+    for command in ("import", "reproduce"):
+        assert cli_main([command, str(path)]) == 1
+        err = capsys.readouterr().err
+        assert f"unexpected entry {entry!r} in the archive" in err and "nothing was imported" in err, (command, err)
+        assert "not a valid experiment id" not in err
+    assert ExperimentStore().ids() == []

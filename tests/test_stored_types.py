@@ -166,6 +166,13 @@ def test_the_audit_blocks_mucomp_writes_validate_and_wrong_shapes_do_not():
         "relearn curve of unequal length": {**audits, "relearn": {**audits["relearn"], "curves": {
             "model": {"forget": {"steps": [0, 2], "forget_accuracy": [0.1]}}}}},
         "relearn relative infinite-ish": {**audits, "relearn": {**audits["relearn"], "relative": 1e308}},
+        **{f"relearn curve steps {steps}": {**audits, "relearn": {**audits["relearn"], "curves": {
+            "model": {"forget": {"steps": steps, "forget_accuracy": [0.5] * len(steps)}}}}}
+           for steps in ([], [2, 0], [0, 0], [1, 2], [0, 2, 9])},  # empty, reversed, repeated, no start, past 4
+        "relearn curve of another name": {**audits, "relearn": {**audits["relearn"], "curves": {
+            "model": {"extra": {"steps": [0, 2], "forget_accuracy": [0.1, 0.2]}}}}},
+        "relearn reached past its steps": {**audits, "relearn": {**audits["relearn"], "steps_to_target": {
+            **audits["relearn"]["steps_to_target"], "model": 40}}},
         "leakage of 3 classes": {**audits, "leakage": {**audits["leakage"], "mean_probability": [0.5, 0.25, 0.25]}},
         "leakage js a dict": {**audits, "leakage": {**audits["leakage"], "js_mean": {"a": 1}}},
         "probes a string": {**audits, "probes": {"fc": "high"}},
@@ -361,3 +368,17 @@ def test_stored_json_with_a_repeated_key_or_another_encoding_is_refused(data, sa
     with pytest.raises(ResultSchemaError, match=says):
         parse_json(data)
     assert parse_json(b'{"metrics": {"UA": 0.1, "RA": 0.9}}') == {"metrics": {"UA": 0.1, "RA": 0.9}}
+
+
+def test_the_same_weights_make_the_same_file_in_every_process(tmp_path):
+    # safetensors writes a metadata map in an order that changes per process: one key keeps the
+    # bytes of a reference (and of a stored model) the same wherever the same weights are saved.
+    import subprocess
+    import sys
+
+    code = ("import hashlib, numpy; from safetensors.numpy import save; from mucomp.weights import "
+            "safetensors_metadata as m; print(hashlib.sha256(save({'w': numpy.zeros(3)}, "
+            "metadata=m(kind='retrained', scenario='digits-c3', recipe='{}'))).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+               for _ in range(4)}
+    assert len(digests) == 1

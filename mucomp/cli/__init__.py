@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterator
 
 from mucomp.cli import audits, ensembles, references, report, runs, sharing, store
-from mucomp.cli.common import UsageError, error_line
+from mucomp.cli.common import ParseUsageError, UsageError, error_line
 from mucomp.display_text import for_terminal
 
 __all__ = ["UsageError", "build_parser", "main"]
@@ -85,7 +85,11 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parse(parser, argv)
+    try:
+        args = parse(parser, argv)
+    except ParseUsageError as err:  # an option's value (a seed in other digits): one line, no usage block
+        print(error_line(err.command, err), file=sys.stderr)
+        return 2
     if args.precision is not None:  # read by every evaluation here and in the workers this starts
         os.environ["MUCOMP_PRECISION"] = args.precision
     try:

@@ -8,7 +8,7 @@ import sys
 
 from mucomp import settings
 from mucomp.audits.ulira import CENTERS, GLOBAL_VARIANCE_BELOW, VARIANCES
-from mucomp.cli.common import UsageError, apply_torch_threads, emit, store_call
+from mucomp.cli.common import UsageError, apply_torch_threads, emit, load_experiment
 
 
 def cmd_audit(args) -> int:
@@ -18,13 +18,10 @@ def cmd_audit(args) -> int:
     from mucomp.experiment.audits import AuditError
     from mucomp.forget_sets import stored_forget_text
     from mucomp.results.attack import audit_text, stored_audits
-    from mucomp.store import ExperimentStore, UnreadableExperimentError
+    from mucomp.store import ExperimentStore
 
     store = ExperimentStore()
-    try:
-        store_call(store.load, args.id)
-    except UnreadableExperimentError as err:
-        raise RuntimeError(str(err)) from err
+    load_experiment(store, args.id)  # says what `mucomp show` says of an unknown or unreadable id
     wanted = [name for name, flag in (("ulira", args.ulira), ("relearn", args.relearn)) if flag]
     for option, value, low in (("--shadows", args.shadows, 1), ("--held-out", args.held_out, 1),
                                ("--steps", args.steps, 1), ("--workers", args.workers, 0)):

@@ -24,6 +24,33 @@ class UsageError(ValueError):
     """A bad command-line argument: exit code 2."""
 
 
+class ParseUsageError(UsageError):
+    """A UsageError found while the command line is parsed (an option's value), before the
+    command runs; ``command`` names it (``run``, ``zoo pull``) for :func:`error_line`."""
+
+    def __init__(self, message: str, command: str | None) -> None:
+        super().__init__(message)
+        self.command = command
+
+
+class SeedOption(argparse.Action):
+    """``--seed N`` and the like: a seed written with the digits 0-9 only
+    (:func:`mucomp.seeds.seed_from_text`), else one line saying so (exit 2), not argparse's usage
+    block (``type=int`` would also read ``1_0`` as 10 and accept ``١``)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        from mucomp.seeds import seed_from_text
+
+        try:
+            seed = seed_from_text(values)
+        except ValueError as err:
+            # argparse handles ValueError only from a `type`; raised here it reaches main()
+            command = parser.prog.removeprefix("mucomp").strip() or None
+            raise ParseUsageError(f"{option_string}: {err}", command) from None
+        setattr(namespace, self.dest, seed)
+
+
 def emit(payload: Any, as_json: bool, text: Callable[[], str]) -> None:
     """Print ``payload`` as JSON (``json.dumps`` escapes every control character), or ``text()``
     with every control character but its line breaks made visible (:func:`for_terminal`)."""
@@ -130,9 +157,46 @@ def store_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise UsageError(f"{err}; `mucomp list` shows the stored experiments' ids") from err
 
 
+def load_experiment(store: Any, experiment_id: str) -> Any:
+    """``store.load(experiment_id)`` for a command: an unknown or malformed id is a usage error
+    (:func:`store_call`); a folder whose result can't be read, including one without result.json,
+    is a RuntimeError saying so (exit 1), the words `mucomp show` and `mucomp list` use for it."""
+    from mucomp.store import ExperimentNotFoundError, UnreadableExperimentError
+
+    try:
+        try:
+            return store_call(store.load, experiment_id)
+        except UsageError as err:
+            if not isinstance(err.__cause__, ExperimentNotFoundError):
+                raise
+            # load calls a folder without result.json absent; the index (`show`, `list`) calls it
+            # unreadable: ask the index, which raises UnreadableExperimentError for it.
+            store_call(store.entry, experiment_id)
+            raise
+    except UnreadableExperimentError as err:
+        raise RuntimeError(str(err)) from err
+
+
 #: What an existing path that is not a regular file is, by its ``lstat`` mode test.
 _NOT_A_FILE = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
                (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def file_problem(path: str | os.PathLike, missing: str = "no file") -> str | None:
+    """Why ``path`` can't be read as an input file, or None when it is a regular file (or a link
+    to one): ``"no file 'x'"`` (``missing``), ``"'/dev/zero' is a character device, not a regular
+    file"``, or that it can't be read. A device or a FIFO is named as such, not as missing: it
+    exists, and reading it would block or never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return f"{missing} {str(path)!r}"
+    except OSError as err:  # e.g. a folder on the way that can't be searched
+        return f"{str(path)!r} can't be read ({err.strerror or err})"
+    if stat.S_ISREG(mode):
+        return None
+    what = next((name for test, name in _NOT_A_FILE if test(mode)), "something other than a file")
+    return f"{str(path)!r} is {what}, not a regular file"
 
 
 def check_output_file(output: str | os.PathLike, option: str = "-o") -> None:
@@ -214,8 +278,8 @@ def add_scenario_arguments(parser: argparse.ArgumentParser) -> None:
                         help="architecture (default: the data set's; digits: digits_cnn or vit_digits; fashion_mnist: "
                              "resnet18_fmnist or fmnist_cnn)")
     add_forget_arguments(parser)
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", action=SeedOption, default=0,
                         help="training seed of the references (default: 0); for run also the unlearning seed unless "
                              "--seeds is given")
-    parser.add_argument("--data-seed", dest="data_seed", type=int, default=0,
+    parser.add_argument("--data-seed", dest="data_seed", action=SeedOption, default=0,
                         help="seed of a random forget set and of the fixed subsets (default: 0)")

@@ -10,7 +10,7 @@ import statistics
 import sys
 
 from mucomp import settings
-from mucomp.cli.common import UsageError, add_scenario_arguments, apply_torch_threads, emit
+from mucomp.cli.common import SeedOption, UsageError, add_scenario_arguments, apply_torch_threads, emit
 
 #: The default N per side (the issue's benchmark; 512 in the challenge, a cluster job).
 DEFAULT_MODELS = 32
@@ -122,7 +122,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ensemble = sub.add_parser("ensemble", help="score a method configuration on ensembles of N unlearned and N "
                               "Retrained models (the challenge's F and score, KLoM)")
     add_scenario_arguments(ensemble)
-    ensemble.add_argument("--train-seed", dest="train_seed", type=int, default=None,
+    ensemble.add_argument("--train-seed", dest="train_seed", action=SeedOption, default=None,
                           help="training seed of the Original the models are unlearned from (same as --seed)")
     ensemble.add_argument("--method", required=True, help="unlearning method (see `mucomp methods`)")
     ensemble.add_argument("--epochs", default=None, help="epochs (default: the method's default for the data set)")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from mucomp.cli.common import (
     UsageError,
@@ -14,6 +13,7 @@ from mucomp.cli.common import (
     check_output_file,
     emit,
     epoch_progress,
+    file_problem,
     scenario_from_args,
     store_call,
 )
@@ -27,8 +27,9 @@ def cmd_reproduce(args) -> int:
     from mucomp.sharing.reproduce import reproduce
     from mucomp.store import ExperimentStore
 
-    if not Path(args.bundle).is_file():
-        raise UsageError(f"bundle: no file {args.bundle!r}; give a zip made by `mucomp export --bundle`")
+    problem = file_problem(args.bundle)
+    if problem:
+        raise UsageError(f"bundle: {problem}; give a zip made by `mucomp export --bundle`")
     if args.tolerance is not None and not (args.tolerance >= 0):
         raise UsageError(f"--tolerance: must be 0 or more, got {args.tolerance}")
     apply_torch_threads()

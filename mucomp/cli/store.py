@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from mucomp.catalogue import LIST_METRICS
 from mucomp.cli.common import (
@@ -15,6 +14,8 @@ from mucomp.cli.common import (
     canonical_forget,
     check_output_file,
     emit,
+    file_problem,
+    load_experiment,
     results_text,
     store_call,
     summary_row,
@@ -24,6 +25,47 @@ from mucomp.specs import DATASETS
 
 #: The metrics of ``mucomp summary``'s text (its JSON has every summarised metric).
 SUMMARY_TEXT_METRICS = tuple(m for m in LIST_METRICS if m != "PS_exact")
+
+
+def known_text(values: set[str], shown: int = 5) -> str:
+    """A few values for a message: ``ga, ft`` or ``a, b, c, d, e and 3 more``."""
+    ordered = sorted(values)
+    more = f" and {len(ordered) - shown} more" if len(ordered) > shown else ""
+    return ", ".join(ordered[:shown]) + more
+
+
+def check_filter(option: str, value: str | None, rows: list[dict], of: str, narrowed_by: list[str]) -> None:
+    """UsageError (exit 2) when a free-text filter (``--group``, ``--method``) names a value that
+    none of the listed ``rows`` has (``of(row)``: its value), naming a few that they have: a typo
+    is not mistaken for an empty result. ``narrowed_by``: the other filters the rows were listed
+    with, so the message says where the value was looked for. The rule of both ``mucomp list``
+    and ``mucomp summary``."""
+    if value is None:
+        return
+    known = {str(row_value(row, of)) for row in rows if row_value(row, of)}
+    if value in known:
+        return
+    where = f" of the {' / '.join(narrowed_by)} given" if narrowed_by else ""
+    missing = (f"no stored experiment{where} belongs to group {value!r}" if of == "group"
+               else f"no stored experiment{where} was made with method {value!r}")
+    stored = f"stored: {known_text(known) or 'none'}"
+    hint = ("`mucomp list --json` shows each experiment's group" if of == "group"
+            else "`mucomp summary` lists every group with its method")
+    raise UsageError(f"{option}: {missing} ({stored}); {hint}")
+
+
+def row_value(row: dict, of: str) -> object:
+    """A listing row's ``group`` (top level) or ``method`` (in its config)."""
+    return row.get("group") if of == "group" else (row.get("config") or {}).get(of)
+
+
+def scope_filters(args, filters: dict) -> list[str]:
+    """The scenario options a listing was narrowed by (``filters``: the store filters they gave;
+    for :func:`check_filter`'s message)."""
+    given = ["--dataset"] if "dataset" in filters else []
+    if "forget" in filters:
+        given.append("--forget" if args.forget is not None else "--forget-class")
+    return given
 
 
 def cmd_list(args) -> int:
@@ -38,7 +80,8 @@ def cmd_list(args) -> int:
     if args.forget_class is not None or args.forget is not None:
         filters["forget"] = canonical_forget(args)
     entries = store.entries(**filters)
-    if args.group:
+    if args.group is not None:
+        check_filter("--group", args.group, entries, "group", scope_filters(args, filters))
         entries = [e for e in entries if e.get("group") == args.group]
     unreadable = store.problems
     for name, problem in unreadable.items():
@@ -68,6 +111,18 @@ def summary_scenario(group: dict) -> tuple[str, str]:
     return named, forget + (f" (data seed {data_seed})" if data_seed else "")
 
 
+def check_summary_filters(args, entries: list[dict], filters: dict) -> None:
+    """Refuse a ``--group`` / ``--method`` of ``mucomp summary`` that none of the replicate groups
+    among ``entries`` (listed with the scenario ``filters``) has (:func:`check_filter`)."""
+    members = [e for e in entries if e.get("kind") == "unlearned" and e.get("group")]
+    narrowed_by = scope_filters(args, filters)
+    check_filter("--group", args.group, members, "group", narrowed_by)
+    if args.group is not None:
+        members = [e for e in members if e["group"] == args.group]
+        narrowed_by.append("--group")
+    check_filter("--method", args.method, members, "method", narrowed_by)
+
+
 def cmd_summary(args) -> int:
     """Mean, 95 % Student-t interval and n of every metric per replicate group (from the index)."""
     from mucomp.groups import group_summaries
@@ -77,10 +132,8 @@ def cmd_summary(args) -> int:
     if args.forget is not None or args.forget_class is not None:
         filters["forget"] = canonical_forget(args)
     entries = ExperimentStore().entries(**filters)
+    check_summary_filters(args, entries, filters)  # an unknown --group / --method: exit 2, never an empty table
     summaries = group_summaries(entries, group=args.group, method=args.method)
-    if args.group and not summaries:
-        raise UsageError(f"--group: no stored experiment belongs to group {args.group!r}; `mucomp list --json` shows "
-                         "each experiment's group")
 
     def cell(entry: dict | None) -> str:
         if not entry or entry["mean"] is None:
@@ -119,14 +172,14 @@ def cmd_show(args) -> int:
     from mucomp.store import ExperimentStore, UnreadableExperimentError
 
     store = ExperimentStore()
+    if args.json:
+        emit(load_experiment(store, args.id).result, True, str)
+        return 0
     try:
-        if args.json:
-            emit(store_call(store.load, args.id).result, True, str)
-        else:
-            entry = store_call(store.entry, args.id)
-            print(json.dumps(summary_row(entry), indent=1))
+        entry = store_call(store.entry, args.id)
     except UnreadableExperimentError as err:
         raise RuntimeError(str(err)) from err
+    print(json.dumps(summary_row(entry), indent=1))
     return 0
 
 
@@ -184,9 +237,10 @@ def cmd_import(args) -> int:
         from mucomp.cli.comparator import import_comparator_files
 
         return import_comparator_files(args)
-    if not Path(args.archive).is_file():
-        raise UsageError(f"archive: no file or folder {args.archive!r}; give the path of a zip made by `mucomp export`, "
-                         "or the published comparator's experiment files (a JSON file, a folder or a checkout)")
+    problem = file_problem(args.archive, missing="no file or folder")
+    if problem:
+        raise UsageError(f"archive: {problem}; give the path of a zip made by `mucomp export`, or the published "
+                         "comparator's experiment files (a JSON file, a folder or a checkout)")
     from mucomp.sharing.bundle import import_archive  # says what a full disk left stored
 
     try:

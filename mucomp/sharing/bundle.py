@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mucomp.names import (
+    ID_PATTERN,
     KINDS,
     MANIFEST_FILE,
     MAX_MANIFEST_BYTES,
@@ -474,7 +475,8 @@ def read_bundle(source: Any) -> Bundle:
     try:
         archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError, ValueError) as err:
-        raise StoreError(f"not a zip archive of a mucomp bundle ({err}); {_REFUSED}") from err
+        raise StoreError(f"not a zip archive of a mucomp bundle ({err}); {_REFUSED}. Give the zip "
+                         "`mucomp export --bundle` wrote (copy it again if the copy was cut short)") from err
     with archive:
         # The checks of `mucomp import`: entry names, duplicates, total size, the export manifest.
         files, loose = read_entries(archive)
@@ -608,13 +610,15 @@ def _bases_first(entries: dict[str, BundleEntry]) -> dict[str, BundleEntry]:
 # --- importing --------------------------------------------------------------------------------------
 def _archive_order(source: str | os.PathLike) -> list[str]:
     """The experiment ids of an export-shaped zip in the order of its entries (the order an import
-    writes them in); [] when it can't be read (the import then says why)."""
+    writes them in); [] when it can't be read (the import then says why). Folders that are no
+    valid id (``..``, ``__MACOSX``, the empty name of ``/abs``) are left out: the import refuses
+    the archive naming that entry, which a store look-up of the name would not."""
     try:
         with zipfile.ZipFile(source) as archive:
             names = [info.filename.split("/", 1)[0] for info in archive.infolist() if "/" in info.filename]
     except (zipfile.BadZipFile, OSError, ValueError):
         return []
-    return list(dict.fromkeys(names))
+    return [name for name in dict.fromkeys(names) if ID_PATTERN.fullmatch(name)]
 
 
 def _has_bundle_block(source: str | os.PathLike) -> bool:

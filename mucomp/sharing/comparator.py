@@ -124,13 +124,34 @@ def experiment_id(forget_class: int, comparator_id: str) -> str:
     return f"cmp{int(forget_class)}-" + re.sub(r"[^a-z0-9-]", "-", str(comparator_id).lower())[:32]
 
 
+#: The first bytes of a zip archive: a local file header, or the end record of an empty zip.
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def looks_like_zip(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is meant as a zip archive: its name ends in ``.zip``, it starts with a zip
+    signature, or :func:`zipfile.is_zipfile` finds its directory. A damaged or truncated zip
+    (no readable directory) still counts, so its import says it is a broken zip, not that it is
+    broken JSON."""
+    p = Path(path)
+    if p.suffix.lower() == ".zip":
+        return True
+    try:
+        with p.open("rb") as handle:
+            if handle.read(4) in ZIP_MAGIC:
+                return True
+    except OSError:
+        return False
+    return zipfile.is_zipfile(p)
+
+
 def is_comparator_path(path: str | os.PathLike) -> bool:
-    """Whether ``mucomp import`` should read ``path`` as comparator files: a folder, or a file
-    that is not a zip archive (a zip is an export of mucomp's own)."""
+    """Whether ``mucomp import`` should read ``path`` as comparator files: a folder, or a regular
+    file that is not a zip archive (:func:`looks_like_zip`: a zip is an export of mucomp's own)."""
     p = Path(path)
     if p.is_dir():
         return True
-    return p.is_file() and not zipfile.is_zipfile(p)
+    return p.is_file() and not looks_like_zip(p)
 
 
 # --- finding and reading ------------------------------------------------------------------------

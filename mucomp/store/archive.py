@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     import torch
 
 _NOTHING = "nothing was imported"
+#: What to do about an archive that is not an intact mucomp export (damaged, cut short, repacked).
+_AGAIN = "Import the zip `mucomp export` wrote, unchanged"
 _CHUNK = 1024 * 1024
 
 
@@ -58,7 +60,8 @@ def read_archive(source: Any, *, allow_references: bool = False) -> dict[str, Ar
     try:
         archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError, ValueError) as err:
-        raise StoreError(f"not a zip archive of mucomp experiments ({err}); {_NOTHING}") from err
+        raise StoreError(f"not a zip archive of mucomp experiments ({err}); {_NOTHING}. {_AGAIN} "
+                         "(copy it again if the copy was cut short)") from err
     with archive:
         files, manifest = read_entries(archive)
     listed = manifest.get("ids")
@@ -90,7 +93,9 @@ def read_entries(archive: zipfile.ZipFile) -> tuple[dict[str, dict[str, bytes]],
             continue
         parts = info.filename.split("/")
         if len(parts) != 2 or parts[1] not in (RESULT_FILE, MODEL_FILE) or not ID_PATTERN.fullmatch(parts[0]):
-            raise StoreError(f"unexpected entry {info.filename!r} in the archive; {_NOTHING}")
+            raise StoreError(f"unexpected entry {info.filename!r} in the archive (a mucomp export holds only "
+                             f"{MANIFEST_FILE} and ID/{RESULT_FILE}, ID/{MODEL_FILE}); {_NOTHING}. "
+                             f"{_AGAIN} (not one repacked by another tool)")
         limit = MAX_RESULT_BYTES if parts[1] == RESULT_FILE else MAX_IMPORT_BYTES
         files.setdefault(parts[0], {})[parts[1]] = _read_member(archive, info, limit)
     try:

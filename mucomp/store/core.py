@@ -57,7 +57,7 @@ from mucomp.store.errors import (
     UnreadableExperimentError,
 )
 from mucomp.store.index import ListingIndex, light_of, summary_of
-from mucomp.weights import weights_sha256
+from mucomp.weights import safetensors_metadata, weights_sha256
 
 if TYPE_CHECKING:
     import torch
@@ -213,7 +213,7 @@ class ExperimentStore:
             from safetensors.torch import save
 
             tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-            model_bytes = save(tensors, metadata={"id": result["id"], "kind": result["kind"]})
+            model_bytes = save(tensors, metadata=safetensors_metadata(id=result["id"], kind=result["kind"]))
         self._write_folder(result["id"], payload, model_bytes, result)
         return Experiment(result["id"], result, self._folder(result["id"]))
 

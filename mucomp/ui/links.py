@@ -18,6 +18,7 @@ from mucomp.data import DATASETS, Scenario
 from mucomp.forget_sets import kind_of, of_classes
 from mucomp.privacy import METRIC_RANGES, METRICS
 from mucomp.results import STRATEGY_LABELS
+from mucomp.seeds import seed_from_text
 
 #: The scenario a new session starts on: digits, forget class 3, training seed 0 (the README's
 #: examples and the CLI's use the same class).
@@ -65,7 +66,8 @@ def state_from_query(query: Mapping[str, str]) -> tuple[Scenario | None, str | N
             forget = str(query.get("forget", DEFAULT_SCENARIO.forget_class))[:64]
             forget = of_classes(int(forget)).text if forget.isascii() and forget.isdigit() else forget
             if kind_of(forget) in ("class", "classes", "random"):
-                seed, data_seed = int(query.get("seed", "0")), int(query.get("data_seed", "0"))
+                # the digits 0-9 only, as the CLI reads them (int() would take '1_0' and '١')
+                seed, data_seed = seed_from_text(query.get("seed", "0")), seed_from_text(query.get("data_seed", "0"))
                 arch = query.get("arch") if query.get("arch") in DATASETS[dataset].archs else None
                 scenario = Scenario(dataset, None, seed, forget, data_seed, arch)
     except (TypeError, ValueError):
