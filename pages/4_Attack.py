@@ -22,7 +22,7 @@ from mucomp.results import (
 from mucomp.results.attack import feature_control
 from mucomp.results.imported import attack_reference_id, attack_reference_ready
 from mucomp.ui import audit_tabs, ensemble_tab, figures, grids, session, widgets
-from mucomp.ui.text import md
+from mucomp.ui.text import instance_help, md
 from mucomp.ui.thumbnails import images_problem
 
 session.setup("Attack")
@@ -192,8 +192,7 @@ def model_column(s, which: str, label: str, view: AttackView, result: dict, memo
 
 
 def instance_panel(s, a: dict, b: dict, labels: tuple[str, str], views: dict[str, AttackView]) -> None:
-    st.header("Instance", help="One forget image and the class probabilities both models give it: a model that "
-                               "forgot the class should not put its weight on the forget class.")
+    st.header("Instance", help=instance_help(s.forget_set.text))
     index = st.session_state.get(session.KEY_INSTANCE)
     # Both models' attack values must cover it (a comparator import covers 200 forget images only).
     forget_images = set(views["a"].indices.tolist()) & set(views["b"].indices.tolist())

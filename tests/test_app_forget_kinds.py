@@ -172,6 +172,8 @@ def test_attack_tabs_say_u_lira_belongs_to_the_configuration_and_read_relearning
     assert any(catalogue.ULIRA_SCOPE in c for c in captions)
     assert any("nothing has to come back" in c for c in captions)
     assert not CLASS_WORDING.findall("\n".join(captions))
+    assert not CLASS_WORDING.findall(shown_text(at))  # headers' help too (the instance panel's)
+    assert "forget class" in text.instance_help("class:3")
     assert "per method configuration" in catalogue.COLUMN_HELP["U-LiRA"]  # Screen's column help, briefly
 
 

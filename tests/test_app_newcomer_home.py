@@ -169,6 +169,19 @@ def test_a_link_naming_an_unknown_model_says_it_was_not_found_until_the_session_
     assert links.missing_models("id-1", "id-2", {"id-1", "id-2"}) == ("id-1", "id-2", [])
 
 
+def test_a_link_naming_a_scenario_that_cannot_be_opened_says_so():
+    # An index list cannot come from a link, nor can an unknown forget text: say it, escaped.
+    for forget in ("indices:58bf2a278dc0", "banana![x](http://evil.example/x.png)"):
+        at = home({"dataset": "digits", "forget": forget, "seed": "0", "a": "abc-missing"})
+        assert at.session_state["mucomp_scenario"] == links.DEFAULT_SCENARIO
+        [warning] = [w.value for w in at.warning if "cannot be opened" in w.value]
+        assert "Choose the scenario on Home" in warning and "[x](" not in warning  # brackets escaped
+    assert "chosen on Home from its file" in links.unopened_scenario({"forget": "indices:58bf2a278dc0"})
+    assert links.unopened_scenario({"a": "abc"}) is None
+    ok(at.selectbox(key="home_forget").set_value(4))  # another scenario: the link is behind us
+    assert not any("cannot be opened" in w.value for w in at.warning)
+
+
 # --- the Attack settings survive a reload ------------------------------------------------------------
 
 ATTACK_LINK = {"dataset": "digits", "forget": "3", "seed": "0", "feature": "confidence", "strategy": "custom",

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mucomp.data import DATASETS, Scenario
+from mucomp.display_text import for_markdown
 from mucomp.forget_sets import kind_of, of_classes
 from mucomp.privacy import METRIC_RANGES, METRICS
 from mucomp.results import STRATEGY_LABELS
@@ -75,6 +76,21 @@ def state_from_query(query: Mapping[str, str]) -> tuple[Scenario | None, str | N
     models = [query.get(k) if isinstance(query.get(k), str) and _LINK_ID.fullmatch(query.get(k)) else None
               for k in MODEL_KEYS]
     return scenario, models[0], models[1]
+
+
+def unopened_scenario(query: Mapping[str, str]) -> str | None:
+    """The sentence a new session shows when its URL names a scenario that could not be opened
+    (:func:`state_from_query` gave None), or None when it named none."""
+    if not any(k in query for k in ("dataset", "forget", "seed", "data_seed")):
+        return None
+    # A link is anybody's text: escaped, as the warning renders markdown.
+    named = ", ".join(f"{k}={for_markdown(str(query[k])[:40])}" for k in ("dataset", "forget", "seed", "data_seed")
+                      if k in query)
+    why = ("a list of images (indices:) is chosen on Home from its file, not from a link"
+           if str(query.get("forget", "")).startswith("indices:") else "it is not a data set, forget set and seed "
+           "this app knows")
+    return (f"The link names the scenario {named}, which cannot be opened ({why}): the default scenario is shown "
+            "instead. Choose the scenario on Home.")
 
 
 def _number(text: Any) -> float | None:

@@ -196,6 +196,8 @@ def _start_from_query(query: dict[str, str]) -> None:
     init_state()
     st.session_state[KEY_ATTACK] = links.attack_from_query(query, st.session_state[KEY_ATTACK])
     if found is None:
+        if problem := links.unopened_scenario(query):
+            st.session_state[KEY_LINK_PROBLEMS] = ([problem], (scenario(), *model_ids()))
         return
     set_scenario(found)
     a, b, problems = links.missing_models(a, b, (r["id"] for r in experiments(found)))

@@ -237,3 +237,14 @@ def epoch_help(forget: str | None) -> str:
     goal = ("should approach the Retrained model's (which still recognises most forgotten images)"
             if imagewise(forget) else "should fall towards the Retrained model's (about 0)")
     return f"Forget accuracy {goal}; a loss that keeps growing without bound is a sign the model is breaking."
+
+
+def instance_help(forget: str | None) -> str:
+    """How to read the Attack page's instance panel for the forget set ``forget`` (its canonical
+    text; None: a class set)."""
+    if imagewise(forget):
+        return ("One forget image and the class probabilities both models give it. These images were forgotten one "
+                "by one, not as a class: a model close to the Retrained model gives them about the probabilities "
+                "the Retrained model gives, which usually still favour their true class.")
+    return ("One forget image and the class probabilities both models give it: a model that forgot the class should "
+            "not put its weight on the forget class.")
