@@ -103,6 +103,12 @@ def test_screen_one_replicate_group_keeps_its_seeds_in_a_narrow_band_and_labels_
     assert f"{GA} · lr 0.03 · seeds t0 u0 · {ids[(0.03, 0)]}" in options
     assert any(o.startswith(f"{GA} · lr 0.05 · seeds t0 u2") for o in at.selectbox(key="screen_detail").options)
     assert not any("epochs" in o for o in options)  # the same in every GA run: not repeated
+    # The sidebar's Model A / B lines use the same labels once the models are chosen.
+    at.selectbox(key="screen_model_a").set_value(ids[(0.03, 0)]).run()
+    at.selectbox(key="screen_model_b").set_value(ids[(0.05, 2)]).run()
+    sidebar = "\n".join(c.value for c in at.sidebar.caption)
+    assert f"lr 0.03 · seeds t0 u0 · {ids[(0.03, 0)]}" in sidebar.replace("\\", "")
+    assert f"lr 0.05 · seeds t0 u2 · {ids[(0.05, 2)]}" in sidebar.replace("\\", "")
 
     # Defect 6: neither the references' long ids nor the method labels are cut off.
     columns = json.loads(at.dataframe[0].proto.columns)

@@ -27,6 +27,7 @@ from mucomp.store.ensembles import (
 )
 from mucomp.ui import figures, grids, session, widgets
 from mucomp.ui.figures import ensembles as ens_figures
+from mucomp.ui.labels import experiment_labels
 from mucomp.ui.text import md
 
 #: Forget images in the ranking grid (the highest ε first).
@@ -57,9 +58,12 @@ def _number(value: float | None, style: str = "{:.3f}") -> str:
     return "—" if value is None else style.format(value)
 
 
-def pick_model(labels: tuple[str, str], results: tuple[dict, dict]) -> tuple[str, str, dict] | None:
-    """Model A or Model B (a segmented control when they differ): the unlearned one whose
-    configuration the tab shows; None when neither is an unlearned model."""
+def pick_model(labels: tuple[str, str], results: tuple[dict, dict],
+               control_labels: tuple[str, str] | None = None) -> tuple[str, str, dict] | None:
+    """Model A or Model B (a segmented control, showing ``control_labels`` or ``labels``, when they
+    differ): the unlearned one whose configuration the tab shows; None when neither is an
+    unlearned model."""
+    shown = dict(zip("ab", control_labels or labels, strict=True))
     choices = {which: (which, label, result) for which, label, result in zip("ab", labels, results, strict=True)
                if result.get("kind") == "unlearned"}
     if results[0]["id"] == results[1]["id"]:
@@ -72,7 +76,7 @@ def pick_model(labels: tuple[str, str], results: tuple[dict, dict]) -> tuple[str
     if len(choices) > 1:
         session.bind("ensemble_which", current)
         st.segmented_control(
-            "Configuration of", list(choices), key="ensemble_which", format_func=lambda w: md(choices[w][1], 80),
+            "Configuration of", list(choices), key="ensemble_which", format_func=lambda w: md(shown[w], 120),
             on_change=lambda: st.session_state.__setitem__(KEY_WHICH, st.session_state["ensemble_which"] or current),
             help="An ensemble belongs to a method configuration: pick the model whose configuration to show.")
     st.session_state[KEY_WHICH] = current
@@ -262,7 +266,10 @@ def ensemble_tab(s, labels: tuple[str, str], results: tuple[dict, dict], listing
         st.warning(f"{len(problems)} ensemble record(s) can't be read and are left out: "
                    + "; ".join(md(p, 400) for p in problems[:5]) + (" …" if len(problems) > 5 else ""),
                    icon=":material/warning:")
-    picked = pick_model(labels, results)
+    # The control's labels tell two runs of one method apart (settings, seeds); charts keep the short ones.
+    detailed = experiment_labels(listing)
+    picked = pick_model(labels, results, tuple(f"{which}: {detailed[r['id']]}" if r["id"] in detailed else label
+                                               for which, label, r in zip("AB", labels, results, strict=True)))
     if picked is None:
         st.info("Ensembles belong to an unlearning method's configuration: choose an unlearned model as Model A or "
                 "Model B on Screen.", icon=":material/info:")

@@ -53,11 +53,11 @@ from mucomp.execution import (
     request_scenario,
     shared_executor,
 )
-from mucomp.results import experiment_label
 from mucomp.store import HEAVY_BLOCKS as HEAVY_BLOCKS  # re-exported: pages may read it
 from mucomp.store import SCENARIO_KEYS, ExperimentStore
 from mucomp.store.index import INDEX_FILE
 from mucomp.ui import links
+from mucomp.ui.labels import experiment_labels
 from mucomp.ui.links import DEFAULT_SCENARIO as DEFAULT_SCENARIO  # re-exported: the scenario of a new session
 from mucomp.ui.text import md
 
@@ -498,7 +498,7 @@ def sidebar() -> None:
     """The scenario, Model A / B and the queue, on every page."""
     s = scenario()
     listing = experiments(s)
-    labels = {r["id"]: experiment_label(r) for r in listing}
+    labels = experiment_labels(listing)  # what tells two runs of one method apart (settings, seeds)
     a, b = model_ids()
     with st.sidebar:
         st.markdown("**Scenario**")
