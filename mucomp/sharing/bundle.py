@@ -468,8 +468,9 @@ def validate_block(block: Any, where: str) -> dict:
     return block
 
 
-def read_bundle(source: Any) -> Bundle:
-    """Check a bundle completely (see the module docstring) and return it; StoreError says why not."""
+def read_bundle(source: Any, *, check_weights: bool = True) -> Bundle:
+    """Check a bundle completely (see the module docstring) and return it; StoreError says why not.
+    ``check_weights=False`` leaves the weights to the caller (an import checks them as it stores)."""
     from mucomp.store.archive import check_model_files, read_entries
 
     try:
@@ -498,7 +499,8 @@ def read_bundle(source: Any) -> Bundle:
     entries = {}
     for experiment_id in listed:
         entries[experiment_id] = _check_entry(experiment_id, files[experiment_id], block["experiments"][experiment_id])
-    check_model_files([(i, e.result, e.model_bytes) for i, e in entries.items() if e.model_bytes is not None])
+    if check_weights:
+        check_model_files([(i, e.result, e.model_bytes) for i, e in entries.items() if e.model_bytes is not None])
     return Bundle(block, _bases_first(entries))
 
 
@@ -641,7 +643,9 @@ def import_archive(store: ExperimentStore, source: str | os.PathLike, *, on_conf
     StoreError naming the experiments stored before it did (they stay: each is complete), the
     one that could not be written and those not tried."""
     if _has_bundle_block(source):
-        read_bundle(source)  # a bundle's manifest must say what its results say (StoreError: why not)
+        # A bundle's manifest must say what its results say (StoreError: why not); the weights are
+        # checked once, by the import below.
+        read_bundle(source, check_weights=False)
     ids = _archive_order(source)
     before = {i for i in ids if store.exists(i)}
     try:

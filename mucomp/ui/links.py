@@ -81,11 +81,11 @@ def state_from_query(query: Mapping[str, str]) -> tuple[Scenario | None, str | N
 def unopened_scenario(query: Mapping[str, str]) -> str | None:
     """The sentence a new session shows when its URL names a scenario that could not be opened
     (:func:`state_from_query` gave None), or None when it named none."""
-    if not any(k in query for k in ("dataset", "forget", "seed", "data_seed")):
+    given = [k for k in SCENARIO_KEYS if k in query]
+    if not given:
         return None
     # A link is anybody's text: escaped, as the warning renders markdown.
-    named = ", ".join(f"{k}={for_markdown(str(query[k])[:40])}" for k in ("dataset", "forget", "seed", "data_seed")
-                      if k in query)
+    named = ", ".join(f"{k}={for_markdown(str(query[k])[:40])}" for k in given)
     why = ("a list of images (indices:) is chosen on Home from its file, not from a link"
            if str(query.get("forget", "")).startswith("indices:") else "it is not a data set, forget set and seed "
            "this app knows")
